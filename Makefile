@@ -1,0 +1,88 @@
+# Sheaf: two commands on a fresh machine: `make demo` and `make test`.
+# Everything is installed from this repository's own pinned files; re-runs are no-ops.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+export SHEAF_CACHE ?= $(HOME)/.cache/sheaf
+export PATH := $(CURDIR)/tools:$(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(CURDIR)/build/bin:$(PATH)
+export GOFLAGS := -mod=readonly
+export SHEAF_GNARK_BIN := $(CURDIR)/build/bin/sheaf-gnark
+
+GNARK_SRC   := $(shell find gnark -name '*.go' 2>/dev/null) gnark/go.mod gnark/go.sum
+PROTO_SRC   := $(shell find proto -name '*.proto' 2>/dev/null)
+STAMP       := build/stamps
+
+.PHONY: help setup test demo bench lint fmt clean check-tools lock-python
+help:
+	@echo "make demo   set up everything, then run the end-to-end job on local defaults"
+	@echo "make test   set up everything, then run the whole test suite"
+	@echo "make bench  set up, then run the benchmarks (tables + bench/results/*.json)"
+	@echo "make lint   ruff, mypy, go vet, forge fmt --check"
+	@echo "make setup  only install/build (idempotent)"
+
+setup: check-tools $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto build/bin/sheaf-gnark $(STAMP)/srs
+	@echo "setup: ok (cache: $(SHEAF_CACHE))"
+
+check-tools:
+	@tools/check-tools
+
+$(STAMP)/venv: requirements.lock pyproject.toml
+	@mkdir -p $(STAMP)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-input --no-deps --no-build-isolation \
+		--config-settings editable_mode=compat -e .
+	@touch $@
+
+$(STAMP)/npm: package.json package-lock.json
+	@mkdir -p $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Generated at setup (not committed): protoc from grpcio-tools, so the code always matches proto/.
+$(STAMP)/proto: $(PROTO_SRC) $(STAMP)/venv
+	@mkdir -p $(STAMP)
+	rm -rf sheaf && mkdir -p sheaf
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTO_SRC)
+	@touch $@
+
+build/bin/sheaf-gnark: $(GNARK_SRC)
+	@mkdir -p build/bin
+	cd gnark && go build -trimpath -o ../build/bin/sheaf-gnark ./cmd/sheaf-gnark
+
+# INSECURE dev SRS for ezkl (known toxic waste); production passes a ceremony SRS path instead.
+$(STAMP)/srs: $(STAMP)/venv
+	$(PY) -m provers.srs ensure
+	@touch $@
+
+test: setup
+	tools/run-tests
+
+demo: setup
+	$(PY) -m provers.demo
+
+bench: setup
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	cd gnark && go vet ./...
+	forge fmt --check
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+	cd gnark && gofmt -w .
+	forge fmt
+
+lock-python:
+	$(PY) -m pip freeze --exclude-editable > requirements.lock.new && mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf build sheaf .pytest_cache .mypy_cache .ruff_cache

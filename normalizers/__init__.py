@@ -1,0 +1,1 @@
+"""Per-scheme normalizers: native proof formats in, one common envelope out."""

@@ -1,0 +1,1 @@
+"""Reference slice prover: ONNX slicing and the ezkl / gnark backends."""

@@ -1,0 +1,45 @@
+// Command sheaf-gnark is Sheaf's gnark-side tool: self-test, fixtures, Solidity export,
+// benchmarks and the long-lived verification sidecar (`serve`).
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/consensys/gnark/logger"
+)
+
+const usage = `usage: sheaf-gnark <command> [flags]
+
+commands:
+  version          print binary and gnark versions (JSON)
+  selftest         Groth16 compile/setup/prove/verify round trip + tamper check
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	// gnark logs to stdout by default, which would corrupt JSON output (and the serve protocol)
+	logger.Disable()
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "version", "--version", "-v":
+		err = json.NewEncoder(os.Stdout).Encode(versionInfo())
+	case "selftest":
+		err = runSelftest(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "unknown command %q\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sheaf-gnark %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}

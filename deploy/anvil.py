@@ -1,7 +1,8 @@
 """A local anvil node on a free loopback port, started and stopped cleanly.
 
 Used by the demo, the integration tests and the benchmarks. anvil comes from the pinned npm
-package (node_modules/.bin/anvil); ANVIL_BIN overrides it.
+package, run through tools/anvil (the platform binary itself, not the npm node wrapper, so that
+signals and exit codes are the process's own); ANVIL_BIN overrides it.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def anvil_binary() -> str:
     env = os.environ.get("ANVIL_BIN")
     if env:
         return env
-    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
+    local = REPO_ROOT / "tools" / "anvil"
     if local.exists():
         return str(local)
     found = shutil.which("anvil")

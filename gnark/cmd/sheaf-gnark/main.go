@@ -15,6 +15,8 @@ const usage = `usage: sheaf-gnark <command> [flags]
 commands:
   version          print binary and gnark versions (JSON)
   selftest         Groth16 compile/setup/prove/verify round trip + tamper check
+  fixtures --out DIR [--cache DIR]
+                   write real gnark Groth16/PLONK fixtures + manifest.json (INSECURE dev keys)
 `
 
 func main() {
@@ -31,6 +33,8 @@ func main() {
 		err = json.NewEncoder(os.Stdout).Encode(versionInfo())
 	case "selftest":
 		err = runSelftest(args)
+	case "fixtures":
+		err = runFixtures(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/sheaf-zk/sheaf/gnark/fixtures"
+)
+
+func runFixtures(args []string) error {
+	fs := flag.NewFlagSet("fixtures", flag.ContinueOnError)
+	out := fs.String("out", "", "output directory (e.g. tests/fixtures/gnark)")
+	cache := fs.String("cache", fixtures.CacheDir(), "key cache directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required")
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	m, err := fixtures.Generate(*out, *cache, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("wrote %d fixtures to %s\n", len(m.Fixtures), *out)
+	return nil
+}

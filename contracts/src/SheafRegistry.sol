@@ -1,0 +1,348 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IAggregationProofVerifier} from "./IAggregationProofVerifier.sol";
+import {ISheafRegistry} from "./ISheafRegistry.sol";
+import {Merkle} from "./Merkle.sol";
+
+/// @title SheafRegistry
+/// @notice Per-domain sequence of aggregations (keccak Merkle roots of statement hashes), accepted either
+///   with a recursive proof (RECURSIVE) or with k-of-n operator EIP-712 signatures (ATTESTED). Apps check
+///   inclusion with the zkVerify-compatible `verifyProofAggregation`.
+contract SheafRegistry is ISheafRegistry {
+    uint8 public constant KIND_RECURSIVE = 1;
+    uint8 public constant KIND_ATTESTED = 2;
+    /// Upper bound on leaves per aggregation (keeps leafCount in a uint64 and paths <= 32 entries).
+    uint256 public constant MAX_LEAVES = 1 << 32;
+
+    bytes32 public constant AGGREGATION_TYPEHASH =
+        keccak256("Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)");
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant _NAME_HASH = keccak256("Sheaf");
+    bytes32 private constant _VERSION_HASH = keccak256("1");
+    /// secp256k1 n / 2: signatures with a larger s are the malleable twin and are rejected.
+    uint256 private constant _HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+
+    struct Aggregation {
+        bytes32 root;
+        uint64 leafCount;
+        uint8 kind;
+        uint64 blockNumber;
+    }
+
+    struct Domain {
+        bool exists;
+        uint64 lastAggregationId;
+        /// Only this address may submit RECURSIVE aggregations (zero: anyone); prevents id griefing.
+        address submitter;
+    }
+
+    uint256 private immutable _cachedChainId;
+    bytes32 private immutable _cachedDomainSeparator;
+
+    address public owner;
+    address public pendingOwner;
+    bool public paused;
+    IAggregationProofVerifier public aggregationVerifier;
+    uint256 public threshold;
+    uint256 public operatorCount;
+    mapping(address => bool) public isOperator;
+    mapping(uint256 => Domain) private _domains;
+    mapping(uint256 => mapping(uint256 => Aggregation)) private _aggregations;
+
+    event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
+    event Paused(address indexed account);
+    event Unpaused(address indexed account);
+    event DomainCreated(uint256 indexed domainId, address indexed submitter);
+    event DomainSubmitterChanged(uint256 indexed domainId, address indexed previous, address indexed submitter);
+    event OperatorAdded(address indexed operator);
+    event OperatorRemoved(address indexed operator);
+    event ThresholdChanged(uint256 previous, uint256 threshold);
+    event AggregationVerifierChanged(address indexed previous, address indexed verifier);
+    event AggregationSubmitted(
+        uint256 indexed domainId, uint256 indexed aggregationId, bytes32 root, uint256 leafCount, uint8 kind
+    );
+
+    error NotOwner(address caller);
+    error NotPendingOwner(address caller);
+    error ZeroAddress();
+    error IsPaused();
+    error NotPaused();
+    error InvalidDomainId();
+    error DomainExists(uint256 domainId);
+    error UnknownDomain(uint256 domainId);
+    error NotSubmitter(uint256 domainId, address caller);
+    error UnexpectedAggregationId(uint256 domainId, uint256 expected, uint256 got);
+    error InvalidLeafCount(uint256 leafCount);
+    error ZeroRoot();
+    error VerifierNotSet();
+    error VerifierRejected(bytes4 returned);
+    error OperatorExists(address operator);
+    error NotAnOperator(address operator);
+    error InvalidThreshold(uint256 threshold, uint256 operatorCount);
+    error ThresholdNotSet();
+    error InvalidSignatureLength(uint256 index, uint256 length);
+    error InvalidSignatureV(uint256 index, uint8 v);
+    error MalleableSignature(uint256 index);
+    error InvalidSignature(uint256 index);
+    error SignerNotOperator(uint256 index, address signer);
+    error DuplicateSigner(uint256 index, address signer);
+    error SignersNotAscending(uint256 index);
+    error InsufficientSignatures(uint256 got, uint256 required);
+
+    modifier onlyOwner() {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+        _;
+    }
+
+    modifier whenNotPaused() {
+        if (paused) revert IsPaused();
+        _;
+    }
+
+    constructor(address initialOwner) {
+        if (initialOwner == address(0)) revert ZeroAddress();
+        owner = initialOwner;
+        _cachedChainId = block.chainid;
+        _cachedDomainSeparator = _buildDomainSeparator();
+        emit OwnershipTransferred(address(0), initialOwner);
+    }
+
+    // ------------------------------------------------------------------ ownership and admin
+
+    function transferOwnership(address newOwner) external onlyOwner {
+        if (newOwner == address(0)) revert ZeroAddress();
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(owner, newOwner);
+    }
+
+    function acceptOwnership() external {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
+        address previous = owner;
+        owner = msg.sender;
+        delete pendingOwner;
+        emit OwnershipTransferred(previous, msg.sender);
+    }
+
+    function pause() external onlyOwner {
+        if (paused) revert IsPaused();
+        paused = true;
+        emit Paused(msg.sender);
+    }
+
+    function unpause() external onlyOwner {
+        if (!paused) revert NotPaused();
+        paused = false;
+        emit Unpaused(msg.sender);
+    }
+
+    function createDomain(uint256 domainId, address submitter) external onlyOwner {
+        if (domainId == 0) revert InvalidDomainId();
+        Domain storage d = _domains[domainId];
+        if (d.exists) revert DomainExists(domainId);
+        d.exists = true;
+        d.submitter = submitter;
+        emit DomainCreated(domainId, submitter);
+    }
+
+    function setDomainSubmitter(uint256 domainId, address submitter) external onlyOwner {
+        Domain storage d = _existingDomain(domainId);
+        emit DomainSubmitterChanged(domainId, d.submitter, submitter);
+        d.submitter = submitter;
+    }
+
+    function setAggregationVerifier(IAggregationProofVerifier verifier) external onlyOwner {
+        emit AggregationVerifierChanged(address(aggregationVerifier), address(verifier));
+        aggregationVerifier = verifier;
+    }
+
+    function addOperator(address operator) external onlyOwner {
+        if (operator == address(0)) revert ZeroAddress();
+        if (isOperator[operator]) revert OperatorExists(operator);
+        isOperator[operator] = true;
+        ++operatorCount;
+        emit OperatorAdded(operator);
+    }
+
+    /// @dev Fails if it would leave fewer operators than the threshold: lower the threshold first.
+    function removeOperator(address operator) external onlyOwner {
+        if (!isOperator[operator]) revert NotAnOperator(operator);
+        uint256 count = operatorCount - 1;
+        if (count < threshold) revert InvalidThreshold(threshold, count);
+        isOperator[operator] = false;
+        operatorCount = count;
+        emit OperatorRemoved(operator);
+    }
+
+    function setThreshold(uint256 newThreshold) external onlyOwner {
+        if (newThreshold == 0 || newThreshold > operatorCount) revert InvalidThreshold(newThreshold, operatorCount);
+        emit ThresholdChanged(threshold, newThreshold);
+        threshold = newThreshold;
+    }
+
+    // ------------------------------------------------------------------ submissions
+
+    /// @notice RECURSIVE: the registry computes the root of `leaves` itself and has the verifier check
+    ///   `proof` against (root, leafCount). Leaves travel in calldata, so they are public and indexable.
+    function submitRecursiveAggregation(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32[] calldata leaves,
+        bytes calldata proof
+    ) external whenNotPaused returns (bytes32 root) {
+        Domain storage d = _existingDomain(domainId);
+        if (d.submitter != address(0) && msg.sender != d.submitter) revert NotSubmitter(domainId, msg.sender);
+        _checkNextId(d, domainId, aggregationId);
+        uint256 leafCount = leaves.length;
+        if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
+        IAggregationProofVerifier verifier = aggregationVerifier;
+        if (address(verifier) == address(0)) revert VerifierNotSet();
+        root = Merkle.rootCalldata(leaves);
+        bytes4 magic = verifier.verifyAggregation(root, leafCount, proof);
+        if (magic != IAggregationProofVerifier.verifyAggregation.selector) revert VerifierRejected(magic);
+        _store(d, domainId, aggregationId, root, leafCount, KIND_RECURSIVE);
+    }
+
+    /// @notice ATTESTED: accepted with at least `threshold` operator signatures over the EIP-712 struct
+    ///   Aggregation(domainId, aggregationId, root, leafCount). Signatures are 65 bytes (r || s || v) and
+    ///   must be ordered by strictly ascending signer address (O(1) duplicate detection).
+    function submitAttestedAggregation(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 root,
+        uint256 leafCount,
+        bytes[] calldata signatures
+    ) external whenNotPaused {
+        Domain storage d = _existingDomain(domainId);
+        _checkNextId(d, domainId, aggregationId);
+        if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
+        if (root == bytes32(0)) revert ZeroRoot();
+        uint256 required = threshold;
+        if (required == 0) revert ThresholdNotSet();
+        if (signatures.length < required) revert InsufficientSignatures(signatures.length, required);
+        bytes32 digest = aggregationDigest(domainId, aggregationId, root, leafCount);
+        address last;
+        for (uint256 i; i < signatures.length; ++i) {
+            address signer = _recover(digest, signatures[i], i);
+            if (!isOperator[signer]) revert SignerNotOperator(i, signer);
+            if (signer == last) revert DuplicateSigner(i, signer);
+            if (signer < last) revert SignersNotAscending(i);
+            last = signer;
+        }
+        _store(d, domainId, aggregationId, root, leafCount, KIND_ATTESTED);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    function verifyProofAggregation(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 leaf,
+        bytes32[] calldata merklePath,
+        uint256 leafCount,
+        uint256 index
+    ) external view returns (bool) {
+        (bool ok,) = _verifyInclusion(domainId, aggregationId, leaf, merklePath, leafCount, index);
+        return ok;
+    }
+
+    function verifyProofAggregationKind(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 leaf,
+        bytes32[] calldata merklePath,
+        uint256 leafCount,
+        uint256 index
+    ) external view returns (bool ok, uint8 kind) {
+        return _verifyInclusion(domainId, aggregationId, leaf, merklePath, leafCount, index);
+    }
+
+    function getAggregation(uint256 domainId, uint256 aggregationId) external view returns (Aggregation memory) {
+        return _aggregations[domainId][aggregationId];
+    }
+
+    function getDomain(uint256 domainId) external view returns (Domain memory) {
+        return _domains[domainId];
+    }
+
+    function nextAggregationId(uint256 domainId) external view returns (uint256) {
+        Domain storage d = _existingDomain(domainId);
+        return uint256(d.lastAggregationId) + 1;
+    }
+
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    function aggregationDigest(uint256 domainId, uint256 aggregationId, bytes32 root, uint256 leafCount)
+        public
+        view
+        returns (bytes32)
+    {
+        bytes32 structHash = keccak256(abi.encode(AGGREGATION_TYPEHASH, domainId, aggregationId, root, leafCount));
+        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _verifyInclusion(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 leaf,
+        bytes32[] calldata merklePath,
+        uint256 leafCount,
+        uint256 index
+    ) private view returns (bool, uint8) {
+        Aggregation storage a = _aggregations[domainId][aggregationId];
+        uint8 kind = a.kind;
+        // unknown aggregation (kind 0) or a leaf count other than the stored one: not included
+        if (kind == 0 || leafCount != a.leafCount) return (false, 0);
+        if (!Merkle.verify(a.root, merklePath, leafCount, index, leaf)) return (false, 0);
+        return (true, kind);
+    }
+
+    function _existingDomain(uint256 domainId) private view returns (Domain storage d) {
+        d = _domains[domainId];
+        if (!d.exists) revert UnknownDomain(domainId);
+    }
+
+    function _checkNextId(Domain storage d, uint256 domainId, uint256 aggregationId) private view {
+        uint256 expected = uint256(d.lastAggregationId) + 1;
+        if (aggregationId != expected) revert UnexpectedAggregationId(domainId, expected, aggregationId);
+    }
+
+    function _store(
+        Domain storage d,
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 root,
+        uint256 leafCount,
+        uint8 kind
+    ) private {
+        d.lastAggregationId = uint64(aggregationId);
+        _aggregations[domainId][aggregationId] = Aggregation({
+            root: root,
+            leafCount: uint64(leafCount),
+            kind: kind,
+            blockNumber: uint64(block.number)
+        });
+        emit AggregationSubmitted(domainId, aggregationId, root, leafCount, kind);
+    }
+
+    function _recover(bytes32 digest, bytes calldata sig, uint256 i) private pure returns (address signer) {
+        if (sig.length != 65) revert InvalidSignatureLength(i, sig.length);
+        bytes32 r = bytes32(sig[0:32]);
+        bytes32 s = bytes32(sig[32:64]);
+        uint8 v = uint8(sig[64]);
+        if (v != 27 && v != 28) revert InvalidSignatureV(i, v);
+        if (uint256(s) > _HALF_N) revert MalleableSignature(i);
+        signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert InvalidSignature(i);
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this)));
+    }
+}

@@ -197,11 +197,27 @@ contract SheafRegistry is ISheafRegistry {
         _checkNextId(d, domainId, aggregationId);
         uint256 leafCount = leaves.length;
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
-        IAggregationProofVerifier verifier = aggregationVerifier;
-        if (address(verifier) == address(0)) revert VerifierNotSet();
         root = Merkle.rootCalldata(leaves);
-        bytes4 magic = verifier.verifyAggregation(root, leafCount, proof);
-        if (magic != IAggregationProofVerifier.verifyAggregation.selector) revert VerifierRejected(magic);
+        _verifyRecursive(root, leafCount, proof);
+        _store(d, domainId, aggregationId, root, leafCount, KIND_RECURSIVE);
+    }
+
+    /// @notice RECURSIVE, root variant: the recursive proof itself binds the leaves to `root` (the circuit
+    ///   recomputes the keccak tree), so only 32 bytes of leaf data travel; the leaves must be published
+    ///   off-chain (the aggregator serves the paths). Cheaper for large batches.
+    function submitRecursiveAggregationRoot(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 root,
+        uint256 leafCount,
+        bytes calldata proof
+    ) external whenNotPaused {
+        Domain storage d = _existingDomain(domainId);
+        if (d.submitter != address(0) && msg.sender != d.submitter) revert NotSubmitter(domainId, msg.sender);
+        _checkNextId(d, domainId, aggregationId);
+        if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
+        if (root == bytes32(0)) revert ZeroRoot();
+        _verifyRecursive(root, leafCount, proof);
         _store(d, domainId, aggregationId, root, leafCount, KIND_RECURSIVE);
     }
 
@@ -303,6 +319,14 @@ contract SheafRegistry is ISheafRegistry {
         return (true, kind);
     }
 
+    function _verifyRecursive(bytes32 root, uint256 leafCount, bytes calldata proof) private view {
+        IAggregationProofVerifier verifier = aggregationVerifier;
+        if (address(verifier) == address(0)) revert VerifierNotSet();
+        // the verifier reverts on a bad proof; the magic value guards against code-less or lax verifiers
+        bytes4 magic = verifier.verifyAggregation(root, leafCount, proof);
+        if (magic != IAggregationProofVerifier.verifyAggregation.selector) revert VerifierRejected(magic);
+    }
+
     function _existingDomain(uint256 domainId) private view returns (Domain storage d) {
         d = _domains[domainId];
         if (!d.exists) revert UnknownDomain(domainId);
@@ -321,11 +345,15 @@ contract SheafRegistry is ISheafRegistry {
         uint256 leafCount,
         uint8 kind
     ) private {
+        // both casts are safe: aggregationId == last + 1 and leafCount <= MAX_LEAVES were checked
+        // forge-lint: disable-next-line(unsafe-typecast)
         d.lastAggregationId = uint64(aggregationId);
         _aggregations[domainId][aggregationId] = Aggregation({
             root: root,
+            // forge-lint: disable-next-line(unsafe-typecast)
             leafCount: uint64(leafCount),
             kind: kind,
+            // forge-lint: disable-next-line(unsafe-typecast)
             blockNumber: uint64(block.number)
         });
         emit AggregationSubmitted(domainId, aggregationId, root, leafCount, kind);

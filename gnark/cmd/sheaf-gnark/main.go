@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/consensys/gnark/logger"
+
+	"github.com/sheaf-zk/sheaf/gnark/buildinfo"
 )
 
 const usage = `usage: sheaf-gnark <command> [flags]
@@ -17,6 +19,8 @@ commands:
   selftest         Groth16 compile/setup/prove/verify round trip + tamper check
   fixtures --out DIR [--cache DIR]
                    write real gnark Groth16/PLONK fixtures + manifest.json (INSECURE dev keys)
+  serve [--max-line N] [--workers N]
+                   verification sidecar: NDJSON requests on stdin, responses on stdout
 `
 
 func main() {
@@ -30,11 +34,13 @@ func main() {
 	var err error
 	switch cmd {
 	case "version", "--version", "-v":
-		err = json.NewEncoder(os.Stdout).Encode(versionInfo())
+		err = json.NewEncoder(os.Stdout).Encode(buildinfo.Get())
 	case "selftest":
 		err = runSelftest(args)
 	case "fixtures":
 		err = runFixtures(args)
+	case "serve":
+		err = runServe(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

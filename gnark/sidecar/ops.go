@@ -1,0 +1,208 @@
+package sidecar
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+
+	"github.com/sheaf-zk/sheaf/gnark/buildinfo"
+	"github.com/sheaf-zk/sheaf/gnark/verify"
+)
+
+func opVersion([]byte) (map[string]any, error) {
+	v := buildinfo.Get()
+	return map[string]any{"sheaf_gnark": v.Sheaf, "protocol": v.Protocol, "gnark": v.Gnark, "gnark_crypto": v.GnarkCrypto, "go": v.Go}, nil
+}
+
+type normalizeReq struct {
+	ID        json.RawMessage `json:"id"`
+	Op        string          `json:"op"`
+	Format    string          `json:"format"`
+	VK        json.RawMessage `json:"vk"`
+	Proof     json.RawMessage `json:"proof"`
+	Public    json.RawMessage `json:"public"`
+	PublicHex []string        `json:"public_hex"`
+}
+
+func rawString(raw json.RawMessage, field string) (*string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: field, Message: "expected a base64 string"}
+	}
+	return &s, nil
+}
+
+// gnarkPublic returns public inputs from exactly one of "public" (base64 witness) or "public_hex".
+func gnarkPublic(req *normalizeReq) ([]fr.Element, error) {
+	pubB64, err := rawString(req.Public, "public")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case pubB64 != nil && req.PublicHex != nil:
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "public", Message: "give either public or public_hex, not both"}
+	case pubB64 != nil:
+		b, err := b64(pubB64, "public")
+		if err != nil {
+			return nil, err
+		}
+		return verify.ParseGnarkPublicWitness(b)
+	case req.PublicHex != nil:
+		return verify.ParsePublicHex(req.PublicHex, "public")
+	default:
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "public", Message: "missing public (base64 witness) or public_hex"}
+	}
+}
+
+func gnarkBlobs(req *normalizeReq) (vk, proof []byte, err error) {
+	vs, err := rawString(req.VK, "vk")
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := rawString(req.Proof, "proof")
+	if err != nil {
+		return nil, nil, err
+	}
+	if vk, err = b64(vs, "vk"); err != nil {
+		return nil, nil, err
+	}
+	if proof, err = b64(ps, "proof"); err != nil {
+		return nil, nil, err
+	}
+	return vk, proof, nil
+}
+
+func publicHexList(pub []fr.Element) []string {
+	out := make([]string, len(pub))
+	for i := range pub {
+		out[i] = hex0x(verify.FrToBytes(&pub[i]))
+	}
+	return out
+}
+
+func opGroth16Normalize(line []byte) (map[string]any, error) {
+	var req normalizeReq
+	if err := decodeStrict(line, &req); err != nil {
+		return nil, err
+	}
+	if req.Format != "gnark" {
+		return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "format", Message: fmt.Sprintf("groth16.normalize supports format \"gnark\", got %q", req.Format)}
+	}
+	vkb, pb, err := gnarkBlobs(&req)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := gnarkPublic(&req)
+	if err != nil {
+		return nil, err
+	}
+	n, err := verify.NormalizeGnarkGroth16(vkb, pb, pub)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"canonical_vk":  hex0x(n.VK.Canonical()),
+		"proof":         hex0x(n.Proof.CanonicalProof(n.VK.Commitment != nil)),
+		"public_inputs": publicHexList(n.Public),
+		"n_public":      n.VK.NPublic(),
+		"commitments":   n.VK.NCommitments(),
+	}, nil
+}
+
+type batchItem struct {
+	CanonicalVK  *string  `json:"canonical_vk"`
+	Proof        *string  `json:"proof"`
+	PublicInputs []string `json:"public_inputs"`
+}
+
+type batchReq struct {
+	ID    json.RawMessage `json:"id"`
+	Op    string          `json:"op"`
+	Items []batchItem     `json:"items"`
+}
+
+// MaxBatch bounds one verify_batch request.
+const MaxBatch = 4096
+
+func opGroth16VerifyBatch(line []byte) (map[string]any, error) {
+	var req batchReq
+	if err := decodeStrict(line, &req); err != nil {
+		return nil, err
+	}
+	if req.Items == nil {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "items", Message: "missing items list"}
+	}
+	if len(req.Items) > MaxBatch {
+		return nil, &verify.Error{Code: verify.CodeTooLarge, Field: "items", Message: fmt.Sprintf("at most %d items per batch", MaxBatch)}
+	}
+	results := make([]map[string]any, len(req.Items))
+	var items []*verify.Groth16Item
+	var idx []int
+	vkCache := map[string]*verify.Groth16VK{} // same vk bytes -> same *VK, so the batch merges its terms
+	for i, it := range req.Items {
+		item, err := parseBatchItem(it, vkCache)
+		if err != nil {
+			e := verify.AsError(err)
+			results[i] = map[string]any{"ok": false, "code": e.Code, "field": e.Field, "message": e.Message}
+			continue
+		}
+		items = append(items, item)
+		idx = append(idx, i)
+	}
+	for k, err := range verify.VerifyGroth16Items(items) {
+		if err != nil {
+			e := verify.AsError(err)
+			results[idx[k]] = map[string]any{"ok": false, "code": e.Code, "field": e.Field, "message": e.Message}
+		} else {
+			results[idx[k]] = map[string]any{"ok": true}
+		}
+	}
+	return map[string]any{"results": results}, nil
+}
+
+func parseBatchItem(it batchItem, vkCache map[string]*verify.Groth16VK) (*verify.Groth16Item, error) {
+	if it.CanonicalVK == nil {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "canonical_vk", Message: "missing"}
+	}
+	if it.Proof == nil {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "proof", Message: "missing"}
+	}
+	if it.PublicInputs == nil {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "public_inputs", Message: "missing"}
+	}
+	vk, ok := vkCache[*it.CanonicalVK]
+	if !ok {
+		vkb, err := verify.DecodeHex(*it.CanonicalVK, "canonical_vk")
+		if err != nil {
+			return nil, err
+		}
+		if vk, err = verify.ParseCanonicalGroth16VK(vkb); err != nil {
+			return nil, err
+		}
+		vkCache[*it.CanonicalVK] = vk
+	}
+	pb, err := verify.DecodeHex(*it.Proof, "proof")
+	if err != nil {
+		return nil, err
+	}
+	p, err := verify.ParseCanonicalGroth16Proof(pb, vk)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := verify.ParsePublicHex(it.PublicInputs, "public_inputs")
+	if err != nil {
+		return nil, err
+	}
+	if len(pub) != vk.NPublic() {
+		return nil, &verify.Error{Code: verify.CodePublicInputCount, Field: "public_inputs", Message: fmt.Sprintf("vk expects %d public inputs, got %d", vk.NPublic(), len(pub))}
+	}
+	return &verify.Groth16Item{VK: vk, Proof: p, Public: pub}, nil
+}
+
+func opPlonkNormalize(line []byte) (map[string]any, error) {
+	return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "op", Message: "plonk.normalize is not available in this build yet"}
+}

@@ -1,0 +1,167 @@
+package sidecar
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const fixtureDir = "../../tests/fixtures/gnark"
+
+func fixtureB64(t *testing.T, name, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtureDir, name, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func line(t *testing.T, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b) + "\n"
+}
+
+// serve runs the loop over input and returns responses keyed by their id (as JSON text).
+func serve(t *testing.T, input string, opt Options) (map[string]map[string]any, []map[string]any) {
+	t.Helper()
+	var out bytes.Buffer
+	if err := Serve(strings.NewReader(input), &out, opt); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	byID := map[string]map[string]any{}
+	var all []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("response is not JSON: %q", l)
+		}
+		idb, _ := json.Marshal(m["id"])
+		byID[string(idb)] = m
+		all = append(all, m)
+	}
+	return byID, all
+}
+
+func wantErr(t *testing.T, r map[string]any, code, field string) {
+	t.Helper()
+	if r == nil {
+		t.Fatalf("missing response (want %s)", code)
+	}
+	if r["ok"] != false || r["code"] != code || (field != "" && r["field"] != field) {
+		t.Fatalf("want %s at %q, got %v", code, field, r)
+	}
+}
+
+func TestMalformedLinesDoNotKillTheLoop(t *testing.T) {
+	in := "not json\n" +
+		"[1,2]\n" +
+		`{"op":"ping"}` + "\n" +
+		`{"id":{"x":1},"op":"ping"}` + "\n" +
+		`{"id":7,"op":"nope"}` + "\n" +
+		`{"id":8,"op":"groth16.normalize","format":"gnark","vk":12}` + "\n" +
+		`{"id":9,"op":"groth16.normalize","format":"gnark","vk":"@@@","proof":"","public_hex":[]}` + "\n" +
+		`{"id":10,"op":"groth16.normalize","format":"ark","vk":"","proof":""}` + "\n" +
+		`{"id":11,"op":"groth16.normalize","format":"gnark","vk":"","proof":"","public_hex":[],"bogus":1}` + "\n" +
+		strings.Repeat("x", 5000) + "\n" +
+		"\n" +
+		`{"id":"last","op":"ping"}` + "\n"
+	byID, all := serve(t, in, Options{MaxLine: 4096, Workers: 2})
+	if len(all) != 11 {
+		t.Fatalf("want 11 responses, got %d: %v", len(all), all)
+	}
+	wantErr(t, byID["7"], "MALFORMED", "op")
+	wantErr(t, byID["8"], "MALFORMED", "vk")
+	wantErr(t, byID["9"], "MALFORMED", "vk")
+	wantErr(t, byID["10"], "UNSUPPORTED_FORMAT", "format")
+	wantErr(t, byID["11"], "MALFORMED", "bogus")
+	if byID[`"last"`]["ok"] != true || byID[`"last"`]["pong"] != true {
+		t.Fatalf("ping after garbage: %v", byID[`"last"`])
+	}
+	tooLarge, malformed := 0, 0
+	for _, r := range all {
+		switch r["code"] {
+		case "TOO_LARGE":
+			tooLarge++
+		case "MALFORMED":
+			malformed++
+		}
+	}
+	if tooLarge != 1 || malformed != 8 {
+		t.Fatalf("TOO_LARGE=%d MALFORMED=%d: %v", tooLarge, malformed, all)
+	}
+}
+
+func TestNoTrailingNewlineAndCRLF(t *testing.T) {
+	byID, _ := serve(t, `{"id":1,"op":"ping"}`+"\r\n"+`{"id":2,"op":"ping"}`, Options{})
+	if byID["1"]["ok"] != true || byID["2"]["ok"] != true {
+		t.Fatal(byID)
+	}
+}
+
+func TestGroth16NormalizeThenBatch(t *testing.T) {
+	var in strings.Builder
+	names := []string{"groth16_n1", "groth16_n3", "groth16_n8", "groth16_commit_n2"}
+	for i, n := range names {
+		in.WriteString(line(t, map[string]any{"id": i, "op": "groth16.normalize", "format": "gnark",
+			"vk": fixtureB64(t, n, "vk.raw.bin"), "proof": fixtureB64(t, n, "proof.bin"), "public": fixtureB64(t, n, "public.bin")}))
+	}
+	byID, _ := serve(t, in.String(), Options{Workers: 2})
+	var items []map[string]any
+	for i, n := range names {
+		r := byID[string(rune('0'+i))]
+		if r["ok"] != true {
+			t.Fatalf("%s: %v", n, r)
+		}
+		var cd struct {
+			Proof string `json:"proof"`
+		}
+		b, _ := os.ReadFile(filepath.Join(fixtureDir, n, "calldata.json"))
+		_ = json.Unmarshal(b, &cd)
+		if r["proof"] != cd.Proof {
+			t.Fatalf("%s: proof is not gnark's MarshalSolidity", n)
+		}
+		items = append(items, map[string]any{"canonical_vk": r["canonical_vk"], "proof": r["proof"], "public_inputs": r["public_inputs"]})
+	}
+	good := line(t, map[string]any{"id": "good", "op": "groth16.verify_batch", "items": items})
+	// one tampered public input, one wrong count, one non-canonical scalar among good items
+	bad := make([]map[string]any, 0, 7)
+	bad = append(bad, items...)
+	t1 := map[string]any{}
+	for k, v := range items[1] {
+		t1[k] = v
+	}
+	pubs := append([]any{}, items[1]["public_inputs"].([]any)...)
+	pubs[0] = "0x0000000000000000000000000000000000000000000000000000000000000005"
+	t1["public_inputs"] = pubs
+	t2 := map[string]any{"canonical_vk": items[0]["canonical_vk"], "proof": items[0]["proof"], "public_inputs": []string{}}
+	t3 := map[string]any{"canonical_vk": items[0]["canonical_vk"], "proof": items[0]["proof"],
+		"public_inputs": []string{"0x30644e72e131a029b85045b68181585d2833e84879b9709143e1f593f0000001"}}
+	bad = append(bad, t1, t2, t3)
+	badLine := line(t, map[string]any{"id": "bad", "op": "groth16.verify_batch", "items": bad})
+	byID, _ = serve(t, good+badLine, Options{Workers: 2})
+	for i, r := range byID[`"good"`]["results"].([]any) {
+		if r.(map[string]any)["ok"] != true {
+			t.Fatalf("good item %d: %v", i, r)
+		}
+	}
+	res := byID[`"bad"`]["results"].([]any)
+	if len(res) != 7 {
+		t.Fatalf("results: %v", res)
+	}
+	for i := 0; i < 4; i++ {
+		if res[i].(map[string]any)["ok"] != true {
+			t.Fatalf("item %d should pass: %v", i, res[i])
+		}
+	}
+	wantErr(t, res[4].(map[string]any), "VERIFICATION_FAILED", "")
+	wantErr(t, res[5].(map[string]any), "PUBLIC_INPUT_COUNT", "public_inputs")
+	wantErr(t, res[6].(map[string]any), "NON_CANONICAL_SCALAR", "public_inputs[0]")
+}

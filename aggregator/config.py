@@ -1,0 +1,88 @@
+"""`aggregator run` configuration: TOML (tomllib) with local defaults; secrets only from env or keystore."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Config:
+    db_path: str = "sheaf-aggregator.db"
+    grpc_listen: str = "127.0.0.1:50051"
+    http_listen: str = "127.0.0.1:8080"
+    max_message_bytes: int = 4 * 1024 * 1024
+    default_domain: int = 1
+    # Batching
+    max_leaves: int = 64
+    max_wait_ms: int = 2000
+    batch_tick_ms: int = 50
+    # Attestation: the operator set (addresses) and the threshold k; operators talk to grpc_listen.
+    operators: list[str] = field(default_factory=list)
+    threshold: int = 1
+    # Chain
+    rpc_url: str = "http://127.0.0.1:8545"
+    registry: str = ""  # registry address; empty: read deployments/<chainId>.json
+    deployments_dir: str = "deployments"
+    confirmations: int = 2
+    gas_margin_pct: int = 30
+    rpc_retries: int = 6
+    submitter_key_env: str = "SHEAF_SUBMITTER_KEY"
+    submitter_keystore: str = ""  # path to a JSON keystore; password from SHEAF_SUBMITTER_PASSWORD
+    poll_ms: int = 250
+    # Prover authentication and quotas (off by default for local use)
+    require_auth: bool = False
+    allowlist: list[str] = field(default_factory=list)
+    rate_per_s: float = 50.0
+    burst: int = 100
+    max_queued_per_prover: int = 10_000
+    # Ingest and verification (normalizers.Normalizer)
+    commit_group_max: int = 256
+    srs_path: str = ""  # ezkl KZG SRS (a k=1 verifier cut suffices); empty: normalizers' default
+    groth16_backend: str = "sidecar"  # or "groth16py" (in-process)
+    sidecar_bin: str = ""  # sheaf-gnark; empty: SHEAF_GNARK_BIN, build/bin, PATH
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> Config:
+        data: dict[str, Any] = {}
+        if path is not None:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+            data = dict(raw.get("aggregator", raw))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.threshold < 1:
+            raise ValueError("threshold must be >= 1")
+        if self.operators and self.threshold > len(self.operators):
+            raise ValueError(f"threshold {self.threshold} exceeds the {len(self.operators)} operators")
+        if self.max_leaves < 1:
+            raise ValueError("max_leaves must be >= 1")
+        if self.confirmations < 0:
+            raise ValueError("confirmations must be >= 0")
+
+
+def load_key(env_name: str, keystore: str = "", password_env: str = "") -> str:
+    """A private key from a keystore file (password from env) or from env; never a built-in default."""
+    if keystore:
+        from eth_account import Account
+
+        pw = os.environ.get(password_env, "")
+        with open(keystore) as f:
+            return "0x" + bytes(Account.decrypt(json.load(f), pw)).hex()
+    key = os.environ.get(env_name, "")
+    if not key:
+        raise ValueError(f"no key: set {env_name} or give a keystore")
+    return key

@@ -1,0 +1,525 @@
+"""Durable state: SQLite in WAL mode with synchronous=FULL, so a commit survives kill -9 and power loss.
+
+All access goes through one connection owned by the caller's thread (the aggregator runs every store
+call on a single-thread executor). Status transitions are single transactions guarded by the expected
+previous state, and each one appends to `events`, which WatchProof tails.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+
+class Status(IntEnum):
+    # Values equal sheaf.v1.ProofStatus.
+    RECEIVED = 1
+    VALID = 2
+    QUEUED = 3
+    AGGREGATING = 4
+    SUBMITTED = 5
+    FINALIZED = 6
+    REJECTED = 7
+    FAILED = 8
+
+
+class BatchState:
+    PENDING = "pending"  # persisted with its root and aggregation id, collecting signatures
+    SIGNED = "signed"  # k signatures collected, not yet confirmed sent
+    SUBMITTED = "submitted"  # transaction sent (tx_hash known), waiting for confirmations
+    FINALIZED = "finalized"
+    FAILED = "failed"  # abandoned (operators refused); its proofs went back to the queue
+
+
+KIND_ATTESTED = "attested"
+KIND_RECURSIVE = "recursive"
+
+MIGRATIONS: tuple[str, ...] = (
+    # v1
+    """
+    CREATE TABLE vks (
+        vk_hash BLOB PRIMARY KEY, scheme TEXT NOT NULL, format TEXT NOT NULL,
+        vk BLOB NOT NULL, settings BLOB, created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE proofs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        proof_id TEXT NOT NULL UNIQUE,
+        domain_id INTEGER NOT NULL,
+        statement_hash BLOB NOT NULL,
+        vk_hash BLOB NOT NULL,
+        kind TEXT NOT NULL,
+        scheme TEXT NOT NULL, format TEXT NOT NULL,
+        proof BLOB NOT NULL, vk BLOB NOT NULL, public BLOB, settings BLOB,
+        prover TEXT,
+        status INTEGER NOT NULL,
+        reason_code TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',
+        batch_id INTEGER, leaf_index INTEGER,
+        created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+        UNIQUE (domain_id, statement_hash)
+    );
+    CREATE INDEX proofs_queue ON proofs (domain_id, kind, status, id);
+    CREATE INDEX proofs_batch ON proofs (batch_id, leaf_index);
+    CREATE TABLE batches (
+        batch_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        domain_id INTEGER NOT NULL, kind TEXT NOT NULL,
+        aggregation_id INTEGER,
+        root BLOB NOT NULL, leaf_count INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        tx_hash BLOB, block_number INTEGER, block_hash BLOB,
+        reason TEXT NOT NULL DEFAULT '',
+        agg_proof BLOB,
+        created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX batches_aggid ON batches (domain_id, aggregation_id)
+        WHERE aggregation_id IS NOT NULL;
+    CREATE TABLE signatures (
+        batch_id INTEGER NOT NULL, operator TEXT NOT NULL, signature BLOB,
+        refusal_code TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, operator)
+    );
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        proof_id TEXT NOT NULL, status INTEGER NOT NULL,
+        reason_code TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',
+        ts_ms INTEGER NOT NULL
+    );
+    CREATE INDEX events_proof ON events (proof_id, seq);
+    CREATE TABLE provers (address TEXT PRIMARY KEY, last_nonce INTEGER NOT NULL);
+    """,
+)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def make_proof_id(domain_id: int, statement_hash: bytes) -> str:
+    return f"{domain_id}-{statement_hash.hex()}"
+
+
+@dataclass(frozen=True)
+class NewProof:
+    domain_id: int
+    statement_hash: bytes
+    vk_hash: bytes
+    kind: str
+    scheme: str
+    format: str
+    proof: bytes
+    vk: bytes
+    public: bytes | None
+    settings: bytes | None
+    prover: str | None = None
+
+    @property
+    def proof_id(self) -> str:
+        return make_proof_id(self.domain_id, self.statement_hash)
+
+
+@dataclass(frozen=True)
+class ProofRow:
+    proof_id: str
+    domain_id: int
+    statement_hash: bytes
+    vk_hash: bytes
+    kind: str
+    scheme: str
+    format: str
+    proof: bytes
+    vk: bytes
+    public: bytes | None
+    settings: bytes | None
+    status: Status
+    reason_code: str
+    message: str
+    batch_id: int | None
+    leaf_index: int | None
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    batch_id: int
+    domain_id: int
+    kind: str
+    aggregation_id: int | None
+    root: bytes
+    leaf_count: int
+    state: str
+    tx_hash: bytes | None
+    block_number: int | None
+    block_hash: bytes | None
+    reason: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    proof_id: str
+    status: Status
+    reason_code: str
+    message: str
+    ts_ms: int
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    proof_id: str
+    duplicate: bool
+    status: Status
+
+
+_PROOF_COLS = (
+    "proof_id, domain_id, statement_hash, vk_hash, kind, scheme, format, proof, vk, public, settings, "
+    "status, reason_code, message, batch_id, leaf_index, updated_ms"
+)
+_BATCH_COLS = (
+    "batch_id, domain_id, kind, aggregation_id, root, leaf_count, state, tx_hash, block_number, "
+    "block_hash, reason, created_ms"
+)
+
+
+def _proof(r: Sequence[object]) -> ProofRow:
+    return ProofRow(*r[:11], Status(r[11]), *r[12:])  # type: ignore[arg-type]
+
+
+def _batch(r: Sequence[object]) -> BatchRow:
+    return BatchRow(*r)  # type: ignore[arg-type]
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            # executescript commits; user_version is bumped in the same script so a crash between
+            # statements leaves the old version and the DDL rolled back.
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={i};\nCOMMIT;")
+
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- verifying keys ---------------------------------------------------------------------------
+
+    def put_vk(self, vk_hash: bytes, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO vks (vk_hash, scheme, format, vk, settings, created_ms) VALUES (?,?,?,?,?,?)",
+            (vk_hash, scheme, fmt, vk, settings, now_ms()),
+        )
+
+    def get_vk(self, vk_hash: bytes) -> tuple[str, str, bytes, bytes | None] | None:
+        r = self.db.execute("SELECT scheme, format, vk, settings FROM vks WHERE vk_hash=?", (vk_hash,)).fetchone()
+        return None if r is None else (r[0], r[1], r[2], r[3])
+
+    # -- submissions ------------------------------------------------------------------------------
+
+    def insert_proofs(self, items: Sequence[NewProof]) -> list[InsertResult]:
+        """One transaction (one fsync) for a group of verified submissions; acks happen after it."""
+        out: list[InsertResult] = []
+        ts = now_ms()
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            for p in items:
+                pid = p.proof_id
+                row = cur.execute("SELECT status FROM proofs WHERE proof_id=?", (pid,)).fetchone()
+                if row is not None:
+                    out.append(InsertResult(pid, True, Status(row[0])))
+                    continue
+                cur.execute(
+                    "INSERT INTO proofs (proof_id, domain_id, statement_hash, vk_hash, kind, scheme, format, "
+                    "proof, vk, public, settings, prover, status, created_ms, updated_ms) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (pid, p.domain_id, p.statement_hash, p.vk_hash, p.kind, p.scheme, p.format, p.proof,
+                     p.vk, p.public, p.settings, p.prover, int(Status.QUEUED), ts, ts),
+                )
+                # The proof was verified before this transaction: RECEIVED/VALID are recorded as events
+                # so watchers see the whole history, but the durable row starts QUEUED.
+                for st in (Status.RECEIVED, Status.VALID, Status.QUEUED):
+                    cur.execute(
+                        "INSERT INTO events (proof_id, status, ts_ms) VALUES (?,?,?)", (pid, int(st), ts)
+                    )
+                out.append(InsertResult(pid, False, Status.QUEUED))
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return out
+
+    def check_and_bump_nonce(self, address: str, nonce: int) -> bool:
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            r = cur.execute("SELECT last_nonce FROM provers WHERE address=?", (address,)).fetchone()
+            if r is not None and nonce <= int(r[0]):
+                cur.execute("ROLLBACK")
+                return False
+            cur.execute(
+                "INSERT INTO provers (address, last_nonce) VALUES (?,?) "
+                "ON CONFLICT(address) DO UPDATE SET last_nonce=excluded.last_nonce",
+                (address, nonce),
+            )
+            cur.execute("COMMIT")
+            return True
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def get_proof(self, proof_id: str) -> ProofRow | None:
+        r = self.db.execute(f"SELECT {_PROOF_COLS} FROM proofs WHERE proof_id=?", (proof_id,)).fetchone()
+        return None if r is None else _proof(r)
+
+    def events_after(self, proof_id: str, seq: int) -> list[Event]:
+        rows = self.db.execute(
+            "SELECT seq, proof_id, status, reason_code, message, ts_ms FROM events "
+            "WHERE proof_id=? AND seq>? ORDER BY seq",
+            (proof_id, seq),
+        ).fetchall()
+        return [Event(r[0], r[1], Status(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def count_by_status(self) -> dict[Status, int]:
+        rows = self.db.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
+        return {Status(r[0]): int(r[1]) for r in rows}
+
+    def queued_groups(self) -> list[tuple[int, str, int, int]]:
+        """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""
+        rows = self.db.execute(
+            "SELECT domain_id, kind, COUNT(*), MIN(updated_ms) FROM proofs WHERE status=? "
+            "GROUP BY domain_id, kind",
+            (int(Status.QUEUED),),
+        ).fetchall()
+        return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+
+    def queued_count(self, prover: str) -> int:
+        r = self.db.execute(
+            "SELECT COUNT(*) FROM proofs WHERE prover=? AND status IN (?,?)",
+            (prover, int(Status.QUEUED), int(Status.AGGREGATING)),
+        ).fetchone()
+        return int(r[0])
+
+    # -- batches ----------------------------------------------------------------------------------
+
+    def _set_status(
+        self, cur: sqlite3.Cursor, proof_ids: Iterable[str], status: Status, ts: int, reason: str = "", msg: str = ""
+    ) -> None:
+        for pid in proof_ids:
+            cur.execute(
+                "UPDATE proofs SET status=?, reason_code=?, message=?, updated_ms=? WHERE proof_id=?",
+                (int(status), reason, msg, ts, pid),
+            )
+            cur.execute(
+                "INSERT INTO events (proof_id, status, reason_code, message, ts_ms) VALUES (?,?,?,?,?)",
+                (pid, int(status), reason, msg, ts),
+            )
+
+    def next_aggregation_id(self, domain_id: int) -> int:
+        r = self.db.execute(
+            "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
+            (domain_id, BatchState.FAILED),
+        ).fetchone()
+        return int(r[0] or 0) + 1
+
+    def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:
+        rows = self.db.execute(
+            f"SELECT {_PROOF_COLS} FROM proofs WHERE domain_id=? AND kind=? AND status=? ORDER BY id LIMIT ?",
+            (domain_id, kind, int(Status.QUEUED), limit),
+        ).fetchall()
+        return [_proof(r) for r in rows]
+
+    def set_agg_proof(self, batch_id: int, proof: bytes) -> None:
+        self.db.execute("UPDATE batches SET agg_proof=? WHERE batch_id=?", (proof, batch_id))
+
+    def get_agg_proof(self, batch_id: int) -> bytes | None:
+        r = self.db.execute("SELECT agg_proof FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        return None if r is None or r[0] is None else bytes(r[0])
+
+    def create_batch(self, domain_id: int, kind: str, proof_ids: Sequence[str], root: bytes) -> BatchRow:
+        """Persist the batch (leaf order = proof_ids order) before anyone signs or proves it.
+
+        The aggregation id is the next one in the domain: ids are sequential on chain, so a failed batch
+        gives its id back (see fail_batch).
+        """
+        ts = now_ms()
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            r = cur.execute(
+                "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
+                (domain_id, BatchState.FAILED),
+            ).fetchone()
+            agg_id = int(r[0] or 0) + 1
+            cur.execute(
+                "INSERT INTO batches (domain_id, kind, aggregation_id, root, leaf_count, state, created_ms, "
+                "updated_ms) VALUES (?,?,?,?,?,?,?,?)",
+                (domain_id, kind, agg_id, root, len(proof_ids), BatchState.PENDING, ts, ts),
+            )
+            batch_id = int(cur.lastrowid or 0)
+            for i, pid in enumerate(proof_ids):
+                n = cur.execute(
+                    "UPDATE proofs SET batch_id=?, leaf_index=? WHERE proof_id=? AND status=?",
+                    (batch_id, i, pid, int(Status.QUEUED)),
+                ).rowcount
+                if n != 1:
+                    raise RuntimeError(f"proof {pid} is no longer queued")
+            self._set_status(cur, proof_ids, Status.AGGREGATING, ts)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        b = self.get_batch(batch_id)
+        assert b is not None
+        return b
+
+    def get_batch(self, batch_id: int) -> BatchRow | None:
+        r = self.db.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        return None if r is None else _batch(r)
+
+    def get_batch_by_aggregation(self, domain_id: int, aggregation_id: int) -> BatchRow | None:
+        r = self.db.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE domain_id=? AND aggregation_id=?",
+            (domain_id, aggregation_id),
+        ).fetchone()
+        return None if r is None else _batch(r)
+
+    def batches_in(self, *states: str) -> list[BatchRow]:
+        q = ",".join("?" * len(states))
+        rows = self.db.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE state IN ({q}) ORDER BY domain_id, aggregation_id, batch_id",
+            states,
+        ).fetchall()
+        return [_batch(r) for r in rows]
+
+    def batch_proofs(self, batch_id: int) -> list[ProofRow]:
+        rows = self.db.execute(
+            f"SELECT {_PROOF_COLS} FROM proofs WHERE batch_id=? ORDER BY leaf_index", (batch_id,)
+        ).fetchall()
+        return [_proof(r) for r in rows]
+
+    def domains(self) -> list[int]:
+        rows = self.db.execute("SELECT DISTINCT domain_id FROM batches ORDER BY domain_id").fetchall()
+        return [int(r[0]) for r in rows]
+
+    def max_aggregation(self, domain_id: int, state: str) -> int:
+        r = self.db.execute(
+            "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state=?", (domain_id, state)
+        ).fetchone()
+        return int(r[0] or 0)
+
+    def add_signature(self, batch_id: int, operator: str, signature: bytes | None, refusal: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO signatures (batch_id, operator, signature, refusal_code, created_ms) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(batch_id, operator) DO UPDATE SET signature=excluded.signature, "
+            "refusal_code=excluded.refusal_code",
+            (batch_id, operator, signature, refusal, now_ms()),
+        )
+
+    def signatures(self, batch_id: int) -> list[tuple[str, bytes | None, str]]:
+        rows = self.db.execute(
+            "SELECT operator, signature, refusal_code FROM signatures WHERE batch_id=? ORDER BY operator",
+            (batch_id,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def set_batch_state(
+        self,
+        batch_id: int,
+        expect: Sequence[str],
+        state: str,
+        *,
+        tx_hash: bytes | None = None,
+        block_number: int | None = None,
+        block_hash: bytes | None = None,
+        proof_status: Status | None = None,
+        reason: str = "",
+    ) -> bool:
+        """Atomic compare-and-set on the batch state; also moves its proofs when proof_status is given."""
+        ts = now_ms()
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            q = ",".join("?" * len(expect))
+            n = cur.execute(
+                f"UPDATE batches SET state=?, tx_hash=COALESCE(?, tx_hash), block_number=?, block_hash=?, "
+                f"reason=?, updated_ms=? WHERE batch_id=? AND state IN ({q})",
+                (state, tx_hash, block_number, block_hash, reason, ts, batch_id, *expect),
+            ).rowcount
+            if n != 1:
+                cur.execute("ROLLBACK")
+                return False
+            if proof_status is not None:
+                pids = [
+                    r[0]
+                    for r in cur.execute(
+                        "SELECT proof_id FROM proofs WHERE batch_id=? AND status != ?",
+                        (batch_id, int(proof_status)),
+                    ).fetchall()
+                ]
+                self._set_status(cur, pids, proof_status, ts)
+            cur.execute("COMMIT")
+            return True
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def fail_batch(
+        self,
+        batch_id: int,
+        reason: str,
+        bad_statements: Sequence[bytes] = (),
+        from_states: Sequence[str] = (BatchState.PENDING,),
+    ) -> bool:
+        """Abandon a pending batch: its aggregation id is released, proofs named bad are FAILED, the
+        rest go back to QUEUED for the next batch."""
+        ts = now_ms()
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            q = ",".join("?" * len(from_states))
+            r = cur.execute(
+                f"SELECT domain_id, aggregation_id FROM batches WHERE batch_id=? AND state IN ({q})",
+                (batch_id, *from_states),
+            ).fetchone()
+            if r is None:
+                cur.execute("ROLLBACK")
+                return False
+            # Ids are sequential on chain: later unsent batches of the domain lose their ids too.
+            victims = [
+                int(v[0])
+                for v in cur.execute(
+                    "SELECT batch_id FROM batches WHERE domain_id=? AND aggregation_id>=? AND state IN (?,?,?)",
+                    (r[0], r[1], BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
+                ).fetchall()
+            ]
+            bad = set(bad_statements)
+            for b in victims:
+                why = reason if b == batch_id else f"cascade from batch {batch_id}"
+                cur.execute(
+                    "UPDATE batches SET state=?, aggregation_id=NULL, reason=?, updated_ms=? WHERE batch_id=?",
+                    (BatchState.FAILED, why, ts, b),
+                )
+                rows = cur.execute("SELECT proof_id, statement_hash FROM proofs WHERE batch_id=?", (b,)).fetchall()
+                cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=?", (b,))
+                self._set_status(
+                    cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, "operator refused"
+                )
+                self._set_status(cur, [x[0] for x in rows if x[1] not in bad], Status.QUEUED, ts)
+            cur.execute("COMMIT")
+            return True
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise

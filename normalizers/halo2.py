@@ -1,0 +1,305 @@
+"""Halo2 (KZG, BN254) as produced by ezkl 23: proof.json + vk.key + settings.json + an SRS path.
+
+Strict decoding happens here; verification is ezkl's own `ezkl.verify`, fed through memfd paths so
+nothing touches the disk. Canonical forms (docs/envelope.md):
+
+    public inputs = `instances` flattened in order, each little-endian hex -> 32-byte big-endian
+    proof         = the proof bytes exactly as they appear in ezkl's EVM calldata (`bytes proof`)
+    vk            = "ezkl-halo2-kzg-bn254/v1" | u32 BE len(vk.key) | vk.key | u32 BE len(S) | S
+                    where S is the canonical JSON (sorted keys, no whitespace) of settings.json with
+                    only `timestamp` and `version` removed: every other field either shapes the
+                    circuit or changes how instances are read (scales, visibility, shapes), and the
+                    proof does not bind those on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from typing import Any
+
+from normalizers.base import Context, ParsedVk, Statement
+from normalizers.errors import Code, NormalizeError
+from normalizers.jsonstrict import loads
+from normalizers.limits import check_count
+from normalizers.statement import BN254_R, Scheme
+
+VK_DOMAIN = b"ezkl-halo2-kzg-bn254/v1"
+# ezkl 23.0.x settings.json (GraphSettings) top-level and run_args keys. Unknown keys are rejected
+# rather than silently left out of (or put into) the vk hash.
+SETTINGS_KEYS = frozenset(
+    {
+        "run_args", "num_rows", "total_assignments", "total_const_size", "total_dynamic_col_size",
+        "max_dynamic_input_len", "num_dynamic_lookups", "num_shuffles", "total_shuffle_col_size",
+        "einsum_params", "model_instance_shapes", "model_output_scales", "model_input_scales",
+        "module_sizes", "required_lookups", "required_range_checks", "check_mode", "version",
+        "num_blinding_factors", "timestamp", "input_types", "output_types",
+    }
+)  # fmt: skip
+SETTINGS_OPTIONAL = frozenset(
+    {"timestamp", "num_blinding_factors", "input_types", "output_types", "einsum_params"}
+)
+RUN_ARGS_KEYS = frozenset(
+    {
+        "input_scale", "param_scale", "rebase_scale", "scale_rebase_multiplier", "lookup_range", "logrows",
+        "num_inner_cols", "variables", "input_visibility", "output_visibility", "param_visibility",
+        "rebase_frac_zero_constants", "check_mode", "decomp_base", "decomp_legs", "bounded_log_lookup",
+        "ignore_range_check_inputs_outputs", "epsilon", "disable_freivalds",
+    }
+)  # fmt: skip
+UNBOUND_SETTINGS = ("timestamp", "version")
+PROOF_KEYS = frozenset(
+    {"protocol", "instances", "proof", "hex_proof", "transcript_type", "split", "pretty_public_inputs",
+     "timestamp", "commitment", "version"}
+)  # fmt: skip
+PROOF_REQUIRED = frozenset({"instances", "proof"})
+MAX_LOGROWS = 26
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+# ---------------------------------------------------------------- settings / vk
+
+
+def bound_settings(settings: dict[str, Any]) -> bytes:
+    """The canonical JSON of the settings subset the vk hash binds (see module docstring)."""
+    bound = {k: v for k, v in settings.items() if k not in UNBOUND_SETTINGS}
+    return json.dumps(
+        bound, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+def parse_settings(data: bytes, ctx: Context) -> dict[str, Any]:
+    v = loads("settings", data, ctx.limits, allow_float=True)
+    if not isinstance(v, dict):
+        raise NormalizeError(Code.MALFORMED, "settings", f"expected a JSON object, got {type(v).__name__}")
+    missing = sorted(SETTINGS_KEYS - SETTINGS_OPTIONAL - v.keys())
+    if missing:
+        raise NormalizeError(Code.MALFORMED, f"settings.{missing[0]}", "missing field")
+    extra = sorted(v.keys() - SETTINGS_KEYS)
+    if extra:
+        raise NormalizeError(
+            Code.UNSUPPORTED_FORMAT, f"settings.{extra[0][:40]}", "unknown field for ezkl 23 settings"
+        )
+    ver = v["version"]
+    if not isinstance(ver, str) or not ver.startswith("23."):
+        raise NormalizeError(
+            Code.UNSUPPORTED_FORMAT, "settings.version", f"expected an ezkl 23.x version, got {ver!r:.40}"
+        )
+    ra = v["run_args"]
+    if not isinstance(ra, dict):
+        raise NormalizeError(Code.MALFORMED, "settings.run_args", "expected a JSON object")
+    extra = sorted(ra.keys() - RUN_ARGS_KEYS)
+    if extra:
+        raise NormalizeError(
+            Code.UNSUPPORTED_FORMAT, f"settings.run_args.{extra[0][:40]}", "unknown run_args field"
+        )
+    missing = sorted(RUN_ARGS_KEYS - {"epsilon", "disable_freivalds", "rebase_scale"} - ra.keys())
+    if missing:
+        raise NormalizeError(Code.MALFORMED, f"settings.run_args.{missing[0]}", "missing field")
+    lr = ra["logrows"]
+    if not isinstance(lr, int) or isinstance(lr, bool) or not 1 <= lr <= MAX_LOGROWS:
+        raise NormalizeError(
+            Code.MALFORMED, "settings.run_args.logrows", f"expected an integer in 1..{MAX_LOGROWS}"
+        )
+    for k in ("input_visibility", "output_visibility", "param_visibility"):
+        if not isinstance(ra[k], str | dict):
+            raise NormalizeError(Code.MALFORMED, f"settings.run_args.{k}", "expected a visibility")
+    shapes = v["model_instance_shapes"]
+    if not isinstance(shapes, list) or not all(
+        isinstance(s, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in s)
+        for s in shapes
+    ):
+        raise NormalizeError(
+            Code.MALFORMED, "settings.model_instance_shapes", "expected a list of integer shapes"
+        )
+    return dict(v)
+
+
+def expected_instance_lengths(settings: dict[str, Any]) -> list[int]:
+    """Per-instance-column lengths implied by the settings: one column per public tensor."""
+    out = []
+    for s in settings["model_instance_shapes"]:
+        n = 1
+        for d in s:
+            n *= d
+        out.append(n)
+    return out
+
+
+def _vk_header_check(vk: bytes) -> None:
+    # halo2 VerifyingKey::write (ezkl 23, RawBytes): version byte, k (u8), compress_selectors (u8),
+    # u32 LE number of fixed commitments, then 64-byte points ... ; checked loosely here, fully by ezkl.
+    if len(vk) < 7:
+        raise NormalizeError(
+            Code.INVALID_LENGTH, "vk", f"{len(vk)} bytes is too short for a halo2 verifying key"
+        )
+
+
+def parse_ezkl_vk(vk: bytes, settings_raw: bytes | None, ctx: Context) -> ParsedVk:
+    if settings_raw is None:
+        raise NormalizeError(Code.MALFORMED, "settings", "ezkl needs settings.json to read the verifying key")
+    settings = parse_settings(settings_raw, ctx)
+    _vk_header_check(vk)
+    s = bound_settings(settings)
+    canonical = VK_DOMAIN + struct.pack(">I", len(vk)) + vk + struct.pack(">I", len(s)) + s
+    n_pub = sum(expected_instance_lengths(settings))
+    return ParsedVk(Scheme.HALO2, canonical, n_pub, native=bytes(vk), settings=bytes(settings_raw))
+
+
+# ---------------------------------------------------------------- proof
+
+
+def le_hex_to_be32(v: Any, field: str) -> bytes:
+    if not isinstance(v, str):
+        raise NormalizeError(Code.MALFORMED, field, f"expected a 64-char hex string, got {type(v).__name__}")
+    if not _HEX64.fullmatch(v):
+        raise NormalizeError(
+            Code.MALFORMED, field, "expected exactly 64 lowercase hex characters (little-endian)"
+        )
+    le = bytes.fromhex(v)
+    n = int.from_bytes(le, "little")
+    if n >= BN254_R:
+        raise NormalizeError(Code.NON_CANONICAL_SCALAR, field, "field element is not reduced modulo r")
+    return n.to_bytes(32, "big")
+
+
+def proof_bytes(v: Any, field: str, limit: int) -> bytes:
+    if not isinstance(v, list):
+        raise NormalizeError(Code.MALFORMED, field, f"expected a list of byte values, got {type(v).__name__}")
+    if len(v) > limit:
+        raise NormalizeError(Code.TOO_LARGE, field, f"{len(v)} bytes exceeds the limit of {limit}")
+    try:
+        return bytes(v) if all(type(x) is int for x in v) else _bad_byte(v, field)
+    except ValueError:
+        return _bad_byte(v, field)
+
+
+def _bad_byte(v: list[Any], field: str) -> bytes:
+    for i, x in enumerate(v):
+        if type(x) is not int:
+            raise NormalizeError(
+                Code.MALFORMED, f"{field}[{i}]", f"expected an integer byte, got {type(x).__name__}"
+            )
+        if not 0 <= x <= 255:
+            raise NormalizeError(Code.MALFORMED, f"{field}[{i}]", "byte value out of range 0..255")
+    raise NormalizeError(Code.INTERNAL, field, "unreachable")
+
+
+def parse_ezkl_proof(data: bytes, vk: ParsedVk, ctx: Context) -> tuple[bytes, tuple[bytes, ...], bytes, str]:
+    """(canonical proof, public inputs, cleaned proof JSON for ezkl.verify, producer version)."""
+    v = loads("proof", data, ctx.limits, allow_float=True)
+    if not isinstance(v, dict):
+        raise NormalizeError(Code.MALFORMED, "proof", f"expected a JSON object, got {type(v).__name__}")
+    extra = sorted(v.keys() - PROOF_KEYS)
+    if extra:
+        raise NormalizeError(Code.MALFORMED, f"proof.{extra[0][:40]}", "unexpected field")
+    missing = sorted(PROOF_REQUIRED - v.keys())
+    if missing:
+        raise NormalizeError(Code.MALFORMED, f"proof.{missing[0]}", "missing field")
+    inst = v["instances"]
+    if not isinstance(inst, list) or not all(isinstance(col, list) for col in inst):
+        raise NormalizeError(
+            Code.MALFORMED, "proof.instances", "expected a list of lists of hex field elements"
+        )
+    check_count("proof.instances", sum(len(c) for c in inst), ctx.limits.max_public_inputs)
+    settings = json.loads(vk.settings)
+    want = expected_instance_lengths(settings)
+    if [len(c) for c in inst] != want:
+        raise NormalizeError(
+            Code.PUBLIC_INPUT_COUNT,
+            "proof.instances",
+            f"instance column lengths {[len(c) for c in inst]} do not match the settings' {want}",
+        )
+    pubs = tuple(
+        le_hex_to_be32(x, f"proof.instances[{i}][{j}]")
+        for i, col in enumerate(inst)
+        for j, x in enumerate(col)
+    )
+    raw = proof_bytes(v["proof"], "proof.proof", ctx.limits.max_proof_bytes)
+    if len(raw) == 0 or len(raw) % 32 != 0:
+        raise NormalizeError(
+            Code.INVALID_LENGTH, "proof.proof", f"{len(raw)} bytes is not a positive multiple of 32"
+        )
+    hp = v.get("hex_proof")
+    if hp is not None and (not isinstance(hp, str) or hp.lower().removeprefix("0x") != raw.hex()):
+        raise NormalizeError(Code.MALFORMED, "proof.hex_proof", "does not match proof.proof")
+    version = v.get("version")
+    ver = version if isinstance(version, str) else ""
+    # What ezkl verifies is rebuilt from the validated values only (informational fields dropped).
+    clean = {k: v[k] for k in ("protocol", "transcript_type", "split", "commitment", "version") if k in v}
+    clean["instances"] = inst
+    clean["proof"] = list(raw)
+    return raw, pubs, json.dumps(clean, separators=(",", ":")).encode(), ver
+
+
+# ---------------------------------------------------------------- verification
+
+
+def _memfd(stack: ExitStack, name: str, data: bytes) -> str:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    stack.callback(os.close, fd)
+    with os.fdopen(os.dup(fd), "wb") as f:
+        f.write(data)
+    return f"/proc/self/fd/{fd}"
+
+
+def ezkl_verify(proof_json: bytes, settings: bytes, vk: bytes, srs_path: str) -> NormalizeError | None:
+    import ezkl
+
+    with ExitStack() as stack:
+        p = _memfd(stack, "proof", proof_json)
+        s = _memfd(stack, "settings", settings)
+        k = _memfd(stack, "vk", vk)
+        try:
+            ok = ezkl.verify(p, s, k, srs_path, False)
+        except RuntimeError as e:  # ezkl reports every failure (bad points, bad proof) this way
+            return NormalizeError(Code.VERIFICATION_FAILED, "proof", f"ezkl: {str(e)[:300]}")
+        except BaseException as e:  # a Rust panic surfaces as pyo3 PanicException (BaseException)
+            if isinstance(e, KeyboardInterrupt | SystemExit):
+                raise
+            return NormalizeError(
+                Code.VERIFICATION_FAILED, "proof", f"ezkl rejected the input: {str(e)[:300]}"
+            )
+    return None if ok else NormalizeError(Code.VERIFICATION_FAILED, "proof", "ezkl.verify returned false")
+
+
+class Halo2Verifier:
+    scheme = Scheme.HALO2
+    formats = frozenset({"ezkl"})
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
+        if fmt != "ezkl":
+            raise NormalizeError(
+                Code.UNSUPPORTED_FORMAT, "format", f"halo2 does not support format {fmt!r:.40}"
+            )
+        return parse_ezkl_vk(bytes(vk), None if settings is None else bytes(settings), ctx)
+
+    def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:
+        if public is not None:
+            raise NormalizeError(
+                Code.MALFORMED, "public", "ezkl proofs carry their instances; pass no public file"
+            )
+        raw, pubs, clean, ver = parse_ezkl_proof(proof, vk, ctx)
+        return Statement(vk, raw, pubs, producer_version=ver, recursion_eligible=False, native_proof=clean)
+
+    def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
+        srs = ctx.srs_path
+        if srs is None:
+            return [
+                NormalizeError(Code.MALFORMED, "srs", "halo2 verification needs an SRS path") for _ in items
+            ]
+        if not os.path.isfile(srs):
+            return [NormalizeError(Code.MALFORMED, "srs", f"SRS file not found: {srs}") for _ in items]
+        return [ezkl_verify(s.native_proof, s.vk.settings, s.vk.native, srs) for s in items]
+
+
+VERIFIER = Halo2Verifier()

@@ -24,8 +24,12 @@ def keccak256(data: bytes) -> bytes:
     return _keccak.new(digest_bits=256, data=data).digest()
 
 
-DOMAIN_TYPEHASH = keccak256(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
-AGGREGATION_TYPEHASH = keccak256(b"Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)")
+DOMAIN_TYPEHASH = keccak256(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+AGGREGATION_TYPEHASH = keccak256(
+    b"Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)"
+)
 
 
 class AttestationError(ValueError):

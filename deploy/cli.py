@@ -1,0 +1,126 @@
+"""sheaf-deploy: compile | deploy | verify.
+
+    sheaf-deploy compile [--out DIR]
+    sheaf-deploy deploy --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--force]
+                        [--expect-chain-id N] [--owner ADDR] [--consumer-vk-hash 0x.. ...]
+    sheaf-deploy verify [--rpc-url URL] [--chain-id N]
+
+Errors print `error: <CODE>: <message>` on stderr and exit 2 (codes in deploy/errors.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from deploy.api import ConsumerConfig, deploy_all, deployments_dir, load_manifest, manifest_path
+from deploy.chain import connect, load_account
+from deploy.compile import REPO_ROOT, artifact_json, compile_contracts
+from deploy.errors import DeployError
+from deploy.verify import FULL, verify_manifest
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+
+
+def _hex32(s: str) -> bytes:
+    b = bytes.fromhex(s[2:] if s.startswith("0x") else s)
+    if len(b) != 32:
+        raise argparse.ArgumentTypeError("must be 32 bytes of hex")
+    return b
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sheaf-deploy", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--deployments-dir", type=Path, default=None, help="manifest dir (default deployments/)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("compile", help="compile contracts/src with the solc shim; write artifacts")
+    c.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "deploy" / "artifacts")
+    d = sub.add_parser("deploy", help="deploy (idempotent) and write deployments/<chainId>.json")
+    d.add_argument("--rpc-url", default=DEFAULT_RPC)
+    d.add_argument(
+        "--keystore",
+        type=Path,
+        default=None,
+        help="encrypted JSON keystore (password: $SHEAF_KEYSTORE_PASSWORD)",
+    )
+    d.add_argument("--force", action="store_true", help="redeploy even identical code at a live address")
+    d.add_argument("--expect-chain-id", type=int, default=None)
+    d.add_argument("--owner", default=None, help="registry owner (default: the deployer)")
+    d.add_argument(
+        "--consumer-vk-hash", type=_hex32, default=None, help="also deploy ExampleConsumer for this vk"
+    )
+    d.add_argument("--consumer-domain", type=int, default=1)
+    d.add_argument("--consumer-kind", type=int, default=0, choices=(0, 1, 2))
+    d.add_argument("--consumer-scheme", type=int, default=1, choices=(1, 2, 3))
+    v = sub.add_parser("verify", help="check on-chain code against a recompilation (Sourcify rules)")
+    v.add_argument("--rpc-url", default=DEFAULT_RPC)
+    v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
+    v.add_argument("--expect-chain-id", type=int, default=None)
+    return p
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    out_dir: Path | None = a.deployments_dir
+    if a.cmd == "compile":
+        arts = compile_contracts()
+        a.out.mkdir(parents=True, exist_ok=True)
+        for name, art in sorted(arts.items()):
+            if ":" in name or not art.bytecode:
+                continue
+            (a.out / f"{name}.json").write_text(json.dumps(artifact_json(art), indent=1) + "\n")
+            print(f"{name:28s} creation {len(art.bytecode):6d} B  runtime {len(art.runtime):6d} B")
+        print(f"compiler {next(iter(arts.values())).compiler_version}; artifacts in {a.out}")
+        return 0
+    if a.cmd == "deploy":
+        w3 = connect(a.rpc_url, a.expect_chain_id)  # fail fast before compiling
+        acct = load_account(keystore=a.keystore)
+        consumer = None
+        if a.consumer_vk_hash is not None:
+            consumer = ConsumerConfig(
+                a.consumer_domain, a.consumer_kind, a.consumer_scheme, a.consumer_vk_hash
+            )
+        m = deploy_all(
+            a.rpc_url,
+            account=acct,
+            owner=a.owner,
+            consumer=consumer,
+            force=a.force,
+            expect_chain_id=a.expect_chain_id,
+            out_dir=out_dir,
+            log=print,
+        )
+        print(f"manifest: {manifest_path(m.chain_id, out_dir)} (chain {int(w3.eth.chain_id)})")
+        return 0
+    if a.cmd == "verify":
+        w3 = connect(a.rpc_url, a.expect_chain_id)
+        chain_id = a.chain_id if a.chain_id is not None else int(w3.eth.chain_id)
+        m = load_manifest(chain_id, out_dir)
+        results = verify_manifest(w3, m, out_dir=out_dir)
+        for r in results:
+            where = r.sourcify_dir or "-"
+            print(
+                f"{r.name:20s} {r.address} {r.status:9s} "
+                f"runtime={r.runtime_match} creation={r.creation_match} {where}"
+            )
+        base = out_dir or deployments_dir()
+        print(f"explorer inputs: {base / 'explorer' / str(chain_id)}")
+        return 0 if all(r.status == FULL for r in results) else 1
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except DeployError as e:
+        print(f"error: {e.code}: {e.message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -204,5 +204,57 @@ func parseBatchItem(it batchItem, vkCache map[string]*verify.Groth16VK) (*verify
 }
 
 func opPlonkNormalize(line []byte) (map[string]any, error) {
-	return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "op", Message: "plonk.normalize is not available in this build yet"}
+	var req normalizeReq
+	if err := decodeStrict(line, &req); err != nil {
+		return nil, err
+	}
+	var n *verify.PlonkNormalized
+	switch req.Format {
+	case "gnark":
+		vkb, pb, err := gnarkBlobs(&req)
+		if err != nil {
+			return nil, err
+		}
+		pub, err := gnarkPublic(&req)
+		if err != nil {
+			return nil, err
+		}
+		if n, err = verify.NormalizeGnarkPlonk(vkb, pb, pub); err != nil {
+			return nil, err
+		}
+	case "snarkjs":
+		if len(req.VK) == 0 {
+			return nil, &verify.Error{Code: verify.CodeMalformed, Field: "vk", Message: "missing (verification_key.json object)"}
+		}
+		if len(req.Proof) == 0 {
+			return nil, &verify.Error{Code: verify.CodeMalformed, Field: "proof", Message: "missing (proof.json object)"}
+		}
+		var pub []fr.Element
+		var err error
+		switch {
+		case len(req.Public) > 0 && req.PublicHex != nil:
+			return nil, &verify.Error{Code: verify.CodeMalformed, Field: "public", Message: "give either public or public_hex, not both"}
+		case len(req.Public) > 0:
+			pub, err = verify.JSONPublic(req.Public, "public")
+		case req.PublicHex != nil:
+			pub, err = verify.ParsePublicHex(req.PublicHex, "public")
+		default:
+			err = &verify.Error{Code: verify.CodeMalformed, Field: "public", Message: "missing public (public.json list of decimal strings)"}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n, err = verify.NormalizeSnarkjsPlonk(req.VK, req.Proof, pub); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "format", Message: fmt.Sprintf("plonk.normalize supports formats \"gnark\" and \"snarkjs\", got %q", req.Format)}
+	}
+	return map[string]any{
+		"canonical_vk":  hex0x(n.CanonicalVK),
+		"proof":         hex0x(n.Proof),
+		"public_inputs": publicHexList(n.Public),
+		"n_public":      n.NPublic,
+		"commitments":   n.Commitments,
+	}, nil
 }

@@ -165,3 +165,44 @@ func TestGroth16NormalizeThenBatch(t *testing.T) {
 	wantErr(t, res[5].(map[string]any), "PUBLIC_INPUT_COUNT", "public_inputs")
 	wantErr(t, res[6].(map[string]any), "NON_CANONICAL_SCALAR", "public_inputs[0]")
 }
+
+func readRaw(t *testing.T, name, file string) json.RawMessage {
+	b, err := os.ReadFile(filepath.Join(fixtureDir, name, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestPlonkNormalize(t *testing.T) {
+	var in strings.Builder
+	for i, n := range []string{"plonk_n1", "plonk_n3"} {
+		in.WriteString(line(t, map[string]any{"id": i, "op": "plonk.normalize", "format": "gnark",
+			"vk": fixtureB64(t, n, "vk.bin"), "proof": fixtureB64(t, n, "proof.raw.bin"), "public": fixtureB64(t, n, "public.bin")}))
+	}
+	sj := func(id string, pub any) string {
+		return line(t, map[string]any{"id": id, "op": "plonk.normalize", "format": "snarkjs",
+			"vk": readRaw(t, "snarkjs_plonk", "plonk_vk.json"), "proof": readRaw(t, "snarkjs_plonk", "plonk_proof.json"), "public": pub})
+	}
+	in.WriteString(sj("sj", readRaw(t, "snarkjs_plonk", "public.json")))
+	in.WriteString(sj("sj-bad", []string{"235", "7"}))
+	in.WriteString(sj("sj-num", []any{234, "7"}))
+	byID, _ := serve(t, in.String(), Options{Workers: 2})
+	for _, id := range []string{"0", "1", `"sj"`} {
+		if byID[id]["ok"] != true {
+			t.Fatalf("%s: %v", id, byID[id])
+		}
+	}
+	if byID["1"]["n_public"] != float64(3) || byID[`"sj"`]["n_public"] != float64(2) {
+		t.Fatal("n_public")
+	}
+	if !strings.HasPrefix(byID["0"]["canonical_vk"].(string), "0x01") || !strings.HasPrefix(byID[`"sj"`]["canonical_vk"].(string), "0x02") {
+		t.Fatal("producer tags")
+	}
+	pubs := byID[`"sj"`]["public_inputs"].([]any)
+	if pubs[0] != "0x00000000000000000000000000000000000000000000000000000000000000ea" {
+		t.Fatalf("public_inputs: %v", pubs)
+	}
+	wantErr(t, byID[`"sj-bad"`], "VERIFICATION_FAILED", "proof")
+	wantErr(t, byID[`"sj-num"`], "MALFORMED", "public[0]")
+}

@@ -62,6 +62,8 @@ func twistPointOutsideSubgroup(t *testing.T) bn.G2Affine {
 	return bn.G2Affine{}
 }
 
+func fpModulusBig() string { return fp.Modulus().String() }
+
 func fpModulusBytes() []byte {
 	b := fp.Modulus().Bytes()
 	out := make([]byte, 32)

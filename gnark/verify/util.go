@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"math/big"
 	"strings"
+
+	"github.com/consensys/gnark-crypto/ecc"
 )
 
 // randomCoefficient draws a uniform non-zero 128-bit batching coefficient from crypto/rand.
@@ -34,3 +36,5 @@ func decodeHex(s, field string) ([]byte, error) {
 
 // DecodeHex decodes 0x-optional hex, naming field on error.
 func DecodeHex(s, field string) ([]byte, error) { return decodeHex(s, field) }
+
+var ecc1Task = ecc.MultiExpConfig{NbTasks: 1}

@@ -19,6 +19,8 @@ commands:
   selftest         Groth16 compile/setup/prove/verify round trip + tamper check
   fixtures --out DIR [--cache DIR]
                    write real gnark Groth16/PLONK fixtures + manifest.json (INSECURE dev keys)
+  export-solidity --scheme groth16|plonk --vk FILE --out FILE.sol
+                   gnark's Solidity verifier for a gnark vk (validated first)
   serve [--max-line N] [--workers N]
                    verification sidecar: NDJSON requests on stdin, responses on stdout
 `
@@ -41,6 +43,8 @@ func main() {
 		err = runFixtures(args)
 	case "serve":
 		err = runServe(args)
+	case "export-solidity":
+		err = runExportSolidity(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,8 +1,8 @@
 """A local anvil node on a free loopback port, started and stopped cleanly.
 
 Used by the demo, the integration tests and the benchmarks. anvil comes from the pinned npm
-package, run through tools/anvil (the platform binary itself, not the npm node wrapper, so that
-signals and exit codes are the process's own); ANVIL_BIN overrides it.
+package @foundry-rs/anvil-linux-amd64 (node_modules/.bin/anvil is the binary itself); ANVIL_BIN
+overrides it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def anvil_binary() -> str:
     env = os.environ.get("ANVIL_BIN")
     if env:
         return env
-    local = REPO_ROOT / "tools" / "anvil"
+    local = REPO_ROOT / "node_modules" / ".bin" / "anvil"
     if local.exists():
         return str(local)
     found = shutil.which("anvil")

@@ -27,8 +27,7 @@ def forge_project(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def forge_bin() -> str:
-    # tools/forge runs the platform binary: the npm wrapper in node_modules/.bin loses exit codes.
-    path = REPO_ROOT / "tools" / "forge"
+    path = REPO_ROOT / "node_modules" / ".bin" / "forge"
     probe = subprocess.run([str(path), "--version"], capture_output=True, text=True)
     if probe.returncode != 0:
         pytest.fail(f"forge unusable: {probe.stderr.strip()} (run `make setup`)")

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/sheaf-zk/sheaf/gnark/buildinfo"
 	"github.com/sheaf-zk/sheaf/gnark/verify"
 )
 
@@ -52,6 +53,12 @@ func Serve(in io.Reader, out io.Writer, opt Options) error {
 		}
 		writeErr = bw.Flush()
 	}
+
+	// gnark logs to stdout during package init (before main can silence it) when gnark/std is
+	// linked in; the ready event gives clients a sync point: discard every line before it.
+	ready := map[string]any{"id": json.RawMessage("null"), "ok": true, "event": "ready", "protocol": buildinfo.Protocol,
+		"max_line": opt.MaxLine, "workers": opt.Workers}
+	emit(ready)
 
 	jobs := make(chan []byte, opt.Workers)
 	var wg sync.WaitGroup

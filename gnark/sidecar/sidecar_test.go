@@ -38,7 +38,12 @@ func serve(t *testing.T, input string, opt Options) (map[string]map[string]any, 
 	}
 	byID := map[string]map[string]any{}
 	var all []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	var first map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["event"] != "ready" || first["protocol"] != float64(1) {
+		t.Fatalf("first line must be the ready event, got %q", lines[0])
+	}
+	for _, l := range lines[1:] {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(l), &m); err != nil {
 			t.Fatalf("response is not JSON: %q", l)

@@ -171,10 +171,11 @@ func (t *keccakTranscript) challenge() fr.Element {
 	return e
 }
 
-// VerifySnarkjsPlonk is a port of snarkjs 0.7.x src/plonk_verify.js.
-func VerifySnarkjsPlonk(vk *SnarkjsPlonkVK, p *SnarkjsPlonkProof, pub []fr.Element) error {
+// snarkjsPlonkReduce runs everything of snarkjs 0.7.x src/plonk_verify.js up to the final
+// pairing and returns its two G1 inputs.
+func snarkjsPlonkReduce(vk *SnarkjsPlonkVK, p *SnarkjsPlonkProof, pub []fr.Element) (*snarkjsPairing, error) {
 	if len(pub) != int(vk.NPublic) {
-		return errf(CodePublicInputCount, "public", "vk expects %d public inputs, got %d", vk.NPublic, len(pub))
+		return nil, errf(CodePublicInputCount, "public", "vk expects %d public inputs, got %d", vk.NPublic, len(pub))
 	}
 	// challenges
 	var t keccakTranscript
@@ -232,7 +233,7 @@ func VerifySnarkjsPlonk(vk *SnarkjsPlonkVK, p *SnarkjsPlonkProof, pub []fr.Eleme
 		num.Mul(&w, &zh)
 		den.Sub(&xi, &w).Mul(&den, &n)
 		if den.IsZero() {
-			return errf(CodeVerificationFailed, "proof", "evaluation point hits the domain")
+			return nil, errf(CodeVerificationFailed, "proof", "evaluation point hits the domain")
 		}
 		den.Inverse(&den)
 		L[i].Mul(&num, &den)
@@ -295,15 +296,52 @@ func VerifySnarkjsPlonk(vk *SnarkjsPlonkVK, p *SnarkjsPlonkProof, pub []fr.Eleme
 		v[1], v[2], v[3], v[4], v[5], negE, xi, s}
 	var B1 bn.G1Affine
 	if _, err := B1.MultiExp(points, scalars, ecc1Task); err != nil {
-		return errf(CodeInternal, "", "msm: %v", err)
+		return nil, errf(CodeInternal, "", "msm: %v", err)
 	}
 	var A1 bn.G1Affine
 	if _, err := A1.MultiExp([]bn.G1Affine{p.Wxi, p.Wxiw}, []fr.Element{one, u}, ecc1Task); err != nil {
-		return errf(CodeInternal, "", "msm: %v", err)
+		return nil, errf(CodeInternal, "", "msm: %v", err)
 	}
-	A1.Neg(&A1)
+	return &snarkjsPairing{A1: A1, B1: B1}, nil
+}
+
+// snarkjsPairing holds the final check e(-A1, X_2) e(B1, g2) = 1 of one proof.
+type snarkjsPairing struct{ A1, B1 bn.G1Affine }
+
+// VerifySnarkjsPlonk is a port of snarkjs 0.7.x src/plonk_verify.js.
+func VerifySnarkjsPlonk(vk *SnarkjsPlonkVK, p *SnarkjsPlonkProof, pub []fr.Element) error {
+	return VerifySnarkjsPlonkBatch(vk, []*SnarkjsPlonkProof{p}, [][]fr.Element{pub})
+}
+
+// VerifySnarkjsPlonkBatch checks proofs of one vk with a single 2-pairing product: the final
+// KZG equations are combined with random 128-bit coefficients (CSPRNG).
+func VerifySnarkjsPlonkBatch(vk *SnarkjsPlonkVK, proofs []*SnarkjsPlonkProof, pubs [][]fr.Element) error {
+	var A, B bn.G1Jac
+	for i, p := range proofs {
+		c, err := snarkjsPlonkReduce(vk, p, pubs[i])
+		if err != nil {
+			return err
+		}
+		var a, b bn.G1Jac
+		a.FromAffine(&c.A1)
+		b.FromAffine(&c.B1)
+		if len(proofs) > 1 {
+			rho, err := randomCoefficient()
+			if err != nil {
+				return errf(CodeInternal, "", "randomness: %v", err)
+			}
+			a.ScalarMultiplication(&a, rho)
+			b.ScalarMultiplication(&b, rho)
+		}
+		A.AddAssign(&a)
+		B.AddAssign(&b)
+	}
+	var a1, b1 bn.G1Affine
+	a1.FromJacobian(&A)
+	a1.Neg(&a1)
+	b1.FromJacobian(&B)
 	_, _, _, g2 := bn.Generators()
-	ok, err := bn.PairingCheck([]bn.G1Affine{A1, B1}, []bn.G2Affine{vk.X2, g2})
+	ok, err := bn.PairingCheck([]bn.G1Affine{a1, b1}, []bn.G2Affine{vk.X2, g2})
 	if err != nil {
 		return errf(CodeInternal, "", "pairing: %v", err)
 	}

@@ -197,3 +197,19 @@ func bumpDecimal(s string) string {
 }
 
 func pModulus() string { return strings.TrimSpace(fpModulusBig()) }
+
+func TestSnarkjsPlonkBatch(t *testing.T) {
+	f := loadSnarkjsPlonk(t)
+	pub, _ := JSONPublic(f.public, "public")
+	vk, _ := ParseSnarkjsPlonkVK(f.vk)
+	p, _ := ParseSnarkjsPlonkProof(f.proof)
+	proofs := []*SnarkjsPlonkProof{p, p, p}
+	pubs := [][]fr.Element{pub, pub, pub}
+	if err := VerifySnarkjsPlonkBatch(vk, proofs, pubs); err != nil {
+		t.Fatal(err)
+	}
+	bad := clone32(pub)
+	bad[1].SetUint64(8)
+	pubs[1] = bad
+	wantCode(t, VerifySnarkjsPlonkBatch(vk, proofs, pubs), CodeVerificationFailed, "proof")
+}

@@ -21,8 +21,12 @@ commands:
                    write real gnark Groth16/PLONK fixtures + manifest.json (INSECURE dev keys)
   export-solidity --scheme groth16|plonk --vk FILE --out FILE.sol
                    gnark's Solidity verifier for a gnark vk (validated first)
+  bench-verify [--proofs N] [--n-public N] [--fixtures DIR]
+                   JSON: native gnark verify vs sheaf batch verifiers (proofs/s)
   serve [--max-line N] [--workers N]
                    verification sidecar: NDJSON requests on stdin, responses on stdout
+  slice ...        quantized slice prover (gnark/slice)
+  aggregate ...    recursive aggregation (gnark/aggregation)
 `
 
 func main() {
@@ -45,6 +49,12 @@ func main() {
 		err = runServe(args)
 	case "export-solidity":
 		err = runExportSolidity(args)
+	case "bench-verify":
+		err = runBenchVerify(args)
+	case "slice":
+		err = runSlice(args)
+	case "aggregate":
+		err = runAggregate(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -280,7 +280,11 @@ class Groth16Verifier:
             public=base64.b64encode(public).decode(),
         )
         canonical = _hex(r, "canonical_vk")
-        vk = ParsedVk(Scheme.GROTH16, canonical, vk_n_public(canonical))
+        # with a commitment, IC has an extra entry: trust the decoder's count, not len(IC)-1
+        n_pub = r.get("n_public")
+        if not isinstance(n_pub, int):
+            raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.normalize returned no n_public")
+        vk = ParsedVk(Scheme.GROTH16, canonical, n_pub)
         pubs = tuple(_hex32(x, f"public_inputs[{i}]") for i, x in enumerate(r.get("public_inputs", [])))
         _check_count(vk, pubs)
         commitments = int(r.get("commitments", 0))

@@ -121,15 +121,16 @@ def parse_settings(data: bytes, ctx: Context) -> dict[str, Any]:
     return dict(v)
 
 
-def expected_instance_lengths(settings: dict[str, Any]) -> list[int]:
-    """Per-instance-column lengths implied by the settings: one column per public tensor."""
-    out = []
+def expected_instance_count(settings: dict[str, Any]) -> int:
+    """Number of public field elements: ezkl 23 lays every public tensor (listed in
+    model_instance_shapes) out flat, in order, in its instance column(s)."""
+    total = 0
     for s in settings["model_instance_shapes"]:
         n = 1
         for d in s:
             n *= d
-        out.append(n)
-    return out
+        total += n
+    return total
 
 
 def _vk_header_check(vk: bytes) -> None:
@@ -148,7 +149,7 @@ def parse_ezkl_vk(vk: bytes, settings_raw: bytes | None, ctx: Context) -> Parsed
     _vk_header_check(vk)
     s = bound_settings(settings)
     canonical = VK_DOMAIN + struct.pack(">I", len(vk)) + vk + struct.pack(">I", len(s)) + s
-    n_pub = sum(expected_instance_lengths(settings))
+    n_pub = expected_instance_count(settings)
     return ParsedVk(Scheme.HALO2, canonical, n_pub, native=bytes(vk), settings=bytes(settings_raw))
 
 
@@ -208,13 +209,10 @@ def parse_ezkl_proof(data: bytes, vk: ParsedVk, ctx: Context) -> tuple[bytes, tu
             Code.MALFORMED, "proof.instances", "expected a list of lists of hex field elements"
         )
     check_count("proof.instances", sum(len(c) for c in inst), ctx.limits.max_public_inputs)
-    settings = json.loads(vk.settings)
-    want = expected_instance_lengths(settings)
-    if [len(c) for c in inst] != want:
+    got = sum(len(c) for c in inst)
+    if got != vk.n_public:
         raise NormalizeError(
-            Code.PUBLIC_INPUT_COUNT,
-            "proof.instances",
-            f"instance column lengths {[len(c) for c in inst]} do not match the settings' {want}",
+            Code.PUBLIC_INPUT_COUNT, "proof.instances", f"{got} instances, the settings imply {vk.n_public}"
         )
     pubs = tuple(
         le_hex_to_be32(x, f"proof.instances[{i}][{j}]")
@@ -269,12 +267,24 @@ def ezkl_verify(proof_json: bytes, settings: bytes, vk: bytes, srs_path: str) ->
     return None if ok else NormalizeError(Code.VERIFICATION_FAILED, "proof", "ezkl.verify returned false")
 
 
+def _with_proof_bytes(clean_json: bytes, raw: bytes) -> bytes:
+    v = json.loads(clean_json)
+    v["proof"] = list(raw)
+    return json.dumps(v, separators=(",", ":")).encode()
+
+
 class Halo2Verifier:
+    """halo2's transcript reader ignores trailing bytes of both the proof and vk.key, so ezkl.verify
+    accepts padded inputs (the EVM verifier does not: it checks the proof length). The first time a
+    vk verifies a proof we probe both with their tails cut; exact lengths are then cached per
+    vk hash, so later proofs for that vk cost one ezkl.verify and a length compare."""
+
     scheme = Scheme.HALO2
     formats = frozenset({"ezkl"})
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._proof_len: dict[bytes, int] = {}
 
     def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
         if fmt != "ezkl":
@@ -289,6 +299,12 @@ class Halo2Verifier:
                 Code.MALFORMED, "public", "ezkl proofs carry their instances; pass no public file"
             )
         raw, pubs, clean, ver = parse_ezkl_proof(proof, vk, ctx)
+        with self._lock:
+            want = self._proof_len.get(vk.vk_hash)
+        if want is not None and len(raw) != want:
+            raise NormalizeError(
+                Code.INVALID_LENGTH, "proof.proof", f"{len(raw)} bytes, proofs for this vk are {want} bytes"
+            )
         return Statement(vk, raw, pubs, producer_version=ver, recursion_eligible=False, native_proof=clean)
 
     def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
@@ -299,7 +315,35 @@ class Halo2Verifier:
             ]
         if not os.path.isfile(srs):
             return [NormalizeError(Code.MALFORMED, "srs", f"SRS file not found: {srs}") for _ in items]
-        return [ezkl_verify(s.native_proof, s.vk.settings, s.vk.native, srs) for s in items]
+        return [self._verify_one(s, srs) for s in items]
+
+    def _verify_one(self, s: Statement, srs: str) -> NormalizeError | None:
+        err = ezkl_verify(s.native_proof, s.vk.settings, s.vk.native, srs)
+        if err is not None:
+            return err
+        key = s.vk.vk_hash
+        with self._lock:
+            known = self._proof_len.get(key)
+        if known is not None:
+            return (
+                None
+                if known == len(s.proof)
+                else NormalizeError(
+                    Code.INVALID_LENGTH,
+                    "proof.proof",
+                    f"{len(s.proof)} bytes, proofs for this vk are {known} bytes",
+                )
+            )
+        if ezkl_verify(s.native_proof, s.vk.settings, s.vk.native[:-1], srs) is None:
+            return NormalizeError(Code.INVALID_LENGTH, "vk", "trailing bytes after the halo2 verifying key")
+        if (
+            ezkl_verify(_with_proof_bytes(s.native_proof, s.proof[:-32]), s.vk.settings, s.vk.native, srs)
+            is None
+        ):
+            return NormalizeError(Code.INVALID_LENGTH, "proof.proof", "trailing bytes after the halo2 proof")
+        with self._lock:
+            self._proof_len[key] = len(s.proof)
+        return None
 
 
 VERIFIER = Halo2Verifier()

@@ -1,0 +1,260 @@
+// Package aggregation is Sheaf's recursive aggregation: one outer BN254 Groth16 proof that
+// verifies a batch of inner BN254 Groth16 proofs (gnark or snarkjs, no Pedersen commitment)
+// in-circuit and commits to the ordered list of their Sheaf statement hashes.
+//
+// Binding (docs/recursion.md has the measurements behind the choice): every inner vk and its
+// public inputs enter the circuit as BYTES in Sheaf's canonical encoding. The circuit decodes
+// the curve points and scalars from exactly those bytes (asserting canonical encodings), verifies
+// the proof against them, and recomputes the Sheaf statement hash with in-circuit keccak:
+//
+//	vk_hash   = keccak("sheaf/vk" || 0x01 || canonical_vk)
+//	pubs_hash = keccak(pub_0 || ... || pub_{n-1})
+//	leaf      = keccak("sheaf/statement" || 0x01 || 0x01 || vk_hash || pubs_hash)
+//
+// The outer public inputs are [count, digest>>128, digest & (2^128-1)] with
+// digest = keccak(leaf_0 || ... || leaf_{count-1}); a contract recomputes them from the leaf
+// list it stores with one cheap keccak. Slots count..N-1 are padding: the prover fills them
+// with copies of a real leaf (still fully verified) and they are left out of the digest.
+package aggregation
+
+import (
+	"fmt"
+
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/std/algebra/emulated/fields_bn254"
+	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
+	"github.com/consensys/gnark/std/algebra/emulated/sw_emulated"
+	"github.com/consensys/gnark/std/hash/sha3"
+	"github.com/consensys/gnark/std/math/emulated"
+	"github.com/consensys/gnark/std/math/emulated/emparams"
+	"github.com/consensys/gnark/std/math/uints"
+)
+
+const (
+	// canonical Groth16 vk: alpha1(64) | beta2(128) | gamma2(128) | delta2(128) | u32 n_ic | IC[i](64)
+	vkHeaderLen = 64 + 3*128 + 4
+	proofLen    = 256
+	scalarLen   = 32
+
+	// Scheme byte of Groth16 in the Sheaf statement (normalizers/statement.py).
+	schemeGroth16   = 1
+	envelopeVersion = 1
+)
+
+var (
+	vkTag        = []byte("sheaf/vk")
+	statementTag = []byte("sheaf/statement")
+)
+
+// VKLen is the length of a canonical Groth16 vk with nPub public inputs.
+func VKLen(nPub int) int { return vkHeaderLen + 64*(nPub+1) }
+
+// Shape fixes what one compiled aggregation circuit accepts: Batch slots, each a Groth16 proof
+// with exactly NPub public inputs.
+type Shape struct {
+	Batch int `json:"batch"`
+	NPub  int `json:"npub"`
+}
+
+func (s Shape) validate() error {
+	if s.Batch < 1 || s.Batch > 64 {
+		return fmt.Errorf("batch must be in [1, 64], got %d", s.Batch)
+	}
+	if s.NPub < 1 || s.NPub > 32 {
+		return fmt.Errorf("npub must be in [1, 32], got %d", s.NPub)
+	}
+	return nil
+}
+
+// LeafWitness is one inner proof slot. VK and Pubs are byte witnesses (each a value in [0,255],
+// range-checked in-circuit); the proof points need no byte form because they are not hashed.
+type LeafWitness struct {
+	VK   []frontend.Variable
+	Pubs []frontend.Variable
+	Ar   sw_bn254.G1Affine
+	Krs  sw_bn254.G1Affine
+	Bs   sw_bn254.G2Affine
+}
+
+// Circuit is the outer aggregation circuit.
+type Circuit struct {
+	Count    frontend.Variable `gnark:",public"`
+	DigestHi frontend.Variable `gnark:",public"`
+	DigestLo frontend.Variable `gnark:",public"`
+	Leaves   []LeafWitness
+
+	// noBinding drops the keccak statement binding (measurement only: NOT sound, the vk would
+	// be an unconstrained witness). Never set outside measurements.
+	noBinding bool
+}
+
+// NewCircuit returns the placeholder circuit of a shape, for compiling.
+func NewCircuit(s Shape) *Circuit {
+	c := &Circuit{Leaves: make([]LeafWitness, s.Batch)}
+	for i := range c.Leaves {
+		c.Leaves[i].VK = make([]frontend.Variable, VKLen(s.NPub))
+		c.Leaves[i].Pubs = make([]frontend.Variable, s.NPub*scalarLen)
+	}
+	return c
+}
+
+type (
+	fpEl = emulated.Element[emparams.BN254Fp]
+	frEl = emulated.Element[emparams.BN254Fr]
+)
+
+func (c *Circuit) Define(api frontend.API) error {
+	n := len(c.Leaves)
+	if n == 0 {
+		return fmt.Errorf("empty batch")
+	}
+	bapi, err := uints.NewBytes(api)
+	if err != nil {
+		return err
+	}
+	fp, err := emulated.NewField[emparams.BN254Fp](api)
+	if err != nil {
+		return err
+	}
+	fr, err := emulated.NewField[emparams.BN254Fr](api)
+	if err != nil {
+		return err
+	}
+	curve, err := sw_emulated.New[emparams.BN254Fp, emparams.BN254Fr](api, sw_emulated.GetBN254Params())
+	if err != nil {
+		return err
+	}
+	pairing, err := sw_bn254.NewPairing(api)
+	if err != nil {
+		return err
+	}
+
+	leafHashes := make([]uints.U8, 0, 32*n)
+	for i := range c.Leaves {
+		l := &c.Leaves[i]
+		nPub := len(l.Pubs) / scalarLen
+		if len(l.Pubs)%scalarLen != 0 || nPub == 0 || len(l.VK) != VKLen(nPub) {
+			return fmt.Errorf("leaf %d: inconsistent witness sizes (vk %d bytes, pubs %d bytes)", i, len(l.VK), len(l.Pubs))
+		}
+		vkB := make([]uints.U8, len(l.VK))
+		for j := range l.VK {
+			vkB[j] = bapi.ValueOf(l.VK[j])
+		}
+		pubB := make([]uints.U8, len(l.Pubs))
+		for j := range l.Pubs {
+			pubB[j] = bapi.ValueOf(l.Pubs[j])
+		}
+		// n_ic is part of the hashed bytes: pin it to the compiled shape
+		nic := uint32(nPub + 1)
+		for j, want := range []byte{byte(nic >> 24), byte(nic >> 16), byte(nic >> 8), byte(nic)} {
+			api.AssertIsEqual(bapi.ValueUnchecked(vkB[vkHeaderLen-4+j]), want)
+		}
+
+		coord := func(off int) *fpEl { return decodeEl(api, bapi, fp, vkB[off:off+32]) }
+		g1 := func(off int) *sw_emulated.AffinePoint[emparams.BN254Fp] {
+			return &sw_emulated.AffinePoint[emparams.BN254Fp]{X: *coord(off), Y: *coord(off + 32)}
+		}
+		g2 := func(off int) *sw_bn254.G2Affine {
+			var q sw_bn254.G2Affine
+			// canonical G2: x.c1 | x.c0 | y.c1 | y.c0
+			q.P.X = fields_bn254.E2{A1: *coord(off), A0: *coord(off + 32)}
+			q.P.Y = fields_bn254.E2{A1: *coord(off + 64), A0: *coord(off + 96)}
+			return &q
+		}
+		alpha := g1(0)
+		beta := g2(64)
+		gamma := g2(64 + 128)
+		delta := g2(64 + 256)
+		ic := make([]*sw_emulated.AffinePoint[emparams.BN254Fp], nPub+1)
+		for j := range ic {
+			ic[j] = g1(vkHeaderLen + 64*j)
+		}
+		scalars := make([]*frEl, nPub)
+		for j := range scalars {
+			scalars[j] = decodeEl(api, bapi, fr, pubB[32*j:32*j+32])
+		}
+
+		// Groth16: e(A,B) = e(alpha,beta) e(K,gamma) e(C,delta), K = IC0 + sum x_j IC_j.
+		// alpha/beta are used directly (not a precomputed e(alpha,beta) witness) so that the
+		// pairing really uses the hashed vk.
+		kSum, err := curve.MultiScalarMul(ic[1:], scalars)
+		if err != nil {
+			return err
+		}
+		kSum = curve.AddUnified(kSum, ic[0])
+		pairing.AssertIsOnG1(&l.Ar)
+		pairing.AssertIsOnG1(&l.Krs)
+		// PairingCheck checks its G2 arguments are in G2 (Bs from the prover, beta/gamma/delta
+		// from the vk); G1 has cofactor 1 on BN254 so on-curve suffices for A and C.
+		if err := pairing.PairingCheck(
+			[]*sw_bn254.G1Affine{&l.Ar, curve.Neg(alpha), curve.Neg(kSum), curve.Neg(&l.Krs)},
+			[]*sw_bn254.G2Affine{&l.Bs, beta, gamma, delta},
+		); err != nil {
+			return fmt.Errorf("leaf %d: %w", i, err)
+		}
+		if c.noBinding {
+			continue
+		}
+		leafHashes = append(leafHashes, statementHash(api, vkB, pubB)...)
+	}
+	if c.noBinding {
+		return nil
+	}
+
+	// 1 <= count <= n
+	api.AssertIsDifferent(c.Count, 0)
+	api.AssertIsLessOrEqual(c.Count, n)
+	h, err := sha3.NewLegacyKeccak256(api)
+	if err != nil {
+		return err
+	}
+	h.Write(leafHashes)
+	digest := h.FixedLengthSum(api.Mul(c.Count, 32))
+	api.AssertIsEqual(c.DigestHi, packBE(api, bapi, digest[:16]))
+	api.AssertIsEqual(c.DigestLo, packBE(api, bapi, digest[16:]))
+	return nil
+}
+
+// decodeEl turns 32 big-endian bytes (already range-checked U8s) into an emulated element and
+// asserts the encoding is canonical (< modulus), so one vk or scalar has exactly one byte form.
+func decodeEl[T emulated.FieldParams](api frontend.API, bapi *uints.Bytes, f *emulated.Field[T], b []uints.U8) *emulated.Element[T] {
+	var p T
+	if p.NbLimbs() != 4 || p.BitsPerLimb() != 64 {
+		panic("aggregation: expected 4x64-bit limbs")
+	}
+	limbs := make([]frontend.Variable, 4)
+	for k := 0; k < 4; k++ {
+		// limb k (little-endian limb order) = bytes [32-8(k+1), 32-8k) big-endian
+		limbs[k] = packBE(api, bapi, b[32-8*(k+1):32-8*k])
+	}
+	e := f.UnsafeFromLimbs(limbs) // sound: each limb is a combination of 8 range-checked bytes
+	f.AssertIsInRange(e)
+	return e
+}
+
+func packBE(api frontend.API, bapi *uints.Bytes, b []uints.U8) frontend.Variable {
+	var acc frontend.Variable = 0
+	for _, x := range b {
+		acc = api.Add(api.Mul(acc, 256), bapi.ValueUnchecked(x))
+	}
+	return acc
+}
+
+func keccak(api frontend.API, parts ...[]uints.U8) []uints.U8 {
+	h, err := sha3.NewLegacyKeccak256(api)
+	if err != nil {
+		panic(err)
+	}
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum()
+}
+
+// statementHash is normalizers/statement.py's statement_hash for a Groth16 vk, in-circuit.
+func statementHash(api frontend.API, vk, pubs []uints.U8) []uints.U8 {
+	vkHash := keccak(api, uints.NewU8Array(vkTag), []uints.U8{uints.NewU8(schemeGroth16)}, vk)
+	pubsHash := keccak(api, pubs)
+	return keccak(api, uints.NewU8Array(statementTag),
+		[]uints.U8{uints.NewU8(envelopeVersion), uints.NewU8(schemeGroth16)}, vkHash, pubsHash)
+}

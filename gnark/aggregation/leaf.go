@@ -1,0 +1,278 @@
+package aggregation
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/consensys/gnark-crypto/ecc/bn254"
+	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	"github.com/consensys/gnark/backend/groth16"
+	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
+	"golang.org/x/crypto/sha3"
+)
+
+// Error codes (stable; the aggregator worker maps them).
+const (
+	CodeBadLeaf  = "bad_leaf"
+	CodeBadBatch = "bad_batch"
+	CodeBadShape = "bad_shape"
+	CodeInternal = "internal"
+)
+
+// Error is a failure with a stable code and a message naming the offending field.
+type Error struct {
+	Code  string
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Msg) }
+
+func leafErr(i int, field, format string, a ...any) error {
+	return &Error{Code: CodeBadLeaf, Field: fmt.Sprintf("leaves[%d].%s", i, field), Msg: fmt.Sprintf(format, a...)}
+}
+
+// Leaf is one inner Groth16 BN254 proof in Sheaf's canonical byte forms.
+type Leaf struct {
+	VK    []byte   // canonical vk (see VKLen)
+	Proof []byte   // 256 bytes: A(64) | B(128, x.c1|x.c0|y.c1|y.c0) | C(64)
+	Pubs  [][]byte // 32-byte big-endian scalars, each < r
+}
+
+// parsed holds the decoded points of a leaf.
+type parsed struct {
+	alpha          bn254.G1Affine
+	beta, gam, del bn254.G2Affine
+	ic             []bn254.G1Affine
+	a, c           bn254.G1Affine
+	b              bn254.G2Affine
+	pubs           []fr.Element
+}
+
+func g1(b []byte) (bn254.G1Affine, error) {
+	var p bn254.G1Affine
+	if _, err := p.SetBytes(b); err != nil {
+		return p, err
+	}
+	if p.IsInfinity() {
+		return p, errors.New("point at infinity")
+	}
+	return p, nil
+}
+
+func g2(b []byte) (bn254.G2Affine, error) {
+	var p bn254.G2Affine
+	if _, err := p.SetBytes(b); err != nil {
+		return p, err
+	}
+	if p.IsInfinity() {
+		return p, errors.New("point at infinity")
+	}
+	return p, nil
+}
+
+// parse decodes and validates leaf i (encodings canonical, points on curve and in subgroup,
+// scalars < r) and checks the proof natively, so a bad leaf is reported by index before the
+// minutes-long outer proof is attempted.
+func (l *Leaf) parse(i int) (*parsed, error) {
+	if len(l.Pubs) == 0 {
+		return nil, leafErr(i, "public_inputs", "no public inputs")
+	}
+	if len(l.VK) != VKLen(len(l.Pubs)) {
+		return nil, leafErr(i, "vk", "canonical vk for %d public inputs must be %d bytes, got %d", len(l.Pubs), VKLen(len(l.Pubs)), len(l.VK))
+	}
+	if len(l.Proof) != proofLen {
+		return nil, leafErr(i, "proof", "must be %d bytes (A|B|C EVM layout), got %d", proofLen, len(l.Proof))
+	}
+	var p parsed
+	var err error
+	if p.alpha, err = g1(l.VK[0:64]); err != nil {
+		return nil, leafErr(i, "vk", "alpha1: %v", err)
+	}
+	for k, dst := range []*bn254.G2Affine{&p.beta, &p.gam, &p.del} {
+		if *dst, err = g2(l.VK[64+128*k : 192+128*k]); err != nil {
+			return nil, leafErr(i, "vk", "%s: %v", []string{"beta2", "gamma2", "delta2"}[k], err)
+		}
+	}
+	nic := int(l.VK[vkHeaderLen-4])<<24 | int(l.VK[vkHeaderLen-3])<<16 | int(l.VK[vkHeaderLen-2])<<8 | int(l.VK[vkHeaderLen-1])
+	if nic != len(l.Pubs)+1 {
+		return nil, leafErr(i, "vk", "n_ic is %d but %d public inputs were given", nic, len(l.Pubs))
+	}
+	p.ic = make([]bn254.G1Affine, nic)
+	for k := range p.ic {
+		if p.ic[k], err = g1(l.VK[vkHeaderLen+64*k : vkHeaderLen+64*k+64]); err != nil {
+			return nil, leafErr(i, "vk", "IC[%d]: %v", k, err)
+		}
+	}
+	if p.a, err = g1(l.Proof[0:64]); err != nil {
+		return nil, leafErr(i, "proof", "A: %v", err)
+	}
+	if p.b, err = g2(l.Proof[64:192]); err != nil {
+		return nil, leafErr(i, "proof", "B: %v", err)
+	}
+	if p.c, err = g1(l.Proof[192:256]); err != nil {
+		return nil, leafErr(i, "proof", "C: %v", err)
+	}
+	r := fr.Modulus()
+	p.pubs = make([]fr.Element, len(l.Pubs))
+	for k, b := range l.Pubs {
+		if len(b) != scalarLen {
+			return nil, leafErr(i, fmt.Sprintf("public_inputs[%d]", k), "must be 32 bytes, got %d", len(b))
+		}
+		if new(big.Int).SetBytes(b).Cmp(r) >= 0 {
+			return nil, leafErr(i, fmt.Sprintf("public_inputs[%d]", k), "not a canonical BN254 scalar (>= r)")
+		}
+		p.pubs[k].SetBytes(b)
+	}
+	// native Groth16 check: e(A,B) e(-alpha,beta) e(-K,gamma) e(-C,delta) == 1
+	var kSum bn254.G1Jac
+	kSum.FromAffine(&p.ic[0])
+	for k := range p.pubs {
+		var t bn254.G1Jac
+		var s big.Int
+		t.ScalarMultiplication(new(bn254.G1Jac).FromAffine(&p.ic[k+1]), p.pubs[k].BigInt(&s))
+		kSum.AddAssign(&t)
+	}
+	var kA, nAlpha, nK, nC bn254.G1Affine
+	kA.FromJacobian(&kSum)
+	nAlpha.Neg(&p.alpha)
+	nK.Neg(&kA)
+	nC.Neg(&p.c)
+	ok, err := bn254.PairingCheck([]bn254.G1Affine{p.a, nAlpha, nK, nC}, []bn254.G2Affine{p.b, p.beta, p.gam, p.del})
+	if err != nil {
+		return nil, leafErr(i, "proof", "pairing: %v", err)
+	}
+	if !ok {
+		return nil, leafErr(i, "proof", "does not verify against vk and public_inputs")
+	}
+	return &p, nil
+}
+
+func keccak256(parts ...[]byte) []byte {
+	h := sha3.NewLegacyKeccak256()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return h.Sum(nil)
+}
+
+// VKHash is Sheaf's vk_hash for a canonical Groth16 vk.
+func VKHash(vk []byte) []byte { return keccak256(vkTag, []byte{schemeGroth16}, vk) }
+
+// StatementHash is Sheaf's statement hash (normalizers/statement.py) of a Groth16 leaf.
+func (l *Leaf) StatementHash() []byte {
+	return keccak256(statementTag, []byte{envelopeVersion, schemeGroth16}, VKHash(l.VK), keccak256(l.Pubs...))
+}
+
+// PublicInputs are the outer proof's public inputs for an ordered leaf list:
+// [count, digest >> 128, digest mod 2^128], digest = keccak(leaf_0 || ... || leaf_{count-1}).
+func PublicInputs(leaves [][]byte) [3]*big.Int {
+	d := keccak256(leaves...)
+	return [3]*big.Int{big.NewInt(int64(len(leaves))), new(big.Int).SetBytes(d[:16]), new(big.Int).SetBytes(d[16:])}
+}
+
+// Assign validates the leaves (1..Batch of them, each with NPub public inputs) and builds the
+// full outer witness; missing slots are filled with copies of the last leaf (verified in-circuit
+// but excluded from the digest).
+func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
+	if err := s.validate(); err != nil {
+		return nil, nil, &Error{Code: CodeBadShape, Field: "shape", Msg: err.Error()}
+	}
+	if len(leaves) == 0 || len(leaves) > s.Batch {
+		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf("need 1..%d leaves, got %d", s.Batch, len(leaves))}
+	}
+	c := NewCircuit(s)
+	hashes := make([][]byte, len(leaves))
+	for i := range leaves {
+		if len(leaves[i].Pubs) != s.NPub {
+			return nil, nil, leafErr(i, "public_inputs", "this circuit takes exactly %d public inputs, got %d", s.NPub, len(leaves[i].Pubs))
+		}
+		p, err := leaves[i].parse(i)
+		if err != nil {
+			return nil, nil, err
+		}
+		hashes[i] = leaves[i].StatementHash()
+		assignSlot(&c.Leaves[i], &leaves[i], p)
+	}
+	last := len(leaves) - 1
+	for i := len(leaves); i < s.Batch; i++ {
+		c.Leaves[i] = c.Leaves[last]
+	}
+	pub := PublicInputs(hashes)
+	c.Count, c.DigestHi, c.DigestLo = pub[0], pub[1], pub[2]
+	return c, hashes, nil
+}
+
+func assignSlot(w *LeafWitness, l *Leaf, p *parsed) {
+	for j, b := range l.VK {
+		w.VK[j] = b
+	}
+	k := 0
+	for _, pb := range l.Pubs {
+		for _, b := range pb {
+			w.Pubs[k] = b
+			k++
+		}
+	}
+	w.Ar = sw_bn254.NewG1Affine(p.a)
+	w.Krs = sw_bn254.NewG1Affine(p.c)
+	w.Bs = sw_bn254.NewG2Affine(p.b)
+}
+
+// LeafFromGnark converts a gnark BN254 Groth16 proof (no commitments), its vk and public
+// witness to canonical form.
+func LeafFromGnark(vk groth16.VerifyingKey, proof groth16.Proof, pub witness.Witness) (Leaf, error) {
+	tvk, ok := vk.(*groth16bn254.VerifyingKey)
+	if !ok {
+		return Leaf{}, fmt.Errorf("vk is %T, want BN254", vk)
+	}
+	tp, ok := proof.(*groth16bn254.Proof)
+	if !ok {
+		return Leaf{}, fmt.Errorf("proof is %T, want BN254", proof)
+	}
+	if len(tp.Commitments) != 0 || len(tvk.PublicAndCommitmentCommitted) != 0 {
+		return Leaf{}, errors.New("proofs with Pedersen commitments are not supported")
+	}
+	v := CanonicalVK(tvk)
+	vec, ok := pub.Vector().(fr.Vector)
+	if !ok {
+		return Leaf{}, errors.New("public witness is not a BN254 vector")
+	}
+	pubs := make([][]byte, len(vec))
+	for i := range vec {
+		b := vec[i].Bytes()
+		pubs[i] = b[:]
+	}
+	return Leaf{VK: v, Proof: tp.MarshalSolidity(), Pubs: pubs}, nil
+}
+
+// CanonicalVK is Sheaf's canonical Groth16 vk bytes of a gnark BN254 vk.
+func CanonicalVK(vk *groth16bn254.VerifyingKey) []byte {
+	out := make([]byte, 0, VKLen(len(vk.G1.K)-1))
+	a := vk.G1.Alpha.RawBytes()
+	out = append(out, a[:]...)
+	for _, q := range []*bn254.G2Affine{&vk.G2.Beta, &vk.G2.Gamma, &vk.G2.Delta} {
+		b := q.RawBytes()
+		out = append(out, b[:]...)
+	}
+	n := uint32(len(vk.G1.K))
+	out = append(out, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	for i := range vk.G1.K {
+		b := vk.G1.K[i].RawBytes()
+		out = append(out, b[:]...)
+	}
+	return out
+}
+
+// DecodeHex accepts hex with or without 0x.
+func DecodeHex(s string) ([]byte, error) {
+	return hex.DecodeString(strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X"))
+}
+
+var _ frontend.Circuit = (*Circuit)(nil)

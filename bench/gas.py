@@ -1,0 +1,265 @@
+"""Gas from anvil RECEIPTS (never estimates): direct verification per scheme vs the registry.
+
+Measured on a fresh anvil with the project's own compile (solc-js 0.8.30, optimizer 200, cancun):
+  * direct verification: gnark Groth16 (3 pubs), gnark PLONK (3 pubs), ezkl Halo2 (gemm_relu), each a
+    transaction to the exported verifier with the fixture proof (checked to verify first);
+  * registry submissions: ATTESTED with 1, 8, 32, 128 leaves (2-of-3 operator signatures) and the
+    RECURSIVE root variant through the real gnark Groth16 verifier + adapter;
+  * an inclusion check: a transaction calling verifyProofAggregation (whole tx, and execution only =
+    receipt gas - 21000 - calldata gas, which is what an app pays inside its own transaction, plus
+    ~2600 for the cold registry account);
+  * per-proof cost of the aggregated route = submission / leaves + one inclusion check, vs direct.
+Writes bench/results/gas.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+
+from aggregator.attestation import Aggregation, sign_aggregation
+from aggregator.merkle import merkle_path, merkle_root
+from deploy.anvil import ANVIL_DEV_KEYS, Anvil
+from deploy.api import configure_registry
+from deploy.chain import _send, deploy_contract, transact
+from deploy.compile import REPO_ROOT, Artifact, compile_contracts, compile_files
+from normalizers.statement import keccak256
+
+FIX = REPO_ROOT / "tests" / "fixtures"
+RESULTS = REPO_ROOT / "bench" / "results"
+LEAF_COUNTS = (1, 8, 32, 128)
+
+
+def _calldata_gas(data: bytes) -> int:
+    return sum(4 if b == 0 else 16 for b in data)
+
+
+def _exec_gas(gas_used: int, data: bytes) -> int:
+    """Execution part of a call tx: receipt gas minus the 21000 base and calldata cost."""
+    return gas_used - 21_000 - _calldata_gas(data)
+
+
+def _raw_tx(w3: Web3, acct: LocalAccount, to: str, data: bytes, what: str) -> int:
+    # check the call succeeds (and returns true where the verifier returns a bool) before paying for it
+    ret = w3.eth.call({"from": acct.address, "to": Web3.to_checksum_address(to), "data": data})
+    if len(ret) == 32 and int.from_bytes(ret, "big") != 1:
+        raise RuntimeError(f"{what}: verifier returned false")
+    tx = {"to": Web3.to_checksum_address(to), "data": data, "gas": 5_000_000}
+    tx["maxFeePerGas"] = int(w3.eth.gas_price) * 2
+    tx["maxPriorityFeePerGas"] = 1
+    return _send(w3, acct, tx, what).gas_used
+
+
+def _ezkl_verifier(out: Path) -> tuple[Path, bytes] | None:
+    """Write ezkl's EVM verifier for the gemm_relu fixture (create_evm_verifier fails after writing
+    the .sol when it tries to download solc: expected) and the proof's calldata."""
+    import ezkl
+
+    d = FIX / "ezkl" / "gemm_relu"
+    srs = FIX / "ezkl" / "verifier-k1.srs"
+    if not (d / "vk.key").exists() or not (d / "proof0.json").exists() or not srs.exists():
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    sol = out / "Halo2Verifier.sol"
+
+    async def gen() -> None:
+        try:
+            await ezkl.create_evm_verifier(
+                str(d / "vk.key"), str(d / "settings.json"), str(sol), str(out / "abi.json"), str(srs), False
+            )
+        except RuntimeError:
+            pass  # the solc download step
+
+    asyncio.run(gen())
+    if not sol.exists():
+        return None
+    data = bytes(ezkl.encode_evm_calldata(str(d / "proof0.json"), str(out / "calldata.bin"), None))
+    return sol, data
+
+
+def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    g16 = FIX / "gnark" / "groth16_n3"
+    plk = FIX / "gnark" / "plonk_n3"
+    arts = compile_files(
+        {
+            "fixtures/gnark/groth16_n3/Verifier.sol": g16 / "Verifier.sol",
+            "fixtures/gnark/plonk_n3/Verifier.sol": plk / "Verifier.sol",
+        }
+    )
+    # gnark Groth16
+    a = arts["fixtures/gnark/groth16_n3/Verifier.sol:Verifier"]
+    v = deploy_contract(w3, acct, a)
+    c = w3.eth.contract(address=Web3.to_checksum_address(str(v.contract_address)), abi=a.abi)
+    cd = json.loads((g16 / "calldata.json").read_text())
+    data = bytes.fromhex(
+        c.encode_abi(
+            "verifyProof", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]]
+        )[2:]
+    )
+    gas = _raw_tx(w3, acct, c.address, data, "gnark groth16")
+    res["gnark_groth16"] = {
+        "tx_gas": gas,
+        "exec_gas": _exec_gas(gas, data),
+        "calldata_bytes": len(data),
+        "deploy_gas": v.gas_used,
+        "public_inputs": 3,
+    }
+    # gnark PLONK
+    a = arts["PlonkVerifier"]
+    v = deploy_contract(w3, acct, a)
+    c = w3.eth.contract(address=Web3.to_checksum_address(str(v.contract_address)), abi=a.abi)
+    cd = json.loads((plk / "calldata.json").read_text())
+    data = bytes.fromhex(
+        c.encode_abi("Verify", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]])[
+            2:
+        ]
+    )
+    gas = _raw_tx(w3, acct, c.address, data, "gnark plonk")
+    res["gnark_plonk"] = {
+        "tx_gas": gas,
+        "exec_gas": _exec_gas(gas, data),
+        "calldata_bytes": len(data),
+        "deploy_gas": v.gas_used,
+        "public_inputs": 3,
+    }
+    # ezkl Halo2
+    ez = _ezkl_verifier(REPO_ROOT / "build" / "bench" / "ezkl")
+    if ez is None:
+        res["ezkl_halo2"] = {"skipped": "tests/fixtures/ezkl/gemm_relu fixtures not present"}
+    else:
+        sol, data = ez
+        earts = compile_files({"build/bench/ezkl/Halo2Verifier.sol": sol})
+        name = next(k for k, x in earts.items() if ":" not in k and x.bytecode)
+        v = deploy_contract(w3, acct, earts[name])
+        gas = _raw_tx(w3, acct, str(v.contract_address), data, "ezkl halo2")
+        res["ezkl_halo2"] = {
+            "tx_gas": gas,
+            "exec_gas": _exec_gas(gas, data),
+            "calldata_bytes": len(data),
+            "deploy_gas": v.gas_used,
+        }
+    return res
+
+
+def _registry(
+    w3: Web3, acct: LocalAccount, arts: dict[str, Artifact]
+) -> tuple[Contract, dict[str, Any], list[str]]:
+    v = deploy_contract(w3, acct, arts["SheafRegistry"], [acct.address])
+    reg = w3.eth.contract(
+        address=Web3.to_checksum_address(str(v.contract_address)), abi=arts["SheafRegistry"].abi
+    )
+    keys = list(ANVIL_DEV_KEYS[1:4])
+    configure_registry(
+        w3, acct, reg, domains=[(1, "")], operators=[Account.from_key(k).address for k in keys], threshold=2
+    )
+    return reg, {"deploy_gas": v.gas_used}, keys
+
+
+def main() -> dict[str, Any]:
+    arts = compile_contracts()
+    out: dict[str, Any] = {"source": "anvil receipts (gasUsed), not estimates"}
+    with Anvil() as node:
+        w3 = Web3(Web3.HTTPProvider(node.rpc_url))
+        acct: LocalAccount = Account.from_key(ANVIL_DEV_KEYS[0])
+        chain_id = int(w3.eth.chain_id)
+        out["direct"] = _direct(w3, acct)
+        reg, info, keys = _registry(w3, acct, arts)
+        out["registry"] = info
+        attested: dict[str, Any] = {}
+        inclusion: dict[str, Any] = {}
+        for agg_id, n in enumerate(LEAF_COUNTS, start=1):
+            leaves = [keccak256(b"bench" + i.to_bytes(4, "big") + n.to_bytes(4, "big")) for i in range(n)]
+            root = merkle_root(leaves)
+            sigs = sign_aggregation(Aggregation(1, agg_id, root, n), chain_id, reg.address, keys[:2])
+            s = transact(
+                w3,
+                acct,
+                reg.functions.submitAttestedAggregation(1, agg_id, root, n, [x.signature for x in sigs]),
+                "attest",
+            )
+            attested[str(n)] = {"tx_gas": s.gas_used, "per_leaf": round(s.gas_used / n, 1), "signatures": 2}
+            # inclusion check of the last leaf (longest path) as a transaction
+            i = n - 1
+            path = list(merkle_path(leaves, i).path)
+            fn = reg.functions.verifyProofAggregation(1, agg_id, leaves[i], path, n, i)
+            assert fn.call() is True
+            data = bytes.fromhex(fn._encode_transaction_data()[2:])
+            g = _raw_tx(w3, acct, reg.address, data, "inclusion")
+            inclusion[str(n)] = {"tx_gas": g, "exec_gas": _exec_gas(g, data), "path_len": len(path)}
+        out["attested_submission"] = attested
+        out["inclusion_check"] = inclusion
+        # RECURSIVE (root variant) through the real gnark Groth16 verifier + adapter
+        g16 = FIX / "gnark" / "groth16_n3"
+        garts = compile_files({"fixtures/gnark/groth16_n3/Verifier.sol": g16 / "Verifier.sol"})
+        gv = deploy_contract(w3, acct, garts["Verifier"])
+        ad = deploy_contract(
+            w3, acct, arts["Groth16AggregationAdapter"], [Web3.to_checksum_address(str(gv.contract_address))]
+        )
+        configure_registry(w3, acct, reg, domains=[(2, "")], verifier=str(ad.contract_address))
+        cd = json.loads((g16 / "calldata.json").read_text())
+        pubs = [int(x, 16) for x in cd["public_inputs"]]
+        root = ((pubs[0] << 128) | pubs[1]).to_bytes(32, "big")
+        s = transact(
+            w3,
+            acct,
+            reg.functions.submitRecursiveAggregationRoot(2, 1, root, pubs[2], bytes.fromhex(cd["proof"][2:])),
+            "recursive",
+        )
+        out["recursive_root_submission"] = {
+            "tx_gas": s.gas_used,
+            "verifier": "gnark Groth16, 3 public inputs (fixture)",
+        }
+    # per-proof comparison: amortized submission + one inclusion check vs direct verification
+    cmp: dict[str, Any] = {}
+    for n in LEAF_COUNTS:
+        per = attested[str(n)]["tx_gas"] / n + inclusion[str(n)]["exec_gas"]
+        row: dict[str, Any] = {"attested_per_proof_gas": round(per)}
+        for scheme, d in out["direct"].items():
+            if "exec_gas" in d:
+                row[f"vs_{scheme}"] = round(d["tx_gas"] / per, 2)
+        cmp[str(n)] = row
+    out["per_proof"] = cmp
+    _print(out)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gas.json").write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def _print(out: dict[str, Any]) -> None:
+    print("direct verification (one tx per proof)")
+    print(f"  {'scheme':16s} {'tx gas':>10s} {'exec gas':>10s} {'calldata B':>10s}")
+    for k, d in out["direct"].items():
+        if "tx_gas" in d:
+            print(f"  {k:16s} {d['tx_gas']:10d} {d['exec_gas']:10d} {d['calldata_bytes']:10d}")
+        else:
+            print(f"  {k:16s} skipped: {d['skipped']}")
+    print("registry (attested, 2-of-3 signatures) and inclusion check (last leaf)")
+    print(
+        f"  {'leaves':>6s} {'submit gas':>11s} {'per leaf':>9s} {'incl tx':>8s} "
+        f"{'incl exec':>9s} {'per proof':>10s}"
+    )
+    for n in LEAF_COUNTS:
+        a, i, c = out["attested_submission"][str(n)], out["inclusion_check"][str(n)], out["per_proof"][str(n)]
+        print(
+            f"  {n:6d} {a['tx_gas']:11d} {a['per_leaf']:9.1f} {i['tx_gas']:8d} "
+            f"{i['exec_gas']:9d} {c['attested_per_proof_gas']:10d}"
+        )
+    print(
+        "recursive root submission (real gnark Groth16 verifier): "
+        f"{out['recursive_root_submission']['tx_gas']} gas"
+    )
+    for n in LEAF_COUNTS:
+        ratios = {k: v for k, v in out["per_proof"][str(n)].items() if k.startswith("vs_")}
+        print(f"  {n:4d} leaves: direct / aggregated per proof = {ratios}")
+
+
+if __name__ == "__main__":
+    main()

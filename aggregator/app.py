@@ -1,0 +1,130 @@
+"""`aggregator run`: store + gRPC + HTTP + batcher + chain submitter in one process, with a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aggregator.chain import Chain
+from aggregator.config import Config, load_key
+from aggregator.core import BatchProver, ChainInfo, Core
+from aggregator.http import HttpApi
+from aggregator.metrics import Metrics
+from aggregator.server import GrpcServer
+from aggregator.store import Store
+from aggregator.submitter import Submitter
+from aggregator.verify import ProofVerifier
+
+log = logging.getLogger("sheaf.app")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [h]
+    root.setLevel(level.upper())
+    for noisy in ("web3", "urllib3", "asyncio", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def registry_from_manifest(deployments_dir: str, chain_id: int) -> str:
+    p = Path(deployments_dir) / f"{chain_id}.json"
+    if not p.exists():
+        raise ValueError(f"no registry configured and no deployment manifest at {p}")
+    m = json.loads(p.read_text())
+    for cand in (m.get("contracts", {}).get("SheafRegistry"), m.get("SheafRegistry"), m.get("registry")):
+        if isinstance(cand, dict) and "address" in cand:
+            return str(cand["address"])
+        if isinstance(cand, str):
+            return cand
+    raise ValueError(f"{p} names no SheafRegistry address")
+
+
+def make_normalizer(cfg: Config) -> Any:
+    from normalizers.api import Normalizer
+
+    return Normalizer(srs=cfg.srs_path or None, sidecar_bin=cfg.sidecar_bin or None,
+                      groth16_backend=cfg.groth16_backend)
+
+
+class App:
+    def __init__(
+        self, cfg: Config, *, submitter_key: str | None = None, normalizer: Any = None,
+        prover: BatchProver | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.submitter_key = submitter_key
+        self.normalizer = normalizer
+        self.prover = prover
+        self.stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        key = self.submitter_key or load_key(cfg.submitter_key_env, cfg.submitter_keystore,
+                                            "SHEAF_SUBMITTER_PASSWORD")
+        probe = Chain(cfg.rpc_url, cfg.registry or "0x" + "00" * 20, retries=cfg.rpc_retries)
+        chain_id = await probe.chain_id()
+        registry = cfg.registry or registry_from_manifest(cfg.deployments_dir, chain_id)
+        self.chain = Chain(cfg.rpc_url, registry, key, gas_margin_pct=cfg.gas_margin_pct, retries=cfg.rpc_retries)
+        self.metrics = Metrics()
+        if self.normalizer is None:
+            self.normalizer = make_normalizer(cfg)
+        self.core = Core(cfg, Store(cfg.db_path), ProofVerifier(self.normalizer),
+                         ChainInfo(chain_id, self.chain.registry), self.metrics, self.prover)
+        self.grpc = GrpcServer(self.core, cfg.grpc_listen)
+        self.submitter = Submitter(self.core, self.chain, cfg.confirmations, cfg.poll_ms / 1000)
+        self.http = HttpApi(self.core, self._ready)
+        self.core.start()
+        await self.grpc.start()
+        await self.http.start(cfg.http_listen)
+        self.submitter.start()
+        log.info("aggregator up: grpc port %d, http port %d, chain %d, registry %s, db %s", self.grpc.port,
+                 self.http.port, chain_id, self.chain.registry, cfg.db_path)
+
+    def _ready(self) -> dict[str, bool]:
+        return {"accepting": self.core.accepting, "chain": self.submitter.healthy}
+
+    async def stop(self) -> None:
+        """Graceful: refuse new work, let in-flight RPCs finish and commit, then stop the loops."""
+        log.info("shutting down")
+        self.core.accepting = False
+        await self.grpc.stop(grace=5.0)
+        await self.submitter.stop()
+        await self.core.stop()
+        await self.http.stop()
+        await self.core.verifier.close()
+        self.stopped.set()
+        log.info("stopped")
+
+
+async def serve(cfg: Config, ready_file: str | None = None) -> None:
+    app = App(cfg)
+    await app.start()
+    if ready_file:
+        Path(ready_file).write_text(json.dumps({"grpc_port": app.grpc.port, "http_port": app.http.port}))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()

@@ -1,0 +1,245 @@
+"""Talking to SheafRegistry: reads, and sending aggregations with retries, gas margin and one nonce source.
+
+The chain is the source of truth: the submitter never remembers "I posted id N", it reads the
+registry's nextAggregationId and getAggregation every round, so restarts, dropped transactions and
+reorgs all come down to the same reconciliation (see aggregator.submitter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from eth_account import Account
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound
+
+log = logging.getLogger("sheaf.chain")
+T = TypeVar("T")
+
+_U = {"type": "uint256"}
+REGISTRY_ABI: list[dict[str, Any]] = [
+    {
+        "type": "function",
+        "name": "nextAggregationId",
+        "stateMutability": "view",
+        "inputs": [{"name": "domainId", **_U}],
+        "outputs": [_U],
+    },
+    {
+        "type": "function",
+        "name": "getAggregation",
+        "stateMutability": "view",
+        "inputs": [{"name": "domainId", **_U}, {"name": "aggregationId", **_U}],
+        "outputs": [
+            {
+                "type": "tuple",
+                "components": [
+                    {"name": "root", "type": "bytes32"},
+                    {"name": "leafCount", "type": "uint64"},
+                    {"name": "kind", "type": "uint8"},
+                    {"name": "blockNumber", "type": "uint64"},
+                ],
+            }
+        ],
+    },
+    {
+        "type": "function",
+        "name": "submitAttestedAggregation",
+        "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "domainId", **_U},
+            {"name": "aggregationId", **_U},
+            {"name": "root", "type": "bytes32"},
+            {"name": "leafCount", **_U},
+            {"name": "signatures", "type": "bytes[]"},
+        ],
+        "outputs": [],
+    },
+    {
+        "type": "function",
+        "name": "submitRecursiveAggregation",
+        "stateMutability": "nonpayable",
+        "inputs": [
+            {"name": "domainId", **_U},
+            {"name": "aggregationId", **_U},
+            {"name": "leaves", "type": "bytes32[]"},
+            {"name": "proof", "type": "bytes"},
+        ],
+        "outputs": [{"name": "root", "type": "bytes32"}],
+    },
+    {
+        "type": "function",
+        "name": "verifyProofAggregation",
+        "stateMutability": "view",
+        "inputs": [
+            {"name": "domainId", **_U},
+            {"name": "aggregationId", **_U},
+            {"name": "leaf", "type": "bytes32"},
+            {"name": "merklePath", "type": "bytes32[]"},
+            {"name": "leafCount", **_U},
+            {"name": "index", **_U},
+        ],
+        "outputs": [{"type": "bool"}],
+    },
+    {
+        "type": "function",
+        "name": "aggregationDigest",
+        "stateMutability": "view",
+        "inputs": [
+            {"name": "domainId", **_U},
+            {"name": "aggregationId", **_U},
+            {"name": "root", "type": "bytes32"},
+            {"name": "leafCount", **_U},
+        ],
+        "outputs": [{"type": "bytes32"}],
+    },
+    {
+        "type": "function",
+        "name": "threshold",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [_U],
+    },
+]
+
+
+class RpcError(Exception):
+    """The node could not be reached or kept failing after retries."""
+
+
+@dataclass(frozen=True)
+class OnChainAggregation:
+    root: bytes
+    leaf_count: int
+    kind: int
+    block_number: int
+
+
+@dataclass(frozen=True)
+class TxState:
+    known: bool  # the node knows the transaction (pending or mined)
+    block_number: int | None
+    block_hash: bytes | None
+    status: int | None
+
+
+class Chain:
+    def __init__(
+        self,
+        rpc_url: str,
+        registry: str,
+        key: str | None = None,
+        *,
+        gas_margin_pct: int = 30,
+        retries: int = 6,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+        self.registry = AsyncWeb3.to_checksum_address(registry)
+        self.contract = self.w3.eth.contract(address=self.registry, abi=REGISTRY_ABI)
+        self.account = Account.from_key(key) if key else None
+        self.gas_margin_pct = gas_margin_pct
+        self.retries = retries
+        self._send_lock = asyncio.Lock()
+        self._chain_id: int | None = None
+
+    async def _retry(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                return await fn()
+            except (ContractLogicError, TransactionNotFound):
+                raise
+            except Exception as e:  # connection refused, timeouts, 5xx: transient until retries run out
+                if attempt == self.retries:
+                    raise RpcError(f"{what}: {type(e).__name__}: {e}") from e
+                log.warning("rpc %s failed (%s), retry %d in %.2fs", what, type(e).__name__, attempt + 1, delay)
+                await asyncio.sleep(delay * (1 + random.random() * 0.2))
+                delay = min(delay * 2, 3.0)
+        raise AssertionError("unreachable")
+
+    async def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await self._retry("chain_id", lambda: self.w3.eth.chain_id))
+        return self._chain_id
+
+    async def head(self) -> int:
+        return int(await self._retry("block_number", lambda: self.w3.eth.block_number))
+
+    async def next_aggregation_id(self, domain_id: int) -> int:
+        return int(
+            await self._retry("nextAggregationId", lambda: self.contract.functions.nextAggregationId(domain_id).call())
+        )
+
+    async def get_aggregation(self, domain_id: int, aggregation_id: int) -> OnChainAggregation | None:
+        r = await self._retry(
+            "getAggregation", lambda: self.contract.functions.getAggregation(domain_id, aggregation_id).call()
+        )
+        root, leaf_count, kind, block = r
+        if int(kind) == 0:
+            return None
+        return OnChainAggregation(bytes(root), int(leaf_count), int(kind), int(block))
+
+    async def verify_inclusion(
+        self, domain_id: int, aggregation_id: int, leaf: bytes, path: Sequence[bytes], leaf_count: int, index: int
+    ) -> bool:
+        fn = self.contract.functions.verifyProofAggregation(
+            domain_id, aggregation_id, leaf, list(path), leaf_count, index
+        )
+        return bool(await self._retry("verifyProofAggregation", lambda: fn.call()))
+
+    async def aggregation_digest(self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int) -> bytes:
+        fn = self.contract.functions.aggregationDigest(domain_id, aggregation_id, root, leaf_count)
+        return bytes(await self._retry("aggregationDigest", lambda: fn.call()))
+
+    async def tx_state(self, tx_hash: bytes) -> TxState:
+        try:
+            tx = await self._retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))
+        except TransactionNotFound:
+            return TxState(False, None, None, None)
+        if tx.get("blockNumber") is None:
+            return TxState(True, None, None, None)
+        try:
+            rc = await self._retry("receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound:
+            return TxState(True, None, None, None)
+        return TxState(True, int(rc["blockNumber"]), bytes(rc["blockHash"]), int(rc["status"]))
+
+    async def _send(self, fn: Any, what: str) -> bytes:
+        """Simulate (a revert surfaces as ContractLogicError with the registry's custom error), estimate
+        gas and add the margin, sign with the pending nonce, send. One send at a time per process."""
+        if self.account is None:
+            raise RuntimeError("no submitter key configured")
+        sender = self.account.address
+        async with self._send_lock:
+            await self._retry(f"{what}.call", lambda: fn.call({"from": sender}))
+            est = int(await self._retry(f"{what}.estimate", lambda: fn.estimate_gas({"from": sender})))
+            gas = est * (100 + self.gas_margin_pct) // 100 + 20_000
+            nonce = int(
+                await self._retry("nonce", lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+            )
+            chain_id = await self.chain_id()
+            tx = await fn.build_transaction({"from": sender, "nonce": nonce, "gas": gas, "chainId": chain_id})
+            raw = self.account.sign_transaction(tx).raw_transaction
+            h = await self._retry("send_raw_transaction", lambda: self.w3.eth.send_raw_transaction(raw))
+            log.info("sent %s nonce=%d gas=%d (estimate %d) tx=%s", what, nonce, gas, est, bytes(h).hex())
+            return bytes(h)
+
+    async def send_attested(
+        self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int, signatures: Sequence[bytes]
+    ) -> bytes:
+        fn = self.contract.functions.submitAttestedAggregation(
+            domain_id, aggregation_id, root, leaf_count, list(signatures)
+        )
+        return await self._send(fn, f"submitAttestedAggregation({domain_id},{aggregation_id})")
+
+    async def send_recursive(
+        self, domain_id: int, aggregation_id: int, leaves: Sequence[bytes], proof: bytes
+    ) -> bytes:
+        fn = self.contract.functions.submitRecursiveAggregation(domain_id, aggregation_id, list(leaves), proof)
+        return await self._send(fn, f"submitRecursiveAggregation({domain_id},{aggregation_id})")

@@ -1,0 +1,166 @@
+"""aiohttp side: health, readiness, Prometheus metrics, and JSON endpoints (docs/openapi.yaml)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from aggregator.core import Core, Exhausted, NotFound, Submission, Unauthenticated
+from aggregator.store import BatchRow, ProofRow, Status
+from aggregator.verify import InputError
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+def _err(status: int, code: str, field: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "field": field, "message": message}}, status=status)
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except InputError as e:
+        return _err(400, e.code, e.field, e.message)
+    except NotFound as e:
+        return _err(404, e.code, e.field, e.message)
+    except Exhausted as e:
+        return _err(429 if e.code in ("RATE_LIMITED", "QUEUE_QUOTA") else 413, e.code, e.field, e.message)
+    except Unauthenticated as e:
+        return _err(401, e.code, e.field, e.message)
+
+
+def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
+    return {
+        "proof_id": row.proof_id,
+        "status": row.status.name,
+        "reason_code": row.reason_code,
+        "message": row.message,
+        "domain_id": row.domain_id,
+        "scheme": row.scheme,
+        "statement_hash": _hex(row.statement_hash),
+        "vk_hash": _hex(row.vk_hash),
+        "aggregation_id": b.aggregation_id if b else None,
+        "tx_hash": _hex(b.tx_hash) if b and row.status >= Status.SUBMITTED else None,
+        "updated_unix_ms": row.updated_ms,
+    }
+
+
+def _b64(body: dict[str, Any], name: str, required: bool = False) -> bytes | None:
+    v = body.get(name)
+    if v is None:
+        if required:
+            raise InputError("MALFORMED", name, f"{name} is required (base64)")
+        return None
+    if not isinstance(v, str):
+        raise InputError("MALFORMED", name, f"{name} must be a base64 string")
+    try:
+        return base64.b64decode(v, validate=True)
+    except binascii.Error as e:
+        raise InputError("MALFORMED", name, f"{name} is not valid base64: {e}") from e
+
+
+class HttpApi:
+    def __init__(self, core: Core, ready: Callable[[], dict[str, bool]]) -> None:
+        self.core = core
+        self.ready = ready
+        self.app = web.Application(middlewares=[errors], client_max_size=core.cfg.max_message_bytes * 2)
+        self.app.add_routes([
+            web.get("/healthz", self.healthz),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.metrics),
+            web.post("/v1/proofs", self.submit),
+            web.get("/v1/proofs/{proof_id}", self.proof),
+            web.get("/v1/proofs/{proof_id}/inclusion", self.inclusion),
+            web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
+        ])
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, listen: str) -> None:
+        host, _, port = listen.rpartition(":")
+        self.runner = web.AppRunner(self.app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host or "127.0.0.1", int(port))
+        await site.start()
+        server = site._server
+        socks = getattr(server, "sockets", None) or []
+        self.port = int(socks[0].getsockname()[1]) if socks else int(port)
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, _: web.Request) -> web.Response:
+        checks = self.ready()
+        ok = all(checks.values())
+        return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+
+    async def metrics(self, _: web.Request) -> web.Response:
+        return web.Response(text=self.core.metrics.render(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Format": "prometheus-0.0.4"})
+
+    async def submit(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as e:
+            raise InputError("MALFORMED", "body", f"body is not JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise InputError("MALFORMED", "body", "body must be a JSON object")
+        vk_hash_hex = body.get("vk_hash")
+        vk_hash = None
+        if vk_hash_hex is not None:
+            try:
+                vk_hash = bytes.fromhex(str(vk_hash_hex).removeprefix("0x"))
+            except ValueError as e:
+                raise InputError("MALFORMED", "vk_hash", "vk_hash must be hex") from e
+        domain = body.get("domain_id", 0)
+        if not isinstance(domain, int) or domain < 0:
+            raise InputError("MALFORMED", "domain_id", "domain_id must be a non-negative integer")
+        s = Submission(
+            scheme=str(body.get("scheme", "")), format=str(body.get("format", "")),
+            proof=_b64(body, "proof", True) or b"", vk=_b64(body, "vk"), vk_hash=vk_hash,
+            public=_b64(body, "public"), settings=_b64(body, "settings"), domain_id=domain,
+        )
+        r = await self.core.submit(s)
+        return web.json_response({"proof_id": r.proof_id, "statement_hash": _hex(r.statement_hash),
+                                  "duplicate": r.duplicate, "status": r.status.name})
+
+    async def proof(self, request: web.Request) -> web.Response:
+        row = await self.core.proof(request.match_info["proof_id"])
+        return web.json_response(proof_json(row, await self.core.batch_for(row)))
+
+    async def inclusion(self, request: web.Request) -> web.Response:
+        inc = await self.core.inclusion(request.match_info["proof_id"])
+        return web.json_response({
+            "proof_id": inc.proof_id, "domain_id": inc.domain_id, "aggregation_id": inc.aggregation_id,
+            "kind": inc.kind, "root": _hex(inc.root), "leaf": _hex(inc.leaf),
+            "merkle_path": [_hex(p) for p in inc.path], "leaf_count": inc.leaf_count, "index": inc.index,
+            "tx_hash": _hex(inc.tx_hash), "block_number": inc.block_number,
+            "registry": self.core.chain.registry, "chain_id": self.core.chain.chain_id,
+        })
+
+    async def aggregation(self, request: web.Request) -> web.Response:
+        try:
+            d, a = int(request.match_info["domain_id"]), int(request.match_info["aggregation_id"])
+        except ValueError as e:
+            raise InputError("MALFORMED", "path", "domain_id and aggregation_id must be integers") from e
+        b, rows = await self.core.aggregation(d, a)
+        return web.json_response({
+            "domain_id": b.domain_id, "aggregation_id": b.aggregation_id, "batch_id": b.batch_id,
+            "kind": b.kind, "root": _hex(b.root), "leaf_count": b.leaf_count, "state": b.state,
+            "tx_hash": _hex(b.tx_hash), "block_number": b.block_number,
+            "leaves": [_hex(r.statement_hash) for r in rows],
+        })

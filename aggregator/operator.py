@@ -1,0 +1,131 @@
+"""`aggregator operator`: an independent attester with its own key and its own Normalizer.
+
+It trusts nothing from the aggregator: every proof of a batch is re-verified here, each statement
+hash recomputed, the Merkle root rebuilt from those, and only then is the EIP-712 Aggregation
+signed. A batch with a bad proof or a wrong root is refused (with the offending statements named).
+If the operator is configured with a chain id / registry, it refuses to sign for any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from eth_account import Account
+
+from aggregator import crypto
+from aggregator.verify import InputError, Item, ProofVerifier
+from sheaf.v1 import aggregator_pb2 as pb
+from sheaf.v1 import aggregator_pb2_grpc as pbg
+
+log = logging.getLogger("sheaf.operator")
+
+
+@dataclass(frozen=True)
+class Decision:
+    signature: bytes
+    refusal_code: str
+    refusal_message: str
+    bad: list[bytes]
+    root: bytes
+
+
+async def check_task(
+    task: Any, verifier: ProofVerifier, key: str, chain_id: int | None = None, registry: str | None = None
+) -> Decision:
+    if chain_id is not None and task.chain_id != chain_id:
+        return Decision(b"", "WRONG_CHAIN", f"asked to sign for chain {task.chain_id}", [], b"")
+    if registry is not None and task.registry.lower() != registry.lower():
+        return Decision(b"", "WRONG_REGISTRY", f"asked to sign for registry {task.registry}", [], b"")
+    if task.leaf_count != len(task.items) or not task.items:
+        return Decision(b"", "LEAF_COUNT", f"leaf_count {task.leaf_count} but {len(task.items)} items", [], b"")
+    items = [
+        Item(i.scheme, i.format, i.proof, i.vk, i.public or None, i.settings or None) for i in task.items
+    ]
+    results = await asyncio.gather(*(verifier.verify(it) for it in items), return_exceptions=True)
+    bad: list[bytes] = []
+    leaves: list[bytes] = []
+    first = ""
+    for claimed, r in zip(task.items, results, strict=True):
+        if isinstance(r, BaseException):
+            bad.append(claimed.statement_hash)
+            if not first:
+                first = r.code if isinstance(r, InputError) else "INTERNAL"
+            continue
+        if r.statement_hash != claimed.statement_hash:
+            bad.append(claimed.statement_hash)
+            first = first or "STATEMENT_MISMATCH"
+        leaves.append(r.statement_hash)
+    if bad:
+        return Decision(b"", first, f"{len(bad)} of {len(items)} proofs failed re-verification", bad, b"")
+    root = crypto.merkle_root(leaves)
+    if root != task.root:
+        return Decision(b"", "ROOT_MISMATCH", "recomputed root differs", [], root)
+    sig = crypto.sign_aggregation(key, task.chain_id, task.registry, task.domain_id, task.aggregation_id, root,
+                                  task.leaf_count)
+    return Decision(sig, "", "", [], root)
+
+
+class OperatorProcess:
+    def __init__(
+        self,
+        target: str,
+        key: str,
+        verifier: ProofVerifier | None = None,
+        *,
+        chain_id: int | None = None,
+        registry: str | None = None,
+        wait_ms: int = 5000,
+    ) -> None:
+        self.target = target
+        self.key = key
+        self.address = Account.from_key(key).address
+        self.verifier = verifier or ProofVerifier()
+        self.chain_id, self.registry = chain_id, registry
+        self.wait_ms = wait_ms
+        self.stopping = asyncio.Event()
+        self.signed = 0
+        self.refused = 0
+
+    async def run(self) -> None:
+        backoff = 0.2
+        async with grpc.aio.insecure_channel(self.target) as ch:
+            stub = pbg.OperatorStub(ch)
+            log.info("operator %s attesting for %s", self.address, self.target)
+            while not self.stopping.is_set():
+                try:
+                    task = await stub.FetchBatch(
+                        pb.FetchBatchRequest(operator=self.address, wait_ms=self.wait_ms),
+                        timeout=self.wait_ms / 1000 + 5,
+                    )
+                    backoff = 0.2
+                    if not task.has_batch:
+                        continue
+                    d = await check_task(task, self.verifier, self.key, self.chain_id, self.registry)
+                    await stub.SubmitAttestation(
+                        pb.SubmitAttestationRequest(
+                            operator=self.address, batch_id=task.batch_id, root=d.root, signature=d.signature,
+                            refusal_code=d.refusal_code, refusal_message=d.refusal_message, bad_statements=d.bad,
+                        ),
+                        timeout=10,
+                    )
+                    if d.signature:
+                        self.signed += 1
+                        log.info("signed batch %d (aggregation %d/%d, %d leaves)", task.batch_id, task.domain_id,
+                                 task.aggregation_id, task.leaf_count)
+                    else:
+                        self.refused += 1
+                        log.warning("refused batch %d: %s %s", task.batch_id, d.refusal_code, d.refusal_message)
+                except grpc.aio.AioRpcError as e:
+                    if e.code() == grpc.StatusCode.PERMISSION_DENIED:
+                        raise
+                    log.warning("aggregator unreachable (%s); retrying in %.1fs", e.code().name, backoff)
+                    try:
+                        await asyncio.wait_for(self.stopping.wait(), backoff)
+                    except TimeoutError:
+                        pass
+                    backoff = min(backoff * 2, 5.0)
+        await self.verifier.close()

@@ -1,0 +1,219 @@
+"""grpc.aio front end: Aggregator and Operator services, plus standard health and reflection.
+
+Errors carry the stable code in trailing metadata `sheaf-error-code` and the offending field in
+`sheaf-error-field`; the gRPC status code says the class (INVALID_ARGUMENT, NOT_FOUND,
+RESOURCE_EXHAUSTED, UNAUTHENTICATED). A failing request never changes the health status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from aggregator.core import Core, Exhausted, Inclusion, NotFound, Submission, Unauthenticated
+from aggregator.store import KIND_RECURSIVE, BatchRow, Event, ProofRow, Status
+from aggregator.verify import InputError
+from sheaf.v1 import aggregator_pb2 as pb
+from sheaf.v1 import aggregator_pb2_grpc as pbg
+
+log = logging.getLogger("sheaf.grpc")
+T = TypeVar("T")
+SCHEME_ENUM = {"groth16": 1, "plonk": 2, "halo2": 3}
+BATCH_STATE_LIMIT = 30.0  # seconds an operator may long-poll
+
+
+async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, err: Any) -> None:
+    ctx.set_trailing_metadata((("sheaf-error-code", err.code), ("sheaf-error-field", err.field)))
+    await ctx.abort(code, f"{err.code}: {err.field}: {err.message}")
+
+
+async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await fn()
+    except InputError as e:
+        await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, e)
+    except NotFound as e:
+        await _abort(ctx, grpc.StatusCode.NOT_FOUND, e)
+    except Exhausted as e:
+        await _abort(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED, e)
+    except Unauthenticated as e:
+        code = grpc.StatusCode.PERMISSION_DENIED if e.code == "NOT_OPERATOR" else grpc.StatusCode.UNAUTHENTICATED
+        await _abort(ctx, code, e)
+    raise AssertionError("unreachable")  # abort raises
+
+
+def _kind(k: str) -> int:
+    return pb.RECURSIVE if k == KIND_RECURSIVE else pb.ATTESTED
+
+
+def status_msg(row: ProofRow, batch: BatchRow | None) -> pb.ProofStatusUpdate:
+    return pb.ProofStatusUpdate(
+        proof_id=row.proof_id, status=int(row.status), reason_code=row.reason_code, message=row.message,
+        aggregation_id=(batch.aggregation_id or 0) if batch else 0, domain_id=row.domain_id,
+        tx_hash=(batch.tx_hash or b"") if batch and row.status >= Status.SUBMITTED else b"",
+        updated_unix_ms=row.updated_ms, scheme=SCHEME_ENUM.get(row.scheme, 0), vk_hash=row.vk_hash,
+    )
+
+
+def event_msg(e: Event, row: ProofRow) -> pb.ProofStatusUpdate:
+    return pb.ProofStatusUpdate(
+        proof_id=e.proof_id, status=int(e.status), reason_code=e.reason_code, message=e.message,
+        domain_id=row.domain_id, updated_unix_ms=e.ts_ms, scheme=SCHEME_ENUM.get(row.scheme, 0),
+        vk_hash=row.vk_hash,
+    )
+
+
+def inclusion_msg(inc: Inclusion, chain_id: int, registry: str) -> pb.InclusionProof:
+    return pb.InclusionProof(
+        proof_id=inc.proof_id, domain_id=inc.domain_id, aggregation_id=inc.aggregation_id, kind=_kind(inc.kind),
+        root=inc.root, leaf=inc.leaf, merkle_path=inc.path, leaf_count=inc.leaf_count, index=inc.index,
+        tx_hash=inc.tx_hash, block_number=inc.block_number, registry=registry, chain_id=chain_id,
+    )
+
+
+class AggregatorService(pbg.AggregatorServicer):
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def RegisterVerifyingKey(self, request: Any, context: Any) -> pb.RegisterVerifyingKeyResponse:
+        async def go() -> pb.RegisterVerifyingKeyResponse:
+            h = await self.core.register_vk(request.scheme, request.format, request.vk, request.settings or None)
+            return pb.RegisterVerifyingKeyResponse(vk_hash=h)
+
+        return await _guard(context, go)
+
+    async def SubmitProof(self, request: Any, context: Any) -> pb.SubmitProofResponse:
+        async def go() -> pb.SubmitProofResponse:
+            which = request.WhichOneof("key")
+            s = Submission(
+                scheme=request.scheme, format=request.format, proof=request.proof,
+                vk=request.vk if which == "vk" else None,
+                vk_hash=request.vk_hash if which == "vk_hash" else None,
+                public=request.public or None, settings=request.settings or None, domain_id=request.domain_id,
+                prover=request.auth.prover, signature=request.auth.signature, nonce=request.auth.nonce,
+            )
+            r = await self.core.submit(s)
+            return pb.SubmitProofResponse(
+                proof_id=r.proof_id, statement_hash=r.statement_hash, duplicate=r.duplicate, status=int(r.status)
+            )
+
+        return await _guard(context, go)
+
+    async def GetProofStatus(self, request: Any, context: Any) -> pb.ProofStatusUpdate:
+        async def go() -> pb.ProofStatusUpdate:
+            row = await self.core.proof(request.proof_id)
+            return status_msg(row, await self.core.batch_for(row))
+
+        return await _guard(context, go)
+
+    async def WatchProof(self, request: Any, context: Any) -> AsyncIterator[pb.ProofStatusUpdate]:
+        try:
+            row = await self.core.proof(request.proof_id)
+        except NotFound as e:
+            await _abort(context, grpc.StatusCode.NOT_FOUND, e)
+            return
+        async for e in self.core.watch(request.proof_id):
+            msg = event_msg(e, row)
+            if e.status >= Status.AGGREGATING:
+                cur = await self.core.proof(request.proof_id)
+                b = await self.core.batch_for(cur)
+                if b is not None:
+                    msg.aggregation_id = b.aggregation_id or 0
+                    if e.status >= Status.SUBMITTED:
+                        msg.tx_hash = b.tx_hash or b""
+            yield msg
+            if e.status == Status.FINALIZED:
+                return
+
+    async def GetAggregation(self, request: Any, context: Any) -> pb.Aggregation:
+        async def go() -> pb.Aggregation:
+            b, rows = await self.core.aggregation(request.domain_id or self.core.cfg.default_domain,
+                                                  request.aggregation_id)
+            return pb.Aggregation(
+                domain_id=b.domain_id, aggregation_id=b.aggregation_id or 0, batch_id=b.batch_id,
+                kind=_kind(b.kind), root=b.root, leaf_count=b.leaf_count, state=b.state, tx_hash=b.tx_hash or b"",
+                block_number=b.block_number or 0, leaves=[r.statement_hash for r in rows],
+            )
+
+        return await _guard(context, go)
+
+    async def GetInclusionProof(self, request: Any, context: Any) -> pb.InclusionProof:
+        async def go() -> pb.InclusionProof:
+            inc = await self.core.inclusion(request.proof_id)
+            return inclusion_msg(inc, self.core.chain.chain_id, self.core.chain.registry)
+
+        return await _guard(context, go)
+
+
+class OperatorService(pbg.OperatorServicer):
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def FetchBatch(self, request: Any, context: Any) -> pb.AttestationTask:
+        async def go() -> pb.AttestationTask:
+            wait = min(request.wait_ms / 1000, BATCH_STATE_LIMIT)
+            left = context.time_remaining()
+            if left is not None:
+                wait = max(0.0, min(wait, left - 0.2))
+            got = await self.core.fetch_task(request.operator, wait)
+            if got is None:
+                return pb.AttestationTask(has_batch=False)
+            b, rows = got
+            return pb.AttestationTask(
+                has_batch=True, batch_id=b.batch_id, domain_id=b.domain_id, aggregation_id=b.aggregation_id or 0,
+                root=b.root, leaf_count=b.leaf_count, chain_id=self.core.chain.chain_id,
+                registry=self.core.chain.registry,
+                items=[
+                    pb.BatchItem(scheme=r.scheme, format=r.format, proof=r.proof, vk=r.vk, public=r.public or b"",
+                                 settings=r.settings or b"", statement_hash=r.statement_hash)
+                    for r in rows
+                ],
+            )
+
+        return await _guard(context, go)
+
+    async def SubmitAttestation(self, request: Any, context: Any) -> pb.SubmitAttestationResponse:
+        async def go() -> pb.SubmitAttestationResponse:
+            ok, n = await self.core.attest(request.operator, request.batch_id, request.root, request.signature,
+                                           request.refusal_code, list(request.bad_statements))
+            return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.core.cfg.threshold)
+
+        return await _guard(context, go)
+
+
+class GrpcServer:
+    def __init__(self, core: Core, listen: str) -> None:
+        self.core = core
+        mx = core.cfg.max_message_bytes
+        # A little headroom over the payload limit for the protobuf framing of the other fields.
+        opts = [("grpc.max_receive_message_length", mx + 64 * 1024), ("grpc.max_send_message_length", 1 << 30)]
+        self.server = grpc.aio.server(options=opts)
+        pbg.add_AggregatorServicer_to_server(AggregatorService(core), self.server)
+        pbg.add_OperatorServicer_to_server(OperatorService(core), self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = (
+            pb.DESCRIPTOR.services_by_name["Aggregator"].full_name,
+            pb.DESCRIPTOR.services_by_name["Operator"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, self.server)
+        self.port = self.server.add_insecure_port(listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {listen}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", "sheaf.v1.Aggregator", "sheaf.v1.Operator"):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for name in ("", "sheaf.v1.Aggregator", "sheaf.v1.Operator"):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace)

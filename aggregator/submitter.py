@@ -1,0 +1,158 @@
+"""Posts signed batches to the registry in aggregation-id order and follows them to finality.
+
+Each round reconciles local batches with the chain (nextAggregationId + getAggregation), which makes
+restarts, dropped transactions, RPC outages and reorgs the same case:
+- a local batch whose id the chain already holds with the same root is ours: it is SUBMITTED, then
+  FINALIZED once `confirmations` blocks deep;
+- the chain's next id belongs to the lowest unsent batch, which is (re)sent unless its last
+  transaction is still pending;
+- a FINALIZED batch the chain no longer has (a reorg deeper than the confirmation depth) goes back
+  to SIGNED and is posted again;
+- the registry only accepts id == last+1, so an id can never be posted twice, and sending strictly in
+  order never skips one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aggregator.chain import Chain, RpcError
+from aggregator.core import Core
+from aggregator.store import KIND_RECURSIVE, BatchRow, BatchState, Status
+
+log = logging.getLogger("sheaf.submitter")
+
+
+class Submitter:
+    def __init__(self, core: Core, chain: Chain, confirmations: int, poll_s: float) -> None:
+        self.core = core
+        self.chain = chain
+        self.confirmations = confirmations
+        self.poll_s = poll_s
+        self.healthy = False  # last round reached the node
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name="submitter")
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def run(self) -> None:
+        while not self.core.stopping:
+            try:
+                await self.round()
+                self.healthy = True
+            except RpcError as e:
+                self.healthy = False
+                self.core.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
+                log.warning("chain round: %s", e)
+            except Exception:
+                self.healthy = False
+                self.core.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
+                log.exception("chain round failed")
+            await self.core.wait_change(self.poll_s)
+
+    async def round(self) -> None:
+        db, store = self.core.db, self.core.db.store
+        active = await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
+        domains = sorted({b.domain_id for b in active} | set(await db.run(store.domains)))
+        if not domains:
+            return
+        head = await self.chain.head()
+        for d in domains:
+            await self._domain(d, head)
+
+    async def _domain(self, d: int, head: int) -> None:
+        db, store = self.core.db, self.core.db.store
+        nxt = await self.chain.next_aggregation_id(d)
+        last = nxt - 1
+        if await db.run(store.max_aggregation, d, BatchState.FINALIZED) > last:
+            for b in await db.run(store.batches_in, BatchState.FINALIZED):
+                if b.domain_id == d and b.aggregation_id is not None and b.aggregation_id > last:
+                    log.warning("reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id)
+                    self.core.metrics.inc("sheaf_chain_failures_total", code="REORGED")
+                    await db.run(store.set_batch_state, b.batch_id, [BatchState.FINALIZED], BatchState.SIGNED,
+                                 proof_status=Status.AGGREGATING)
+        batches = [
+            b for b in await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED) if b.domain_id == d
+        ]
+        for b in sorted(batches, key=lambda x: x.aggregation_id or 0):
+            assert b.aggregation_id is not None
+            if b.aggregation_id <= last:
+                await self._follow(b, head)
+            elif b.aggregation_id == nxt:
+                if not await self._needs_send(b):
+                    break
+                await self._send(b)
+                nxt = await self.chain.next_aggregation_id(d)
+                last = nxt - 1
+                if b.aggregation_id <= last:  # mined at once (automine)
+                    await self._follow(b, await self.chain.head())
+                else:
+                    break
+            else:
+                break  # an earlier id is not signed yet: strictly in order
+        self.core.notify()
+
+    async def _follow(self, b: BatchRow, head: int) -> None:
+        db, store = self.core.db, self.core.db.store
+        assert b.aggregation_id is not None
+        oc = await self.chain.get_aggregation(b.domain_id, b.aggregation_id)
+        if oc is None or oc.root != b.root or oc.leaf_count != b.leaf_count:
+            # The id holds someone else's aggregation: ours can never land under it.
+            log.error("aggregation %d/%d on chain is not batch %d; re-queueing its proofs",
+                      b.domain_id, b.aggregation_id, b.batch_id)
+            self.core.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
+            await db.run(store.fail_batch, b.batch_id, "ID_TAKEN", (), (BatchState.SIGNED, BatchState.SUBMITTED))
+            return
+        confs = head - oc.block_number + 1
+        if confs >= self.confirmations:
+            ok = await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
+                              BatchState.FINALIZED, block_number=oc.block_number, proof_status=Status.FINALIZED)
+            if ok:
+                self.core.metrics.observe("sheaf_submit_seconds", time.time() - b.created_ms / 1000)
+                log.info("aggregation %d/%d finalized at block %d (%d leaves)", b.domain_id, b.aggregation_id,
+                         oc.block_number, b.leaf_count)
+        elif b.state == BatchState.SIGNED or b.block_number != oc.block_number:
+            await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
+                         BatchState.SUBMITTED, block_number=oc.block_number, proof_status=Status.SUBMITTED)
+
+    async def _needs_send(self, b: BatchRow) -> bool:
+        if b.state != BatchState.SUBMITTED or not b.tx_hash:
+            return True
+        st = await self.chain.tx_state(b.tx_hash)
+        if st.known and st.block_number is None:
+            return False  # still pending
+        if st.known and st.status == 1:
+            return False  # mined but not visible yet; next round will see it
+        if st.known and st.status == 0:
+            log.warning("tx %s for aggregation %d/%d reverted; resending", b.tx_hash.hex(), b.domain_id,
+                        b.aggregation_id)
+            self.core.metrics.inc("sheaf_chain_failures_total", code="REVERTED")
+        else:
+            log.warning("tx %s for aggregation %d/%d was dropped; resending", b.tx_hash.hex(), b.domain_id,
+                        b.aggregation_id)
+            self.core.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
+        return True
+
+    async def _send(self, b: BatchRow) -> None:
+        db, store = self.core.db, self.core.db.store
+        assert b.aggregation_id is not None
+        if b.kind == KIND_RECURSIVE:
+            proof = await db.run(store.get_agg_proof, b.batch_id)
+            leaves = [p.statement_hash for p in await db.run(store.batch_proofs, b.batch_id)]
+            assert proof is not None
+            tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof)
+        else:
+            sigs = [(op, s) for op, s, _ in await db.run(store.signatures, b.batch_id) if s]
+            # The registry wants signers in strictly ascending address order; take the first k.
+            sigs.sort(key=lambda x: int(x[0], 16))
+            chosen = [s for _, s in sigs[: self.core.cfg.threshold]]
+            tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
+        await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
+                     BatchState.SUBMITTED, tx_hash=tx, proof_status=Status.SUBMITTED)

@@ -1,0 +1,115 @@
+"""The aggregator's (and each operator's) proof check: one normalizers.Normalizer per process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+
+from normalizers.statement import keccak256
+
+AUTH_TAG = b"sheaf/submit"
+
+
+class InputError(Exception):
+    """Bad input: a stable code, the offending field and a message (maps to INVALID_ARGUMENT etc.)."""
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"{code}: {field}: {message}")
+        self.code = code
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Verified:
+    statement_hash: bytes
+    vk_hash: bytes
+    scheme: str
+    recursion_eligible: bool
+
+
+@dataclass(frozen=True)
+class Item:
+    scheme: str
+    format: str
+    proof: bytes
+    vk: bytes
+    public: bytes | None
+    settings: bytes | None
+
+
+def auth_message(statement_hash: bytes, nonce: int, domain_id: int) -> bytes:
+    """What a prover signs (EIP-191 personal_sign): binds the statement, the domain and a fresh nonce."""
+    return keccak256(AUTH_TAG + domain_id.to_bytes(8, "big") + statement_hash + nonce.to_bytes(8, "big"))
+
+
+def sign_submission(key: str, statement_hash: bytes, nonce: int, domain_id: int) -> bytes:
+    return bytes(Account.sign_message(encode_defunct(auth_message(statement_hash, nonce, domain_id)), key).signature)
+
+
+def recover_submitter(signature: bytes, statement_hash: bytes, nonce: int, domain_id: int) -> str:
+    msg = encode_defunct(auth_message(statement_hash, nonce, domain_id))
+    return str(Account.recover_message(msg, signature=signature))
+
+
+def _input_error(e: Exception, default_field: str) -> Exception:
+    from normalizers.errors import NormalizeError
+
+    if isinstance(e, NormalizeError):
+        return InputError(e.code.value, e.field or default_field, e.message)
+    return e
+
+
+class ProofVerifier:
+    """Wraps normalizers.Normalizer; maps its errors to InputError so callers see one error type."""
+
+    def __init__(self, normalizer: Any | None = None) -> None:
+        if normalizer is None:
+            from normalizers.api import Normalizer
+
+            normalizer = Normalizer()
+        self.normalizer = normalizer
+
+    async def verify(self, item: Item) -> Verified:
+        from normalizers.api import ProofInput
+
+        pin = ProofInput(
+            scheme=item.scheme,
+            format=item.format,
+            proof=item.proof,
+            vk=item.vk,
+            public=item.public,
+            settings=item.settings,
+        )
+        try:
+            env = await self.normalizer.anormalize(pin)
+        except Exception as e:
+            raise _input_error(e, "proof") from e
+        return Verified(
+            statement_hash=bytes(env.statement_hash),
+            vk_hash=bytes(env.vk_hash),
+            scheme=item.scheme,
+            recursion_eligible=bool(getattr(env, "recursion_eligible", False)),
+        )
+
+    async def vk_hash(self, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> bytes:
+        import normalizers.api as napi
+
+        try:
+            _, h = await asyncio.to_thread(napi.parse_vk, scheme, fmt, vk, settings, normalizer=self.normalizer)
+        except Exception as e:
+            raise _input_error(e, "vk") from e
+        return bytes(h)
+
+    async def close(self) -> None:
+        c = getattr(self.normalizer, "aclose", None)
+        if c is not None:
+            await c()
+            return
+        c = getattr(self.normalizer, "close", None)
+        if c is not None:
+            c()

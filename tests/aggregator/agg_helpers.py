@@ -1,0 +1,190 @@
+"""Helpers for the aggregator tests (unique module name: test dirs have no __init__.py).
+
+- deploy_registry: compiles contracts/src with the solc shim and deploys SheafRegistry on anvil.
+- fixture_inputs: the committed real prover outputs (gnark, snarkjs, ezkl).
+- proof_pool: N distinct real Groth16 proofs (snarkjs, tiny circom circuit c = a*b with a = i+2),
+  generated once in one node process and cached under $SHEAF_CACHE; distinct public inputs make
+  distinct statements, so every submission is its own leaf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "tests" / "fixtures"
+BIN = ROOT / "node_modules" / ".bin"
+OWNER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # anvil dev key 0 (public)
+# Public anvil dev keys 2..4 serve as operators; key 1 is the submitter.
+SUBMITTER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+OPERATOR_KEYS = (
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+)
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    scheme: str
+    format: str
+    proof: bytes
+    vk: bytes
+    public: bytes | None = None
+    settings: bytes | None = None
+
+
+_ARTIFACT: dict[str, Any] = {}
+
+
+def registry_artifact() -> tuple[list[dict[str, Any]], bytes]:
+    if not _ARTIFACT:
+        from deploy.compile import compile_contracts
+
+        a = compile_contracts()["SheafRegistry"]
+        _ARTIFACT["abi"], _ARTIFACT["bin"] = a.abi, a.bytecode
+    return _ARTIFACT["abi"], _ARTIFACT["bin"]
+
+
+def _tx(w3: Web3, key: str, fn: Any) -> Any:
+    acct = Account.from_key(key)
+    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")})
+    rc = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction))
+    assert rc["status"] == 1, rc
+    return rc
+
+
+def deploy_registry(rpc_url: str, operators: list[str], threshold: int, domains: tuple[int, ...] = (1,)) -> str:
+    abi, code = registry_artifact()
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    owner = Account.from_key(OWNER_KEY).address
+    rc = _tx(w3, OWNER_KEY, w3.eth.contract(abi=abi, bytecode=code).constructor(owner))
+    reg = w3.eth.contract(address=rc["contractAddress"], abi=abi)
+    for d in domains:
+        _tx(w3, OWNER_KEY, reg.functions.createDomain(d, "0x" + "00" * 20))
+    for op in operators:
+        _tx(w3, OWNER_KEY, reg.functions.addOperator(op))
+    _tx(w3, OWNER_KEY, reg.functions.setThreshold(threshold))
+    return str(rc["contractAddress"])
+
+
+def fixture_inputs() -> list[Input]:
+    out: list[Input] = []
+    sj = FIX / "snarkjs"
+    for circ in ("mul1", "multi5"):
+        for proto in ("groth16", "plonk"):
+            d = sj / f"{circ}_{proto}"
+            for i in (0, 1):
+                if (d / f"proof{i}.json").exists():
+                    out.append(Input(f"snarkjs/{circ}_{proto}/{i}", proto, "snarkjs", (d / f"proof{i}.json").read_bytes(),
+                                     (d / "verification_key.json").read_bytes(), (d / f"public{i}.json").read_bytes()))
+    g = FIX / "gnark"
+    for name in ("groth16_n1", "groth16_n3", "plonk_n1"):
+        d = g / name
+        if d.exists():
+            out.append(Input(f"gnark/{name}", name.split("_")[0], "gnark", (d / "proof.bin").read_bytes(),
+                             (d / "vk.bin").read_bytes(), (d / "public.bin").read_bytes()))
+    for d in sorted((FIX / "ezkl").glob("*/")):
+        for p in sorted(d.glob("proof*.json")):
+            out.append(Input(f"ezkl/{d.name}/{p.stem}", "halo2", "ezkl", p.read_bytes(), (d / "vk.key").read_bytes(),
+                             None, (d / "settings.json").read_bytes()))
+    return out
+
+
+def supported_inputs() -> list[Input]:
+    """The fixtures today's normalizers accept (schemes still being built are left out; the normalizer
+    tests cover their rejections)."""
+    from normalizers.api import Normalizer, ProofInput
+
+    srs = FIX / "ezkl" / "verifier-k1.srs"
+    out = []
+    with Normalizer(srs=srs) as n:
+        for i in fixture_inputs():
+            try:
+                n.normalize(ProofInput(i.scheme, i.format, i.proof, i.vk, i.public, i.settings))
+            except Exception:
+                continue
+            out.append(i)
+    return out
+
+
+CIRCUIT = """
+template Mul() {
+    signal private input a;
+    signal private input b;
+    signal output c;
+    c <== a * b;
+}
+component main = Mul();
+"""
+
+NODE_PROVE = r"""
+const snarkjs = require(process.argv[2]);
+const fs = require("fs");
+(async () => {
+  const [wasm, zkey, n, out] = process.argv.slice(3);
+  const res = [];
+  for (let i = 0; i < Number(n); i++) {
+    const { proof, publicSignals } = await snarkjs.groth16.fullProve({ a: String(i + 2), b: "7" }, wasm, zkey);
+    res.push({ proof, public: publicSignals });
+  }
+  fs.writeFileSync(out, JSON.stringify(res));
+  process.exit(0);
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def _cache() -> Path:
+    return Path(os.environ.get("SHEAF_CACHE", Path.home() / ".cache" / "sheaf"))
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0 or "[ERROR]" in r.stdout:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+def proof_pool(n: int) -> list[Input]:
+    """n distinct snarkjs Groth16 proofs (INSECURE dev setup with fixed entropy; test data only)."""
+    key = hashlib.sha256((CIRCUIT + NODE_PROVE).encode()).hexdigest()[:16]
+    d = _cache() / "aggregator-pool" / key
+    out = d / f"proofs-{n}.json"
+    if not out.exists():
+        d.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as td:
+            tmp = Path(td)
+            sj = str(BIN / "snarkjs")
+            if not (d / "mul.zkey").exists():
+                _run([sj, "powersoftau", "new", "bn128", "4", "pot0.ptau"], tmp)
+                _run([sj, "powersoftau", "contribute", "pot0.ptau", "pot1.ptau", "-e=sheaf-dev-only"], tmp)
+                _run([sj, "powersoftau", "prepare", "phase2", "pot1.ptau", "pot.ptau"], tmp)
+                (tmp / "mul.circom").write_text(CIRCUIT)
+                _run([str(BIN / "circom"), "mul.circom", "--r1cs", "--wasm"], tmp)
+                _run([sj, "groth16", "setup", "mul.r1cs", "pot.ptau", "mul_0.zkey"], tmp)
+                _run([sj, "zkey", "beacon", "mul_0.zkey", "mul.zkey", "0" * 64, "10"], tmp)
+                _run([sj, "zkey", "export", "verificationkey", "mul.zkey", "vk.json"], tmp)
+                for f in ("mul.wasm", "mul.zkey", "vk.json"):
+                    shutil.copy(tmp / f, d / f)
+            (tmp / "prove.js").write_text(NODE_PROVE)
+            lib = str(ROOT / "node_modules" / "snarkjs")
+            _run(["node", "prove.js", lib, str(d / "mul.wasm"), str(d / "mul.zkey"), str(n), str(tmp / "p.json")],
+                 tmp)
+            shutil.move(str(tmp / "p.json"), out)
+    vk = (d / "vk.json").read_bytes()
+    items = json.loads(out.read_text())
+    return [
+        Input(f"pool/{i}", "groth16", "snarkjs", json.dumps(it["proof"]).encode(), vk, json.dumps(it["public"]).encode())
+        for i, it in enumerate(items)
+    ]

@@ -30,7 +30,13 @@ contract ExampleConsumer {
     error WrongKind(uint8 required, uint8 got);
     error AlreadyAccepted(bytes32 statementHash);
 
-    constructor(ISheafRegistry registry_, uint256 domainId_, uint8 requiredKind_, uint8 scheme_, bytes32 vkHash_) {
+    constructor(
+        ISheafRegistry registry_,
+        uint256 domainId_,
+        uint8 requiredKind_,
+        uint8 scheme_,
+        bytes32 vkHash_
+    ) {
         if (address(registry_) == address(0)) revert ZeroAddress();
         if (requiredKind_ > 2) revert InvalidRequiredKind(requiredKind_);
         registry = registry_;
@@ -50,8 +56,9 @@ contract ExampleConsumer {
     ) external returns (bytes32 statementHash) {
         statementHash = StatementHash.statementHash(scheme, vkHash, publicInputs);
         if (accepted[statementHash]) revert AlreadyAccepted(statementHash);
-        (bool ok, uint8 kind) =
-            registry.verifyProofAggregationKind(domainId, aggregationId, statementHash, merklePath, leafCount, index);
+        (bool ok, uint8 kind) = registry.verifyProofAggregationKind(
+            domainId, aggregationId, statementHash, merklePath, leafCount, index
+        );
         if (!ok) revert NotIncluded(statementHash);
         if (requiredKind != 0 && kind != requiredKind) revert WrongKind(requiredKind, kind);
         accepted[statementHash] = true;

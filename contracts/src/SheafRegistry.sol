@@ -56,7 +56,9 @@ contract SheafRegistry is ISheafRegistry {
     event Paused(address indexed account);
     event Unpaused(address indexed account);
     event DomainCreated(uint256 indexed domainId, address indexed submitter);
-    event DomainSubmitterChanged(uint256 indexed domainId, address indexed previous, address indexed submitter);
+    event DomainSubmitterChanged(
+        uint256 indexed domainId, address indexed previous, address indexed submitter
+    );
     event OperatorAdded(address indexed operator);
     event OperatorRemoved(address indexed operator);
     event ThresholdChanged(uint256 previous, uint256 threshold);
@@ -177,7 +179,9 @@ contract SheafRegistry is ISheafRegistry {
     }
 
     function setThreshold(uint256 newThreshold) external onlyOwner {
-        if (newThreshold == 0 || newThreshold > operatorCount) revert InvalidThreshold(newThreshold, operatorCount);
+        if (newThreshold == 0 || newThreshold > operatorCount) {
+            revert InvalidThreshold(newThreshold, operatorCount);
+        }
         emit ThresholdChanged(threshold, newThreshold);
         threshold = newThreshold;
     }
@@ -193,7 +197,9 @@ contract SheafRegistry is ISheafRegistry {
         bytes calldata proof
     ) external whenNotPaused returns (bytes32 root) {
         Domain storage d = _existingDomain(domainId);
-        if (d.submitter != address(0) && msg.sender != d.submitter) revert NotSubmitter(domainId, msg.sender);
+        if (d.submitter != address(0) && msg.sender != d.submitter) {
+            revert NotSubmitter(domainId, msg.sender);
+        }
         _checkNextId(d, domainId, aggregationId);
         uint256 leafCount = leaves.length;
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
@@ -213,7 +219,9 @@ contract SheafRegistry is ISheafRegistry {
         bytes calldata proof
     ) external whenNotPaused {
         Domain storage d = _existingDomain(domainId);
-        if (d.submitter != address(0) && msg.sender != d.submitter) revert NotSubmitter(domainId, msg.sender);
+        if (d.submitter != address(0) && msg.sender != d.submitter) {
+            revert NotSubmitter(domainId, msg.sender);
+        }
         _checkNextId(d, domainId, aggregationId);
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
         if (root == bytes32(0)) revert ZeroRoot();
@@ -275,7 +283,11 @@ contract SheafRegistry is ISheafRegistry {
         return _verifyInclusion(domainId, aggregationId, leaf, merklePath, leafCount, index);
     }
 
-    function getAggregation(uint256 domainId, uint256 aggregationId) external view returns (Aggregation memory) {
+    function getAggregation(uint256 domainId, uint256 aggregationId)
+        external
+        view
+        returns (Aggregation memory)
+    {
         return _aggregations[domainId][aggregationId];
     }
 
@@ -297,7 +309,8 @@ contract SheafRegistry is ISheafRegistry {
         view
         returns (bytes32)
     {
-        bytes32 structHash = keccak256(abi.encode(AGGREGATION_TYPEHASH, domainId, aggregationId, root, leafCount));
+        bytes32 structHash =
+            keccak256(abi.encode(AGGREGATION_TYPEHASH, domainId, aggregationId, root, leafCount));
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
@@ -371,6 +384,7 @@ contract SheafRegistry is ISheafRegistry {
     }
 
     function _buildDomainSeparator() private view returns (bytes32) {
-        return keccak256(abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this)));
+        return
+            keccak256(abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this)));
     }
 }

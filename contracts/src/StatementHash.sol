@@ -39,7 +39,11 @@ library StatementHash {
         return keccak256(abi.encodePacked("sheaf/statement", version, scheme, vkHash_, pubsHash_));
     }
 
-    function statementHash(uint8 scheme, bytes32 vkHash_, uint256[] memory pubs) internal pure returns (bytes32) {
+    function statementHash(uint8 scheme, bytes32 vkHash_, uint256[] memory pubs)
+        internal
+        pure
+        returns (bytes32)
+    {
         return statementHash(ENVELOPE_VERSION, scheme, vkHash_, pubsHash(pubs));
     }
 }

@@ -18,11 +18,13 @@ contract MerkleHarness {
     }
 
     /// zkVerify's verifyProofKeccak (Substrate binary_merkle_tree v15), for differential testing.
-    function zkVerifyProofKeccak(bytes32 r, bytes32[] calldata proof, uint256 numberOfLeaves, uint256 leafIndex, bytes32 leaf)
-        external
-        pure
-        returns (bool)
-    {
+    function zkVerifyProofKeccak(
+        bytes32 r,
+        bytes32[] calldata proof,
+        uint256 numberOfLeaves,
+        uint256 leafIndex,
+        bytes32 leaf
+    ) external pure returns (bool) {
         require(leafIndex < numberOfLeaves, "IndexOutOfBounds");
         bytes32 computedHash = keccak256(abi.encodePacked(leaf));
         uint256 position = leafIndex;

@@ -14,8 +14,14 @@ import {Merkle} from "../src/Merkle.sol";
 contract HashLockVerifier is IAggregationProofVerifier {
     error BadProof();
 
-    function verifyAggregation(bytes32 root, uint256 leafCount, bytes calldata proof) external pure returns (bytes4) {
-        if (keccak256(proof) != keccak256(abi.encode(keccak256(abi.encode(root, leafCount))))) revert BadProof();
+    function verifyAggregation(bytes32 root, uint256 leafCount, bytes calldata proof)
+        external
+        pure
+        returns (bytes4)
+    {
+        if (keccak256(proof) != keccak256(abi.encode(keccak256(abi.encode(root, leafCount))))) {
+            revert BadProof();
+        }
         return IAggregationProofVerifier.verifyAggregation.selector;
     }
 }
@@ -533,7 +539,8 @@ contract SheafRegistryTest is Test {
         bytes32[] memory path = _path(l, 1);
 
         ExampleConsumer anyKind = new ExampleConsumer(ISheafRegistry(address(reg)), DOMAIN, 0, 1, vkHash);
-        ExampleConsumer recursiveOnly = new ExampleConsumer(ISheafRegistry(address(reg)), DOMAIN, 1, 1, vkHash);
+        ExampleConsumer recursiveOnly =
+            new ExampleConsumer(ISheafRegistry(address(reg)), DOMAIN, 1, 1, vkHash);
 
         vm.expectRevert(abi.encodeWithSelector(ExampleConsumer.WrongKind.selector, 1, 2));
         recursiveOnly.acceptResult(pubs, 1, path, 3, 1);

@@ -36,7 +36,9 @@ async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Await
     try:
         return await fn()
     except InputError as e:
-        await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, e)
+        # the normalizer's size limits are "too big", not "malformed"
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED if e.code == "TOO_LARGE" else grpc.StatusCode.INVALID_ARGUMENT
+        await _abort(ctx, code, e)
     except NotFound as e:
         await _abort(ctx, grpc.StatusCode.NOT_FOUND, e)
     except Exhausted as e:
@@ -186,6 +188,65 @@ class OperatorService(pbg.OperatorServicer):
         return await _guard(context, go)
 
 
+class _Undecodable:
+    def __init__(self, err: str) -> None:
+        self.err = err
+
+
+def _safe_deserializer(cls: Any) -> Callable[[bytes], Any]:
+    def de(b: bytes) -> Any:
+        try:
+            return cls.FromString(b)
+        except Exception as e:  # protobuf DecodeError: the client's fault, not ours
+            return _Undecodable(str(e))
+
+    return de
+
+
+def _malformed(req: _Undecodable) -> InputError:
+    return InputError("MALFORMED_REQUEST", "request", f"cannot decode the protobuf request: {req.err}"[:200])
+
+
+def _wrap_unary(fn: Any) -> Any:
+    async def h(req: Any, ctx: Any) -> Any:
+        if isinstance(req, _Undecodable):
+            await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, _malformed(req))
+        return await fn(req, ctx)
+
+    return h
+
+
+def _wrap_stream(fn: Any) -> Any:
+    async def h(req: Any, ctx: Any) -> Any:
+        if isinstance(req, _Undecodable):
+            await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, _malformed(req))
+            return
+        async for x in fn(req, ctx):
+            yield x
+
+    return h
+
+
+def add_service(server: grpc.aio.Server, servicer: Any, name: str) -> None:
+    """Like the generated add_*_to_server, but undecodable requests become INVALID_ARGUMENT with a code
+    instead of grpc's UNKNOWN from an exception in the deserializer."""
+    desc = pb.DESCRIPTOR.services_by_name[name]
+    handlers = {}
+    for m in desc.methods:
+        req_cls, resp_cls = getattr(pb, m.input_type.name), getattr(pb, m.output_type.name)
+        fn = getattr(servicer, m.name)
+        if m.server_streaming:
+            handlers[m.name] = grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(fn), request_deserializer=_safe_deserializer(req_cls),
+                response_serializer=resp_cls.SerializeToString)
+        else:
+            handlers[m.name] = grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(fn), request_deserializer=_safe_deserializer(req_cls),
+                response_serializer=resp_cls.SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(desc.full_name, handlers),))
+    server.add_registered_method_handlers(desc.full_name, handlers)
+
+
 class GrpcServer:
     def __init__(self, core: Core, listen: str) -> None:
         self.core = core
@@ -193,8 +254,8 @@ class GrpcServer:
         # A little headroom over the payload limit for the protobuf framing of the other fields.
         opts = [("grpc.max_receive_message_length", mx + 64 * 1024), ("grpc.max_send_message_length", 1 << 30)]
         self.server = grpc.aio.server(options=opts)
-        pbg.add_AggregatorServicer_to_server(AggregatorService(core), self.server)
-        pbg.add_OperatorServicer_to_server(OperatorService(core), self.server)
+        add_service(self.server, AggregatorService(core), "Aggregator")
+        add_service(self.server, OperatorService(core), "Operator")
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (

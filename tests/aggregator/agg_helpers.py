@@ -83,7 +83,7 @@ def deploy_registry(rpc_url: str, operators: list[str], threshold: int, domains:
 def fixture_inputs() -> list[Input]:
     out: list[Input] = []
     sj = FIX / "snarkjs"
-    for circ in ("mul1", "multi5"):
+    for circ in ("mul1", "multi5", "sq1"):
         for proto in ("groth16", "plonk"):
             d = sj / f"{circ}_{proto}"
             for i in (0, 1):

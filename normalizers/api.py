@@ -133,7 +133,9 @@ class Normalizer:
         sidecar_bin: str | None = None,
         groth16_backend: str = "sidecar",
         vk_cache_size: int = 256,
+        chunk_size: int = 128,
     ) -> None:
+        self.chunk_size = chunk_size
         self.ctx = Context(
             limits=limits,
             srs_path=str(srs) if srs else None,
@@ -172,21 +174,25 @@ class Normalizer:
         if inp.settings is not None:
             check_size("settings", inp.settings, lim.max_settings_bytes)
 
-    def parse(self, inp: ProofInput) -> tuple[SchemeVerifier, Statement]:
-        """Strict decoding and validation without the final proof verification."""
+    def _precheck(self, inp: ProofInput) -> SchemeVerifier:
         if not isinstance(inp, ProofInput):
             raise NormalizeError(Code.MALFORMED, "input", "expected a ProofInput")
         v = _scheme(inp.scheme, inp.format)
-        self._check_sizes(inp)
         for name in ("proof", "vk", "public", "settings"):
             val = getattr(inp, name)
             if val is not None and not isinstance(val, bytes | bytearray | memoryview):
                 raise NormalizeError(Code.MALFORMED, name, f"expected bytes, got {type(val).__name__}")
+        self._check_sizes(inp)
+        return v
+
+    def parse(self, inp: ProofInput) -> tuple[SchemeVerifier, Statement]:
+        """Strict decoding and validation without the final proof verification."""
+        v = self._precheck(inp)
         try:
             if isinstance(v, groth16.Groth16Verifier) and inp.format == "gnark":
-                return v, v.normalize_gnark(inp.vk, inp.proof, inp.public, self.ctx)
+                return v, v.normalize_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx)
             vk = self._parse_vk(v, inp)
-            return v, v.parse(inp.format, bytes(inp.proof), vk, inp.public, self.ctx)
+            return v, v.parse(inp.format, bytes(inp.proof), vk, _b(inp.public), self.ctx)
         except NormalizeError:
             raise
         except Exception as e:  # a parser bug must still surface as a coded error, not a crash
@@ -200,19 +206,53 @@ class Normalizer:
         return _envelope(v, inp.format, st)
 
     def normalize_many(self, inputs: Sequence[ProofInput]) -> list[Envelope | NormalizeError]:
-        """Parse all, then verify per scheme in one batch (one sidecar round trip for Groth16)."""
+        """Parse all, verifying in chunks as they fill: Groth16 chunks go to the sidecar as one
+        verify_batch each while Python parses the next chunk (Go and Python on separate cores);
+        gnark decodes are all put in flight first."""
         out: list[Envelope | NormalizeError | None] = [None] * len(inputs)
-        groups: dict[int, tuple[SchemeVerifier, list[tuple[int, str, Statement]]]] = {}
+        chunks: dict[int, tuple[SchemeVerifier, list[tuple[int, str, Statement]]]] = {}
+        waiters: list[tuple[list[tuple[int, str, Statement]], SchemeVerifier, Any]] = []
+
+        def flush(v: SchemeVerifier) -> None:
+            items = chunks.pop(id(v), (v, []))[1]
+            if items:
+                try:
+                    waiters.append((items, v, v.start_batch([st for _, _, st in items], self.ctx)))
+                except NormalizeError as e:
+                    failed = [e] * len(items)
+                    waiters.append((items, v, lambda failed=failed: failed))
+
+        def add(i: int, v: SchemeVerifier, fmt: str, st: Statement) -> None:
+            group = chunks.setdefault(id(v), (v, []))[1]
+            group.append((i, fmt, st))
+            if len(group) >= self.chunk_size:
+                flush(v)
+
+        decoding: list[tuple[int, Any]] = []
         for i, inp in enumerate(inputs):
             try:
-                v, st = self.parse(inp)
+                v = self._precheck(inp)
+                if isinstance(v, groth16.Groth16Verifier) and inp.format == "gnark":
+                    decoding.append(
+                        (i, v.submit_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx))
+                    )
+                    continue
+                _, st = self.parse(inp)
             except NormalizeError as e:
                 out[i] = e
                 continue
-            groups.setdefault(id(v), (v, []))[1].append((i, inp.format, st))
-        for v, items in groups.values():
+            add(i, v, inp.format, st)
+        g16 = groth16.VERIFIER
+        for i, fut in decoding:
             try:
-                results = v.verify_batch([st for _, _, st in items], self.ctx)
+                add(i, g16, "gnark", g16.finish_gnark(fut, self.ctx))
+            except NormalizeError as e:
+                out[i] = e
+        for v, _ in list(chunks.values()):
+            flush(v)
+        for items, v, wait in waiters:
+            try:
+                results = wait()
             except NormalizeError as e:
                 results = [e] * len(items)
             for (i, fmt, st), err in zip(items, results, strict=True):
@@ -233,6 +273,10 @@ class Normalizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:
+    return None if x is None else bytes(x)
 
 
 _default: Normalizer | None = None

@@ -8,7 +8,7 @@ a `SchemeVerifier` and one line in `normalizers.api.SCHEMES`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
@@ -45,6 +45,7 @@ class Statement:
     producer_version: str = ""
     recursion_eligible: bool = False
     native_proof: bytes = b""  # what the native verifier wants, when it differs from `proof`
+    verified: bool = False  # already verified while decoding (sidecar groth16.normalize / plonk.normalize)
 
 
 @dataclass
@@ -87,4 +88,10 @@ class SchemeVerifier(Protocol):
 
     def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
         """Verify each statement; None = valid. Must not raise for a bad proof."""
+        ...
+
+    def start_batch(
+        self, items: Sequence[Statement], ctx: Context
+    ) -> Callable[[], list[NormalizeError | None]]:
+        """Start verifying (possibly in another process) and return a waiter for the results."""
         ...

@@ -12,7 +12,8 @@ import base64
 import re
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,17 +269,23 @@ class Groth16Verifier:
             raise NormalizeError(Code.INTERNAL, "format", "gnark Groth16 is normalized together with its vk")
         raise NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"groth16 does not support format {fmt!r}")
 
-    def normalize_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context) -> Statement:
-        """gnark binaries go to the sidecar in one call (it decodes vk, proof and witness together)."""
+    def submit_gnark(
+        self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context
+    ) -> Future[dict[str, Any]]:
+        """gnark binaries go to the sidecar in one call (it decodes vk, proof and witness together);
+        returns at once so many decodes can be in flight."""
         if public is None:
             raise NormalizeError(Code.MALFORMED, "public", "gnark Groth16 needs the public witness")
-        r = ctx.sidecar().request(
+        return ctx.sidecar().submit(
             "groth16.normalize",
             format="gnark",
             vk=base64.b64encode(vk_raw).decode(),
             proof=base64.b64encode(proof).decode(),
             public=base64.b64encode(public).decode(),
         )
+
+    def finish_gnark(self, fut: Future[dict[str, Any]], ctx: Context) -> Statement:
+        r = ctx.sidecar().result(fut, "groth16.normalize")
         canonical = _hex(r, "canonical_vk")
         # with a commitment, IC has an extra entry: trust the decoder's count, not len(IC)-1
         n_pub = r.get("n_public")
@@ -288,31 +295,46 @@ class Groth16Verifier:
         pubs = tuple(_hex32(x, f"public_inputs[{i}]") for i, x in enumerate(r.get("public_inputs", [])))
         _check_count(vk, pubs)
         commitments = int(r.get("commitments", 0))
-        return Statement(vk, _hex(r, "proof"), pubs, producer_version="", recursion_eligible=commitments == 0)
+        # groth16.normalize verifies the proof as it decodes (gnark's verifier and the batch verifier)
+        return Statement(
+            vk,
+            _hex(r, "proof"),
+            pubs,
+            producer_version="",
+            recursion_eligible=commitments == 0,
+            verified=True,
+        )
+
+    def normalize_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context) -> Statement:
+        return self.finish_gnark(self.submit_gnark(vk_raw, proof, public, ctx), ctx)
 
     # -- verification
     def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
-        if not items:
-            return []
-        if ctx.groth16_backend == "groth16py":
-            return [self._verify_py(s) for s in items]
-        r = ctx.sidecar().request(
-            "groth16.verify_batch",
-            items=[
-                {
-                    "canonical_vk": s.vk.canonical.hex(),
-                    "proof": s.proof.hex(),
-                    "public_inputs": [p.hex() for p in s.public_inputs],
-                }
-                for s in items
-            ],
-        )
-        return [_result(x) for x in r["results"]]
+        return self.start_batch(items, ctx)()
 
-    async def averify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
-        if not items or ctx.groth16_backend == "groth16py":
-            return self.verify_batch(items, ctx)
-        r = await ctx.sidecar().arequest(
+    def start_batch(
+        self, items: Sequence[Statement], ctx: Context
+    ) -> Callable[[], list[NormalizeError | None]]:
+        """Send one verify_batch to the sidecar and return a waiter, so the caller can parse the
+        next chunk in Python while Go verifies this one (the two run on different cores)."""
+        todo = [k for k, s in enumerate(items) if not s.verified]
+        if len(todo) < len(items):
+            inner = self.start_batch([items[k] for k in todo], ctx) if todo else list
+
+            def merge() -> list[NormalizeError | None]:
+                res: list[NormalizeError | None] = [None] * len(items)
+                for k, r in zip(todo, inner(), strict=True):
+                    res[k] = r
+                return res
+
+            return merge
+        if not items:
+            return list
+        if ctx.groth16_backend == "groth16py":
+            res = [self._verify_py(s) for s in items]
+            return lambda: res
+        sc = ctx.sidecar()
+        fut = sc.submit(
             "groth16.verify_batch",
             items=[
                 {
@@ -323,7 +345,17 @@ class Groth16Verifier:
                 for s in items
             ],
         )
-        return [_result(x) for x in r["results"]]
+
+        def wait() -> list[NormalizeError | None]:
+            r = sc.result(fut, "groth16.verify_batch")
+            results = r.get("results")
+            if not isinstance(results, list) or len(results) != len(items):
+                raise NormalizeError(
+                    Code.INTERNAL, "sidecar", "verify_batch returned a wrong number of results"
+                )
+            return [_result(x) for x in results]
+
+        return wait
 
     def _verify_py(self, s: Statement) -> NormalizeError | None:
         import json

@@ -19,7 +19,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -306,6 +306,12 @@ class Halo2Verifier:
                 Code.INVALID_LENGTH, "proof.proof", f"{len(raw)} bytes, proofs for this vk are {want} bytes"
             )
         return Statement(vk, raw, pubs, producer_version=ver, recursion_eligible=False, native_proof=clean)
+
+    def start_batch(
+        self, items: Sequence[Statement], ctx: Context
+    ) -> Callable[[], list[NormalizeError | None]]:
+        res = self.verify_batch(items, ctx)
+        return lambda: res
 
     def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
         srs = ctx.srs_path

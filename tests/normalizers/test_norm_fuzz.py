@@ -27,7 +27,7 @@ json_values = st.recursive(
     max_leaves=40,
 )
 
-FAST = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=120, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _only_normalize_error(f: Any, *a: Any) -> None:

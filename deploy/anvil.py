@@ -67,7 +67,15 @@ class Anvil:
     def start(self) -> Anvil:
         if self.port == 0:
             self.port = free_port()
-        cmd = [anvil_binary(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id)]
+        cmd = [
+            anvil_binary(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(self.chain_id),
+        ]
         if self.block_time is not None:
             cmd += ["--block-time", str(self.block_time)]
         cmd += self.extra_args

@@ -12,7 +12,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "provers.demo", "--workdir", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "SheafRegistry" in proc.stdout and " full" in proc.stdout

@@ -20,7 +20,7 @@ def forge_project(tmp_path: Path) -> Path:
         "[profile.default]\n"
         'src = "src"\ntest = "test"\nout = "out"\n'
         f'solc = "{REPO_ROOT / "tools" / "solc"}"\n'
-        "offline = true\noptimizer = true\noptimizer_runs = 200\nevm_version = \"cancun\"\n"
+        'offline = true\noptimizer = true\noptimizer_runs = 200\nevm_version = "cancun"\n'
     )
     return project
 

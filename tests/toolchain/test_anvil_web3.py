@@ -50,7 +50,9 @@ def test_deploy_and_call_on_anvil(node: Anvil, solc_shim: str) -> None:
     artifact = _compile(solc_shim)
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bin"])
 
-    tx = factory.constructor().build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address)})
+    tx = factory.constructor().build_transaction(
+        {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address)}
+    )
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
     )

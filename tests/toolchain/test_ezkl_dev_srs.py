@@ -35,10 +35,19 @@ def _tiny_model(path: Path) -> None:
 def proved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("ezkl")
     srs = ensure_dev_srs()
-    files = {k: d / v for k, v in {
-        "model": "m.onnx", "settings": "settings.json", "circuit": "m.ezkl", "input": "input.json",
-        "witness": "witness.json", "vk": "vk.key", "pk": "pk.key", "proof": "proof.json",
-    }.items()}
+    files = {
+        k: d / v
+        for k, v in {
+            "model": "m.onnx",
+            "settings": "settings.json",
+            "circuit": "m.ezkl",
+            "input": "input.json",
+            "witness": "witness.json",
+            "vk": "vk.key",
+            "pk": "pk.key",
+            "proof": "proof.json",
+        }.items()
+    }
     _tiny_model(files["model"])
     files["input"].write_text(json.dumps({"input_data": [[0.5, -0.25, 0.75, 0.1]]}))
     args = ezkl.PyRunArgs()
@@ -48,7 +57,9 @@ def proved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     assert ezkl.compile_circuit(str(files["model"]), str(files["circuit"]), str(files["settings"]))
     ezkl.gen_witness(str(files["input"]), str(files["circuit"]), str(files["witness"]))
     assert ezkl.setup(str(files["circuit"]), str(files["vk"]), str(files["pk"]), srs_path=str(srs))
-    ezkl.prove(str(files["witness"]), str(files["circuit"]), str(files["pk"]), str(files["proof"]), srs_path=str(srs))
+    ezkl.prove(
+        str(files["witness"]), str(files["circuit"]), str(files["pk"]), str(files["proof"]), srs_path=str(srs)
+    )
     files["srs"] = srs
     return files
 
@@ -61,7 +72,9 @@ def test_dev_srs_is_cached_and_marked_insecure() -> None:
 
 
 def test_prove_then_verify(proved: dict[str, Path]) -> None:
-    assert ezkl.verify(str(proved["proof"]), str(proved["settings"]), str(proved["vk"]), srs_path=str(proved["srs"]))
+    assert ezkl.verify(
+        str(proved["proof"]), str(proved["settings"]), str(proved["vk"]), srs_path=str(proved["srs"])
+    )
 
 
 def test_k1_verifier_srs_cut_verifies(proved: dict[str, Path], tmp_path: Path) -> None:

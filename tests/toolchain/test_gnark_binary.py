@@ -6,7 +6,9 @@ import subprocess
 
 
 def test_version_names_gnark(gnark_bin: str) -> None:
-    out = subprocess.run([gnark_bin, "version"], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [gnark_bin, "version"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     assert "gnark" in out and "v0.16." in out
 
 

@@ -42,7 +42,10 @@ def test_shim_reports_missing_import_as_compile_error(solc_shim: str, tmp_path: 
     inp = {"language": "Solidity", "sources": {"a.sol": {"content": source}}, "settings": {}}
     proc = subprocess.run(
         [solc_shim, "--standard-json", "--base-path", str(tmp_path)],
-        input=json.dumps(inp), capture_output=True, text=True, check=True,
+        input=json.dumps(inp),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     errors = json.loads(proc.stdout)["errors"]
     assert any(e["severity"] == "error" and "nope.sol" in e["formattedMessage"] for e in errors)

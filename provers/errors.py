@@ -1,0 +1,23 @@
+"""The prover's one error type: a stable code plus a message naming the offending field or op."""
+
+from __future__ import annotations
+
+
+class ProverError(Exception):
+    """Codes (stable, matched by tests and callers):
+
+    PROVER_CONFIG_INVALID    slices.toml is malformed; the message names the key
+    PROVER_MODEL_INVALID     the ONNX model cannot be loaded or sliced as configured
+    PROVER_UNSUPPORTED_OP    a slice contains an op (named) its backend cannot prove
+    PROVER_UNSUPPORTED_SHAPE a slice's structure does not fit its backend (names node/tensor)
+    PROVER_RANGE             a quantized value leaves the range the circuit checks
+    PROVER_BACKEND_FAILED    the backend tool failed (its message is included)
+    PROVER_UNSATISFIED       the witness does not satisfy the circuit (e.g. a wrong output)
+    PROVER_CHAIN_BROKEN      consecutive slices' commitments do not match
+    PROVER_SUBMIT_FAILED     submission to the aggregator failed
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

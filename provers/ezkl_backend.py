@@ -1,0 +1,150 @@
+"""ezkl (Halo2, KZG over BN254) slice proofs.
+
+gen_settings (fixed scales, hashed input/output by default) -> calibrate (resources) ->
+compile_circuit -> setup (cached) -> gen_witness -> prove -> verify. Keys are cached in
+$SHEAF_CACHE/ezkl/<sha256(slice onnx || settings)>; the SRS is the INSECURE dev one from
+provers.srs.ensure_dev_srs() (k=17; ezkl downsizes it to the circuit's logrows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from provers.errors import ProverError
+from provers.slicer import EzklConfig
+from provers.srs import cache_dir, ensure_dev_srs
+
+
+@dataclass(frozen=True)
+class EzklProof:
+    proof: Path  # proof.json
+    vk: Path  # vk.key
+    settings: Path  # settings.json
+    compiled: Path  # network.ezkl
+    instances: tuple[bytes, ...]  # public instances, 32-byte big-endian (converted from ezkl's LE hex)
+    outputs: tuple[float, ...]  # dequantized outputs from the witness
+    logrows: int
+    keys_cached: bool
+    setup_seconds: float
+    prove_seconds: float
+
+
+def _le_hex_to_be(h: str) -> bytes:
+    return bytes.fromhex(h)[::-1]
+
+
+def prove(
+    model: onnx.ModelProto, inputs: list[np.ndarray], cfg: EzklConfig, out_dir: Path, srs: Path | None = None
+) -> EzklProof:
+    import time
+
+    import ezkl as _ezkl  # heavy import
+
+    ezkl: Any = _ezkl  # its bundled stubs disagree with 23.0.5's real signatures
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    srs = srs or ensure_dev_srs(cfg.logrows)
+    onnx_path = out_dir / "network.onnx"
+    onnx_path.write_bytes(model.SerializeToString())
+    data = out_dir / "input.json"
+    data.write_text(
+        json.dumps({"input_data": [np.asarray(a, dtype=np.float64).reshape(-1).tolist() for a in inputs]})
+    )
+    args = ezkl.PyRunArgs()
+    args.input_visibility = cfg.input_visibility
+    args.output_visibility = cfg.output_visibility
+    args.param_visibility = cfg.param_visibility
+    args.input_scale = cfg.scale
+    args.param_scale = cfg.scale
+    settings = out_dir / "settings.json"
+    try:
+        if not ezkl.gen_settings(str(onnx_path), str(settings), py_run_args=args):
+            raise ProverError("PROVER_BACKEND_FAILED", "ezkl gen_settings returned false")
+        # calibrate only the lookup range/logrows; scales stay fixed so commitments can chain
+        ezkl.calibrate_settings(
+            str(data), str(onnx_path), str(settings), "resources", scales=[cfg.scale], max_logrows=cfg.logrows
+        )
+        compiled = out_dir / "network.ezkl"
+        if not ezkl.compile_circuit(str(onnx_path), str(compiled), str(settings)):
+            raise ProverError("PROVER_BACKEND_FAILED", "ezkl compile_circuit returned false")
+        key = hashlib.sha256(onnx_path.read_bytes() + b"\x00" + settings.read_bytes()).hexdigest()[:32]
+        kdir = cache_dir() / "ezkl" / key
+        kdir.mkdir(parents=True, exist_ok=True)
+        t0 = time.monotonic()
+        cached = (kdir / "pk.key").exists() and (kdir / "vk.key").exists()
+        if not cached:
+            tmp_vk, tmp_pk = kdir / f"vk.tmp{os.getpid()}", kdir / f"pk.tmp{os.getpid()}"
+            if not ezkl.setup(str(compiled), str(tmp_vk), str(tmp_pk), str(srs)):
+                raise ProverError("PROVER_BACKEND_FAILED", "ezkl setup returned false")
+            os.replace(tmp_vk, kdir / "vk.key")
+            os.replace(tmp_pk, kdir / "pk.key")
+        setup_s = time.monotonic() - t0
+        vk = out_dir / "vk.key"
+        shutil.copy(kdir / "vk.key", vk)
+        witness = out_dir / "witness.json"
+        ezkl.gen_witness(str(data), str(compiled), str(witness), str(vk), str(srs))
+        proof = out_dir / "proof.json"
+        t0 = time.monotonic()
+        ezkl.prove(str(witness), str(compiled), str(kdir / "pk.key"), str(proof), str(srs))
+        prove_s = time.monotonic() - t0
+        ezkl.verify(str(proof), str(settings), str(vk), str(srs))  # raises on failure
+    except ProverError:
+        raise
+    except Exception as e:  # ezkl raises RuntimeError/ValueError with its own messages
+        raise ProverError("PROVER_BACKEND_FAILED", f"ezkl: {e}") from e
+    pj = json.loads(proof.read_text())
+    instances = tuple(_le_hex_to_be(h) for group in pj["instances"] for h in group)
+    st = json.loads(settings.read_text())
+    wit = json.loads(witness.read_text())
+    outputs = _dequantized_outputs(wit, st)
+    return EzklProof(
+        proof,
+        vk,
+        settings,
+        compiled,
+        instances,
+        outputs,
+        int(st["run_args"]["logrows"]),
+        cached,
+        setup_s,
+        prove_s,
+    )
+
+
+def _dequantized_outputs(witness: dict[str, object], settings: dict[str, object]) -> tuple[float, ...]:
+    outs = witness.get("outputs")
+    scales = settings.get("model_output_scales")
+    if not isinstance(outs, list) or not isinstance(scales, list):
+        return ()
+    vals: list[float] = []
+    for tensor, scale in zip(outs, scales, strict=False):
+        for h in tensor:
+            v = int.from_bytes(bytes.fromhex(h)[::-1], "little") if isinstance(h, str) else int(h)
+            vals.append(_signed(v) / float(2 ** int(scale)))
+    return tuple(vals)
+
+
+def _signed(v: int) -> int:
+    from normalizers.statement import BN254_R
+
+    return v - BN254_R if v > BN254_R // 2 else v
+
+
+def verify(p: EzklProof, srs: Path | None = None) -> bool:
+    import ezkl as _ezkl
+
+    ezkl: Any = _ezkl
+
+    try:
+        return bool(ezkl.verify(str(p.proof), str(p.settings), str(p.vk), str(srs or ensure_dev_srs())))
+    except RuntimeError:
+        return False

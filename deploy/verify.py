@@ -28,6 +28,7 @@ from web3 import Web3
 
 from deploy.api import DeployedContract, Manifest, deployments_dir
 from deploy.compile import OUTPUTS, REPO_ROOT, Artifact, compile_contracts, compile_standard_json
+from deploy.errors import DeployError
 
 FULL = "full"
 PARTIAL = "partial"
@@ -150,7 +151,19 @@ def verify_contract(
 ) -> ContractVerification:
     metadata = json.loads(art.metadata)
     std_input = sourcify_input(metadata, root)
-    recompiled = compile_standard_json(std_input)[f"{art.source_path}:{art.name}"]
+    try:
+        recompiled = compile_standard_json(std_input)[f"{art.source_path}:{art.name}"]
+    except (DeployError, KeyError) as e:  # e.g. a source file was deleted or no longer compiles
+        return ContractVerification(
+            dc.name,
+            dc.address,
+            MISMATCH,
+            MISMATCH,
+            MISMATCH,
+            "",
+            dc.constructor_args,
+            details={"error": str(e)},
+        )
     onchain = bytes(w3.eth.get_code(Web3.to_checksum_address(dc.address)))
     runtime, info = match_runtime(recompiled.runtime, onchain, recompiled.immutable_references)
     tx = w3.eth.get_transaction(HexStr(dc.tx_hash))
@@ -214,8 +227,25 @@ def verify_manifest(
     out_dir: Path | None = None,
     artifacts: Mapping[str, Artifact] | None = None,
 ) -> list[ContractVerification]:
-    arts = artifacts or compile_contracts(root)
-    return [
-        verify_contract(w3, manifest.chain_id, dc, arts[name], root, out_dir)
-        for name, dc in manifest.contracts.items()
-    ]
+    out: list[ContractVerification] = []
+    try:
+        arts = artifacts or compile_contracts(root)
+    except DeployError as e:  # the working tree no longer compiles: nothing can match
+        for dc in manifest.contracts.values():
+            bad = ContractVerification(
+                dc.name, dc.address, MISMATCH, MISMATCH, MISMATCH, "", dc.constructor_args
+            )
+            bad.details["error"] = str(e)
+            out.append(bad)
+        return out
+    for name, dc in manifest.contracts.items():
+        if name not in arts:
+            missing = {"error": f"{name} is no longer in the sources"}
+            out.append(
+                ContractVerification(
+                    name, dc.address, MISMATCH, MISMATCH, MISMATCH, "", dc.constructor_args, details=missing
+                )
+            )
+            continue
+        out.append(verify_contract(w3, manifest.chain_id, dc, arts[name], root, out_dir))
+    return out

@@ -105,6 +105,18 @@ def test_source_changes_are_reported(node: Anvil, tmp_path: Path, env_key: str) 
     assert res["SheafRegistry"].status == MISMATCH
     assert res["SheafRegistry"].sourcify_dir is None
     assert (tmp_path / "v" / "sourcify" / "contracts" / "partial_match" / "31337").exists()
+    # a deleted contract source is a mismatch for that contract only; a broken tree for all
+    (root / "contracts" / "src" / "ExampleConsumer.sol").unlink()
+    (root / "contracts" / "src" / "SheafRegistry.sol").write_text(
+        (REPO / "contracts/src/SheafRegistry.sol").read_text()
+    )
+    res = {r.name: r for r in verify_manifest(w3, m, root=root, out_dir=tmp_path / "v3")}
+    assert (
+        res["ExampleConsumer"].status == MISMATCH and "no longer" in res["ExampleConsumer"].details["error"]
+    )
+    assert res["SheafRegistry"].status == FULL
+    (root / "contracts" / "src" / "Merkle.sol").write_text("this is not solidity")
+    assert {r.status for r in verify_manifest(w3, m, root=root, out_dir=tmp_path / "v4")} == {MISMATCH}
     # unchanged sources still give a full match
     res2 = verify_manifest(w3, m, out_dir=tmp_path / "v2")
     assert all(r.status == FULL for r in res2)

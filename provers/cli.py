@@ -1,0 +1,191 @@
+"""`prover`: slice an ONNX model, prove the slices, submit them to the aggregator.
+
+    prover model   --out sample_mlp.onnx                       write the reference sample model
+    prover inspect --model M.onnx --config slices.toml         per-slice shapes/ops/backend support
+    prover slice   --model M.onnx --config slices.toml --out D  same report, and write each slice's .onnx
+    prover prove   --model M.onnx --config slices.toml --out D  prove; D/proofs.json lists the proofs
+    prover submit  --proofs D/proofs.json --aggregator H:P [--rpc URL]
+    prover run     --model M.onnx --config slices.toml --aggregator H:P [--rpc URL] [--out D]
+
+Errors print `CODE: message` on stderr and exit 2 (bad input) or 1 (backend/submission failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import onnx
+
+from provers.errors import ProverError
+from provers.pipeline import SliceProof, SubmitResult, load_manifest, run_model, submit_and_wait
+from provers.slicer import format_report, load_config, load_model, slice_model
+
+_INPUT_CODES = {
+    "PROVER_CONFIG_INVALID",
+    "PROVER_MODEL_INVALID",
+    "PROVER_UNSUPPORTED_OP",
+    "PROVER_UNSUPPORTED_SHAPE",
+}
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _model_and_config(a: argparse.Namespace) -> tuple[Path | None, Path]:
+    return (Path(a.model) if a.model else None), Path(a.config)
+
+
+def _short(b: bytes | None) -> str:
+    return "-" if not b else "0x" + b.hex()[:12] + "…"
+
+
+def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> str:
+    by_name = {r.name: r for r in results or ()}
+    head = ["slice", "backend", "prove_s", "proof_B", "statement", "agg_id", "kind", "tx", "gas", "on_chain"]
+    rows = [head]
+    for p in proofs:
+        r = by_name.get(p.name)
+        rows.append(
+            [
+                p.name,
+                p.backend,
+                f"{p.prove_seconds:.2f}",
+                str(p.proof_size),
+                _short(r.statement_hash) if r else "-",
+                str(r.aggregation_id) if r and r.aggregation_id is not None else "-",
+                (r.kind or r.status) if r else "-",
+                _short(r.tx_hash) if r else "-",
+                str(r.gas_used) if r and r.gas_used is not None else "-",
+                ("yes" if r.included_on_chain else "NO") if r and r.included_on_chain is not None else "-",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+
+
+def cmd_model(a: argparse.Namespace) -> int:
+    from provers.model import write_sample_model
+
+    print(write_sample_model(Path(a.out), a.seed))
+    return 0
+
+
+def cmd_inspect(a: argparse.Namespace) -> int:
+    model_path, config_path = _model_and_config(a)
+    cfg = load_config(config_path)
+    path = model_path or cfg.model_path
+    if path is None:
+        raise ProverError("PROVER_CONFIG_INVALID", "model.path: no model given (config or --model)")
+    slices = slice_model(load_model(path), cfg)
+    print(format_report(slices))
+    if getattr(a, "out", None):
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        for i, s in enumerate(slices):
+            onnx.save(s.model, str(out / f"{i:02d}-{s.config.name}.onnx"))
+        print(f"slices written to {out}")
+    bad = [s for s in slices if not s.report.supported]
+    if bad:
+        for s in bad:
+            _err(str(s.report.problem))
+        return 2
+    return 0
+
+
+def cmd_prove(a: argparse.Namespace) -> int:
+    model_path, config_path = _model_and_config(a)
+    run = run_model(model_path, config_path, Path(a.out), progress=lambda m: _err(m))
+    print(proof_table(run.proofs))
+    for c in run.chain:
+        state = f"linked ({c.commitment})" if c.linked else "not linked (different commitment schemes)"
+        print(f"chain {c.prev} -> {c.next} via {c.tensor}: {state}")
+    print(f"proofs: {Path(a.out) / 'proofs.json'}")
+    return 0
+
+
+def _submit(proofs: Sequence[SliceProof], a: argparse.Namespace) -> int:
+    key = os.environ.get("SHEAF_PROVER_KEY")
+    results = submit_and_wait(
+        proofs,
+        a.aggregator,
+        rpc_url=a.rpc,
+        prover_key=key,
+        domain_id=a.domain,
+        timeout=a.timeout,
+        progress=lambda m: _err(m),
+    )
+    print(proof_table(proofs, results))
+    failed = [r for r in results if r.status != "FINALIZED" or r.included_on_chain is False]
+    return 1 if failed else 0
+
+
+def cmd_submit(a: argparse.Namespace) -> int:
+    return _submit(load_manifest(Path(a.proofs)), a)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    model_path, config_path = _model_and_config(a)
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="sheaf-prover-"))
+    run = run_model(model_path, config_path, out, progress=lambda m: _err(m))
+    return _submit(run.proofs, a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="prover", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("model", help="write the reference sample model")
+    m.add_argument("--out", required=True)
+    m.add_argument("--seed", type=int, default=7)
+    m.set_defaults(fn=cmd_model)
+    for name, fn, help_ in (
+        ("inspect", cmd_inspect, "per-slice report"),
+        ("slice", cmd_inspect, "report and write each slice's ONNX"),
+    ):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--model")
+        s.add_argument("--config", required=True)
+        if name == "slice":
+            s.add_argument("--out", required=True)
+        s.set_defaults(fn=fn)
+    pr = sub.add_parser("prove", help="prove the configured slices into a folder")
+    pr.add_argument("--model")
+    pr.add_argument("--config", required=True)
+    pr.add_argument("--out", required=True)
+    pr.set_defaults(fn=cmd_prove)
+
+    def submit_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--aggregator", required=True, help="HOST:PORT of the aggregator's gRPC endpoint")
+        s.add_argument("--rpc", help="JSON-RPC URL of the chain, to check inclusion on-chain")
+        s.add_argument("--domain", type=int, default=0)
+        s.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for finalization")
+
+    su = sub.add_parser("submit", help="submit proofs listed in a proofs.json")
+    su.add_argument("--proofs", required=True)
+    submit_args(su)
+    su.set_defaults(fn=cmd_submit)
+    r = sub.add_parser("run", help="prove, submit, follow to finalization, check inclusion")
+    r.add_argument("--model")
+    r.add_argument("--config", required=True)
+    r.add_argument("--out")
+    submit_args(r)
+    r.set_defaults(fn=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return int(a.fn(a))
+    except ProverError as e:
+        _err(str(e))
+        return 2 if e.code in _INPUT_CODES else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from prover_helpers import write_config
 from onnx import TensorProto, helper, numpy_helper
+from prover_helpers import write_config
 
 from provers.cli import main as cli_main
 from provers.errors import ProverError

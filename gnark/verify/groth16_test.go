@@ -297,3 +297,43 @@ func TestGroth16BatchNeedsRandomness(t *testing.T) {
 		t.Fatal("forged pair accepted with random coefficients")
 	}
 }
+
+func TestCanonicalGroth16Rejections(t *testing.T) {
+	it := canonicalItem(t, "groth16_n2")
+	c := it.VK.Canonical()
+	parse := func(b []byte) error { _, err := ParseCanonicalGroth16VK(b); return err }
+	if len(c) != 64+3*128+4+3*64 {
+		t.Fatalf("canonical vk length %d", len(c))
+	}
+	wantCode(t, parse(c[:len(c)-1]), CodeInvalidLength, "vk.IC")
+	wantCode(t, parse(append(clone(c), 0, 0, 0, 2)), CodeUnsupportedFormat, "vk.n_commitments")
+	wantCode(t, parse(append(clone(c), 0)), CodeInvalidLength, "vk.n_commitments")
+	b := clone(c)
+	copy(b[64:96], fpModulusBytes()) // beta.x.c1
+	wantCode(t, parse(b), CodeNonCanonicalScalar, "vk.beta")
+	b = clone(c)
+	copy(b[64+128+128:64+128+128+128], make([]byte, 128)) // delta = infinity
+	wantCode(t, parse(b), CodePointAtInfinity, "vk.delta")
+	b = clone(c)
+	binary.BigEndian.PutUint32(b[448:452], 0)
+	wantCode(t, parse(b), CodeMalformed, "vk.n_ic")
+	b = clone(c)
+	b[len(b)-1] ^= 1 // IC[2].y
+	wantCode(t, parse(b), CodeInvalidPoint, "vk.IC[2]")
+
+	p := it.Proof.CanonicalProof(false)
+	_, err := ParseCanonicalGroth16Proof(p[:255], it.VK)
+	wantCode(t, err, CodeInvalidLength, "proof")
+	q := clone(p)
+	copy(q[192:256], make([]byte, 64))
+	_, err = ParseCanonicalGroth16Proof(q, it.VK)
+	wantCode(t, err, CodePointAtInfinity, "proof.Krs")
+	// the commitment vk demands the 384-byte layout
+	cm := canonicalItem(t, "groth16_commit_n2")
+	_, err = ParseCanonicalGroth16Proof(cm.Proof.CanonicalProof(false), cm.VK)
+	wantCode(t, err, CodeInvalidLength, "proof")
+	cvk, err := ParseCanonicalGroth16VK(cm.VK.Canonical())
+	if err != nil || cvk.NPublic() != 2 || cvk.NCommitments() != 1 {
+		t.Fatalf("commitment vk round trip: %v", err)
+	}
+}

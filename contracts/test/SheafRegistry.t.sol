@@ -296,6 +296,30 @@ contract SheafRegistryTest is Test {
         fresh.submitAttestedAggregation(1, 1, keccak256("r"), 1, new bytes[](0));
     }
 
+    /// n operators, threshold t, s distinct operator signatures: accepted iff s >= t.
+    function testFuzz_attested_threshold(uint8 nOps, uint8 t, uint8 s) public {
+        uint256 n = bound(nOps, 1, 8);
+        uint256 thr = bound(t, 1, n);
+        uint256 sc = bound(s, 0, n);
+        vm.startPrank(owner);
+        SheafRegistry r = new SheafRegistry(owner);
+        r.createDomain(1, address(0));
+        uint256[] memory ks = new uint256[](sc);
+        for (uint256 i; i < n; ++i) {
+            r.addOperator(vm.addr(0xA000 + i));
+            if (i < sc) ks[i] = 0xA000 + i;
+        }
+        r.setThreshold(thr);
+        vm.stopPrank();
+        bytes32 root = keccak256(abi.encode(n, thr, sc));
+        bytes[] memory sigs = _sigs(ks, r.aggregationDigest(1, 1, root, 3));
+        if (sc < thr) {
+            vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InsufficientSignatures.selector, sc, thr));
+        }
+        r.submitAttestedAggregation(1, 1, root, 3, sigs);
+        assertEq(r.nextAggregationId(1), sc < thr ? 1 : 2);
+    }
+
     // ------------------------------------------------------------------ recursive path
 
     function test_recursive_leavesBuildsRootAndCallsVerifier() public {

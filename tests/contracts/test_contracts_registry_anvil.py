@@ -201,3 +201,45 @@ def test_recursive_path_with_real_gnark_groth16_verifier(
     assert tuple(reg.functions.getAggregation(2, 1).call())[:3] == (root, leaf_count, 1)
     logs = reg.events.AggregationSubmitted().process_receipt(done.receipt)
     assert logs[0].args.kind == 1
+
+
+def test_example_consumer_accepts_python_statement_hash(
+    w3: Web3, owner: LocalAccount, reg: Contract, artifacts: dict[str, Artifact], operator_keys: list[str]
+) -> None:
+    """The app pattern on chain: the consumer recomputes the statement hash in Solidity from the public
+    inputs; it must equal normalizers.statement's, be included, and be of the required kind."""
+    vk = keccak256(b"sheaf/consumer-test-vk")
+    pubs = [7, 2**200 + 3, 0]
+    stmt = statement_hash(Scheme.PLONK, vk, [p.to_bytes(32, "big") for p in pubs])
+    leaves = _leaves(6, 500)
+    leaves[4] = stmt
+    root = merkle_root(leaves)
+    chain_id = int(w3.eth.chain_id)
+    agg_id = reg.functions.nextAggregationId(DOMAIN).call()
+    sigs = sign_aggregation(Aggregation(DOMAIN, agg_id, root, 6), chain_id, reg.address, operator_keys[1:])
+    fn = reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, 6, [s.signature for s in sigs])
+    transact(w3, owner, fn, "attest")
+    path = list(merkle_path(leaves, 4).path)
+
+    def consumer(kind: int) -> Contract:
+        art = artifacts["ExampleConsumer"]
+        sent = deploy_contract(w3, owner, art, [reg.address, DOMAIN, kind, int(Scheme.PLONK), vk])
+        return w3.eth.contract(address=Web3.to_checksum_address(str(sent.contract_address)), abi=art.abi)
+
+    recursive_only = consumer(1)
+    reverts_with(
+        recursive_only.functions.acceptResult(pubs, agg_id, path, 6, 4),
+        owner.address,
+        "WrongKind(uint8,uint8)",
+    )
+    app = consumer(2)
+    done = transact(w3, owner, app.functions.acceptResult(pubs, agg_id, path, 6, 4), "acceptResult")
+    [ev] = app.events.ResultAccepted().process_receipt(done.receipt)
+    assert ev.args.statementHash == stmt and ev.args.kind == 2
+    assert app.functions.accepted(stmt).call() is True
+    # another output value is another statement: not included
+    reverts_with(
+        app.functions.acceptResult([7, 2**200 + 3, 1], agg_id, path, 6, 4),
+        owner.address,
+        "NotIncluded(bytes32)",
+    )

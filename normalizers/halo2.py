@@ -19,8 +19,8 @@ import os
 import re
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from typing import Any
 
 from normalizers.base import Context, ParsedVk, Statement
@@ -239,31 +239,52 @@ def parse_ezkl_proof(data: bytes, vk: ParsedVk, ctx: Context) -> tuple[bytes, tu
 # ---------------------------------------------------------------- verification
 
 
-def _memfd(stack: ExitStack, name: str, data: bytes) -> str:
+def _memfd(name: str, data: bytes) -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    stack.callback(os.close, fd)
-    with os.fdopen(os.dup(fd), "wb") as f:
-        f.write(data)
-    return f"/proc/self/fd/{fd}"
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
-def ezkl_verify(proof_json: bytes, settings: bytes, vk: bytes, srs_path: str) -> NormalizeError | None:
+class _KeyFiles:
+    """vk.key and settings.json of one vk as memfds, written once and reused by every proof."""
+
+    def __init__(self, vk: bytes, settings: bytes) -> None:
+        self.vk = _memfd("vk", vk)
+        self.settings = _memfd("settings", settings)
+        self.users = 0  # verifications in progress; guarded by the owner's lock
+        self.evicted = False
+
+    def close(self) -> None:
+        os.close(self.vk)
+        os.close(self.settings)
+
+
+def ezkl_verify(proof_json: bytes, keys: _KeyFiles, srs_path: str) -> NormalizeError | None:
     import ezkl
 
-    with ExitStack() as stack:
-        p = _memfd(stack, "proof", proof_json)
-        s = _memfd(stack, "settings", settings)
-        k = _memfd(stack, "vk", vk)
-        try:
-            ok = ezkl.verify(p, s, k, srs_path, False)
-        except RuntimeError as e:  # ezkl reports every failure (bad points, bad proof) this way
-            return NormalizeError(Code.VERIFICATION_FAILED, "proof", f"ezkl: {str(e)[:300]}")
-        except BaseException as e:  # a Rust panic surfaces as pyo3 PanicException (BaseException)
-            if isinstance(e, KeyboardInterrupt | SystemExit):
-                raise
-            return NormalizeError(
-                Code.VERIFICATION_FAILED, "proof", f"ezkl rejected the input: {str(e)[:300]}"
-            )
+    fd = _memfd("proof", proof_json)
+    try:
+        ok = ezkl.verify(
+            f"/proc/self/fd/{fd}",
+            f"/proc/self/fd/{keys.settings}",
+            f"/proc/self/fd/{keys.vk}",
+            srs_path,
+            False,
+        )
+    except RuntimeError as e:  # ezkl reports every failure (bad points, bad proof) this way
+        return NormalizeError(Code.VERIFICATION_FAILED, "proof", f"ezkl: {str(e)[:300]}")
+    except BaseException as e:  # a Rust panic surfaces as pyo3 PanicException (BaseException)
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        return NormalizeError(Code.VERIFICATION_FAILED, "proof", f"ezkl rejected the input: {str(e)[:300]}")
+    finally:
+        os.close(fd)
     return None if ok else NormalizeError(Code.VERIFICATION_FAILED, "proof", "ezkl.verify returned false")
 
 
@@ -282,9 +303,34 @@ class Halo2Verifier:
     scheme = Scheme.HALO2
     formats = frozenset({"ezkl"})
 
+    MAX_KEY_FILES = 64
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proof_len: dict[bytes, int] = {}
+        self._files: OrderedDict[bytes, _KeyFiles] = OrderedDict()
+        self._srs_ok: set[str] = set()
+
+    def _acquire(self, vk: ParsedVk) -> _KeyFiles:
+        with self._lock:
+            kf = self._files.get(vk.vk_hash)
+            if kf is None:
+                kf = self._files[vk.vk_hash] = _KeyFiles(vk.native, vk.settings)
+                while len(self._files) > self.MAX_KEY_FILES:
+                    old = self._files.popitem(last=False)[1]
+                    old.evicted = True
+                    if old.users == 0:
+                        old.close()
+            self._files.move_to_end(vk.vk_hash)
+            kf.users += 1
+            return kf
+
+    def _release(self, kf: _KeyFiles) -> None:
+        # an fd number must not be closed (and reused) while a verify may still open it by path
+        with self._lock:
+            kf.users -= 1
+            if kf.evicted and kf.users == 0:
+                kf.close()
 
     def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
         if fmt != "ezkl":
@@ -319,12 +365,21 @@ class Halo2Verifier:
             return [
                 NormalizeError(Code.MALFORMED, "srs", "halo2 verification needs an SRS path") for _ in items
             ]
-        if not os.path.isfile(srs):
-            return [NormalizeError(Code.MALFORMED, "srs", f"SRS file not found: {srs}") for _ in items]
+        if srs not in self._srs_ok:
+            if not os.path.isfile(srs):
+                return [NormalizeError(Code.MALFORMED, "srs", f"SRS file not found: {srs}") for _ in items]
+            self._srs_ok.add(srs)
         return [self._verify_one(s, srs) for s in items]
 
     def _verify_one(self, s: Statement, srs: str) -> NormalizeError | None:
-        err = ezkl_verify(s.native_proof, s.vk.settings, s.vk.native, srs)
+        keys = self._acquire(s.vk)
+        try:
+            return self._verify_with(s, keys, srs)
+        finally:
+            self._release(keys)
+
+    def _verify_with(self, s: Statement, keys: _KeyFiles, srs: str) -> NormalizeError | None:
+        err = ezkl_verify(s.native_proof, keys, srs)
         if err is not None:
             return err
         key = s.vk.vk_hash
@@ -340,12 +395,15 @@ class Halo2Verifier:
                     f"{len(s.proof)} bytes, proofs for this vk are {known} bytes",
                 )
             )
-        if ezkl_verify(s.native_proof, s.vk.settings, s.vk.native[:-1], srs) is None:
-            return NormalizeError(Code.INVALID_LENGTH, "vk", "trailing bytes after the halo2 verifying key")
-        if (
-            ezkl_verify(_with_proof_bytes(s.native_proof, s.proof[:-32]), s.vk.settings, s.vk.native, srs)
-            is None
-        ):
+        cut_vk = _KeyFiles(s.vk.native[:-1], s.vk.settings)
+        try:
+            if ezkl_verify(s.native_proof, cut_vk, srs) is None:
+                return NormalizeError(
+                    Code.INVALID_LENGTH, "vk", "trailing bytes after the halo2 verifying key"
+                )
+        finally:
+            cut_vk.close()
+        if ezkl_verify(_with_proof_bytes(s.native_proof, s.proof[:-32]), keys, srs) is None:
             return NormalizeError(Code.INVALID_LENGTH, "proof.proof", "trailing bytes after the halo2 proof")
         with self._lock:
             self._proof_len[key] = len(s.proof)

@@ -76,7 +76,6 @@ def loads(field: str, data: bytes, limits: Limits, *, allow_float: bool = False)
     try:
         return json.loads(
             text,
-            parse_int=parse_int,
             parse_float=parse_float,
             parse_constant=parse_constant,
             object_pairs_hook=pairs,

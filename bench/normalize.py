@@ -71,8 +71,10 @@ def _snarkjs(proto: str) -> list[ProofInput]:
         d = FIX / "snarkjs" / f"{c}_{proto}"
         for p in sorted(d.glob("proof*.json")):
             i = p.stem.removeprefix("proof")
-            out.append(ProofInput(proto, "snarkjs", p.read_bytes(), (d / "verification_key.json").read_bytes(),
-                                  public=(d / f"public{i}.json").read_bytes()))  # fmt: skip
+            vk = (d / "verification_key.json").read_bytes()
+            out.append(
+                ProofInput(proto, "snarkjs", p.read_bytes(), vk, public=(d / f"public{i}.json").read_bytes())
+            )
     return out
 
 
@@ -192,10 +194,11 @@ def main() -> dict[str, Any]:
         for name, h in _halo2(n).items():
             rows.append({"scheme": "halo2", "producer": "ezkl", "slice": name,
                          "sheaf_proofs_per_s": h["normalize_proofs_per_s"], "peer": "raw ezkl.verify (files)",
-                         "peer_proofs_per_s": h["ezkl_verify_proofs_per_s"], "overhead": h["overhead"]})  # fmt: skip
+                         "peer_proofs_per_s": h["ezkl_verify_proofs_per_s"],
+                         "overhead": h["overhead"]})  # fmt: skip
     for r in rows:
-        peer = r.get("peer_proofs_per_s")
-        r["ratio_vs_peer"] = r["sheaf_proofs_per_s"] / peer if peer else None
+        peer_rate = r.get("peer_proofs_per_s")
+        r["ratio_vs_peer"] = r["sheaf_proofs_per_s"] / peer_rate if peer_rate else None
         if r["scheme"] in TARGETS:
             r["target_proofs_per_s"] = TARGETS[r["scheme"]]
             r["meets_target"] = r["sheaf_proofs_per_s"] >= TARGETS[r["scheme"]]

@@ -4,7 +4,7 @@ import "testing"
 
 // A small run: every measured verification must succeed and the figures must be positive.
 func TestRunSmall(t *testing.T) {
-	res, err := Run(Options{CacheDir: t.TempDir(), FixturesDir: "../../tests/fixtures/gnark", Proofs: 8, NPublic: 2, BatchSizes: []int{1, 8}})
+	res, err := Run(Options{CacheDir: t.TempDir(), FixturesDir: "../../tests/fixtures/gnark", Proofs: 8, NPublic: 2, BatchSizes: []int{1, 4}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,9 @@ func TestRunSmall(t *testing.T) {
 			}
 		}
 	}
-	if len(res.Sections[0].Rates) != 3 {
-		t.Fatalf("groth16: want native + 2 batch sizes, got %+v", res.Sections[0].Rates)
+	for _, s := range res.Sections[:2] {
+		if len(s.Rates) != 3 {
+			t.Fatalf("%s: want native + 2 batch sizes, got %+v", s.Scheme, s.Rates)
+		}
 	}
 }

@@ -293,3 +293,28 @@ func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized
 	return &PlonkNormalized{CanonicalVK: vk.Canonical(), Proof: p.Canonical(), Public: pub,
 		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp)}, nil
 }
+
+// VerifyGnarkPlonkBatch verifies gnark PLONK proofs of one vk with a single KZG batch check:
+// each proof is reduced (transcript, linearisation, folding) exactly as gnark's verifier does
+// and all 2N openings go through one kzg.BatchVerifyMultiPoints (random folding, one pairing).
+func VerifyGnarkPlonkBatch(vk *plonkbn254.VerifyingKey, proofs []*plonkbn254.Proof, pubs [][]fr.Element) error {
+	if len(proofs) != len(pubs) || len(proofs) == 0 {
+		return errf(CodeMalformed, "items", "need one public-input list per proof and at least one proof")
+	}
+	digests := make([]kzg.Digest, 0, 2*len(proofs))
+	openings := make([]kzg.OpeningProof, 0, 2*len(proofs))
+	points := make([]fr.Element, 0, 2*len(proofs))
+	for i, p := range proofs {
+		o, err := gnarkPlonkReduce(p, vk, pubs[i])
+		if err != nil {
+			return errf(CodeVerificationFailed, "proof", "gnark PLONK verifier: %v", err)
+		}
+		digests = append(digests, o.digests[:]...)
+		openings = append(openings, o.proofs[:]...)
+		points = append(points, o.points[:]...)
+	}
+	if err := kzg.BatchVerifyMultiPoints(digests, openings, points, vk.Kzg); err != nil {
+		return errf(CodeVerificationFailed, "proof", "KZG batch check: %v", err)
+	}
+	return nil
+}

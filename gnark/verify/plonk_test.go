@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
+	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 )
 
 func TestNormalizeGnarkPlonkFixtures(t *testing.T) {
@@ -212,4 +213,49 @@ func TestSnarkjsPlonkBatch(t *testing.T) {
 	bad[1].SetUint64(8)
 	pubs[1] = bad
 	wantCode(t, VerifySnarkjsPlonkBatch(vk, proofs, pubs), CodeVerificationFailed, "proof")
+}
+
+func gnarkPlonkObjects(t *testing.T, name string) (*plonkbn254.VerifyingKey, *plonkbn254.Proof, []fr.Element) {
+	vk := &plonkbn254.VerifyingKey{}
+	if _, err := vk.ReadFrom(bytes.NewReader(readFixture(t, name, "vk.bin"))); err != nil {
+		t.Fatal(err)
+	}
+	p := &plonkbn254.Proof{}
+	if _, err := p.ReadFrom(bytes.NewReader(readFixture(t, name, "proof.bin"))); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParseGnarkPublicWitness(readFixture(t, name, "public.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vk, p, pub
+}
+
+// The port must agree with gnark's own verifier, alone and in batches.
+func TestGnarkPlonkBatchAgreesWithGnark(t *testing.T) {
+	for _, name := range []string{"plonk_n1", "plonk_n3"} {
+		vk, p, pub := gnarkPlonkObjects(t, name)
+		if err := plonkbn254.Verify(p, vk, pub); err != nil {
+			t.Fatalf("%s: gnark rejects the fixture: %v", name, err)
+		}
+		if err := VerifyGnarkPlonkBatch(vk, []*plonkbn254.Proof{p}, [][]fr.Element{pub}); err != nil {
+			t.Fatalf("%s: single: %v", name, err)
+		}
+		if err := VerifyGnarkPlonkBatch(vk, []*plonkbn254.Proof{p, p, p}, [][]fr.Element{pub, pub, pub}); err != nil {
+			t.Fatalf("%s: batch: %v", name, err)
+		}
+		bad := clone32(pub)
+		bad[0].SetUint64(12345)
+		if plonkbn254.Verify(p, vk, bad) == nil {
+			t.Fatal("gnark accepted a tampered public input")
+		}
+		wantCode(t, VerifyGnarkPlonkBatch(vk, []*plonkbn254.Proof{p, p}, [][]fr.Element{pub, bad}), CodeVerificationFailed, "proof")
+		// a tampered opening proof passes the algebraic check but must fail the KZG batch
+		tp := *p
+		tp.ZShiftedOpening.H = p.BatchedProof.H
+		if plonkbn254.Verify(&tp, vk, pub) == nil {
+			t.Fatal("gnark accepted a tampered opening")
+		}
+		wantCode(t, VerifyGnarkPlonkBatch(vk, []*plonkbn254.Proof{p, &tp}, [][]fr.Element{pub, pub}), CodeVerificationFailed, "proof")
+	}
 }

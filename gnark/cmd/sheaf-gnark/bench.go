@@ -11,7 +11,7 @@ import (
 
 func runBenchVerify(args []string) error {
 	fs := flag.NewFlagSet("bench-verify", flag.ContinueOnError)
-	proofs := fs.Int("proofs", 64, "distinct Groth16 proofs (PLONK uses a quarter)")
+	proofs := fs.Int("proofs", 64, "distinct Groth16 proofs (gnark PLONK uses half)")
 	npub := fs.Int("n-public", 2, "public inputs of the benchmark circuit")
 	fx := fs.String("fixtures", "tests/fixtures/gnark", "fixture dir (snarkjs PLONK vectors); empty to skip")
 	cache := fs.String("cache", fixtures.CacheDir(), "key cache directory")

@@ -61,7 +61,7 @@ func assignRaw(t *testing.T, s Shape, slots []Leaf, claimed [][]byte) *Circuit {
 		assignSlot(&c.Leaves[i], &slots[i], p)
 	}
 	pub := PublicInputs(claimed)
-	c.Count, c.DigestHi, c.DigestLo = pub[0], pub[1], pub[2]
+	c.RootHi, c.RootLo, c.Count = pub[0], pub[1], pub[2]
 	return c
 }
 
@@ -126,6 +126,7 @@ func TestBatchSoundness(t *testing.T) {
 	}
 	testLeaves(t)
 	sq, cube, sq5 := leafSq, leafCube, leafSq5
+	t.Logf("batch=%d npub=%d: %d R1CS", shape2.Batch, shape2.NPub, compiled2(t).GetNbConstraints())
 
 	t.Run("valid two different vks", func(t *testing.T) {
 		c, hs, err := Assign(shape2, []Leaf{sq, cube})
@@ -186,8 +187,8 @@ func TestBatchSoundness(t *testing.T) {
 		c.Count = 0
 		rejects(t, c, "count 0 accepted")
 		c = assignRaw(t, shape2, []Leaf{sq, cube}, hashes(sq, cube))
-		c.Count = 1 // digest of two leaves but count 1
-		rejects(t, c, "count/digest mismatch accepted")
+		c.Count = 1 // root of two leaves but count 1
+		rejects(t, c, "count/root mismatch accepted")
 	})
 	t.Run("non-canonical vk encoding", func(t *testing.T) {
 		// alpha.x + p encodes the same point but would hash differently

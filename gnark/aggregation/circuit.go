@@ -11,20 +11,24 @@
 //	pubs_hash = keccak(pub_0 || ... || pub_{n-1})
 //	leaf      = keccak("sheaf/statement" || 0x01 || 0x01 || vk_hash || pubs_hash)
 //
-// The outer public inputs are [count, digest>>128, digest & (2^128-1)] with
-// digest = keccak(leaf_0 || ... || leaf_{count-1}); a contract recomputes them from the leaf
-// list it stores with one cheap keccak. Slots count..N-1 are padding: the prover fills them
-// with copies of a real leaf (still fully verified) and they are left out of the digest.
+// The outer public inputs are [root >> 128, root mod 2^128, count], where root is the registry's
+// keccak Merkle root (contracts/src/Merkle.sol: Substrate binary_merkle_tree, leaves hashed first,
+// odd last node promoted) over leaf_0..leaf_{count-1}; this is exactly what
+// contracts/src/Groth16AggregationAdapter.sol feeds gnark's exported verifier. Slots count..N-1
+// are padding: the prover fills them with copies of a real leaf (still fully verified) and they
+// are outside the tree.
 package aggregation
 
 import (
 	"fmt"
+	"math/big"
 
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/algebra/emulated/fields_bn254"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_emulated"
 	"github.com/consensys/gnark/std/hash/sha3"
+	"github.com/consensys/gnark/std/math/cmp"
 	"github.com/consensys/gnark/std/math/emulated"
 	"github.com/consensys/gnark/std/math/emulated/emparams"
 	"github.com/consensys/gnark/std/math/uints"
@@ -78,10 +82,10 @@ type LeafWitness struct {
 
 // Circuit is the outer aggregation circuit.
 type Circuit struct {
-	Count    frontend.Variable `gnark:",public"`
-	DigestHi frontend.Variable `gnark:",public"`
-	DigestLo frontend.Variable `gnark:",public"`
-	Leaves   []LeafWitness
+	RootHi frontend.Variable `gnark:",public"`
+	RootLo frontend.Variable `gnark:",public"`
+	Count  frontend.Variable `gnark:",public"`
+	Leaves []LeafWitness
 
 	// noBinding drops the keccak statement binding (measurement only: NOT sound, the vk would
 	// be an unconstrained witness). Never set outside measurements.
@@ -204,15 +208,41 @@ func (c *Circuit) Define(api frontend.API) error {
 	// 1 <= count <= n
 	api.AssertIsDifferent(c.Count, 0)
 	api.AssertIsLessOrEqual(c.Count, n)
-	h, err := sha3.NewLegacyKeccak256(api)
-	if err != nil {
-		return err
-	}
-	h.Write(leafHashes)
-	digest := h.FixedLengthSum(api.Mul(c.Count, 32))
-	api.AssertIsEqual(c.DigestHi, packBE(api, bapi, digest[:16]))
-	api.AssertIsEqual(c.DigestLo, packBE(api, bapi, digest[16:]))
+	root := merkleRoot(api, bapi, leafHashes, c.Count, n)
+	api.AssertIsEqual(c.RootHi, packBE(api, bapi, root[:16]))
+	api.AssertIsEqual(c.RootLo, packBE(api, bapi, root[16:]))
 	return nil
+}
+
+// merkleRoot is Merkle.root over the first count of the n 32-byte leaves (count in [1, n],
+// checked by the caller). Every node of the n-leaf tree is computed; node j of level k exists in
+// the count-leaf tree iff j*2^k < count, and a node whose right child does not exist is its left
+// child promoted unhashed, which also carries the count-leaf root up to the fixed top level.
+func merkleRoot(api frontend.API, bapi *uints.Bytes, leaves []uints.U8, count frontend.Variable, n int) []uints.U8 {
+	cmpr := cmp.NewBoundedComparator(api, big.NewInt(int64(2*n+2)), false)
+	level := make([][]uints.U8, n)
+	for j := range level {
+		level[j] = keccak(api, leaves[32*j:32*j+32])
+	}
+	for k := 1; len(level) > 1; k++ {
+		next := make([][]uints.U8, (len(level)+1)/2)
+		for j := range next {
+			left := level[2*j]
+			if 2*j+1 >= len(level) {
+				next[j] = left // statically absent right child
+				continue
+			}
+			h := keccak(api, left, level[2*j+1])
+			rightExists := cmpr.IsLess((2*j+1)<<(k-1), count)
+			node := make([]uints.U8, 32)
+			for b := range node {
+				node[b] = bapi.Select(rightExists, h[b], left[b])
+			}
+			next[j] = node
+		}
+		level = next
+	}
+	return level[0]
 }
 
 // decodeEl turns 32 big-endian bytes (already range-checked U8s) into an emulated element and

@@ -167,7 +167,7 @@ func (k *Keys) store() error {
 		return err
 	}
 	meta := Meta{Shape: k.Shape, CircuitHash: k.CircuitHash, NbConstraints: k.CCS.GetNbConstraints(), Setup: insecureNote,
-		PublicInputs: "[count, digest>>128, digest mod 2^128], digest = keccak256(leaf_0 || ... || leaf_{count-1})"}
+		PublicInputs: "[root >> 128, root mod 2^128, count], root = Merkle.sol keccak root of the count statement hashes"}
 	if err := writeFileAtomic(filepath.Join(k.Dir, "meta.json"), func(w io.Writer) error {
 		e := json.NewEncoder(w)
 		e.SetIndent("", "  ")
@@ -199,7 +199,7 @@ type Result struct {
 	CircuitHash  string   `json:"circuit_hash"`
 	Count        int      `json:"count"`
 	Leaves       []string `json:"leaves"`        // 0x statement hashes, in order
-	Digest       string   `json:"digest"`        // 0x keccak256(leaves concatenated)
+	Root         string   `json:"root"`          // 0x Merkle.sol root of the leaves
 	PublicInputs []string `json:"public_inputs"` // 3 x 0x 32-byte BE words
 	Proof        string   `json:"proof"`         // 0x calldata `bytes proof` for verifyProof
 	ProveMS      int64    `json:"prove_ms"`
@@ -239,7 +239,7 @@ func Prove(k *Keys, leaves []Leaf) (*Result, error) {
 	for _, h := range hashes {
 		r.Leaves = append(r.Leaves, "0x"+hex.EncodeToString(h))
 	}
-	r.Digest = "0x" + hex.EncodeToString(keccak256(hashes...))
+	r.Root = "0x" + hex.EncodeToString(MerkleRoot(hashes))
 	for _, p := range pubs {
 		r.PublicInputs = append(r.PublicInputs, word(p))
 	}
@@ -257,7 +257,7 @@ func VerifyResult(k *Keys, leaves [][]byte, proofBytes []byte) error {
 		return &Error{Code: CodeBadBatch, Field: "proof", Msg: err.Error()}
 	}
 	pubs := PublicInputs(leaves)
-	a := &Circuit{Count: pubs[0], DigestHi: pubs[1], DigestLo: pubs[2]}
+	a := &Circuit{RootHi: pubs[0], RootLo: pubs[1], Count: pubs[2]}
 	w, err := frontend.NewWitness(a, ecc.BN254.ScalarField(), frontend.PublicOnly())
 	if err != nil {
 		return &Error{Code: CodeInternal, Field: "witness", Msg: err.Error()}

@@ -170,16 +170,37 @@ func (l *Leaf) StatementHash() []byte {
 	return keccak256(statementTag, []byte{envelopeVersion, schemeGroth16}, VKHash(l.VK), keccak256(l.Pubs...))
 }
 
-// PublicInputs are the outer proof's public inputs for an ordered leaf list:
-// [count, digest >> 128, digest mod 2^128], digest = keccak(leaf_0 || ... || leaf_{count-1}).
+// MerkleRoot is contracts/src/Merkle.sol's root: leaves hashed first, pairs keccak(l || r), odd
+// last node promoted unhashed.
+func MerkleRoot(leaves [][]byte) []byte {
+	level := make([][]byte, len(leaves))
+	for i, l := range leaves {
+		level[i] = keccak256(l)
+	}
+	for len(level) > 1 {
+		next := make([][]byte, 0, (len(level)+1)/2)
+		for i := 0; i < len(level); i += 2 {
+			if i+1 < len(level) {
+				next = append(next, keccak256(level[i], level[i+1]))
+			} else {
+				next = append(next, level[i])
+			}
+		}
+		level = next
+	}
+	return level[0]
+}
+
+// PublicInputs are the outer proof's public inputs for an ordered, non-empty leaf list, in the
+// order Groth16AggregationAdapter.publicInputs builds them: [root >> 128, root mod 2^128, count].
 func PublicInputs(leaves [][]byte) [3]*big.Int {
-	d := keccak256(leaves...)
-	return [3]*big.Int{big.NewInt(int64(len(leaves))), new(big.Int).SetBytes(d[:16]), new(big.Int).SetBytes(d[16:])}
+	r := MerkleRoot(leaves)
+	return [3]*big.Int{new(big.Int).SetBytes(r[:16]), new(big.Int).SetBytes(r[16:]), big.NewInt(int64(len(leaves)))}
 }
 
 // Assign validates the leaves (1..Batch of them, each with NPub public inputs) and builds the
 // full outer witness; missing slots are filled with copies of the last leaf (verified in-circuit
-// but excluded from the digest).
+// but outside the Merkle tree).
 func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, nil, &Error{Code: CodeBadShape, Field: "shape", Msg: err.Error()}
@@ -205,7 +226,7 @@ func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 		c.Leaves[i] = c.Leaves[last]
 	}
 	pub := PublicInputs(hashes)
-	c.Count, c.DigestHi, c.DigestLo = pub[0], pub[1], pub[2]
+	c.RootHi, c.RootLo, c.Count = pub[0], pub[1], pub[2]
 	return c, hashes, nil
 }
 

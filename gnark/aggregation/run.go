@@ -272,7 +272,8 @@ func toRespErr(err error) *ResponseError {
 func Serve(k *Keys, in io.Reader, out io.Writer) error {
 	enc := json.NewEncoder(out)
 	info := map[string]any{"shape": k.Shape, "circuit_hash": k.CircuitHash, "nb_constraints": k.CCS.GetNbConstraints(),
-		"public_inputs": "[count, digest>>128, digest mod 2^128]", "insecure_setup": true}
+		"public_inputs": "[root >> 128, root mod 2^128, count]", "insecure_setup": true, "dir": k.Dir,
+		"keys_created": k.Created, "compile_ms": k.CompileTime.Milliseconds(), "setup_ms": k.SetupTime.Milliseconds()}
 	if err := enc.Encode(Response{ID: "ready", OK: true, Result: info}); err != nil {
 		return err
 	}

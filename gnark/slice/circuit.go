@@ -42,8 +42,8 @@ func Assignment(spec *Spec, output []int64) *Circuit {
 	for i, v := range output {
 		c.Y[i] = v
 	}
-	c.InCommit = Commit(spec.Input)
-	c.OutCommit = Commit(output)
+	c.InCommit = spec.Commit(spec.Input)
+	c.OutCommit = spec.Commit(output)
 	return c
 }
 
@@ -52,7 +52,10 @@ func Assignment(spec *Spec, output []int64) *Circuit {
 // verifiers (Solidity export, groth16py, in-circuit recursion) without special options.
 type plainAPI struct{ frontend.API }
 
-func commitIn(api frontend.API, values []frontend.Variable) (frontend.Variable, error) {
+func (c *Circuit) commitIn(api frontend.API, values []frontend.Variable) (frontend.Variable, error) {
+	if c.spec.Commitment == CommitPoseidonEzkl {
+		return poseidonEzklVar(api, values), nil
+	}
 	h, err := mimc.NewMiMC(api)
 	if err != nil {
 		return nil, err
@@ -66,7 +69,7 @@ func commitIn(api frontend.API, values []frontend.Variable) (frontend.Variable, 
 func (c *Circuit) Define(api frontend.API) error {
 	s := c.spec
 	rc := rangecheck.New(plainAPI{api})
-	in, err := commitIn(api, c.X)
+	in, err := c.commitIn(api, c.X)
 	if err != nil {
 		return err
 	}
@@ -119,7 +122,7 @@ func (c *Circuit) Define(api frontend.API) error {
 	for i := range x {
 		api.AssertIsEqual(x[i], c.Y[i])
 	}
-	out, err := commitIn(api, c.Y)
+	out, err := c.commitIn(api, c.Y)
 	if err != nil {
 		return err
 	}

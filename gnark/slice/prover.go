@@ -403,7 +403,7 @@ func Run(args []string) error {
 		if err != nil {
 			return err
 		}
-		in, outc := Commit(spec.Input), Commit(y)
+		in, outc := spec.Commit(spec.Input), spec.Commit(y)
 		return enc.Encode(map[string]any{
 			"in_commit": "0x" + hex.EncodeToString(in.Marshal()), "out_commit": "0x" + hex.EncodeToString(outc.Marshal()),
 			"output": y})

@@ -1,13 +1,14 @@
 package slice
 
 import (
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func tinySpec() *Spec {
+func tinySpecBase() *Spec {
 	return &Spec{
 		Version: SpecVersion, Name: "t", ScaleBits: 4, QBits: 20,
 		Layers: []Layer{
@@ -17,6 +18,8 @@ func tinySpec() *Spec {
 		Input: []int64{5, -3, 7},
 	}
 }
+
+func tinySpec() *Spec { return tinySpecBase() }
 
 func TestEvaluateRounding(t *testing.T) {
 	s := tinySpec()
@@ -33,7 +36,12 @@ func TestEvaluateRounding(t *testing.T) {
 
 func TestProveVerifyAndReject(t *testing.T) {
 	cache := t.TempDir()
-	for _, bk := range []string{Groth16, Plonk} {
+	for i, bk := range []string{Groth16, Plonk, Groth16} {
+		commitment := CommitPoseidonEzkl
+		if i == 2 {
+			commitment = CommitMiMC
+		}
+		tinySpec := func() *Spec { s := tinySpecBase(); s.Commitment = commitment; return s }
 		out := filepath.Join(t.TempDir(), bk)
 		res, err := Prove(tinySpec(), bk, TargetSolidity, cache, out)
 		if err != nil {
@@ -41,6 +49,12 @@ func TestProveVerifyAndReject(t *testing.T) {
 		}
 		if len(res.PublicInputs) != 2 {
 			t.Fatalf("%s: %d public inputs", bk, len(res.PublicInputs))
+		}
+		s0 := tinySpec()
+		y, _ := s0.Evaluate()
+		want := s0.Commit(y)
+		if res.PublicInputs[1] != "0x"+hex.EncodeToString(want.Marshal()) {
+			t.Fatalf("%s/%s: out commitment %s is not Commit(output)", bk, commitment, res.PublicInputs[1])
 		}
 		if err := Verify(bk, TargetSolidity, res.ProofPath, res.VKPath, res.PublicPath); err != nil {
 			t.Fatalf("%s verify: %v", bk, err)

@@ -1,7 +1,7 @@
 // Package slice proves one quantized dense slice of an ONNX model (Gemm/MatMul + Add + Relu
 // layers) with gnark Groth16 or PLONK over BN254.
 //
-// Statement: the public inputs are exactly [InCommit, OutCommit], MiMC-BN254 commitments to the
+// Statement: the public inputs are exactly [InCommit, OutCommit], commitments to the
 // slice's quantized input and output tensors; the weights are circuit constants (so the vk
 // binds the model). Consecutive slices chain by commitment: slice i's OutCommit must equal
 // slice i+1's InCommit.
@@ -14,8 +14,9 @@
 //	q           = floor((acc + S/2) / S)    round half up (towards +inf), back to scale S
 //	y           = max(q, 0) if the layer has Relu, else q
 //
-// Commitment: MiMC-BN254 (gnark-crypto reference, Miyaguchi–Preneel) over the field elements
-// [n, v_0, ..., v_{n-1}], negative integers as p - |v|.
+// Commitment (spec.commitment): "poseidon-ezkl", the Poseidon sponge ezkl's hashed visibility uses
+// (poseidon.go), or "mimc-bn254": MiMC-BN254 (gnark-crypto, Miyaguchi–Preneel) over the field
+// elements [n, v_0, ..., v_{n-1}]. Negative integers are p - |v| in both.
 package slice
 
 import (
@@ -47,7 +48,9 @@ type Spec struct {
 	ScaleBits int     `json:"scale_bits"`
 	QBits     int     `json:"q_bits"` // |q| < 2^QBits for every pre-activation (range-checked)
 	Layers    []Layer `json:"layers"`
-	Input     []int64 `json:"input"`
+	// Commitment is CommitMiMC or CommitPoseidonEzkl (empty means MiMC).
+	Commitment string  `json:"commitment,omitempty"`
+	Input      []int64 `json:"input"`
 	// ClaimedOutput, when present, is what the prover asserts; a wrong one makes proving fail.
 	ClaimedOutput []int64 `json:"claimed_output,omitempty"`
 }
@@ -78,6 +81,9 @@ func (s *Spec) Validate() error {
 	}
 	if s.QBits < 2 || s.QBits > 64 {
 		return bad("q_bits", "%d not in [2, 64]", s.QBits)
+	}
+	if s.Commitment != "" && s.Commitment != CommitMiMC && s.Commitment != CommitPoseidonEzkl {
+		return bad("commitment", "%q is not %s or %s", s.Commitment, CommitMiMC, CommitPoseidonEzkl)
 	}
 	if len(s.Layers) == 0 {
 		return bad("layers", "empty")
@@ -150,8 +156,22 @@ func (s *Spec) Evaluate() ([]int64, error) {
 	return out, nil
 }
 
-// Commit is the MiMC commitment to a tensor: MiMC(n, v_0, ..., v_{n-1}).
-func Commit(values []int64) fr.Element {
+// Commitment schemes for the slice's input/output tensors.
+const (
+	CommitMiMC         = "mimc-bn254"
+	CommitPoseidonEzkl = "poseidon-ezkl"
+)
+
+// Commit is the spec's commitment to a tensor.
+func (s *Spec) Commit(values []int64) fr.Element {
+	if s.Commitment == CommitPoseidonEzkl {
+		return PoseidonEzkl(values)
+	}
+	return CommitMiMCValues(values)
+}
+
+// CommitMiMCValues is the MiMC commitment to a tensor: MiMC(n, v_0, ..., v_{n-1}).
+func CommitMiMCValues(values []int64) fr.Element {
 	h := mimc.NewFieldHasher()
 	elems := make([]fr.Element, 0, len(values)+1)
 	var n fr.Element

@@ -304,5 +304,8 @@ def parse_vk(
     check_size("vk", vk_bytes, n.ctx.limits.max_vk_bytes)
     if settings is not None:
         check_size("settings", settings, n.ctx.limits.max_settings_bytes)
-    vk = v.parse_vk(format, vk_bytes, settings, n.ctx)
+    if isinstance(v, plonk.PlonkVerifier):
+        vk = v.canonical_vk(format, bytes(vk_bytes), n.ctx)
+    else:
+        vk = v.parse_vk(format, bytes(vk_bytes), None if settings is None else bytes(settings), n.ctx)
     return vk.canonical, vk.vk_hash

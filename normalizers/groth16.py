@@ -252,9 +252,13 @@ class Groth16Verifier:
         raise NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"groth16 does not support format {fmt!r}")
 
     def _gnark_vk(self, vk: bytes, ctx: Context) -> ParsedVk:
-        r = ctx.sidecar().request("groth16.parse_vk", format="gnark", vk=base64.b64encode(vk).decode())
-        canonical = _hex(r, "canonical_vk")
-        return ParsedVk(Scheme.GROTH16, canonical, vk_n_public(canonical))
+        from normalizers.plonk import sidecar_parse_vk
+
+        r = sidecar_parse_vk(ctx, "groth16", vk)
+        n_pub = r.get("n_public")
+        if not isinstance(n_pub, int):
+            raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.parse_vk returned no n_public")
+        return ParsedVk(Scheme.GROTH16, _hex(r, "canonical_vk"), n_pub)
 
     # -- proof
     def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:

@@ -203,3 +203,33 @@ def test_many_mixed(normalizer: Normalizer) -> None:
     out = normalizer.normalize_many([*good, bad])
     assert all(not isinstance(e, NormalizeError) for e in out[:-1])
     assert isinstance(out[-1], NormalizeError) and out[-1].code == Code.VERIFICATION_FAILED
+
+
+@pytest.mark.parametrize("circuit", ["mul1", "multi5", "sq1"])
+def test_parse_vk_snarkjs_matches_sidecar(normalizer: Normalizer, circuit: str) -> None:
+    from normalizers.api import parse_vk
+
+    inp = snarkjs_case(circuit, "plonk")
+    env = normalizer.normalize(inp)
+    assert parse_vk("plonk", "snarkjs", inp.vk, normalizer=normalizer) == (env.canonical_vk, env.vk_hash)
+    v = jload(inp.vk)
+    v["w"] = str(int(v["w"]) + 1)
+    with pytest.raises(NormalizeError) as ei:
+        parse_vk("plonk", "snarkjs", jdump(v), normalizer=normalizer)
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "vk.w")
+
+
+def test_parse_vk_gnark(normalizer: Normalizer) -> None:
+    # needs the sidecar's plonk.parse_vk / groth16.parse_vk; without them a clear UNSUPPORTED_FORMAT
+    from test_norm_groth16_gnark import case as g16_case
+
+    from normalizers.api import parse_vk
+
+    for scheme, inp in (("plonk", gnark_case("plonk_n1")), ("groth16", g16_case("groth16_n2"))):
+        env = normalizer.normalize(inp)
+        try:
+            got = parse_vk(scheme, "gnark", inp.vk, normalizer=normalizer)
+        except NormalizeError as e:
+            assert (e.code, e.field) == (Code.UNSUPPORTED_FORMAT, "vk") and "parse_vk" in e.message
+        else:
+            assert got == (env.canonical_vk, env.vk_hash)

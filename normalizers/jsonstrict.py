@@ -12,19 +12,23 @@ from normalizers.errors import Code, NormalizeError
 from normalizers.limits import Limits
 
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SIMPLE_STRING = re.compile(rb'"[^"]*"')
 _OPEN = frozenset(b"[{")
-_CLOSE = frozenset(b"]}")
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
 def _depth(data: bytes) -> int:
-    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if b"\\" in data:
+        brackets = _STRING.sub(b"", data).translate(None, _NOT_STRUCTURE)
+    else:
+        # fast path (no escapes): strip everything but quotes and brackets first, then the strings
+        brackets = _SIMPLE_STRING.sub(b"", data.translate(None, _NOT_STRUCTURE))
     depth = best = 0
     for b in brackets:
         if b in _OPEN:
             depth += 1
             best = max(best, depth)
-        else:
+        elif b != 0x22:  # an unterminated string's quote is left over: not a bracket
             depth -= 1
     return best
 
@@ -40,7 +44,7 @@ def loads(field: str, data: bytes, limits: Limits, *, allow_float: bool = False)
         raise NormalizeError(
             Code.TOO_LARGE, field, f"JSON nesting depth {depth} exceeds {limits.max_json_depth}"
         )
-    for m in _STRING.finditer(data):
+    for m in _STRING.finditer(data) if len(data) > limits.max_json_string_len else ():
         if m.end() - m.start() - 2 > limits.max_json_string_len:
             raise NormalizeError(
                 Code.TOO_LARGE, field, f"a JSON string is longer than {limits.max_json_string_len} bytes"

@@ -1,0 +1,104 @@
+"""The sidecar client against the real `sheaf-gnark serve`: multiplexing, restart, missing binary."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from normalizers.api import Normalizer
+from normalizers.errors import Code, NormalizeError
+from normalizers.sidecar import Sidecar
+
+
+def test_ping_version(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    try:
+        assert sc.request("ping")["pong"] is True
+        v = sc.request("version")
+        assert v["protocol"] == 1 and v["gnark"].startswith("v0.")
+    finally:
+        sc.close()
+
+
+def test_concurrent_requests_are_matched_by_id(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for _ in range(50):
+                # a mix of fast and failing requests from many threads; each must get its own answer
+                assert sc.request("ping")["pong"] is True
+                with pytest.raises(NormalizeError) as ei:
+                    sc.request(
+                        "groth16.verify_batch",
+                        items=[{"canonical_vk": "zz", "proof": "", "public_inputs": []}] * k,
+                    )
+                assert ei.value.code == Code.MALFORMED or k == 0
+        except BaseException as e:  # collected for the main thread
+            errors.append(e)
+
+    try:
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(1, 9)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert not errors, errors[:1]
+        assert sc.restarts == 0
+    finally:
+        sc.close()
+
+
+async def test_async_requests(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    try:
+        res = await asyncio.gather(*(sc.arequest("ping") for _ in range(20)))
+        assert all(r["pong"] for r in res)
+    finally:
+        sc.close()
+
+
+def test_unknown_op_is_malformed(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    try:
+        with pytest.raises(NormalizeError) as ei:
+            sc.request("no.such.op")
+        assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "op")
+    finally:
+        sc.close()
+
+
+def test_restart_after_crash(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    try:
+        sc.request("ping")
+        first = sc.pid()
+        assert sc._proc is not None
+        sc._proc.kill()
+        sc._proc.wait()
+        assert sc.request("ping")["pong"] is True
+        assert sc.pid() != first and sc.restarts == 1
+    finally:
+        sc.close()
+
+
+def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHEAF_GNARK_BIN", str(tmp_path / "nope"))
+    monkeypatch.setattr("normalizers.sidecar.REPO_BIN", tmp_path / "nope2")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with Normalizer() as n, pytest.raises(NormalizeError) as ei:
+        n.ctx.sidecar().request("ping")
+    assert ei.value.code == Code.SIDECAR_UNAVAILABLE and "sheaf-gnark binary not found" in ei.value.message
+
+
+def test_closed_client_refuses(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin))
+    sc.request("ping")
+    sc.close()
+    with pytest.raises(NormalizeError) as ei:
+        sc.request("ping")
+    assert ei.value.code == Code.SIDECAR_UNAVAILABLE

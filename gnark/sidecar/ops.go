@@ -258,3 +258,88 @@ func opPlonkNormalize(line []byte) (map[string]any, error) {
 		"commitments":   n.Commitments,
 	}, nil
 }
+
+type parseVKReq struct {
+	ID     json.RawMessage `json:"id"`
+	Op     string          `json:"op"`
+	Format string          `json:"format"`
+	VK     json.RawMessage `json:"vk"`
+}
+
+// vkResult is the shared result of the parse_vk ops.
+func vkResult(canonical []byte, nPublic, commitments int) map[string]any {
+	return map[string]any{"canonical_vk": hex0x(canonical), "n_public": nPublic, "commitments": commitments}
+}
+
+func parseVKInput(line []byte) (*parseVKReq, error) {
+	var req parseVKReq
+	if err := decodeStrict(line, &req); err != nil {
+		return nil, err
+	}
+	if len(req.VK) == 0 || string(req.VK) == "null" {
+		return nil, &verify.Error{Code: verify.CodeMalformed, Field: "vk", Message: "missing"}
+	}
+	return &req, nil
+}
+
+// groth16.parse_vk: decode and validate a vk alone (gnark binary or snarkjs JSON).
+func opGroth16ParseVK(line []byte) (map[string]any, error) {
+	req, err := parseVKInput(line)
+	if err != nil {
+		return nil, err
+	}
+	var vk *verify.Groth16VK
+	switch req.Format {
+	case "gnark":
+		s, err := rawString(req.VK, "vk")
+		if err != nil {
+			return nil, err
+		}
+		b, err := b64(s, "vk")
+		if err != nil {
+			return nil, err
+		}
+		if vk, err = verify.ParseGnarkGroth16VK(b); err != nil {
+			return nil, err
+		}
+	case "snarkjs":
+		if vk, err = verify.ParseSnarkjsGroth16VK(req.VK); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "format", Message: fmt.Sprintf("groth16.parse_vk supports \"gnark\" and \"snarkjs\", got %q", req.Format)}
+	}
+	return vkResult(vk.Canonical(), vk.NPublic(), vk.NCommitments()), nil
+}
+
+// plonk.parse_vk: decode and validate a vk alone (gnark binary or snarkjs JSON).
+func opPlonkParseVK(line []byte) (map[string]any, error) {
+	req, err := parseVKInput(line)
+	if err != nil {
+		return nil, err
+	}
+	switch req.Format {
+	case "gnark":
+		s, err := rawString(req.VK, "vk")
+		if err != nil {
+			return nil, err
+		}
+		b, err := b64(s, "vk")
+		if err != nil {
+			return nil, err
+		}
+		vk, err := verify.ParseGnarkPlonkVK(b)
+		if err != nil {
+			return nil, err
+		}
+		return vkResult(vk.Canonical(), int(vk.NbPublic), len(vk.Qcp)), nil
+	case "snarkjs":
+		vk, err := verify.ParseSnarkjsPlonkVK(req.VK)
+		if err != nil {
+			return nil, err
+		}
+		return vkResult(vk.Canonical(), int(vk.NPublic), 0), nil
+	default:
+		return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "format", Message: fmt.Sprintf("plonk.parse_vk supports \"gnark\" and \"snarkjs\", got %q", req.Format)}
+	}
+}

@@ -197,5 +197,7 @@ func init() {
 		"groth16.normalize":    opGroth16Normalize,
 		"groth16.verify_batch": opGroth16VerifyBatch,
 		"plonk.normalize":      opPlonkNormalize,
+		"groth16.parse_vk":     opGroth16ParseVK,
+		"plonk.parse_vk":       opPlonkParseVK,
 	}
 }

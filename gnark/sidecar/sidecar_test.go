@@ -211,3 +211,37 @@ func TestPlonkNormalize(t *testing.T) {
 	wantErr(t, byID[`"sj-bad"`], "VERIFICATION_FAILED", "proof")
 	wantErr(t, byID[`"sj-num"`], "MALFORMED", "public[0]")
 }
+
+// parse_vk gives the same canonical bytes as normalize, for both producers and schemes.
+func TestParseVK(t *testing.T) {
+	var in strings.Builder
+	in.WriteString(line(t, map[string]any{"id": "g", "op": "groth16.parse_vk", "format": "gnark", "vk": fixtureB64(t, "groth16_commit_n2", "vk.bin")}))
+	in.WriteString(line(t, map[string]any{"id": "gn", "op": "groth16.normalize", "format": "gnark", "vk": fixtureB64(t, "groth16_commit_n2", "vk.raw.bin"),
+		"proof": fixtureB64(t, "groth16_commit_n2", "proof.bin"), "public": fixtureB64(t, "groth16_commit_n2", "public.bin")}))
+	in.WriteString(line(t, map[string]any{"id": "s", "op": "groth16.parse_vk", "format": "snarkjs", "vk": readRaw(t, "snarkjs_plonk", "groth16_vk.json")}))
+	in.WriteString(line(t, map[string]any{"id": "p", "op": "plonk.parse_vk", "format": "gnark", "vk": fixtureB64(t, "plonk_n3", "vk.raw.bin")}))
+	in.WriteString(line(t, map[string]any{"id": "pn", "op": "plonk.normalize", "format": "gnark", "vk": fixtureB64(t, "plonk_n3", "vk.bin"),
+		"proof": fixtureB64(t, "plonk_n3", "proof.bin"), "public": fixtureB64(t, "plonk_n3", "public.bin")}))
+	in.WriteString(line(t, map[string]any{"id": "ps", "op": "plonk.parse_vk", "format": "snarkjs", "vk": readRaw(t, "snarkjs_plonk", "plonk_vk.json")}))
+	in.WriteString(line(t, map[string]any{"id": "bad", "op": "plonk.parse_vk", "format": "gnark", "vk": fixtureB64(t, "groth16_n1", "vk.bin")}))
+	in.WriteString(line(t, map[string]any{"id": "nov", "op": "groth16.parse_vk", "format": "gnark"}))
+	byID, _ := serve(t, in.String(), Options{Workers: 2})
+	for _, id := range []string{`"g"`, `"gn"`, `"s"`, `"p"`, `"pn"`, `"ps"`} {
+		if byID[id]["ok"] != true {
+			t.Fatalf("%s: %v", id, byID[id])
+		}
+	}
+	if byID[`"g"`]["canonical_vk"] != byID[`"gn"`]["canonical_vk"] || byID[`"g"`]["commitments"] != float64(1) || byID[`"g"`]["n_public"] != float64(2) {
+		t.Fatal("groth16.parse_vk != groth16.normalize")
+	}
+	if byID[`"p"`]["canonical_vk"] != byID[`"pn"`]["canonical_vk"] || byID[`"p"`]["n_public"] != float64(3) {
+		t.Fatal("plonk.parse_vk != plonk.normalize")
+	}
+	if byID[`"s"`]["n_public"] != float64(2) || !strings.HasPrefix(byID[`"ps"`]["canonical_vk"].(string), "0x02") {
+		t.Fatal("snarkjs parse_vk")
+	}
+	if byID[`"bad"`]["ok"] != false {
+		t.Fatal("a Groth16 vk parsed as PLONK")
+	}
+	wantErr(t, byID[`"nov"`], "MALFORMED", "vk")
+}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"testing"
@@ -70,4 +71,24 @@ func TestSnarkjsGroth16ThroughCanonicalForm(t *testing.T) {
 	if err := VerifyGroth16(&Groth16Item{VK: vk, Proof: p, Public: pub}); err == nil {
 		t.Fatal("tampered snarkjs public input accepted")
 	}
+}
+
+// The sidecar's own snarkjs vk parser gives exactly the bytes the Python recipe builds.
+func TestParseSnarkjsGroth16VK(t *testing.T) {
+	raw := readFixture(t, "snarkjs_plonk", "groth16_vk.json")
+	vk, err := ParseSnarkjsGroth16VK(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(vk.Canonical(), snarkjsGroth16Canonical(t, raw)) || vk.NPublic() != 2 {
+		t.Fatal("canonical bytes differ")
+	}
+	_, err = ParseSnarkjsGroth16VK(mutate(t, raw, "nPublic", 3))
+	wantCode(t, err, CodeMalformed, "vk.IC")
+	_, err = ParseSnarkjsGroth16VK(mutate(t, raw, "protocol", "plonk"))
+	wantCode(t, err, CodeUnsupportedFormat, "vk.protocol")
+	q := twistPointOutsideSubgroup(t)
+	g2 := []any{[]string{q.X.A0.String(), q.X.A1.String()}, []string{q.Y.A0.String(), q.Y.A1.String()}, []string{"1", "0"}}
+	_, err = ParseSnarkjsGroth16VK(mutate(t, raw, "vk_delta_2", g2))
+	wantCode(t, err, CodeNotInSubgroup, "vk.vk_delta_2")
 }

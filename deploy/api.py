@@ -3,6 +3,7 @@
 m = deploy_all(rpc_url, key)                 # compiles, deploys (idempotent), writes the manifest
 m = load_manifest(chain_id)                  # deployments/<chainId>.json
 reg = registry(w3, m)                        # web3 contract object at m.contracts["SheafRegistry"]
+r = deploy_recursive_verifier(rpc_url, key, batch=1)   # recursive path: see deploy/recursive.py
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -30,6 +31,9 @@ from deploy.chain import (
 from deploy.compile import REPO_ROOT, SETTINGS, Artifact, compile_contracts, compiler_version
 from deploy.errors import MANIFEST_INVALID, MANIFEST_MISSING, UNKNOWN_CONTRACT, DeployError
 from normalizers.statement import keccak256
+
+if TYPE_CHECKING:
+    from deploy.recursive import RecursiveDeployment
 
 MANIFEST_VERSION = 1
 # Rough upper bound of the gas a full deployment needs (checked against the balance before sending).
@@ -51,6 +55,13 @@ class DeployedContract:
     constructor_args_decoded: list[Any]
     constructor_types: list[str]
     creation_hash: str  # keccak256(creation code || args): identical code+args => no redeploy
+    # Solidity contract name when the manifest key differs (e.g. generated verifiers, all `Verifier`)
+    contract_name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. circuit hash and setup of a generated verifier
+
+    @property
+    def solidity_name(self) -> str:
+        return self.contract_name or self.name
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class Manifest:
     compiler_settings: dict[str, Any]
     contracts: dict[str, DeployedContract] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    # the recursive-path configuration last applied by deploy_recursive_verifier (deploy/recursive.py)
+    recursive: dict[str, Any] = field(default_factory=dict)
 
     def address(self, name: str) -> str:
         if name not in self.contracts:
@@ -81,6 +94,7 @@ class Manifest:
                 compiler_settings=dict(d["compiler_settings"]),
                 contracts=contracts,
                 version=int(d.get("version", MANIFEST_VERSION)),
+                recursive=dict(d.get("recursive", {})),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise DeployError(MANIFEST_INVALID, f"manifest is malformed ({type(e).__name__}: {e})") from e
@@ -209,12 +223,22 @@ def deploy_all(
             constructor_types=constructor_types(art),
             creation_hash=creation_hash,
         )
+    kept: dict[str, DeployedContract] = {}
+    recursive: dict[str, Any] = {}
+    if previous is not None:
+        # entries other deploy steps own (recursive verifiers/adapters) survive a redeploy of the plan
+        kept = {k: v for k, v in previous.contracts.items() if k not in done}
+        registry_kept = (
+            "SheafRegistry" in done and previous.contracts.get("SheafRegistry") == done["SheafRegistry"]
+        )
+        recursive = dict(previous.recursive) if registry_kept else {}
     m = Manifest(
         chain_id=chain_id,
         deployer=acct.address,
         compiler_version=compiler_version(),
         compiler_settings=dict(SETTINGS),
-        contracts=done,
+        contracts={**done, **kept},
+        recursive=recursive,
     )
     save_manifest(m, out_dir)
     return m
@@ -261,3 +285,11 @@ def configure_registry(
         fn = reg.functions.setAggregationVerifier(Web3.to_checksum_address(verifier))
         sent.append(transact(w3, acct, fn, "setAggregationVerifier").tx_hash)
     return sent
+
+
+def deploy_recursive_verifier(rpc_url: str, key: str | None = None, **kwargs: Any) -> RecursiveDeployment:
+    """Deploy the batch-size-N aggregation verifier + adapter and plug it into the registry.
+    Same as deploy.recursive.deploy_recursive_verifier (kept there: it imports this module)."""
+    from deploy.recursive import deploy_recursive_verifier as impl
+
+    return impl(rpc_url, key, **kwargs)

@@ -3,7 +3,12 @@
     sheaf-deploy compile [--out DIR]
     sheaf-deploy deploy --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--force]
                         [--expect-chain-id N] [--owner ADDR] [--consumer-vk-hash 0x.. ...]
+                        [--recursive-batch N [--recursive-npub P]]   (recursive-path verifier, see below)
     sheaf-deploy verify [--rpc-url URL] [--chain-id N]
+
+--recursive-batch N also exports the gnark/aggregation outer verifier for batch size N (sheaf-gnark
+aggregate setup: a cold INSECURE dev setup takes minutes), compiles and deploys it with
+Groth16AggregationAdapter and makes the registry use it (deploy/recursive.py).
 
 Errors print `error: <CODE>: <message>` on stderr and exit 2 (codes in deploy/errors.py).
 """
@@ -20,6 +25,7 @@ from deploy.api import ConsumerConfig, deploy_all, deployments_dir, load_manifes
 from deploy.chain import connect, load_account
 from deploy.compile import REPO_ROOT, artifact_json, compile_contracts
 from deploy.errors import DeployError
+from deploy.recursive import deploy_recursive_verifier
 from deploy.verify import FULL, verify_manifest
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
@@ -57,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--consumer-domain", type=int, default=1)
     d.add_argument("--consumer-kind", type=int, default=0, choices=(0, 1, 2))
     d.add_argument("--consumer-scheme", type=int, default=1, choices=(1, 2, 3))
+    d.add_argument(
+        "--recursive-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also deploy the recursive aggregation verifier for batch size N and plug it into the registry",
+    )
+    d.add_argument("--recursive-npub", type=int, default=1, metavar="P", help="public inputs per inner proof")
+    d.add_argument(
+        "--no-configure",
+        action="store_true",
+        help="with --recursive-batch: deploy verifier+adapter but do not call setAggregationVerifier",
+    )
     v = sub.add_parser("verify", help="check on-chain code against a recompilation (Sourcify rules)")
     v.add_argument("--rpc-url", default=DEFAULT_RPC)
     v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
@@ -95,6 +114,23 @@ def run(argv: Sequence[str] | None = None) -> int:
             out_dir=out_dir,
             log=print,
         )
+        if a.recursive_batch is not None:
+            rd = deploy_recursive_verifier(
+                a.rpc_url,
+                account=acct,
+                batch=a.recursive_batch,
+                npub=a.recursive_npub,
+                configure=not a.no_configure,
+                force=a.force,
+                expect_chain_id=a.expect_chain_id,
+                out_dir=out_dir,
+                log=print,
+            )
+            ev = rd.exported
+            print(
+                f"recursive verifier b{ev.batch} p{ev.npub}: circuit {ev.circuit_hash} "
+                f"verifier {rd.verifier} adapter {rd.adapter} source {ev.source_path}"
+            )
         print(f"manifest: {manifest_path(m.chain_id, out_dir)} (chain {int(w3.eth.chain_id)})")
         return 0
     if a.cmd == "verify":
@@ -105,7 +141,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         for r in results:
             where = r.sourcify_dir or "-"
             print(
-                f"{r.name:20s} {r.address} {r.status:9s} "
+                f"{r.name:32s} {r.address} {r.status:9s} "
                 f"runtime={r.runtime_match} creation={r.creation_match} {where}"
             )
         base = out_dir or deployments_dir()

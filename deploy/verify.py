@@ -27,7 +27,14 @@ from eth_typing import HexStr
 from web3 import Web3
 
 from deploy.api import DeployedContract, Manifest, deployments_dir
-from deploy.compile import OUTPUTS, REPO_ROOT, Artifact, compile_contracts, compile_standard_json
+from deploy.compile import (
+    OUTPUTS,
+    REPO_ROOT,
+    Artifact,
+    compile_contracts,
+    compile_files,
+    compile_standard_json,
+)
 from deploy.errors import DeployError
 
 FULL = "full"
@@ -239,13 +246,21 @@ def verify_manifest(
             out.append(bad)
         return out
     for name, dc in manifest.contracts.items():
-        if name not in arts:
-            missing = {"error": f"{name} is no longer in the sources"}
+        art = arts.get(f"{dc.source_path}:{dc.solidity_name}")
+        if art is None and not dc.source_path.startswith("contracts/"):
+            # generated code outside contracts/src (e.g. build/recursion/ verifiers): compile that file
+            src = root / dc.source_path
+            try:
+                art = compile_files({dc.source_path: src}).get(dc.solidity_name) if src.exists() else None
+            except DeployError:
+                art = None
+        if art is None:
+            missing = {"error": f"{name} ({dc.source_path}:{dc.solidity_name}) is no longer in the sources"}
             out.append(
                 ContractVerification(
                     name, dc.address, MISMATCH, MISMATCH, MISMATCH, "", dc.constructor_args, details=missing
                 )
             )
             continue
-        out.append(verify_contract(w3, manifest.chain_id, dc, arts[name], root, out_dir))
+        out.append(verify_contract(w3, manifest.chain_id, dc, art, root, out_dir))
     return out

@@ -12,7 +12,9 @@ interface IGnarkGroth16Verifier3 {
 /// @notice Puts a gnark-exported Groth16 verifier behind IAggregationProofVerifier. Public-input layout
 ///   (what the recursion circuit must expose, in this order): [root >> 128, root & (2^128 - 1), leafCount]
 ///   (a 256-bit keccak root does not fit one BN254 scalar, so it is split into two 128-bit limbs).
-///   `proof` is gnark's MarshalSolidity proof bytes (256 bytes without commitments).
+///   `proof` is gnark's MarshalSolidity proof bytes, passed through unchanged: 256 bytes without commitments,
+///   384 with one BSB22 commitment + PoK (gnark/aggregation's outer circuit; the verifier checks the length).
+///   Deployed with the generated verifier by deploy/recursive.py (`sheaf-deploy deploy --recursive-batch N`).
 contract Groth16AggregationAdapter is IAggregationProofVerifier {
     IGnarkGroth16Verifier3 public immutable verifier;
 

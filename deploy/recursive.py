@@ -1,0 +1,414 @@
+"""Deploy the recursive-aggregation verifier of one batch size and plug it into the registry.
+
+    r = deploy_recursive_verifier(rpc_url, key, batch=1)      # after deploy_all
+    r.adapter  -> registry.aggregationVerifier()
+
+Steps: `sheaf-gnark aggregate setup --batch N --npub P` (compile the outer circuit, load or create
+its keys in $SHEAF_CACHE/recursion/<circuit hash>; an INSECURE dev setup when created) -> the
+verifier that the same binary exported for those keys is written to a stable path in the working
+tree, build/recursion/AggregationVerifier_b<N>_p<P>.sol (source verification reads sources from
+the tree) -> compiled with the project's solc shim -> deployed with Groth16AggregationAdapter ->
+`setAggregationVerifier(adapter)` -> all recorded in the manifest.
+
+The generated verifier is not committed: its vk comes from a per-machine dev setup (random toxic
+waste), so every machine's verifier differs; the file is reproducible from the key cache with
+`export_aggregation_verifier`, and its header names the circuit hash it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from deploy.api import (
+    DeployedContract,
+    Manifest,
+    _jsonable,
+    configure_registry,
+    load_manifest,
+    registry,
+    save_manifest,
+)
+from deploy.chain import (
+    check_balance,
+    connect,
+    constructor_types,
+    deploy_contract,
+    encode_constructor_args,
+    load_account,
+)
+from deploy.compile import REPO_ROOT, Artifact, compile_contracts, compile_files
+from deploy.errors import (
+    GNARK_MISSING,
+    NOT_OWNER,
+    RECURSION_SETUP_FAILED,
+    UNKNOWN_CONTRACT,
+    DeployError,
+)
+from normalizers.statement import keccak256
+
+ADAPTER = "Groth16AggregationAdapter"
+GENERATED_DIR = Path("build") / "recursion"  # relative to the repo root (= the source names' root)
+# gnark's verifier (~1.2M gas with commitment support) + adapter + one registry call, with margin
+RECURSIVE_GAS_BUDGET = 4_000_000
+
+
+def gnark_binary() -> Path:
+    p = Path(os.environ.get("SHEAF_GNARK_BIN", REPO_ROOT / "build" / "bin" / "sheaf-gnark"))
+    if not p.exists():
+        raise DeployError(
+            GNARK_MISSING,
+            f"sheaf-gnark not found at {p}: build it (cd gnark && go build -o ../build/bin/sheaf-gnark "
+            "./cmd/sheaf-gnark) or set $SHEAF_GNARK_BIN",
+        )
+    return p
+
+
+def verifier_key(batch: int, npub: int) -> str:
+    """Manifest suffix of one outer-circuit shape."""
+    return f"b{batch}_p{npub}"
+
+
+@dataclass(frozen=True)
+class ExportedVerifier:
+    batch: int
+    npub: int
+    circuit_hash: str
+    nb_constraints: int
+    keys_dir: str
+    keys_created: bool  # the dev setup ran now (not loaded from the cache)
+    insecure_setup: bool
+    compile_s: float
+    setup_s: float  # key generation, or loading them from the cache
+    wall_s: float
+    source_path: str  # repo-relative path of the written .sol (the source name used to compile)
+
+    @property
+    def path(self) -> Path:
+        return REPO_ROOT / self.source_path
+
+
+def _run_gnark(args: list[str], binary: Path, env: dict[str, str], what: str) -> str:
+    try:
+        r = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise DeployError(GNARK_MISSING, f"cannot run {binary}: {e}") from e
+    if r.returncode != 0:
+        tail = " | ".join(r.stderr.strip().splitlines()[-5:])
+        raise DeployError(RECURSION_SETUP_FAILED, f"`sheaf-gnark {what}` exited {r.returncode}: {tail}")
+    return r.stdout
+
+
+def export_aggregation_verifier(
+    batch: int,
+    npub: int = 1,
+    *,
+    binary: Path | None = None,
+    cache: Path | None = None,
+    out: Path | None = None,
+    log: Callable[[str], None] = lambda _s: None,
+) -> ExportedVerifier:
+    """Set up (or load) the outer circuit's keys and write its Solidity verifier to a stable path.
+
+    A cold setup is minutes and several GB for batch 1 (see docs/contracts.md); cached afterwards."""
+    if batch < 1 or npub < 1:
+        raise DeployError(
+            RECURSION_SETUP_FAILED, f"--recursive-batch/--recursive-npub must be >= 1, got {batch}/{npub}"
+        )
+    binary = binary or gnark_binary()
+    env = dict(os.environ)
+    shape = ["--batch", str(batch), "--npub", str(npub)]
+    if cache is not None:
+        shape += ["--cache", str(cache)]
+    log(f"recursion b{batch} p{npub}: sheaf-gnark aggregate setup (a cold dev setup takes minutes)")
+    t0 = time.monotonic()
+    raw = _run_gnark(["aggregate", "setup", *shape], binary, env, "aggregate setup")
+    try:
+        info: dict[str, Any] = json.loads(raw)
+        circuit_hash = str(info["circuit_hash"])
+        keys_dir = Path(str(info["dir"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DeployError(
+            RECURSION_SETUP_FAILED, f"unexpected `aggregate setup` output: {raw[:200]!r}"
+        ) from e
+    rel = out or GENERATED_DIR / f"AggregationVerifier_{verifier_key(batch, npub)}.sol"
+    dest = rel if rel.is_absolute() else REPO_ROOT / rel
+    try:
+        source_path = str(dest.resolve().relative_to(REPO_ROOT))
+    except ValueError as e:  # source verification reads sources relative to the repo root
+        raise DeployError(RECURSION_SETUP_FAILED, f"verifier path {dest} must be inside {REPO_ROOT}") from e
+    # `setup` stores the binary's ExportSolidity of exactly these keys next to them (cache entry keyed
+    # by circuit hash); `export-solidity` would recompile the circuit (~40 s) to print the same file
+    cached = keys_dir / "Verifier.sol"
+    if cached.exists():
+        sol = cached.read_text()
+    else:
+        sol = _run_gnark(
+            ["aggregate", "export-solidity", *shape, "--out", "-"], binary, env, "aggregate export-solidity"
+        )
+    if "function verifyProof(" not in sol:
+        raise DeployError(
+            RECURSION_SETUP_FAILED, "aggregate export-solidity did not produce a gnark verifier"
+        )
+    keys = "INSECURE dev setup" if info.get("insecure", True) else "ceremony"
+    header = (
+        f"// Generated by `sheaf-gnark aggregate export-solidity --batch {batch} --npub {npub}`:\n"
+        f"// outer circuit {circuit_hash}, keys {keys}.\n"
+        "// Public inputs: [root >> 128, root & (2^128-1), leafCount]. Do not edit; regenerate.\n"
+    )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(header + sol)
+    tmp.replace(dest)
+    ev = ExportedVerifier(
+        batch=batch,
+        npub=npub,
+        circuit_hash=circuit_hash,
+        nb_constraints=int(info.get("nb_constraints", 0)),
+        keys_dir=str(keys_dir),
+        keys_created=bool(info.get("created", False)),
+        insecure_setup=bool(info.get("insecure", True)),
+        compile_s=round(int(info.get("compile_ms", 0)) / 1000, 1),
+        setup_s=round(int(info.get("setup_ms", 0)) / 1000, 1),
+        wall_s=round(time.monotonic() - t0, 1),
+        source_path=source_path,
+    )
+    log(
+        f"recursion b{batch} p{npub}: circuit {circuit_hash[:16]} r1cs {ev.nb_constraints}, "
+        f"{'keys CREATED' if ev.keys_created else 'keys loaded'} "
+        f"(setup {ev.setup_s}s, compile {ev.compile_s}s), "
+        f"verifier -> {source_path}"
+    )
+    return ev
+
+
+@dataclass(frozen=True)
+class RecursiveDeployment:
+    manifest: Manifest
+    verifier: str  # gnark verifier address
+    adapter: str  # IAggregationProofVerifier the registry calls
+    exported: ExportedVerifier
+    configured_tx: str | None  # setAggregationVerifier tx (None when it was already set)
+
+
+def _deploy_or_reuse(
+    w3: Web3,
+    acct: LocalAccount,
+    previous: DeployedContract | None,
+    key: str,
+    art: Artifact,
+    args: list[Any],
+    force: bool,
+    extra: dict[str, Any],
+    log: Callable[[str], None],
+) -> DeployedContract:
+    enc = encode_constructor_args(art, args)
+    creation_hash = "0x" + keccak256(art.bytecode + enc).hex()
+    if (
+        not force
+        and previous is not None
+        and previous.creation_hash == creation_hash
+        and len(w3.eth.get_code(Web3.to_checksum_address(previous.address))) > 0
+    ):
+        log(f"{key}: unchanged at {previous.address}")
+        return replace(previous, extra=extra)
+    sent = deploy_contract(w3, acct, art, args)
+    assert sent.contract_address is not None
+    log(f"{key}: deployed at {sent.contract_address} (gas {sent.gas_used})")
+    return DeployedContract(
+        name=key,
+        address=Web3.to_checksum_address(sent.contract_address),
+        tx_hash=sent.tx_hash,
+        block_number=sent.block_number,
+        source_path=art.source_path,
+        constructor_args="0x" + enc.hex(),
+        constructor_args_decoded=[_jsonable(a) for a in args],
+        constructor_types=constructor_types(art),
+        creation_hash=creation_hash,
+        contract_name=art.name if art.name != key else "",
+        extra=extra,
+    )
+
+
+def deploy_recursive_verifier(
+    rpc_url: str,
+    key: str | None = None,
+    *,
+    batch: int,
+    npub: int = 1,
+    account: LocalAccount | None = None,
+    configure: bool = True,
+    force: bool = False,
+    expect_chain_id: int | None = None,
+    out_dir: Path | None = None,
+    binary: Path | None = None,
+    cache: Path | None = None,
+    exported: ExportedVerifier | None = None,
+    log: Callable[[str], None] = lambda _s: None,
+) -> RecursiveDeployment:
+    """Export + compile + deploy the batch-`batch` aggregation verifier and its adapter (idempotent),
+    then (configure=True) make the manifest's SheafRegistry use it. Needs the manifest of deploy_all.
+    Manifest keys: AggregationVerifier_b<N>_p<P>, Groth16AggregationAdapter_b<N>_p<P>."""
+    w3 = connect(rpc_url, expect_chain_id)
+    acct = account or load_account(key)
+    chain_id = int(w3.eth.chain_id)
+    m = load_manifest(chain_id, out_dir)
+    reg = None
+    if configure:
+        if "SheafRegistry" not in m.contracts:
+            raise DeployError(
+                UNKNOWN_CONTRACT, f"no SheafRegistry in the manifest of chain {chain_id}: deploy it first"
+            )
+        reg = registry(w3, m)
+        owner = str(reg.functions.owner().call())
+        if owner.lower() != acct.address.lower():
+            raise DeployError(
+                NOT_OWNER,
+                f"setAggregationVerifier needs the registry owner {owner}, the key is {acct.address}; "
+                "use the owner's key or pass configure=False / --no-configure",
+            )
+    ev = exported or export_aggregation_verifier(batch, npub, binary=binary, cache=cache, log=log)
+    varts = compile_files({ev.source_path: ev.path})
+    if "Verifier" not in varts:
+        raise DeployError(RECURSION_SETUP_FAILED, f"{ev.source_path} has no contract Verifier")
+    arts = compile_contracts()
+    suffix = verifier_key(ev.batch, ev.npub)
+    vname, aname = f"AggregationVerifier_{suffix}", f"{ADAPTER}_{suffix}"
+    extra = {
+        "batch": ev.batch,
+        "npub": ev.npub,
+        "circuit_hash": ev.circuit_hash,
+        "nb_constraints": ev.nb_constraints,
+        "insecure_setup": ev.insecure_setup,
+        "public_inputs": "[root >> 128, root & (2^128-1), leafCount]",
+    }
+    check_balance(w3, acct, RECURSIVE_GAS_BUDGET)
+    v = _deploy_or_reuse(w3, acct, m.contracts.get(vname), vname, varts["Verifier"], [], force, extra, log)
+    # a new verifier means a new adapter (its constructor argument changes, so does its creation hash)
+    a = _deploy_or_reuse(
+        w3,
+        acct,
+        m.contracts.get(aname),
+        aname,
+        arts[ADAPTER],
+        [v.address],
+        force,
+        {**extra, "verifier": vname},
+        log,
+    )
+    tx: str | None = None
+    recursive = dict(m.recursive)
+    if reg is not None:
+        sent = configure_registry(w3, acct, reg, verifier=a.address)
+        tx = sent[0] if sent else None
+        log(f"SheafRegistry.aggregationVerifier = {a.address} ({'tx ' + tx if tx else 'already set'})")
+        recursive = {
+            "active": suffix,
+            "registry": m.address("SheafRegistry"),
+            "adapter": a.address,
+            "verifier": v.address,
+            "circuit_hash": ev.circuit_hash,
+            "batch": ev.batch,
+            "npub": ev.npub,
+            "set_tx": tx or m.recursive.get("set_tx"),
+        }
+    new = replace(m, contracts={**m.contracts, vname: v, aname: a}, recursive=recursive)
+    save_manifest(new, out_dir)
+    return RecursiveDeployment(
+        manifest=new, verifier=v.address, adapter=a.address, exported=ev, configured_tx=tx
+    )
+
+
+# ---------------------------------------------------------------- outer proofs (tests, bench, demo)
+
+
+def snarkjs_leaf(vk_json: bytes, proof_json: bytes, public_json: bytes) -> dict[str, Any]:
+    """A snarkjs Groth16 proof as one `aggregate prove` leaf (Sheaf's canonical vk/proof bytes)."""
+    from normalizers.base import Context
+    from normalizers.groth16 import parse_snarkjs_proof, parse_snarkjs_vk, snarkjs_public
+    from normalizers.limits import Limits
+
+    ctx = Context(limits=Limits())
+    vk = parse_snarkjs_vk(vk_json, ctx)
+    return {
+        "scheme": "groth16",
+        "vk": "0x" + vk.canonical.hex(),
+        "proof": "0x" + parse_snarkjs_proof(proof_json, ctx).hex(),
+        "public_inputs": ["0x" + p.hex() for p in snarkjs_public(public_json, "public", ctx)],
+    }
+
+
+def leaf_statement_hash(leaf: dict[str, Any]) -> bytes:
+    """Sheaf statement hash of a batch leaf, computed in Python (normalizers/statement.py)."""
+    from normalizers.statement import Scheme, statement_hash, vk_hash
+
+    vk = bytes.fromhex(str(leaf["vk"])[2:])
+    pubs = [bytes.fromhex(str(p)[2:]) for p in leaf["public_inputs"]]
+    return statement_hash(Scheme.GROTH16, vk_hash(Scheme.GROTH16, vk), pubs)
+
+
+@dataclass(frozen=True)
+class OuterProof:
+    leaves: list[bytes]  # statement hashes, in tree order
+    root: bytes
+    count: int
+    proof: bytes  # `bytes proof` of verifyProof / submitRecursiveAggregation
+    public_inputs: list[int]
+    circuit_hash: str
+    wall_s: float  # whole `aggregate prove` process (compile + key load + prove)
+    prove_s: float
+    peak_rss_mib: int
+
+
+def prove_outer(
+    batch: int,
+    leaves: list[dict[str, Any]],
+    npub: int = 1,
+    *,
+    binary: Path | None = None,
+    cache: Path | None = None,
+    workdir: Path | None = None,
+) -> OuterProof:
+    """`sheaf-gnark aggregate prove` of one batch (runs the dev setup first if the keys are absent)."""
+    import tempfile
+
+    binary = binary or gnark_binary()
+    wd = Path(workdir or tempfile.mkdtemp(prefix="sheaf-outer-"))
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / "batch.json").write_text(json.dumps({"leaves": leaves}))
+    cmd = [str(binary), "aggregate", "prove", "--batch", str(batch), "--npub", str(npub)]
+    if cache is not None:
+        cmd += ["--cache", str(cache)]
+    cmd += ["--in", str(wd / "batch.json"), "--out", str(wd / "proof.json")]
+    t0 = time.monotonic()
+    with open(wd / "prove.log", "w") as errf:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    if proc.returncode != 0:
+        tail = " | ".join((wd / "prove.log").read_text().strip().splitlines()[-5:])
+        raise DeployError(
+            RECURSION_SETUP_FAILED, f"`sheaf-gnark aggregate prove` exited {proc.returncode}: {tail}"
+        )
+    r = json.loads((wd / "proof.json").read_text())
+    return OuterProof(
+        leaves=[bytes.fromhex(h[2:]) for h in r["leaves"]],
+        root=bytes.fromhex(r["root"][2:]),
+        count=int(r["count"]),
+        proof=bytes.fromhex(r["proof"][2:]),
+        public_inputs=[int(x, 16) for x in r["public_inputs"]],
+        circuit_hash=str(r["circuit_hash"]),
+        wall_s=round(wall, 1),
+        prove_s=round(int(r.get("prove_ms", 0)) / 1000, 1),
+        peak_rss_mib=round(usage.ru_maxrss / 1024),  # KiB on Linux
+    )

@@ -38,6 +38,14 @@ class EzklProof:
     prove_seconds: float
 
 
+def cache_key(onnx_bytes: bytes, settings: dict[str, Any]) -> str:
+    """Key for the pk/vk cache: the slice ONNX and the settings without their run timestamp
+    (ezkl stamps every settings.json, which would defeat the cache)."""
+    stable = {k: v for k, v in settings.items() if k != "timestamp"}
+    blob = onnx_bytes + b"\x00" + json.dumps(stable, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
 def _le_hex_to_be(h: str) -> bytes:
     return bytes.fromhex(h)[::-1]
 
@@ -76,7 +84,7 @@ def prove(
         compiled = out_dir / "network.ezkl"
         if not ezkl.compile_circuit(str(onnx_path), str(compiled), str(settings)):
             raise ProverError("PROVER_BACKEND_FAILED", "ezkl compile_circuit returned false")
-        key = hashlib.sha256(onnx_path.read_bytes() + b"\x00" + settings.read_bytes()).hexdigest()[:32]
+        key = cache_key(onnx_path.read_bytes(), json.loads(settings.read_text()))
         kdir = cache_dir() / "ezkl" / key
         kdir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()

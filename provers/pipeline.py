@@ -38,7 +38,7 @@ from provers.slicer import (
 
 # Commitment schemes a slice's public inputs can carry; only equal schemes can chain.
 MIMC = "mimc-bn254"
-POSEIDON_EZKL = "poseidon-halo2-p128pow5t3"
+POSEIDON_EZKL = "poseidon-ezkl"  # provers/poseidon_ezkl.py; gnark slices can use it too
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,8 @@ def _gnark_slice(
     qs = quant.quantize_layers(s.config.name, layers, sb, cfg.q_bits)
     y_int = quant.evaluate(qs, x_int)
     bk = "groth16" if s.config.backend == "gnark-groth16" else "plonk"
-    p = gnark_backend.prove(quant.spec_json(qs, x_int, claimed), bk, out_dir, s.config.plonk_target)
+    spec = quant.spec_json(qs, x_int, claimed, cfg.commitment)
+    p = gnark_backend.prove(spec, bk, out_dir, s.config.plonk_target)
     if claimed is None and list(p.output) != y_int:
         raise ProverError(
             "PROVER_BACKEND_FAILED",
@@ -170,7 +171,7 @@ def _gnark_slice(
         public=p.public_witness,
         settings=None,
         public_inputs=p.public_inputs,
-        commitment=MIMC,
+        commitment=cfg.commitment,
         in_commit=p.in_commit,
         out_commit=p.out_commit,
         input_tensor=tin,

@@ -113,7 +113,10 @@ def error_bound(
 
 
 def spec_json(
-    qs: QuantSlice, x: Sequence[int], claimed_output: Sequence[int] | None = None
+    qs: QuantSlice,
+    x: Sequence[int],
+    claimed_output: Sequence[int] | None = None,
+    commitment: str = "poseidon-ezkl",
 ) -> dict[str, Any]:
     """The JSON spec gnark/slice reads (gnark/slice/spec.go)."""
     spec: dict[str, Any] = {
@@ -132,6 +135,7 @@ def spec_json(
             for ql in qs.layers
         ],
         "input": list(x),
+        "commitment": commitment,
     }
     if claimed_output is not None:
         spec["claimed_output"] = list(claimed_output)

@@ -23,6 +23,8 @@ from provers.errors import ProverError
 BACKENDS = ("ezkl", "gnark-groth16", "gnark-plonk", "none")
 PLONK_TARGETS = ("solidity", "recursion")
 VISIBILITIES = ("hashed", "public", "private")
+# gnark slice commitments: ezkl's hashed-visibility Poseidon (chains with ezkl slices) or MiMC
+COMMITMENTS = ("poseidon-ezkl", "mimc-bn254")
 
 # Ops the ezkl backend is allowed to take: a conservative allow-list of ops ezkl 23 (tract
 # front end) supports and that we exercise or that are standard in its examples. Anything else
@@ -77,7 +79,7 @@ class EzklConfig:
     input_visibility: str = "hashed"
     output_visibility: str = "hashed"
     param_visibility: str = "fixed"
-    scale: int = 7  # fixed input/param scale: identical scales let hashed commitments chain
+    scale: int = 8  # fixed input/param scale; equal to fixed_point.scale_bits so commitments chain
     logrows: int = 17  # upper bound; ezkl picks the circuit's own logrows below it
 
 
@@ -89,6 +91,7 @@ class ProverConfig:
     input_values: tuple[float, ...] | None = None
     scale_bits: int = 8
     q_bits: int = 32
+    commitment: str = "poseidon-ezkl"
     ezkl: EzklConfig = field(default_factory=EzklConfig)
 
 
@@ -142,12 +145,15 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Prove
         raise _bad("fixed_point.scale_bits", f"{scale_bits} not in [1, 24]")
     if not 2 <= q_bits <= 64:
         raise _bad("fixed_point.q_bits", f"{q_bits} not in [2, 64]")
+    commitment = _get(fp, "commitment", str, "fixed_point", "poseidon-ezkl")
+    if commitment not in COMMITMENTS:
+        raise _bad("fixed_point.commitment", f"{commitment!r} not one of {', '.join(COMMITMENTS)}")
     ez = data.get("ezkl", {})
     ezkl = EzklConfig(
         input_visibility=_get(ez, "input_visibility", str, "ezkl", "hashed"),
         output_visibility=_get(ez, "output_visibility", str, "ezkl", "hashed"),
         param_visibility=_get(ez, "param_visibility", str, "ezkl", "fixed"),
-        scale=_get(ez, "scale", int, "ezkl", 7),
+        scale=_get(ez, "scale", int, "ezkl", 8),
         logrows=_get(ez, "logrows", int, "ezkl", 17),
     )
     for key in ("input_visibility", "output_visibility"):
@@ -180,7 +186,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Prove
                 name, _names(s, "inputs", where), _names(s, "outputs", where), backend, bool(prove), target
             )
         )
-    return ProverConfig(tuple(slices), model_path, seed, values, scale_bits, q_bits, ezkl)
+    return ProverConfig(tuple(slices), model_path, seed, values, scale_bits, q_bits, commitment, ezkl)
 
 
 def load_config(path: Path) -> ProverConfig:

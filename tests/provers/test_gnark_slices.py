@@ -15,7 +15,8 @@ from prover_helpers import write_config
 
 from provers import gnark_backend, quant
 from provers.errors import ProverError
-from provers.pipeline import MIMC, ModelRun, check_chain, run_model
+from provers.pipeline import POSEIDON_EZKL, ModelRun, check_chain, run_model
+from provers.poseidon_ezkl import tensor_hash
 from provers.slicer import dense_layers, run_slices_float
 
 GG = [
@@ -54,12 +55,15 @@ def test_outputs_match_onnxruntime_within_the_bound(gg_run: ModelRun) -> None:
 def test_proofs_verify_and_chain_by_commitment(gg_run: ModelRun) -> None:
     assert [p.scheme for p in gg_run.proofs] == ["groth16", "plonk", "groth16"]
     for p in gg_run.proofs:
-        assert len(p.public_inputs) == 2 and p.commitment == MIMC
+        assert len(p.public_inputs) == 2 and p.commitment == POSEIDON_EZKL
+        # the in-circuit commitment is ezkl's Poseidon of the quantized output tensor
+        out_int = [int(v) for v in np.rint(gg_run.outputs[p.output_tensor].reshape(-1) * 256)]
+        assert p.out_commit == tensor_hash(out_int).to_bytes(32, "big")
         gp = _as_gnark(p)
         assert gnark_backend.verify(gp)
     assert [(c.prev, c.next, c.linked, c.commitment) for c in gg_run.chain] == [
-        ("layer0", "layer1", True, MIMC),
-        ("layer1", "head", True, MIMC),
+        ("layer0", "layer1", True, POSEIDON_EZKL),
+        ("layer1", "head", True, POSEIDON_EZKL),
     ]
     # the commitments are to different tensors: input and output commitments differ
     assert gg_run.proofs[0].in_commit != gg_run.proofs[0].out_commit

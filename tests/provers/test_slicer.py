@@ -160,3 +160,19 @@ def test_cli_inspect_reports_and_fails_on_unsupported(
     err = capsys.readouterr().err
     assert "PROVER_UNSUPPORTED_OP" in err and "Sigmoid" in err
     assert (tmp_path / "s" / "00-all.onnx").exists()
+
+
+def test_committed_sample_model_is_the_generated_one() -> None:
+    from provers.model import build_sample_model
+
+    committed = Path(__file__).resolve().parents[2] / "provers" / "examples" / "sample_mlp.onnx"
+    assert committed.read_bytes() == build_sample_model().SerializeToString()
+
+
+def test_example_config_parses_and_is_supported() -> None:
+    cfg_path = Path(__file__).resolve().parents[2] / "provers" / "examples" / "slices.toml"
+    cfg = load_config(cfg_path)
+    assert cfg.model_path is not None and cfg.scale_bits == cfg.ezkl.scale
+    slices = slice_model(load_model(cfg.model_path), cfg)
+    require_supported(slices)
+    assert [s.config.backend for s in slices] == ["gnark-groth16", "gnark-plonk", "ezkl"]

@@ -8,14 +8,22 @@ Measured on a fresh anvil with the project's own compile (solc-js 0.8.30, optimi
   * an inclusion check: a transaction calling verifyProofAggregation (whole tx, and execution only =
     receipt gas - 21000 - calldata gas, which is what an app pays inside its own transaction, plus
     ~2600 for the cold registry account);
-  * per-proof cost of the aggregated route = submission / leaves + one inclusion check, vs direct.
+  * per-proof cost of the aggregated route = submission / leaves + one inclusion check, vs direct;
+  * RECURSIVE with the real gnark/aggregation outer verifier, per batch size N (env
+    SHEAF_GAS_RECURSIVE_BATCHES, default "1"; "" skips): verifier exported and deployed by
+    deploy/recursive.py, a full batch of N real inner Groth16 proofs (snarkjs + gnark) proved by
+    `sheaf-gnark aggregate prove` (the outer proof is cached in build/recursion/ per circuit hash and
+    batch; a cold dev setup takes many minutes), submitted with both registry routes; gas_per_proof =
+    submission / N + the inclusion check's execution gas.
 Writes bench/results/gas.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +204,115 @@ def _leaves_variant_overhead(w3: Web3, acct: LocalAccount, reg: Contract) -> dic
     return res
 
 
+def _inner_leaves() -> list[dict[str, Any]]:
+    """Real inner Groth16 proofs (1 public input): two snarkjs proofs, then three gnark ones."""
+    from deploy.recursive import snarkjs_leaf
+
+    sj = FIX / "snarkjs" / "mul1_groth16"
+    leaves = [
+        snarkjs_leaf(
+            (sj / "verification_key.json").read_bytes(),
+            (sj / f"proof{i}.json").read_bytes(),
+            (sj / f"public{i}.json").read_bytes(),
+        )
+        for i in (0, 1)
+    ]
+    g = json.loads((REPO_ROOT / "gnark" / "aggregation" / "testdata" / "batch_p1.json").read_text())
+    return leaves + list(g["leaves"])
+
+
+def _outer_proof(batch: int, circuit_hash: str, leaves: list[dict[str, Any]]) -> dict[str, Any]:
+    from deploy.recursive import prove_outer
+
+    digest = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode()).hexdigest()[:16]
+    cached = REPO_ROOT / "build" / "recursion" / f"outer_b{batch}_p1_{circuit_hash[:16]}_{digest}.json"
+    if cached.exists():
+        d: dict[str, Any] = json.loads(cached.read_text())
+        d["cached"] = True
+        return d
+    p = prove_outer(batch, leaves)
+    d = {
+        "leaves": ["0x" + x.hex() for x in p.leaves],
+        "root": "0x" + p.root.hex(),
+        "proof": "0x" + p.proof.hex(),
+        "circuit_hash": p.circuit_hash,
+        "prove_s": p.prove_s,
+        "prove_wall_s": p.wall_s,
+        "prove_peak_rss_mib": p.peak_rss_mib,
+    }
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(d, indent=1) + "\n")
+    d["cached"] = False
+    return d
+
+
+def _recursive_real(
+    w3: Web3, acct: LocalAccount, reg: Contract, arts: dict[str, Artifact], batches: list[int]
+) -> dict[str, Any]:
+    """Registry submissions through the real outer verifier, by batch size (full batches)."""
+    from deploy.recursive import export_aggregation_verifier
+
+    inner = _inner_leaves()
+    res: dict[str, Any] = {}
+    for n in batches:
+        if n > len(inner):
+            res[str(n)] = {"skipped": f"only {len(inner)} inner fixture proofs"}
+            continue
+        ev = export_aggregation_verifier(n, 1, log=print)
+        varts = compile_files({ev.source_path: ev.path})
+        v = deploy_contract(w3, acct, varts["Verifier"])
+        ad = deploy_contract(
+            w3, acct, arts["Groth16AggregationAdapter"], [Web3.to_checksum_address(str(v.contract_address))]
+        )
+        leaves_d, root_d = 100 + 2 * n, 101 + 2 * n
+        configure_registry(
+            w3, acct, reg, domains=[(leaves_d, ""), (root_d, "")], verifier=str(ad.contract_address)
+        )
+        op = _outer_proof(n, ev.circuit_hash, inner[:n])
+        if op["circuit_hash"] != ev.circuit_hash:
+            raise RuntimeError("outer proof and exported verifier come from different circuits")
+        leaves = [bytes.fromhex(x[2:]) for x in op["leaves"]]
+        root, proof = bytes.fromhex(op["root"][2:]), bytes.fromhex(op["proof"][2:])
+        if merkle_root(leaves) != root:
+            raise RuntimeError("outer proof root is not the Merkle root of its leaves")
+        s_leaves = transact(
+            w3,
+            acct,
+            reg.functions.submitRecursiveAggregation(leaves_d, 1, leaves, proof),
+            "rec",
+            gas=3_000_000,
+        )
+        s_root = transact(
+            w3,
+            acct,
+            reg.functions.submitRecursiveAggregationRoot(root_d, 1, root, n, proof),
+            "rec-root",
+            gas=3_000_000,
+        )
+        i = n - 1
+        path = list(merkle_path(leaves, i).path)
+        fn = reg.functions.verifyProofAggregationKind(leaves_d, 1, leaves[i], path, n, i)
+        if tuple(fn.call()) != (True, 1):
+            raise RuntimeError("leaf of the recursive aggregation not included as RECURSIVE")
+        data = bytes.fromhex(fn._encode_transaction_data()[2:])
+        g = _raw_tx(w3, acct, reg.address, data, "inclusion")
+        incl_exec = _exec_gas(g, data)
+        res[str(n)] = {
+            "circuit_hash": ev.circuit_hash,
+            "r1cs": ev.nb_constraints,
+            "verifier_deploy_gas": v.gas_used,
+            "submission_leaves_variant_gas": s_leaves.gas_used,
+            "submission_root_variant_gas": s_root.gas_used,
+            "inclusion_exec_gas": incl_exec,
+            "gas_per_proof_leaves_variant": round(s_leaves.gas_used / n + incl_exec),
+            "gas_per_proof_root_variant": round(s_root.gas_used / n + incl_exec),
+            "proof_bytes": len(proof),
+            "setup": {"keys_created": ev.keys_created, "setup_s": ev.setup_s, "compile_s": ev.compile_s},
+            "prove": {k: op.get(k) for k in ("prove_s", "prove_wall_s", "prove_peak_rss_mib", "cached")},
+        }
+    return res
+
+
 def main() -> dict[str, Any]:
     arts = compile_contracts()
     out: dict[str, Any] = {"source": "anvil receipts (gasUsed), not estimates"}
@@ -250,6 +367,8 @@ def main() -> dict[str, Any]:
             "tx_gas": s.gas_used,
             "verifier": "gnark Groth16, 3 public inputs (fixture)",
         }
+        batches = [int(x) for x in os.environ.get("SHEAF_GAS_RECURSIVE_BATCHES", "1").split(",") if x.strip()]
+        out["recursive_real"] = _recursive_real(w3, acct, reg, arts, batches)
         out["recursive_leaves_overhead"] = _leaves_variant_overhead(w3, acct, reg)
     # per-proof comparison: amortized submission + one inclusion check vs direct verification
     cmp: dict[str, Any] = {}
@@ -261,6 +380,11 @@ def main() -> dict[str, Any]:
                 row[f"vs_{scheme}"] = round(d["tx_gas"] / per, 2)
         cmp[str(n)] = row
     out["per_proof"] = cmp
+    for r in out["recursive_real"].values():
+        if "gas_per_proof_root_variant" in r:
+            for scheme, d in out["direct"].items():
+                if "tx_gas" in d:
+                    r[f"vs_{scheme}"] = round(d["tx_gas"] / r["gas_per_proof_root_variant"], 2)
     _print(out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gas.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -290,6 +414,21 @@ def _print(out: dict[str, Any]) -> None:
         "recursive root submission (real gnark Groth16 verifier): "
         f"{out['recursive_root_submission']['tx_gas']} gas"
     )
+    print("RECURSIVE with the real gnark/aggregation outer verifier (full batches of real inner proofs)")
+    print(
+        f"  {'batch':>5s} {'leaves-var':>10s} {'root-var':>9s} {'incl exec':>9s} "
+        f"{'per proof (leaves/root)':>24s} {'verifier deploy':>15s}"
+    )
+    for n, r in out["recursive_real"].items():
+        if "skipped" in r:
+            print(f"  {n:>5s} skipped: {r['skipped']}")
+            continue
+        print(
+            f"  {n:>5s} {r['submission_leaves_variant_gas']:10d} {r['submission_root_variant_gas']:9d} "
+            f"{r['inclusion_exec_gas']:9d} "
+            f"{str(r['gas_per_proof_leaves_variant']) + ' / ' + str(r['gas_per_proof_root_variant']):>24s} "
+            f"{r['verifier_deploy_gas']:15d}"
+        )
     lo = out["recursive_leaves_overhead"]
     print(
         "registry-only cost of RECURSIVE submissions (accept-all verifier): root variant "

@@ -228,13 +228,18 @@ class Normalizer:
             if len(group) >= self.chunk_size:
                 flush(v)
 
-        decoding: list[tuple[int, Any]] = []
+        decoding: list[tuple[int, bytes, Any]] = []
         for i, inp in enumerate(inputs):
             try:
                 v = self._precheck(inp)
                 if isinstance(v, groth16.Groth16Verifier) and inp.format == "gnark":
+                    fast = v.fast_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public))
+                    if fast is not None:
+                        add(i, v, "gnark", fast)
+                        continue
+                    vk_raw = bytes(inp.vk)
                     decoding.append(
-                        (i, v.submit_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx))
+                        (i, vk_raw, v.submit_gnark(vk_raw, bytes(inp.proof), _b(inp.public), self.ctx))
                     )
                     continue
                 _, st = self.parse(inp)
@@ -243,9 +248,9 @@ class Normalizer:
                 continue
             add(i, v, inp.format, st)
         g16 = groth16.VERIFIER
-        for i, fut in decoding:
+        for i, vk_raw, fut in decoding:
             try:
-                add(i, g16, "gnark", g16.finish_gnark(fut, self.ctx))
+                add(i, g16, "gnark", g16.finish_gnark(fut, self.ctx, vk_raw))
             except NormalizeError as e:
                 out[i] = e
         for v, _ in list(chunks.values()):

@@ -9,6 +9,7 @@ The point at infinity is encoded as all zeros (EIP-196/197), allowed only for IC
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import struct
 import threading
@@ -242,6 +243,7 @@ class Groth16Verifier:
     def __init__(self) -> None:
         self._py_verifiers: dict[bytes, Any] = {}
         self._py_lock = threading.Lock()
+        self._gnark_vks: dict[bytes, tuple[ParsedVk, int]] = {}
 
     # -- vk
     def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
@@ -288,7 +290,41 @@ class Groth16Verifier:
             public=base64.b64encode(public).decode(),
         )
 
-    def finish_gnark(self, fut: Future[dict[str, Any]], ctx: Context) -> Statement:
+    # -- gnark fast path: a vk already decoded by the sidecar + a RAW (WriteRawTo) proof without
+    # commitments is decoded here (it is the canonical bytes plus an empty commitment trailer), and
+    # only the batched verify_batch runs in Go, which strictly re-validates every point.
+    def _vk_key(self, vk_raw: bytes) -> bytes:
+        return hashlib.sha256(vk_raw).digest()
+
+    def remember_gnark_vk(self, vk_raw: bytes, vk: ParsedVk, commitments: int) -> None:
+        with self._py_lock:
+            self._gnark_vks[self._vk_key(vk_raw)] = (vk, commitments)
+            if len(self._gnark_vks) > 1024:
+                self._gnark_vks.pop(next(iter(self._gnark_vks)))
+
+    def fast_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None) -> Statement | None:
+        with self._py_lock:
+            hit = self._gnark_vks.get(self._vk_key(vk_raw))
+        if hit is None or hit[1] != 0 or public is None or len(proof) != RAW_PROOF_LEN or proof[0] & 0xC0:
+            return None  # first sight of this vk, commitments or compressed: the sidecar decodes it
+        vk = hit[0]
+        for off, name, is_g2 in ((0, "proof.Ar", False), (64, "proof.Bs", True), (192, "proof.Krs", False)):
+            _raw_point(proof, off, name, is_g2)
+        if proof[256:260] != bytes(4):
+            raise NormalizeError(Code.MALFORMED, "proof.Commitments", "proof has commitments, vk expects 0")
+        if proof[260:] != bytes(64):
+            raise NormalizeError(
+                Code.MALFORMED,
+                "proof.CommitmentPok",
+                "must be the point at infinity when the proof has no commitments",
+            )
+        pubs = parse_gnark_public_witness(public)
+        _check_count(vk, pubs)
+        return Statement(vk, proof[:256], pubs, recursion_eligible=True)
+
+    def finish_gnark(
+        self, fut: Future[dict[str, Any]], ctx: Context, vk_raw: bytes | None = None
+    ) -> Statement:
         r = ctx.sidecar().result(fut, "groth16.normalize")
         canonical = _hex(r, "canonical_vk")
         # with a commitment, IC has an extra entry: trust the decoder's count, not len(IC)-1
@@ -299,6 +335,8 @@ class Groth16Verifier:
         pubs = tuple(_hex32(x, f"public_inputs[{i}]") for i, x in enumerate(r.get("public_inputs", [])))
         _check_count(vk, pubs)
         commitments = int(r.get("commitments", 0))
+        if vk_raw is not None:
+            self.remember_gnark_vk(vk_raw, vk, commitments)
         # groth16.normalize verifies the proof as it decodes (gnark's verifier and the batch verifier)
         return Statement(
             vk,
@@ -310,7 +348,10 @@ class Groth16Verifier:
         )
 
     def normalize_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context) -> Statement:
-        return self.finish_gnark(self.submit_gnark(vk_raw, proof, public, ctx), ctx)
+        fast = self.fast_gnark(vk_raw, proof, public)
+        if fast is not None:
+            return fast
+        return self.finish_gnark(self.submit_gnark(vk_raw, proof, public, ctx), ctx, vk_raw)
 
     # -- verification
     def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
@@ -383,6 +424,54 @@ class Groth16Verifier:
         return (
             None if ok else NormalizeError(Code.VERIFICATION_FAILED, "proof", "Groth16 pairing check failed")
         )
+
+
+RAW_PROOF_LEN = 256 + 4 + 64  # Ar | Bs | Krs | u32 0 commitments | PoK (infinity = zeros)
+
+
+def _raw_point(b: bytes, off: int, field: str, is_g2: bool) -> None:
+    """An uncompressed gnark point: flag bits 00, coordinates < p, on the curve, not infinity."""
+    if b[off] & 0xC0:
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "compressed-point flag inside an uncompressed encoding"
+        )
+    n = 4 if is_g2 else 2
+    c = [int.from_bytes(b[off + 32 * i : off + 32 * (i + 1)], "big") for i in range(n)]
+    if any(x >= BN254_P for x in c):
+        raise NormalizeError(Code.NON_CANONICAL_SCALAR, field, "coordinate is not reduced modulo p")
+    if not any(c):
+        raise NormalizeError(Code.POINT_AT_INFINITY, field, "the point at infinity is not allowed here")
+    ok = bn254.g2_on_curve((c[1], c[0]), (c[3], c[2])) if is_g2 else bn254.g1_on_curve(c[0], c[1])
+    if not ok:
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "point is not on the curve" + (" (twist)" if is_g2 else "")
+        )
+
+
+def parse_gnark_public_witness(b: bytes) -> tuple[bytes, ...]:
+    """witness.MarshalBinary of a public witness: u32 nbPublic | u32 nbSecret=0 | u32 len | 32-byte BE."""
+    if len(b) < 12:
+        raise NormalizeError(
+            Code.INVALID_LENGTH, "public", f"{len(b)} bytes is shorter than the witness header"
+        )
+    n_pub, n_sec, n = struct.unpack(">III", b[:12])
+    if n_sec != 0:
+        raise NormalizeError(
+            Code.MALFORMED, "public.nbSecret", f"a public witness must have nbSecret = 0, got {n_sec}"
+        )
+    if n != n_pub:
+        raise NormalizeError(Code.MALFORMED, "public.len", f"vector length {n} != nbPublic {n_pub}")
+    if len(b) != 12 + 32 * n:
+        raise NormalizeError(
+            Code.INVALID_LENGTH, "public", f"{len(b)} bytes, {n} elements need {12 + 32 * n}"
+        )
+    out = tuple(b[12 + 32 * i : 44 + 32 * i] for i in range(n))
+    for i, x in enumerate(out):
+        if int.from_bytes(x, "big") >= BN254_R:
+            raise NormalizeError(
+                Code.NON_CANONICAL_SCALAR, f"public[{i}]", "public input is not reduced modulo r"
+            )
+    return out
 
 
 def _check_count(vk: ParsedVk, pubs: tuple[bytes, ...]) -> None:

@@ -17,14 +17,14 @@ _OPEN = frozenset(b"[{")
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
-def _depth(data: bytes) -> int:
-    if b"\\" in data:
-        brackets = _STRING.sub(b"", data).translate(None, _NOT_STRUCTURE)
-    else:
-        # fast path (no escapes): strip everything but quotes and brackets first, then the strings
-        brackets = _SIMPLE_STRING.sub(b"", data.translate(None, _NOT_STRUCTURE))
+def _outside_strings(data: bytes) -> bytes:
+    """`data` with every JSON string literal removed (unterminated ones are left in place)."""
+    return (_STRING if b"\\" in data else _SIMPLE_STRING).sub(b"", data)
+
+
+def _depth(stripped: bytes) -> int:
     depth = best = 0
-    for b in brackets:
+    for b in stripped.translate(None, _NOT_STRUCTURE):
         if b in _OPEN:
             depth += 1
             best = max(best, depth)
@@ -39,7 +39,8 @@ def loads(field: str, data: bytes, limits: Limits, *, allow_float: bool = False)
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise NormalizeError(Code.MALFORMED, field, f"not UTF-8 ({e.reason} at byte {e.start})") from None
-    depth = _depth(data)
+    stripped = _outside_strings(data)
+    depth = _depth(stripped)
     if depth > limits.max_json_depth:
         raise NormalizeError(
             Code.TOO_LARGE, field, f"JSON nesting depth {depth} exceeds {limits.max_json_depth}"
@@ -50,9 +51,9 @@ def loads(field: str, data: bytes, limits: Limits, *, allow_float: bool = False)
                 Code.TOO_LARGE, field, f"a JSON string is longer than {limits.max_json_string_len} bytes"
             )
 
-    # one regex pass instead of a per-number hook (ezkl proofs hold thousands of small ints);
-    # digit runs inside strings count too, which only makes the check stricter
-    if re.search(rb"[0-9]{%d}" % (limits.max_json_number_len + 1), data):
+    # one regex pass over the non-string bytes instead of a per-number hook (ezkl proofs hold
+    # thousands of small ints)
+    if re.search(rb"[0-9]{%d}" % (limits.max_json_number_len + 1), stripped):
         raise NormalizeError(
             Code.TOO_LARGE, field, f"a JSON number has more than {limits.max_json_number_len} digits"
         )

@@ -27,7 +27,6 @@ def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (Limits(max_public_bytes=5), "public"),
         (Limits(max_public_inputs=4), "vk.nPublic"),  # the vk is read first
         (Limits(max_json_depth=1), "vk"),
-        (Limits(max_json_number_len=10), "vk"),  # digit runs in strings count too
     ],
 )
 def test_each_limit(limits: Limits, field: str) -> None:
@@ -44,6 +43,9 @@ def test_settings_and_ezkl_limits() -> None:
     with Normalizer(limits=Limits(max_json_string_len=100)) as n, pytest.raises(NormalizeError) as ei:
         n.normalize(inp)  # hex_proof is ~6 KB
     assert (ei.value.code, ei.value.field) == (Code.TOO_LARGE, "proof")
+    with Normalizer(limits=Limits(max_json_number_len=10)) as n, pytest.raises(NormalizeError) as ei:
+        n.normalize(inp)  # settings "timestamp" has 13 digits; digits inside strings do not count
+    assert (ei.value.code, ei.value.field) == (Code.TOO_LARGE, "settings")
     with Normalizer(limits=Limits(max_vk_bytes=1000)) as n, pytest.raises(NormalizeError) as ei:
         parse_vk("halo2", "ezkl", inp.vk, inp.settings, normalizer=n)
     assert (ei.value.code, ei.value.field) == (Code.TOO_LARGE, "vk")

@@ -146,3 +146,46 @@ def test_sidecar_restarts_after_crash(gnark_bin: Path) -> None:
         sc._proc.wait()  # type: ignore[union-attr]
         again = n.normalize(case("groth16_n1"))
         assert again.statement_hash == first.statement_hash and sc.pid() != pid
+
+
+def test_raw_fast_path_matches_sidecar_decode(
+    normalizer: Normalizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from normalizers import groth16
+
+    slow = {f["name"]: normalizer.normalize(case(f["name"], "proof_raw", "vk_raw")) for f in G16}
+
+    # from now on a known vk + raw proof must not need groth16.normalize on the sidecar
+    def no_sidecar_decode(*a: object, **k: object) -> None:
+        raise AssertionError("sidecar decode used")
+
+    monkeypatch.setattr(groth16.VERIFIER, "submit_gnark", no_sidecar_decode)
+    for f in G16:
+        if f["commitments"]:
+            continue
+        inp = case(f["name"], "proof_raw", "vk_raw")
+        assert normalizer.normalize(inp) == slow[f["name"]]
+        [env] = normalizer.normalize_many([inp])
+        assert env == slow[f["name"]]
+    c = case("groth16_n2", "proof_raw", "vk_raw")
+    bad_pok = c.proof[:-1] + b"\x01"
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(c, proof=bad_pok))
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "proof.CommitmentPok")
+    bad_count = c.proof[:259] + b"\x01" + c.proof[260:]
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(c, proof=bad_count))
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "proof.Commitments")
+    pub = c.public or b""
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(c, public=pub[:4] + b"\x00\x00\x00\x01" + pub[8:]))
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "public.nbSecret")
+    big = (int.from_bytes(pub[12:44], "big") + BN254_R).to_bytes(32, "big")
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(c, public=pub[:12] + big + pub[44:]))
+    assert (ei.value.code, ei.value.field) == (Code.NON_CANONICAL_SCALAR, "public[0]")
+    b = bytearray(c.proof)
+    b[100] ^= 1
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(c, proof=bytes(b)))
+    assert (ei.value.code, ei.value.field) == (Code.INVALID_POINT, "proof.Bs")

@@ -83,7 +83,10 @@ class App:
         key = self.submitter_key or load_key(cfg.submitter_key_env, cfg.submitter_keystore,
                                             "SHEAF_SUBMITTER_PASSWORD")
         probe = Chain(cfg.rpc_url, cfg.registry or "0x" + "00" * 20, retries=cfg.rpc_retries)
-        chain_id = await probe.chain_id()
+        try:
+            chain_id = await probe.chain_id()
+        finally:
+            await probe.close()
         registry = cfg.registry or registry_from_manifest(cfg.deployments_dir, chain_id)
         self.chain = Chain(cfg.rpc_url, registry, key, gas_margin_pct=cfg.gas_margin_pct, retries=cfg.rpc_retries)
         self.metrics = Metrics()
@@ -113,6 +116,7 @@ class App:
         await self.core.stop()
         await self.http.stop()
         await self.core.verifier.close()
+        await self.chain.close()
         self.stopped.set()
         log.info("stopped")
 

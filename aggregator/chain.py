@@ -137,25 +137,35 @@ class Chain:
         *,
         gas_margin_pct: int = 30,
         retries: int = 6,
-        timeout_s: float = 10.0,
+        timeout_s: float = 5.0,
     ) -> None:
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+        # web3's own retry layer (seconds of hidden backoff) is off: retries and their metrics are ours.
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s},
+                                              exception_retry_configuration=None))
         self.registry = AsyncWeb3.to_checksum_address(registry)
         self.contract = self.w3.eth.contract(address=self.registry, abi=REGISTRY_ABI)
         self.account = Account.from_key(key) if key else None
         self.gas_margin_pct = gas_margin_pct
         self.retries = retries
         self._send_lock = asyncio.Lock()
+        self.ok = True  # the last RPC call reached the node
         self._chain_id: int | None = None
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
 
     async def _retry(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
         delay = 0.1
         for attempt in range(self.retries + 1):
             try:
-                return await fn()
+                out = await fn()
+                self.ok = True
+                return out
             except (ContractLogicError, TransactionNotFound):
+                self.ok = True
                 raise
             except Exception as e:  # connection refused, timeouts, 5xx: transient until retries run out
+                self.ok = False
                 if attempt == self.retries:
                     raise RpcError(f"{what}: {type(e).__name__}: {e}") from e
                 log.warning("rpc %s failed (%s), retry %d in %.2fs", what, type(e).__name__, attempt + 1, delay)

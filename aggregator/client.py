@@ -42,9 +42,12 @@ class AsyncClient:
     def __init__(self, target: str, *, timeout: float = 30.0, max_message_bytes: int = 64 * 1024 * 1024) -> None:
         self.target = target
         self.timeout = timeout
+        # Short reconnect backoff: after an aggregator restart the client is back within ~0.5 s.
         self.channel = grpc.aio.insecure_channel(
             target, options=[("grpc.max_send_message_length", max_message_bytes),
-                             ("grpc.max_receive_message_length", max_message_bytes)])
+                             ("grpc.max_receive_message_length", max_message_bytes),
+                             ("grpc.initial_reconnect_backoff_ms", 100),
+                             ("grpc.max_reconnect_backoff_ms", 1000)])
         self.stub = pbg.AggregatorStub(self.channel)
 
     async def __aenter__(self) -> AsyncClient:

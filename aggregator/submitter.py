@@ -31,8 +31,13 @@ class Submitter:
         self.chain = chain
         self.confirmations = confirmations
         self.poll_s = poll_s
-        self.healthy = False  # last round reached the node
+        self._round_ok = False
         self.task: asyncio.Task[None] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        """The last round completed and the last RPC call reached the node."""
+        return self._round_ok and self.chain.ok
 
     def start(self) -> None:
         self.task = asyncio.create_task(self.run(), name="submitter")
@@ -46,13 +51,13 @@ class Submitter:
         while not self.core.stopping:
             try:
                 await self.round()
-                self.healthy = True
+                self._round_ok = True
             except RpcError as e:
-                self.healthy = False
+                self._round_ok = False
                 self.core.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
                 log.warning("chain round: %s", e)
             except Exception:
-                self.healthy = False
+                self._round_ok = False
                 self.core.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
                 log.exception("chain round failed")
             await self.core.wait_change(self.poll_s)

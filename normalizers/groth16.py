@@ -305,14 +305,29 @@ class Groth16Verifier:
     def fast_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None) -> Statement | None:
         with self._py_lock:
             hit = self._gnark_vks.get(self._vk_key(vk_raw))
-        if hit is None or hit[1] != 0 or public is None or len(proof) != RAW_PROOF_LEN or proof[0] & 0xC0:
-            return None  # first sight of this vk, commitments or compressed: the sidecar decodes it
+        if hit is None or hit[1] != 0 or public is None:
+            return None  # first sight of this vk or commitments: the sidecar decodes it
         vk = hit[0]
-        for off, name, is_g2 in ((0, "proof.Ar", False), (64, "proof.Bs", True), (192, "proof.Krs", False)):
-            _raw_point(proof, off, name, is_g2)
-        if proof[256:260] != bytes(4):
+        if len(proof) == RAW_PROOF_LEN and not proof[0] & 0xC0:
+            for off, name, is_g2 in (
+                (0, "proof.Ar", False),
+                (64, "proof.Bs", True),
+                (192, "proof.Krs", False),
+            ):
+                _raw_point(proof, off, name, is_g2)
+            canonical, tail, pok_inf = proof[:256], proof[256:], bytes(64)
+        elif len(proof) == COMPRESSED_PROOF_LEN and proof[0] & 0xC0:
+            canonical = (
+                _compressed_g1(proof[0:32], "proof.Ar")
+                + _compressed_g2(proof[32:96], "proof.Bs")
+                + _compressed_g1(proof[96:128], "proof.Krs")
+            )
+            tail, pok_inf = proof[128:], b"\x40" + bytes(31)
+        else:
+            return None  # let the sidecar name the length/flag problem
+        if tail[:4] != bytes(4):
             raise NormalizeError(Code.MALFORMED, "proof.Commitments", "proof has commitments, vk expects 0")
-        if proof[260:] != bytes(64):
+        if tail[4:] != pok_inf:
             raise NormalizeError(
                 Code.MALFORMED,
                 "proof.CommitmentPok",
@@ -320,7 +335,7 @@ class Groth16Verifier:
             )
         pubs = parse_gnark_public_witness(public)
         _check_count(vk, pubs)
-        return Statement(vk, proof[:256], pubs, recursion_eligible=True)
+        return Statement(vk, canonical, pubs, recursion_eligible=True)
 
     def finish_gnark(
         self, fut: Future[dict[str, Any]], ctx: Context, vk_raw: bytes | None = None
@@ -446,6 +461,70 @@ def _raw_point(b: bytes, off: int, field: str, is_g2: bool) -> None:
         raise NormalizeError(
             Code.INVALID_POINT, field, "point is not on the curve" + (" (twist)" if is_g2 else "")
         )
+
+
+COMPRESSED_PROOF_LEN = 32 + 64 + 32 + 4 + 32
+
+
+def _fp(b: bytes, field: str) -> int:
+    x = int.from_bytes(b, "big")
+    if x >= BN254_P:
+        raise NormalizeError(Code.NON_CANONICAL_SCALAR, field, "coordinate is not reduced modulo p")
+    return x
+
+
+def _largest(y: int) -> bool:
+    return y > (BN254_P - 1) // 2
+
+
+def _compressed_g1(b: bytes, field: str) -> bytes:
+    """gnark-crypto compressed G1 (flags 0b10 smallest y / 0b11 largest y); infinity forbidden."""
+    flag = b[0] & 0xC0
+    if flag == 0x40:
+        if any(b[1:]) or b[0] & 0x3F:
+            raise NormalizeError(Code.INVALID_POINT, field, "infinity flag with non-zero coordinate bytes")
+        raise NormalizeError(Code.POINT_AT_INFINITY, field, "the point at infinity is not allowed here")
+    if flag not in (0x80, 0xC0):
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "uncompressed-point flag inside a compressed encoding"
+        )
+    x = _fp(bytes([b[0] & 0x3F]) + b[1:], field)
+    y2 = (x * x * x + 3) % BN254_P
+    y = pow(y2, (BN254_P + 1) // 4, BN254_P)
+    if y * y % BN254_P != y2:
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "compressed G1 x-coordinate has no point on the curve"
+        )
+    if _largest(y) != (flag == 0xC0):
+        y = (BN254_P - y) % BN254_P
+    if x == 0 and y == 0:
+        raise NormalizeError(Code.INVALID_POINT, field, "compressed encoding of (0,0)")
+    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def _compressed_g2(b: bytes, field: str) -> bytes:
+    """gnark-crypto compressed G2: X.A1 | X.A0 with the flags on A1; y's sign by A1 (A0 if A1 = 0)."""
+    flag = b[0] & 0xC0
+    if flag == 0x40:
+        if any(b[1:]) or b[0] & 0x3F:
+            raise NormalizeError(Code.INVALID_POINT, field, "infinity flag with non-zero coordinate bytes")
+        raise NormalizeError(Code.POINT_AT_INFINITY, field, "the point at infinity is not allowed here")
+    if flag not in (0x80, 0xC0):
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "uncompressed-point flag inside a compressed encoding"
+        )
+    x1 = _fp(bytes([b[0] & 0x3F]) + b[1:32], field)
+    x0 = _fp(b[32:64], field)
+    x: bn254.Fp2 = (x0, x1)
+    y = bn254.f2_sqrt(bn254.f2_add(bn254.f2_mul(bn254.f2_sqr(x), x), bn254.B2))
+    if y is None:
+        raise NormalizeError(
+            Code.INVALID_POINT, field, "compressed G2 x-coordinate has no point on the twist"
+        )
+    largest = _largest(y[0]) if y[1] == 0 else _largest(y[1])
+    if largest != (flag == 0xC0):
+        y = ((BN254_P - y[0]) % BN254_P, (BN254_P - y[1]) % BN254_P)
+    return b"".join(c.to_bytes(32, "big") for c in (x1, x0, y[1], y[0]))
 
 
 def parse_gnark_public_witness(b: bytes) -> tuple[bytes, ...]:

@@ -163,10 +163,26 @@ def test_raw_fast_path_matches_sidecar_decode(
     for f in G16:
         if f["commitments"]:
             continue
-        inp = case(f["name"], "proof_raw", "vk_raw")
-        assert normalizer.normalize(inp) == slow[f["name"]]
-        [env] = normalizer.normalize_many([inp])
-        assert env == slow[f["name"]]
+        for kind in ("proof_raw", "proof"):  # raw and compressed (decompressed in Python)
+            inp = case(f["name"], kind, "vk_raw")
+            assert normalizer.normalize(inp) == slow[f["name"]]
+            [env] = normalizer.normalize_many([inp])
+            assert env == slow[f["name"]]
+    comp = case("groth16_n2", "proof", "vk_raw")
+    for off, field in ((1, "proof.Ar"), (40, "proof.Bs"), (100, "proof.Krs")):
+        b = bytearray(comp.proof)
+        b[off] ^= 0x10
+        with pytest.raises(NormalizeError) as ei:
+            normalizer.normalize(dataclasses.replace(comp, proof=bytes(b)))
+        # another x usually has no point (INVALID_POINT); if it has one, pairing or subgroup fails
+        assert ei.value.code in (Code.INVALID_POINT, Code.NOT_IN_SUBGROUP, Code.VERIFICATION_FAILED), ei.value
+        assert ei.value.field in (field, "proof"), ei.value
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(comp, proof=b"\x40" + bytes(31) + comp.proof[32:]))
+    assert (ei.value.code, ei.value.field) == (Code.POINT_AT_INFINITY, "proof.Ar")
+    with pytest.raises(NormalizeError) as ei:
+        normalizer.normalize(dataclasses.replace(comp, proof=b"\x40" + comp.proof[1:]))
+    assert (ei.value.code, ei.value.field) == (Code.INVALID_POINT, "proof.Ar")
     c = case("groth16_n2", "proof_raw", "vk_raw")
     bad_pok = c.proof[:-1] + b"\x01"
     with pytest.raises(NormalizeError) as ei:

@@ -297,3 +297,5 @@ func DecodeHex(s string) ([]byte, error) {
 }
 
 var _ frontend.Circuit = (*Circuit)(nil)
+
+func hexs(b []byte) string { return "0x" + hex.EncodeToString(b) }

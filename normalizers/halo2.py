@@ -176,7 +176,7 @@ def proof_bytes(v: Any, field: str, limit: int) -> bytes:
     if len(v) > limit:
         raise NormalizeError(Code.TOO_LARGE, field, f"{len(v)} bytes exceeds the limit of {limit}")
     try:
-        return bytes(v) if all(type(x) is int for x in v) else _bad_byte(v, field)
+        return bytes(v) if set(map(type, v)) <= {int} else _bad_byte(v, field)  # bool is not int here
     except ValueError:
         return _bad_byte(v, field)
 

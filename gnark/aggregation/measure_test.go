@@ -12,6 +12,8 @@ import (
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
+	"github.com/consensys/gnark/std/hash/mimc"
+	"github.com/consensys/gnark/std/hash/poseidon2"
 	"github.com/consensys/gnark/std/hash/sha3"
 	"github.com/consensys/gnark/std/math/uints"
 	stdgroth16 "github.com/consensys/gnark/std/recursion/groth16"
@@ -120,6 +122,36 @@ func (c *keccakBytes) Define(api frontend.API) error {
 	return nil
 }
 
+// friendlyHash: MiMC or Poseidon2 over N native field elements (option (b): a vk digest over the
+// vk's limbs packed 3 x 64 bits per element: 24 elements for P=1).
+type friendlyHash struct {
+	In       []frontend.Variable
+	poseidon bool
+}
+
+func (c *friendlyHash) Define(api frontend.API) error {
+	var h interface {
+		Write(...frontend.Variable)
+		Sum() frontend.Variable
+	}
+	if c.poseidon {
+		p, err := poseidon2.New(api)
+		if err != nil {
+			return err
+		}
+		h = p
+	} else {
+		m, err := mimc.New(api)
+		if err != nil {
+			return err
+		}
+		h = m
+	}
+	h.Write(c.In...)
+	api.AssertIsDifferent(h.Sum(), 0)
+	return nil
+}
+
 func TestMeasure(t *testing.T) {
 	measureEnabled(t)
 	sq := squareLeaf(t, 3)
@@ -138,6 +170,8 @@ func TestMeasure(t *testing.T) {
 		{"pairing_1x4", func() frontend.Circuit { return newPairingChecks(1, 4) }},
 		{"pairing_2x4", func() frontend.Circuit { return newPairingChecks(2, 4) }},
 		{"pairing_1x8", func() frontend.Circuit { return newPairingChecks(1, 8) }},
+		{"mimc_24", func() frontend.Circuit { return &friendlyHash{In: make([]frontend.Variable, 24)} }},
+		{"poseidon2_24", func() frontend.Circuit { return &friendlyHash{In: make([]frontend.Variable, 24), poseidon: true} }},
 		{"keccak_136", func() frontend.Circuit { return &keccakBytes{In: make([]frontend.Variable, 135)} }},
 		{"keccak_680", func() frontend.Circuit { return &keccakBytes{In: make([]frontend.Variable, 679)} }},
 	} {

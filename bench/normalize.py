@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -152,16 +153,27 @@ def _halo2(n: Normalizer) -> dict[str, Any]:
             n.normalize(inp)
             return 1
 
-        # interleave to share the machine's noise evenly
-        r_raw, r_norm = [], []
-        for _ in range(3):
-            r_raw.append(_rate(raw, BUDGET_S / 3)[0])
-            r_norm.append(_rate(norm, BUDGET_S / 3)[0])
-        raw_rate, norm_rate = max(r_raw), max(r_norm)
+        # strictly alternate raw and normalize calls and compare medians: a shared, busy machine
+        # drifts too much for two separate throughput windows to be comparable
+        raw()
+        norm()
+        t_raw: list[float] = []
+        t_norm: list[float] = []
+        t_end = time.perf_counter() + BUDGET_S
+        while time.perf_counter() < t_end or len(t_raw) < 5:
+            t0 = time.perf_counter()
+            raw()
+            t1 = time.perf_counter()
+            norm()
+            t2 = time.perf_counter()
+            t_raw.append(t1 - t0)
+            t_norm.append(t2 - t1)
+        raw_rate, norm_rate = 1.0 / statistics.median(t_raw), 1.0 / statistics.median(t_norm)
         rows[d.name] = {
             "normalize_proofs_per_s": norm_rate,
             "ezkl_verify_proofs_per_s": raw_rate,
             "overhead": raw_rate / norm_rate - 1.0,
+            "pairs": len(t_raw),
         }
     return rows
 

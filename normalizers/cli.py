@@ -20,7 +20,7 @@ EXIT_REJECTED = 2
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     p = subparsers.add_parser("normalize", help="validate + verify one proof and print its envelope")
     add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, fn=run)  # `fn` is what the aggregator CLI dispatches on
     return p
 
 

@@ -84,4 +84,4 @@ def test_register_adds_subcommand() -> None:
     p = argparse.ArgumentParser(prog="aggregator")
     register(p.add_subparsers(dest="cmd"))
     a = p.parse_args(["normalize", "--scheme", "plonk", "--format", "gnark", "--proof", "p", "--vk", "v"])
-    assert a.cmd == "normalize" and a.scheme == "plonk" and callable(a.func)
+    assert a.cmd == "normalize" and a.scheme == "plonk" and callable(a.func) and a.fn is a.func

@@ -182,6 +182,10 @@ class Normalizer:
             val = getattr(inp, name)
             if val is not None and not isinstance(val, bytes | bytearray | memoryview):
                 raise NormalizeError(Code.MALFORMED, name, f"expected bytes, got {type(val).__name__}")
+        if inp.settings is not None and inp.scheme != "halo2":
+            raise NormalizeError(
+                Code.MALFORMED, "settings", f"settings are only used by ezkl (halo2), not {inp.scheme}"
+            )
         self._check_sizes(inp)
         return v
 

@@ -110,6 +110,7 @@ class Sidecar:
             proc = self._ensure()
             rid = next(self._ids)
             fut._sheaf_proc = proc  # type: ignore[attr-defined]
+            fut._sheaf_id = rid  # type: ignore[attr-defined]
             self._pending[rid] = fut
             line = json.dumps({"id": rid, "op": op, **params}, separators=(",", ":")).encode() + b"\n"
             try:
@@ -124,6 +125,7 @@ class Sidecar:
         try:
             msg = fut.result(timeout=self.timeout if timeout is None else timeout)
         except FutureTimeout:
+            self._pending.pop(getattr(fut, "_sheaf_id", -1), None)  # a late answer is dropped
             raise NormalizeError(
                 Code.SIDECAR_UNAVAILABLE, "sidecar", f"{op}: no answer within the timeout"
             ) from None
@@ -139,6 +141,7 @@ class Sidecar:
                 asyncio.wrap_future(fut), self.timeout if timeout is None else timeout
             )
         except TimeoutError:
+            self._pending.pop(getattr(fut, "_sheaf_id", -1), None)
             raise NormalizeError(
                 Code.SIDECAR_UNAVAILABLE, "sidecar", f"{op}: no answer within the timeout"
             ) from None

@@ -56,3 +56,10 @@ def test_non_bytes_input_is_malformed() -> None:
     with Normalizer(groth16_backend="groth16py") as n, pytest.raises(NormalizeError) as ei:
         n.normalize(dataclasses.replace(inp, proof="{}"))  # type: ignore[arg-type]
     assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "proof")
+
+
+def test_settings_rejected_outside_halo2() -> None:
+    inp = snarkjs_case("mul1", "groth16")
+    with Normalizer(groth16_backend="groth16py") as n, pytest.raises(NormalizeError) as ei:
+        n.normalize(dataclasses.replace(inp, settings=b"{}"))
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "settings")

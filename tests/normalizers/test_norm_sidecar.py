@@ -102,3 +102,17 @@ def test_closed_client_refuses(gnark_bin: Path) -> None:
     with pytest.raises(NormalizeError) as ei:
         sc.request("ping")
     assert ei.value.code == Code.SIDECAR_UNAVAILABLE
+
+
+def test_timeout_is_sidecar_unavailable(gnark_bin: Path) -> None:
+    sc = Sidecar(str(gnark_bin), timeout=1e-6)
+    try:
+        with pytest.raises(NormalizeError) as ei:
+            sc.request(
+                "groth16.verify_batch",
+                items=[{"canonical_vk": "00", "proof": "", "public_inputs": []}] * 2000,
+            )
+        assert ei.value.code == Code.SIDECAR_UNAVAILABLE and "timeout" in ei.value.message
+        assert sc.request("ping", timeout=30)["pong"] is True  # the late answer does not confuse the next one
+    finally:
+        sc.close()

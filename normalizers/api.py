@@ -158,7 +158,7 @@ class Normalizer:
             if hit is not None:
                 self._vks.move_to_end(key)
                 return hit
-        vk = v.parse_vk(inp.format, inp.vk, inp.settings, self.ctx)
+        vk = v.parse_vk(inp.format, bytes(inp.vk), _b(inp.settings), self.ctx)
         with self._vk_lock:
             self._vks[key] = vk
             while len(self._vks) > self._vk_cache_size:
@@ -182,7 +182,7 @@ class Normalizer:
             val = getattr(inp, name)
             if val is not None and not isinstance(val, bytes | bytearray | memoryview):
                 raise NormalizeError(Code.MALFORMED, name, f"expected bytes, got {type(val).__name__}")
-        if inp.settings is not None and inp.scheme != "halo2":
+        if inp.settings and inp.scheme != "halo2":
             raise NormalizeError(
                 Code.MALFORMED, "settings", f"settings are only used by ezkl (halo2), not {inp.scheme}"
             )
@@ -285,7 +285,8 @@ class Normalizer:
 
 
 def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:
-    return None if x is None else bytes(x)
+    # empty = absent: protobuf/gRPC callers cannot send None for a bytes field
+    return bytes(x) if x else None
 
 
 _default: Normalizer | None = None
@@ -316,5 +317,5 @@ def parse_vk(
     if isinstance(v, plonk.PlonkVerifier):
         vk = v.canonical_vk(format, bytes(vk_bytes), n.ctx)
     else:
-        vk = v.parse_vk(format, bytes(vk_bytes), None if settings is None else bytes(settings), n.ctx)
+        vk = v.parse_vk(format, bytes(vk_bytes), _b(settings), n.ctx)
     return vk.canonical, vk.vk_hash

@@ -63,3 +63,15 @@ def test_settings_rejected_outside_halo2() -> None:
     with Normalizer(groth16_backend="groth16py") as n, pytest.raises(NormalizeError) as ei:
         n.normalize(dataclasses.replace(inp, settings=b"{}"))
     assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "settings")
+
+
+def test_empty_optional_fields_mean_absent() -> None:
+    # gRPC sends b"" for an unset bytes field
+    g16 = snarkjs_case("mul1", "groth16")
+    ez = ezkl_case("gemm_relu")
+    from nz_helpers import EZKL
+
+    with Normalizer(groth16_backend="groth16py", srs=EZKL / "verifier-k1.srs") as n:
+        assert n.normalize(dataclasses.replace(g16, settings=b"")).statement_hash
+        assert n.normalize(dataclasses.replace(ez, public=b"")).statement_hash
+        assert parse_vk("groth16", "snarkjs", g16.vk, b"", normalizer=n)[1] == n.normalize(g16).vk_hash

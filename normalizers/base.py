@@ -3,6 +3,11 @@
 A scheme module parses a producer's files into a `Statement` (canonical vk, canonical proof,
 32-byte public inputs) and checks a batch of statements. Adding a scheme = one new module exposing
 a `SchemeVerifier` and one line in `normalizers.api.SCHEMES`.
+
+Mapping to zkVerify's `Verifier` trait: `validate_vk` = `parse_vk` (strict decode + curve/subgroup
+checks, returns the canonical `ParsedVk`), `verify_proof` = `verify_batch`/`start_batch` (batched
+because Groth16 verification is done as one RLC batch), `pubs_bytes` = `Statement.public_inputs`
+(32-byte big-endian scalars, hashed by `statement.pubs_hash`), `vk_hash` = `ParsedVk.vk_hash`.
 """
 
 from __future__ import annotations

@@ -260,7 +260,11 @@ class Groth16Verifier:
         n_pub = r.get("n_public")
         if not isinstance(n_pub, int):
             raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.parse_vk returned no n_public")
-        return ParsedVk(Scheme.GROTH16, _hex(r, "canonical_vk"), n_pub)
+        vk_parsed = ParsedVk(Scheme.GROTH16, _hex(r, "canonical_vk"), n_pub)
+        self.remember_gnark_vk(
+            vk, vk_parsed, int(r.get("commitments", 0))
+        )  # registered keys take the fast path
+        return vk_parsed
 
     # -- proof
     def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:

@@ -220,16 +220,19 @@ def test_parse_vk_snarkjs_matches_sidecar(normalizer: Normalizer, circuit: str) 
 
 
 def test_parse_vk_gnark(normalizer: Normalizer) -> None:
-    # needs the sidecar's plonk.parse_vk / groth16.parse_vk; without them a clear UNSUPPORTED_FORMAT
+    # sidecar groth16.parse_vk / plonk.parse_vk: same canonical bytes as normalize
     from test_norm_groth16_gnark import case as g16_case
 
     from normalizers.api import parse_vk
 
-    for scheme, inp in (("plonk", gnark_case("plonk_n1")), ("groth16", g16_case("groth16_n2"))):
+    for scheme, inp in (
+        ("plonk", gnark_case("plonk_n1")),
+        ("plonk", gnark_case("plonk_n3", "proof_raw", "vk_raw")),
+        ("groth16", g16_case("groth16_n2")),
+        ("groth16", g16_case("groth16_commit_n2")),
+    ):
         env = normalizer.normalize(inp)
-        try:
-            got = parse_vk(scheme, "gnark", inp.vk, normalizer=normalizer)
-        except NormalizeError as e:
-            assert (e.code, e.field) == (Code.UNSUPPORTED_FORMAT, "vk") and "parse_vk" in e.message
-        else:
-            assert got == (env.canonical_vk, env.vk_hash)
+        assert parse_vk(scheme, "gnark", inp.vk, normalizer=normalizer) == (env.canonical_vk, env.vk_hash)
+        with pytest.raises(NormalizeError) as ei:
+            parse_vk(scheme, "gnark", inp.vk[:-1], normalizer=normalizer)
+        assert ei.value.code == Code.INVALID_LENGTH and ei.value.field.startswith("vk"), ei.value

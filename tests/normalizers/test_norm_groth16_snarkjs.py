@@ -369,3 +369,14 @@ async def test_async_variants(norm: Normalizer) -> None:
     env = await norm.anormalize(inp)
     many = await norm.anormalize_many([inp, inp])
     assert all(not isinstance(e, NormalizeError) and e.statement_hash == env.statement_hash for e in many)
+
+
+@pytest.mark.parametrize("circuit", ["mul1", "multi5", "sq1"])
+def test_python_canonical_vk_equals_sidecar(normalizer: Normalizer, circuit: str) -> None:
+    # two independent strict parsers (Python here, Go in the sidecar) must give the same bytes
+    inp = snarkjs_case(circuit, "groth16")
+    r = normalizer.ctx.sidecar().request("groth16.parse_vk", format="snarkjs", vk=jload(inp.vk))
+    assert (
+        bytes.fromhex(r["canonical_vk"][2:])
+        == parse_vk("groth16", "snarkjs", inp.vk, normalizer=normalizer)[0]
+    )

@@ -27,7 +27,8 @@ log = logging.getLogger("sheaf.app")
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
@@ -63,13 +64,18 @@ def registry_from_manifest(deployments_dir: str, chain_id: int) -> str:
 def make_normalizer(cfg: Config) -> Any:
     from normalizers.api import Normalizer
 
-    return Normalizer(srs=cfg.srs_path or None, sidecar_bin=cfg.sidecar_bin or None,
-                      groth16_backend=cfg.groth16_backend)
+    return Normalizer(
+        srs=cfg.srs_path or None, sidecar_bin=cfg.sidecar_bin or None, groth16_backend=cfg.groth16_backend
+    )
 
 
 class App:
     def __init__(
-        self, cfg: Config, *, submitter_key: str | None = None, normalizer: Any = None,
+        self,
+        cfg: Config,
+        *,
+        submitter_key: str | None = None,
+        normalizer: Any = None,
         prover: BatchProver | None = None,
     ) -> None:
         self.cfg = cfg
@@ -80,20 +86,29 @@ class App:
 
     async def start(self) -> None:
         cfg = self.cfg
-        key = self.submitter_key or load_key(cfg.submitter_key_env, cfg.submitter_keystore,
-                                            "SHEAF_SUBMITTER_PASSWORD")
+        key = self.submitter_key or load_key(
+            cfg.submitter_key_env, cfg.submitter_keystore, "SHEAF_SUBMITTER_PASSWORD"
+        )
         probe = Chain(cfg.rpc_url, cfg.registry or "0x" + "00" * 20, retries=cfg.rpc_retries)
         try:
             chain_id = await probe.chain_id()
         finally:
             await probe.close()
         registry = cfg.registry or registry_from_manifest(cfg.deployments_dir, chain_id)
-        self.chain = Chain(cfg.rpc_url, registry, key, gas_margin_pct=cfg.gas_margin_pct, retries=cfg.rpc_retries)
+        self.chain = Chain(
+            cfg.rpc_url, registry, key, gas_margin_pct=cfg.gas_margin_pct, retries=cfg.rpc_retries
+        )
         self.metrics = Metrics()
         if self.normalizer is None:
             self.normalizer = make_normalizer(cfg)
-        self.core = Core(cfg, Store(cfg.db_path), ProofVerifier(self.normalizer),
-                         ChainInfo(chain_id, self.chain.registry), self.metrics, self.prover)
+        self.core = Core(
+            cfg,
+            Store(cfg.db_path),
+            ProofVerifier(self.normalizer),
+            ChainInfo(chain_id, self.chain.registry),
+            self.metrics,
+            self.prover,
+        )
         self.grpc = GrpcServer(self.core, cfg.grpc_listen)
         self.submitter = Submitter(self.core, self.chain, cfg.confirmations, cfg.poll_ms / 1000)
         self.http = HttpApi(self.core, self._ready)
@@ -101,8 +116,14 @@ class App:
         await self.grpc.start()
         await self.http.start(cfg.http_listen)
         self.submitter.start()
-        log.info("aggregator up: grpc port %d, http port %d, chain %d, registry %s, db %s", self.grpc.port,
-                 self.http.port, chain_id, self.chain.registry, cfg.db_path)
+        log.info(
+            "aggregator up: grpc port %d, http port %d, chain %d, registry %s, db %s",
+            self.grpc.port,
+            self.http.port,
+            chain_id,
+            self.chain.registry,
+            cfg.db_path,
+        )
 
     def _ready(self) -> dict[str, bool]:
         return {"accepting": self.core.accepting, "chain": self.submitter.healthy}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from eth_account import Account
+from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
@@ -140,8 +141,11 @@ class Chain:
         timeout_s: float = 5.0,
     ) -> None:
         # web3's own retry layer (seconds of hidden backoff) is off: retries and their metrics are ours.
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s},
-                                              exception_retry_configuration=None))
+        self.w3 = AsyncWeb3(
+            AsyncHTTPProvider(
+                rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+            )
+        )
         self.registry = AsyncWeb3.to_checksum_address(registry)
         self.contract = self.w3.eth.contract(address=self.registry, abi=REGISTRY_ABI)
         self.account = Account.from_key(key) if key else None
@@ -168,7 +172,9 @@ class Chain:
                 self.ok = False
                 if attempt == self.retries:
                     raise RpcError(f"{what}: {type(e).__name__}: {e}") from e
-                log.warning("rpc %s failed (%s), retry %d in %.2fs", what, type(e).__name__, attempt + 1, delay)
+                log.warning(
+                    "rpc %s failed (%s), retry %d in %.2fs", what, type(e).__name__, attempt + 1, delay
+                )
                 await asyncio.sleep(delay * (1 + random.random() * 0.2))
                 delay = min(delay * 2, 3.0)
         raise AssertionError("unreachable")
@@ -183,7 +189,9 @@ class Chain:
 
     async def next_aggregation_id(self, domain_id: int) -> int:
         return int(
-            await self._retry("nextAggregationId", lambda: self.contract.functions.nextAggregationId(domain_id).call())
+            await self._retry(
+                "nextAggregationId", lambda: self.contract.functions.nextAggregationId(domain_id).call()
+            )
         )
 
     async def get_aggregation(self, domain_id: int, aggregation_id: int) -> OnChainAggregation | None:
@@ -196,26 +204,34 @@ class Chain:
         return OnChainAggregation(bytes(root), int(leaf_count), int(kind), int(block))
 
     async def verify_inclusion(
-        self, domain_id: int, aggregation_id: int, leaf: bytes, path: Sequence[bytes], leaf_count: int, index: int
+        self,
+        domain_id: int,
+        aggregation_id: int,
+        leaf: bytes,
+        path: Sequence[bytes],
+        leaf_count: int,
+        index: int,
     ) -> bool:
         fn = self.contract.functions.verifyProofAggregation(
             domain_id, aggregation_id, leaf, list(path), leaf_count, index
         )
         return bool(await self._retry("verifyProofAggregation", lambda: fn.call()))
 
-    async def aggregation_digest(self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int) -> bytes:
+    async def aggregation_digest(
+        self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int
+    ) -> bytes:
         fn = self.contract.functions.aggregationDigest(domain_id, aggregation_id, root, leaf_count)
         return bytes(await self._retry("aggregationDigest", lambda: fn.call()))
 
     async def tx_state(self, tx_hash: bytes) -> TxState:
         try:
-            tx = await self._retry("get_transaction", lambda: self.w3.eth.get_transaction(tx_hash))
+            tx = await self._retry("get_transaction", lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)))
         except TransactionNotFound:
             return TxState(False, None, None, None)
         if tx.get("blockNumber") is None:
             return TxState(True, None, None, None)
         try:
-            rc = await self._retry("receipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+            rc = await self._retry("receipt", lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash)))
         except TransactionNotFound:
             return TxState(True, None, None, None)
         return TxState(True, int(rc["blockNumber"]), bytes(rc["blockHash"]), int(rc["status"]))
@@ -251,5 +267,7 @@ class Chain:
     async def send_recursive(
         self, domain_id: int, aggregation_id: int, leaves: Sequence[bytes], proof: bytes
     ) -> bytes:
-        fn = self.contract.functions.submitRecursiveAggregation(domain_id, aggregation_id, list(leaves), proof)
+        fn = self.contract.functions.submitRecursiveAggregation(
+            domain_id, aggregation_id, list(leaves), proof
+        )
         return await self._send(fn, f"submitRecursiveAggregation({domain_id},{aggregation_id})")

@@ -26,7 +26,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     from aggregator.config import Config
 
     overrides: dict[str, Any] = {
-        "db_path": a.db, "grpc_listen": a.grpc, "http_listen": a.http, "rpc_url": a.rpc_url, "registry": a.registry,
+        "db_path": a.db,
+        "grpc_listen": a.grpc,
+        "http_listen": a.http,
+        "rpc_url": a.rpc_url,
+        "registry": a.registry,
     }
     cfg = Config.load(a.config, **overrides)
     setup_logging(cfg.log_level)
@@ -43,18 +47,27 @@ def cmd_operator(a: argparse.Namespace) -> int:
     key = load_key("SHEAF_OPERATOR_KEY", a.keystore or "", "SHEAF_OPERATOR_PASSWORD")
 
     async def go() -> None:
-        from normalizers.api import Normalizer
-
         from aggregator.verify import ProofVerifier
+        from normalizers.api import Normalizer
 
         n = Normalizer(srs=a.srs, groth16_backend=a.groth16_backend)
         op = OperatorProcess(a.target, key, ProofVerifier(n), chain_id=a.chain_id, registry=a.registry)
         import signal
 
+        task = asyncio.create_task(op.run())
+
+        def stop() -> None:
+            # a long-poll may be in flight: cancel it rather than wait for it
+            op.stopping.set()
+            task.cancel()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, op.stopping.set)
-        await op.run()
+            loop.add_signal_handler(sig, stop)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
 
     asyncio.run(go())
     return 0
@@ -62,10 +75,18 @@ def cmd_operator(a: argparse.Namespace) -> int:
 
 def _receipt_json(inc: Any) -> dict[str, Any]:
     return {
-        "proof_id": inc.proof_id, "domain_id": inc.domain_id, "aggregation_id": inc.aggregation_id,
-        "kind": pb.AggregationKind.Name(inc.kind), "root": _hex(inc.root), "leaf": _hex(inc.leaf),
-        "merkle_path": [_hex(p) for p in inc.merkle_path], "leaf_count": inc.leaf_count, "index": inc.index,
-        "tx_hash": _hex(inc.tx_hash), "block_number": inc.block_number, "registry": inc.registry,
+        "proof_id": inc.proof_id,
+        "domain_id": inc.domain_id,
+        "aggregation_id": inc.aggregation_id,
+        "kind": pb.AggregationKind.Name(inc.kind),
+        "root": _hex(inc.root),
+        "leaf": _hex(inc.leaf),
+        "merkle_path": [_hex(p) for p in inc.merkle_path],
+        "leaf_count": inc.leaf_count,
+        "index": inc.index,
+        "tx_hash": _hex(inc.tx_hash),
+        "block_number": inc.block_number,
+        "registry": inc.registry,
         "chain_id": inc.chain_id,
     }
 
@@ -76,14 +97,36 @@ async def _submit(a: argparse.Namespace) -> int:
     vk_hash = bytes.fromhex(a.vk_hash.removeprefix("0x")) if a.vk_hash else None
     async with AsyncClient(a.target) as c:
         try:
-            r = await c.submit(a.scheme, a.format, Path(a.proof).read_bytes(), vk=_read(a.vk), vk_hash=vk_hash,
-                               public=_read(a.public), settings=_read(a.settings), domain_id=a.domain)
+            r = await c.submit(
+                a.scheme,
+                a.format,
+                Path(a.proof).read_bytes(),
+                vk=_read(a.vk),
+                vk_hash=vk_hash,
+                public=_read(a.public),
+                settings=_read(a.settings),
+                domain_id=a.domain,
+            )
         except AggregatorError as e:
-            print(json.dumps({"error": {"status": e.status.name, "code": e.code, "field": e.field,
-                                        "message": e.message}}), file=sys.stderr)
+            print(
+                json.dumps(
+                    {
+                        "error": {
+                            "status": e.status.name,
+                            "code": e.code,
+                            "field": e.field,
+                            "message": e.message,
+                        }
+                    }
+                ),
+                file=sys.stderr,
+            )
             return 2
-        out: dict[str, Any] = {"proof_id": r.proof_id, "statement_hash": _hex(r.statement_hash),
-                               "duplicate": r.duplicate}
+        out: dict[str, Any] = {
+            "proof_id": r.proof_id,
+            "statement_hash": _hex(r.statement_hash),
+            "duplicate": r.duplicate,
+        }
         if a.no_wait:
             print(json.dumps(out, indent=1))
             return 0
@@ -100,7 +143,8 @@ async def _submit(a: argparse.Namespace) -> int:
 
             chain = Chain(a.rpc_url, inc.registry)
             out["verified_on_chain"] = await chain.verify_inclusion(
-                inc.domain_id, inc.aggregation_id, inc.leaf, list(inc.merkle_path), inc.leaf_count, inc.index)
+                inc.domain_id, inc.aggregation_id, inc.leaf, list(inc.merkle_path), inc.leaf_count, inc.index
+            )
         print(json.dumps(out, indent=1))
         return 0 if out.get("verified_on_chain", True) else 4
 
@@ -116,12 +160,27 @@ async def _status(a: argparse.Namespace) -> int:
         try:
             st = await c.status(a.proof_id)
         except AggregatorError as e:
-            print(json.dumps({"error": {"status": e.status.name, "code": e.code, "field": e.field,
-                                        "message": e.message}}), file=sys.stderr)
+            print(
+                json.dumps(
+                    {
+                        "error": {
+                            "status": e.status.name,
+                            "code": e.code,
+                            "field": e.field,
+                            "message": e.message,
+                        }
+                    }
+                ),
+                file=sys.stderr,
+            )
             return 2
         out: dict[str, Any] = {
-            "proof_id": st.proof_id, "status": pb.ProofStatus.Name(st.status), "reason_code": st.reason_code,
-            "message": st.message, "domain_id": st.domain_id, "aggregation_id": st.aggregation_id,
+            "proof_id": st.proof_id,
+            "status": pb.ProofStatus.Name(st.status),
+            "reason_code": st.reason_code,
+            "message": st.message,
+            "domain_id": st.domain_id,
+            "aggregation_id": st.aggregation_id,
             "tx_hash": _hex(st.tx_hash) if st.tx_hash else None,
         }
         if st.status == pb.FINALIZED:

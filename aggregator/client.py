@@ -1,9 +1,9 @@
 """Python SDK for the aggregator: `AsyncClient` (grpc.aio) and `Client`, its blocking twin.
 
-    async with AsyncClient("127.0.0.1:50051") as c:
-        r = await c.submit("groth16", "snarkjs", proof, vk=vk, public=pub)
-        final = await c.wait_finalized(r.proof_id)
-        receipt = await c.inclusion(r.proof_id)
+async with AsyncClient("127.0.0.1:50051") as c:
+    r = await c.submit("groth16", "snarkjs", proof, vk=vk, public=pub)
+    final = await c.wait_finalized(r.proof_id)
+    receipt = await c.inclusion(r.proof_id)
 """
 
 from __future__ import annotations
@@ -34,20 +34,27 @@ class AggregatorError(Exception):
 
 def _wrap(e: grpc.aio.AioRpcError) -> AggregatorError:
     md = {k: v for k, v in (e.trailing_metadata() or ())}
-    return AggregatorError(e.code(), str(md.get("sheaf-error-code", "")), str(md.get("sheaf-error-field", "")),
-                           e.details() or "")
+    return AggregatorError(
+        e.code(), str(md.get("sheaf-error-code", "")), str(md.get("sheaf-error-field", "")), e.details() or ""
+    )
 
 
 class AsyncClient:
-    def __init__(self, target: str, *, timeout: float = 30.0, max_message_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self, target: str, *, timeout: float = 30.0, max_message_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.target = target
         self.timeout = timeout
         # Short reconnect backoff: after an aggregator restart the client is back within ~0.5 s.
         self.channel = grpc.aio.insecure_channel(
-            target, options=[("grpc.max_send_message_length", max_message_bytes),
-                             ("grpc.max_receive_message_length", max_message_bytes),
-                             ("grpc.initial_reconnect_backoff_ms", 100),
-                             ("grpc.max_reconnect_backoff_ms", 1000)])
+            target,
+            options=[
+                ("grpc.max_send_message_length", max_message_bytes),
+                ("grpc.max_receive_message_length", max_message_bytes),
+                ("grpc.initial_reconnect_backoff_ms", 100),
+                ("grpc.max_reconnect_backoff_ms", 1000),
+            ],
+        )
         self.stub = pbg.AggregatorStub(self.channel)
 
     async def __aenter__(self) -> AsyncClient:
@@ -66,19 +73,37 @@ class AsyncClient:
             raise _wrap(e) from e
 
     async def register_vk(self, scheme: str, fmt: str, vk: bytes, settings: bytes | None = None) -> bytes:
-        r = await self._call(self.stub.RegisterVerifyingKey,
-                             pb.RegisterVerifyingKeyRequest(scheme=scheme, format=fmt, vk=vk, settings=settings or b""))
+        r = await self._call(
+            self.stub.RegisterVerifyingKey,
+            pb.RegisterVerifyingKeyRequest(scheme=scheme, format=fmt, vk=vk, settings=settings or b""),
+        )
         return bytes(r.vk_hash)
 
     async def submit(
-        self, scheme: str, fmt: str, proof: bytes, *, vk: bytes | None = None, vk_hash: bytes | None = None,
-        public: bytes | None = None, settings: bytes | None = None, domain_id: int = 0,
-        prover_key: str | None = None, statement_hash: bytes | None = None, nonce: int | None = None,
+        self,
+        scheme: str,
+        fmt: str,
+        proof: bytes,
+        *,
+        vk: bytes | None = None,
+        vk_hash: bytes | None = None,
+        public: bytes | None = None,
+        settings: bytes | None = None,
+        domain_id: int = 0,
+        prover_key: str | None = None,
+        statement_hash: bytes | None = None,
+        nonce: int | None = None,
     ) -> Any:
         """Submit one proof; returns SubmitProofResponse. With prover_key, the submission is signed
         over statement_hash (compute it with normalizers if not given) and a nonce (default: time in µs)."""
-        req = pb.SubmitProofRequest(scheme=scheme, format=fmt, proof=proof, public=public or b"",
-                                    settings=settings or b"", domain_id=domain_id)
+        req = pb.SubmitProofRequest(
+            scheme=scheme,
+            format=fmt,
+            proof=proof,
+            public=public or b"",
+            settings=settings or b"",
+            domain_id=domain_id,
+        )
         if vk is not None:
             req.vk = vk
         elif vk_hash is not None:
@@ -121,8 +146,10 @@ class AsyncClient:
         return await self._call(self.stub.GetInclusionProof, pb.GetInclusionProofRequest(proof_id=proof_id))
 
     async def aggregation(self, domain_id: int, aggregation_id: int) -> Any:
-        return await self._call(self.stub.GetAggregation,
-                                pb.GetAggregationRequest(domain_id=domain_id, aggregation_id=aggregation_id))
+        return await self._call(
+            self.stub.GetAggregation,
+            pb.GetAggregationRequest(domain_id=domain_id, aggregation_id=aggregation_id),
+        )
 
 
 class Client:

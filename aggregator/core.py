@@ -253,7 +253,9 @@ class Core:
             raise Unauthenticated("AUTH_REQUIRED", "auth", "prover authentication is required")
         if prover:
             if self.allow and prover not in self.allow:
-                raise Unauthenticated("PROVER_NOT_ALLOWED", "auth.prover", f"{s.prover} is not on the allowlist")
+                raise Unauthenticated(
+                    "PROVER_NOT_ALLOWED", "auth.prover", f"{s.prover} is not on the allowlist"
+                )
             # Before verification: rate limits must protect the expensive part.
             if not self.bucket.take(prover):
                 raise Exhausted("RATE_LIMITED", "auth.prover", f"rate limit for {s.prover} exceeded")
@@ -271,7 +273,9 @@ class Core:
                 raise NotFound("UNKNOWN_VK", "vk_hash", f"no verifying key registered as 0x{s.vk_hash.hex()}")
             scheme_, fmt_, vk, settings_ = row
             if scheme_ != s.scheme:
-                raise InputError("VK_SCHEME_MISMATCH", "scheme", f"vk_hash names a {scheme_} key, not {s.scheme}")
+                raise InputError(
+                    "VK_SCHEME_MISMATCH", "scheme", f"vk_hash names a {scheme_} key, not {s.scheme}"
+                )
             fmt = fmt or fmt_
             settings = settings if settings else settings_
         domain = s.domain_id or self.cfg.default_domain
@@ -287,12 +291,25 @@ class Core:
             except Exception as e:
                 raise Unauthenticated("BAD_SIGNATURE", "auth.signature", f"cannot recover signer: {e}") from e
             if signer != prover:
-                raise Unauthenticated("BAD_SIGNATURE", "auth.signature", f"signed by {signer}, not {s.prover}")
+                raise Unauthenticated(
+                    "BAD_SIGNATURE", "auth.signature", f"signed by {signer}, not {s.prover}"
+                )
             if not await self.db.run(self.db.store.check_and_bump_nonce, prover, s.nonce):
                 raise Unauthenticated("STALE_NONCE", "auth.nonce", f"nonce {s.nonce} was already used")
         kind = KIND_RECURSIVE if v.recursion_eligible else KIND_ATTESTED
-        new = NewProof(domain, v.statement_hash, v.vk_hash, kind, s.scheme, fmt, s.proof, vk, s.public, settings,
-                       prover or None)
+        new = NewProof(
+            domain,
+            v.statement_hash,
+            v.vk_hash,
+            kind,
+            s.scheme,
+            fmt,
+            s.proof,
+            vk,
+            s.public,
+            settings,
+            prover or None,
+        )
         fut: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
         await self._queue.put((new, fut))
         res = await fut
@@ -348,20 +365,32 @@ class Core:
     async def aggregation(self, domain_id: int, aggregation_id: int) -> tuple[BatchRow, list[ProofRow]]:
         b = await self.db.run(self.db.store.get_batch_by_aggregation, domain_id, aggregation_id)
         if b is None:
-            raise NotFound("UNKNOWN_AGGREGATION", "aggregation_id", f"no aggregation {domain_id}/{aggregation_id}")
+            raise NotFound(
+                "UNKNOWN_AGGREGATION", "aggregation_id", f"no aggregation {domain_id}/{aggregation_id}"
+            )
         return b, await self.db.run(self.db.store.batch_proofs, b.batch_id)
 
     async def inclusion(self, proof_id: str) -> Inclusion:
         row = await self.proof(proof_id)
         if row.status != Status.FINALIZED or row.batch_id is None or row.leaf_index is None:
-            raise NotFound("NOT_FINALIZED", "proof_id", f"proof {proof_id} is {row.status.name}, not FINALIZED")
+            raise NotFound(
+                "NOT_FINALIZED", "proof_id", f"proof {proof_id} is {row.status.name}, not FINALIZED"
+            )
         b = await self.db.run(self.db.store.get_batch, row.batch_id)
         assert b is not None and b.aggregation_id is not None
         leaves = [p.statement_hash for p in await self.db.run(self.db.store.batch_proofs, b.batch_id)]
         return Inclusion(
-            proof_id, b.domain_id, b.aggregation_id, b.kind, b.root, row.statement_hash,
-            crypto.merkle_path(leaves, row.leaf_index), b.leaf_count, row.leaf_index,
-            b.tx_hash or b"", b.block_number or 0,
+            proof_id,
+            b.domain_id,
+            b.aggregation_id,
+            b.kind,
+            b.root,
+            row.statement_hash,
+            crypto.merkle_path(leaves, row.leaf_index),
+            b.leaf_count,
+            row.leaf_index,
+            b.tx_hash or b"",
+            b.block_number or 0,
         )
 
     # -- batching ---------------------------------------------------------------------------------
@@ -392,10 +421,18 @@ class Core:
                 continue
             root = crypto.merkle_root([r.statement_hash for r in rows])
             agg_kind = KIND_RECURSIVE if kind == KIND_RECURSIVE and self.prover is not None else KIND_ATTESTED
-            b = await self.db.run(self.db.store.create_batch, domain, agg_kind, [r.proof_id for r in rows], root)
+            b = await self.db.run(
+                self.db.store.create_batch, domain, agg_kind, [r.proof_id for r in rows], root
+            )
             self.metrics.observe("sheaf_batch_size", len(rows), SIZE_BUCKETS, kind=agg_kind)
-            log.info("batch %d: domain %d aggregation %s, %d leaves, root %s", b.batch_id, domain,
-                     b.aggregation_id, len(rows), root.hex())
+            log.info(
+                "batch %d: domain %d aggregation %s, %d leaves, root %s",
+                b.batch_id,
+                domain,
+                b.aggregation_id,
+                len(rows),
+                root.hex(),
+            )
             if agg_kind == KIND_RECURSIVE:
                 self._start_proving(b)
             made += 1
@@ -412,11 +449,18 @@ class Core:
         assert self.prover is not None and b.aggregation_id is not None
         try:
             rows = await self.db.run(self.db.store.batch_proofs, b.batch_id)
-            job = ProveJob(b.batch_id, b.domain_id, b.aggregation_id, [r.statement_hash for r in rows],
-                           [Item(r.scheme, r.format, r.proof, r.vk, r.public, r.settings) for r in rows])
+            job = ProveJob(
+                b.batch_id,
+                b.domain_id,
+                b.aggregation_id,
+                [r.statement_hash for r in rows],
+                [Item(r.scheme, r.format, r.proof, r.vk, r.public, r.settings) for r in rows],
+            )
             proof = await self.prover.prove(job)
             await self.db.run(self.db.store.set_agg_proof, b.batch_id, proof)
-            await self.db.run(self.db.store.set_batch_state, b.batch_id, [BatchState.PENDING], BatchState.SIGNED)
+            await self.db.run(
+                self.db.store.set_batch_state, b.batch_id, [BatchState.PENDING], BatchState.SIGNED
+            )
             self.notify()
         except Exception as e:
             log.exception("recursive proving of batch %d failed", b.batch_id)
@@ -469,9 +513,17 @@ class Core:
         if root != b.root:
             raise InputError("ROOT_MISMATCH", "root", "the operator's root differs from the batch root")
         try:
-            signer = _norm_addr(crypto.recover_aggregation_signer(
-                signature, self.chain.chain_id, self.chain.registry, b.domain_id, b.aggregation_id, b.root,
-                b.leaf_count))
+            signer = _norm_addr(
+                crypto.recover_aggregation_signer(
+                    signature,
+                    self.chain.chain_id,
+                    self.chain.registry,
+                    b.domain_id,
+                    b.aggregation_id,
+                    b.root,
+                    b.leaf_count,
+                )
+            )
         except Exception as e:
             raise InputError("BAD_SIGNATURE", "signature", f"cannot recover the signer: {e}") from e
         if signer != op:

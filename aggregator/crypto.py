@@ -34,12 +34,21 @@ def _agg(domain_id: int, aggregation_id: int, root: bytes, leaf_count: int) -> a
 def sign_aggregation(
     key: str, chain_id: int, registry: str, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int
 ) -> bytes:
-    digest = attestation.aggregation_digest(_agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry)
+    digest = attestation.aggregation_digest(
+        _agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry
+    )
     return attestation.sign_digest(digest, key).signature
 
 
 def recover_aggregation_signer(
-    signature: bytes, chain_id: int, registry: str, domain_id: int, aggregation_id: int, root: bytes,
+    signature: bytes,
+    chain_id: int,
+    registry: str,
+    domain_id: int,
+    aggregation_id: int,
+    root: bytes,
     leaf_count: int,
 ) -> str:
-    return attestation.recover_signer(_agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry, signature)
+    return attestation.recover_signer(
+        _agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry, signature
+    )

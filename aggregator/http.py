@@ -74,15 +74,17 @@ class HttpApi:
         self.core = core
         self.ready = ready
         self.app = web.Application(middlewares=[errors], client_max_size=core.cfg.max_message_bytes * 2)
-        self.app.add_routes([
-            web.get("/healthz", self.healthz),
-            web.get("/readyz", self.readyz),
-            web.get("/metrics", self.metrics),
-            web.post("/v1/proofs", self.submit),
-            web.get("/v1/proofs/{proof_id}", self.proof),
-            web.get("/v1/proofs/{proof_id}/inclusion", self.inclusion),
-            web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
-        ])
+        self.app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+                web.get("/metrics", self.metrics),
+                web.post("/v1/proofs", self.submit),
+                web.get("/v1/proofs/{proof_id}", self.proof),
+                web.get("/v1/proofs/{proof_id}/inclusion", self.inclusion),
+                web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
+            ]
+        )
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -109,8 +111,12 @@ class HttpApi:
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
     async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(text=self.core.metrics.render(), content_type="text/plain", charset="utf-8",
-                            headers={"X-Content-Format": "prometheus-0.0.4"})
+        return web.Response(
+            text=self.core.metrics.render(),
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Format": "prometheus-0.0.4"},
+        )
 
     async def submit(self, request: web.Request) -> web.Response:
         try:
@@ -130,13 +136,24 @@ class HttpApi:
         if not isinstance(domain, int) or domain < 0:
             raise InputError("MALFORMED", "domain_id", "domain_id must be a non-negative integer")
         s = Submission(
-            scheme=str(body.get("scheme", "")), format=str(body.get("format", "")),
-            proof=_b64(body, "proof", True) or b"", vk=_b64(body, "vk"), vk_hash=vk_hash,
-            public=_b64(body, "public"), settings=_b64(body, "settings"), domain_id=domain,
+            scheme=str(body.get("scheme", "")),
+            format=str(body.get("format", "")),
+            proof=_b64(body, "proof", True) or b"",
+            vk=_b64(body, "vk"),
+            vk_hash=vk_hash,
+            public=_b64(body, "public"),
+            settings=_b64(body, "settings"),
+            domain_id=domain,
         )
         r = await self.core.submit(s)
-        return web.json_response({"proof_id": r.proof_id, "statement_hash": _hex(r.statement_hash),
-                                  "duplicate": r.duplicate, "status": r.status.name})
+        return web.json_response(
+            {
+                "proof_id": r.proof_id,
+                "statement_hash": _hex(r.statement_hash),
+                "duplicate": r.duplicate,
+                "status": r.status.name,
+            }
+        )
 
     async def proof(self, request: web.Request) -> web.Response:
         row = await self.core.proof(request.match_info["proof_id"])
@@ -144,13 +161,23 @@ class HttpApi:
 
     async def inclusion(self, request: web.Request) -> web.Response:
         inc = await self.core.inclusion(request.match_info["proof_id"])
-        return web.json_response({
-            "proof_id": inc.proof_id, "domain_id": inc.domain_id, "aggregation_id": inc.aggregation_id,
-            "kind": inc.kind, "root": _hex(inc.root), "leaf": _hex(inc.leaf),
-            "merkle_path": [_hex(p) for p in inc.path], "leaf_count": inc.leaf_count, "index": inc.index,
-            "tx_hash": _hex(inc.tx_hash), "block_number": inc.block_number,
-            "registry": self.core.chain.registry, "chain_id": self.core.chain.chain_id,
-        })
+        return web.json_response(
+            {
+                "proof_id": inc.proof_id,
+                "domain_id": inc.domain_id,
+                "aggregation_id": inc.aggregation_id,
+                "kind": inc.kind,
+                "root": _hex(inc.root),
+                "leaf": _hex(inc.leaf),
+                "merkle_path": [_hex(p) for p in inc.path],
+                "leaf_count": inc.leaf_count,
+                "index": inc.index,
+                "tx_hash": _hex(inc.tx_hash),
+                "block_number": inc.block_number,
+                "registry": self.core.chain.registry,
+                "chain_id": self.core.chain.chain_id,
+            }
+        )
 
     async def aggregation(self, request: web.Request) -> web.Response:
         try:
@@ -158,9 +185,17 @@ class HttpApi:
         except ValueError as e:
             raise InputError("MALFORMED", "path", "domain_id and aggregation_id must be integers") from e
         b, rows = await self.core.aggregation(d, a)
-        return web.json_response({
-            "domain_id": b.domain_id, "aggregation_id": b.aggregation_id, "batch_id": b.batch_id,
-            "kind": b.kind, "root": _hex(b.root), "leaf_count": b.leaf_count, "state": b.state,
-            "tx_hash": _hex(b.tx_hash), "block_number": b.block_number,
-            "leaves": [_hex(r.statement_hash) for r in rows],
-        })
+        return web.json_response(
+            {
+                "domain_id": b.domain_id,
+                "aggregation_id": b.aggregation_id,
+                "batch_id": b.batch_id,
+                "kind": b.kind,
+                "root": _hex(b.root),
+                "leaf_count": b.leaf_count,
+                "state": b.state,
+                "tx_hash": _hex(b.tx_hash),
+                "block_number": b.block_number,
+                "leaves": [_hex(r.statement_hash) for r in rows],
+            }
+        )

@@ -41,7 +41,9 @@ async def check_task(
     if registry is not None and task.registry.lower() != registry.lower():
         return Decision(b"", "WRONG_REGISTRY", f"asked to sign for registry {task.registry}", [], b"")
     if task.leaf_count != len(task.items) or not task.items:
-        return Decision(b"", "LEAF_COUNT", f"leaf_count {task.leaf_count} but {len(task.items)} items", [], b"")
+        return Decision(
+            b"", "LEAF_COUNT", f"leaf_count {task.leaf_count} but {len(task.items)} items", [], b""
+        )
     items = [
         Item(i.scheme, i.format, i.proof, i.vk, i.public or None, i.settings or None) for i in task.items
     ]
@@ -64,8 +66,9 @@ async def check_task(
     root = crypto.merkle_root(leaves)
     if root != task.root:
         return Decision(b"", "ROOT_MISMATCH", "recomputed root differs", [], root)
-    sig = crypto.sign_aggregation(key, task.chain_id, task.registry, task.domain_id, task.aggregation_id, root,
-                                  task.leaf_count)
+    sig = crypto.sign_aggregation(
+        key, task.chain_id, task.registry, task.domain_id, task.aggregation_id, root, task.leaf_count
+    )
     return Decision(sig, "", "", [], root)
 
 
@@ -107,18 +110,30 @@ class OperatorProcess:
                     d = await check_task(task, self.verifier, self.key, self.chain_id, self.registry)
                     await stub.SubmitAttestation(
                         pb.SubmitAttestationRequest(
-                            operator=self.address, batch_id=task.batch_id, root=d.root, signature=d.signature,
-                            refusal_code=d.refusal_code, refusal_message=d.refusal_message, bad_statements=d.bad,
+                            operator=self.address,
+                            batch_id=task.batch_id,
+                            root=d.root,
+                            signature=d.signature,
+                            refusal_code=d.refusal_code,
+                            refusal_message=d.refusal_message,
+                            bad_statements=d.bad,
                         ),
                         timeout=10,
                     )
                     if d.signature:
                         self.signed += 1
-                        log.info("signed batch %d (aggregation %d/%d, %d leaves)", task.batch_id, task.domain_id,
-                                 task.aggregation_id, task.leaf_count)
+                        log.info(
+                            "signed batch %d (aggregation %d/%d, %d leaves)",
+                            task.batch_id,
+                            task.domain_id,
+                            task.aggregation_id,
+                            task.leaf_count,
+                        )
                     else:
                         self.refused += 1
-                        log.warning("refused batch %d: %s %s", task.batch_id, d.refusal_code, d.refusal_message)
+                        log.warning(
+                            "refused batch %d: %s %s", task.batch_id, d.refusal_code, d.refusal_message
+                        )
                 except grpc.aio.AioRpcError as e:
                     if e.code() == grpc.StatusCode.PERMISSION_DENIED:
                         raise

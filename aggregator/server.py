@@ -37,44 +37,77 @@ async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Await
         return await fn()
     except InputError as e:
         # the normalizer's size limits are "too big", not "malformed"
-        code = grpc.StatusCode.RESOURCE_EXHAUSTED if e.code == "TOO_LARGE" else grpc.StatusCode.INVALID_ARGUMENT
+        code = (
+            grpc.StatusCode.RESOURCE_EXHAUSTED if e.code == "TOO_LARGE" else grpc.StatusCode.INVALID_ARGUMENT
+        )
         await _abort(ctx, code, e)
     except NotFound as e:
         await _abort(ctx, grpc.StatusCode.NOT_FOUND, e)
     except Exhausted as e:
         await _abort(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED, e)
     except Unauthenticated as e:
-        code = grpc.StatusCode.PERMISSION_DENIED if e.code == "NOT_OPERATOR" else grpc.StatusCode.UNAUTHENTICATED
+        code = (
+            grpc.StatusCode.PERMISSION_DENIED if e.code == "NOT_OPERATOR" else grpc.StatusCode.UNAUTHENTICATED
+        )
         await _abort(ctx, code, e)
     raise AssertionError("unreachable")  # abort raises
 
 
-def _kind(k: str) -> int:
+def _kind(k: str) -> pb.AggregationKind.ValueType:
     return pb.RECURSIVE if k == KIND_RECURSIVE else pb.ATTESTED
+
+
+def _st(s: int) -> pb.ProofStatus.ValueType:
+    return pb.ProofStatus.ValueType(int(s))
+
+
+def _scheme(name: str) -> Any:
+    return SCHEME_ENUM.get(name, 0)
 
 
 def status_msg(row: ProofRow, batch: BatchRow | None) -> pb.ProofStatusUpdate:
     return pb.ProofStatusUpdate(
-        proof_id=row.proof_id, status=int(row.status), reason_code=row.reason_code, message=row.message,
-        aggregation_id=(batch.aggregation_id or 0) if batch else 0, domain_id=row.domain_id,
+        proof_id=row.proof_id,
+        status=_st(row.status),
+        reason_code=row.reason_code,
+        message=row.message,
+        aggregation_id=(batch.aggregation_id or 0) if batch else 0,
+        domain_id=row.domain_id,
         tx_hash=(batch.tx_hash or b"") if batch and row.status >= Status.SUBMITTED else b"",
-        updated_unix_ms=row.updated_ms, scheme=SCHEME_ENUM.get(row.scheme, 0), vk_hash=row.vk_hash,
+        updated_unix_ms=row.updated_ms,
+        scheme=_scheme(row.scheme),
+        vk_hash=row.vk_hash,
     )
 
 
 def event_msg(e: Event, row: ProofRow) -> pb.ProofStatusUpdate:
     return pb.ProofStatusUpdate(
-        proof_id=e.proof_id, status=int(e.status), reason_code=e.reason_code, message=e.message,
-        domain_id=row.domain_id, updated_unix_ms=e.ts_ms, scheme=SCHEME_ENUM.get(row.scheme, 0),
+        proof_id=e.proof_id,
+        status=_st(e.status),
+        reason_code=e.reason_code,
+        message=e.message,
+        domain_id=row.domain_id,
+        updated_unix_ms=e.ts_ms,
+        scheme=_scheme(row.scheme),
         vk_hash=row.vk_hash,
     )
 
 
 def inclusion_msg(inc: Inclusion, chain_id: int, registry: str) -> pb.InclusionProof:
     return pb.InclusionProof(
-        proof_id=inc.proof_id, domain_id=inc.domain_id, aggregation_id=inc.aggregation_id, kind=_kind(inc.kind),
-        root=inc.root, leaf=inc.leaf, merkle_path=inc.path, leaf_count=inc.leaf_count, index=inc.index,
-        tx_hash=inc.tx_hash, block_number=inc.block_number, registry=registry, chain_id=chain_id,
+        proof_id=inc.proof_id,
+        domain_id=inc.domain_id,
+        aggregation_id=inc.aggregation_id,
+        kind=_kind(inc.kind),
+        root=inc.root,
+        leaf=inc.leaf,
+        merkle_path=inc.path,
+        leaf_count=inc.leaf_count,
+        index=inc.index,
+        tx_hash=inc.tx_hash,
+        block_number=inc.block_number,
+        registry=registry,
+        chain_id=chain_id,
     )
 
 
@@ -84,7 +117,9 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def RegisterVerifyingKey(self, request: Any, context: Any) -> pb.RegisterVerifyingKeyResponse:
         async def go() -> pb.RegisterVerifyingKeyResponse:
-            h = await self.core.register_vk(request.scheme, request.format, request.vk, request.settings or None)
+            h = await self.core.register_vk(
+                request.scheme, request.format, request.vk, request.settings or None
+            )
             return pb.RegisterVerifyingKeyResponse(vk_hash=h)
 
         return await _guard(context, go)
@@ -93,15 +128,24 @@ class AggregatorService(pbg.AggregatorServicer):
         async def go() -> pb.SubmitProofResponse:
             which = request.WhichOneof("key")
             s = Submission(
-                scheme=request.scheme, format=request.format, proof=request.proof,
+                scheme=request.scheme,
+                format=request.format,
+                proof=request.proof,
                 vk=request.vk if which == "vk" else None,
                 vk_hash=request.vk_hash if which == "vk_hash" else None,
-                public=request.public or None, settings=request.settings or None, domain_id=request.domain_id,
-                prover=request.auth.prover, signature=request.auth.signature, nonce=request.auth.nonce,
+                public=request.public or None,
+                settings=request.settings or None,
+                domain_id=request.domain_id,
+                prover=request.auth.prover,
+                signature=request.auth.signature,
+                nonce=request.auth.nonce,
             )
             r = await self.core.submit(s)
             return pb.SubmitProofResponse(
-                proof_id=r.proof_id, statement_hash=r.statement_hash, duplicate=r.duplicate, status=int(r.status)
+                proof_id=r.proof_id,
+                statement_hash=r.statement_hash,
+                duplicate=r.duplicate,
+                status=_st(r.status),
             )
 
         return await _guard(context, go)
@@ -119,27 +163,35 @@ class AggregatorService(pbg.AggregatorServicer):
         except NotFound as e:
             await _abort(context, grpc.StatusCode.NOT_FOUND, e)
             return
-        async for e in self.core.watch(request.proof_id):
-            msg = event_msg(e, row)
-            if e.status >= Status.AGGREGATING:
+        async for ev in self.core.watch(request.proof_id):
+            msg = event_msg(ev, row)
+            if ev.status >= Status.AGGREGATING:
                 cur = await self.core.proof(request.proof_id)
                 b = await self.core.batch_for(cur)
                 if b is not None:
                     msg.aggregation_id = b.aggregation_id or 0
-                    if e.status >= Status.SUBMITTED:
+                    if ev.status >= Status.SUBMITTED:
                         msg.tx_hash = b.tx_hash or b""
             yield msg
-            if e.status == Status.FINALIZED:
+            if ev.status == Status.FINALIZED:
                 return
 
     async def GetAggregation(self, request: Any, context: Any) -> pb.Aggregation:
         async def go() -> pb.Aggregation:
-            b, rows = await self.core.aggregation(request.domain_id or self.core.cfg.default_domain,
-                                                  request.aggregation_id)
+            b, rows = await self.core.aggregation(
+                request.domain_id or self.core.cfg.default_domain, request.aggregation_id
+            )
             return pb.Aggregation(
-                domain_id=b.domain_id, aggregation_id=b.aggregation_id or 0, batch_id=b.batch_id,
-                kind=_kind(b.kind), root=b.root, leaf_count=b.leaf_count, state=b.state, tx_hash=b.tx_hash or b"",
-                block_number=b.block_number or 0, leaves=[r.statement_hash for r in rows],
+                domain_id=b.domain_id,
+                aggregation_id=b.aggregation_id or 0,
+                batch_id=b.batch_id,
+                kind=_kind(b.kind),
+                root=b.root,
+                leaf_count=b.leaf_count,
+                state=b.state,
+                tx_hash=b.tx_hash or b"",
+                block_number=b.block_number or 0,
+                leaves=[r.statement_hash for r in rows],
             )
 
         return await _guard(context, go)
@@ -167,12 +219,24 @@ class OperatorService(pbg.OperatorServicer):
                 return pb.AttestationTask(has_batch=False)
             b, rows = got
             return pb.AttestationTask(
-                has_batch=True, batch_id=b.batch_id, domain_id=b.domain_id, aggregation_id=b.aggregation_id or 0,
-                root=b.root, leaf_count=b.leaf_count, chain_id=self.core.chain.chain_id,
+                has_batch=True,
+                batch_id=b.batch_id,
+                domain_id=b.domain_id,
+                aggregation_id=b.aggregation_id or 0,
+                root=b.root,
+                leaf_count=b.leaf_count,
+                chain_id=self.core.chain.chain_id,
                 registry=self.core.chain.registry,
                 items=[
-                    pb.BatchItem(scheme=r.scheme, format=r.format, proof=r.proof, vk=r.vk, public=r.public or b"",
-                                 settings=r.settings or b"", statement_hash=r.statement_hash)
+                    pb.BatchItem(
+                        scheme=r.scheme,
+                        format=r.format,
+                        proof=r.proof,
+                        vk=r.vk,
+                        public=r.public or b"",
+                        settings=r.settings or b"",
+                        statement_hash=r.statement_hash,
+                    )
                     for r in rows
                 ],
             )
@@ -181,8 +245,14 @@ class OperatorService(pbg.OperatorServicer):
 
     async def SubmitAttestation(self, request: Any, context: Any) -> pb.SubmitAttestationResponse:
         async def go() -> pb.SubmitAttestationResponse:
-            ok, n = await self.core.attest(request.operator, request.batch_id, request.root, request.signature,
-                                           request.refusal_code, list(request.bad_statements))
+            ok, n = await self.core.attest(
+                request.operator,
+                request.batch_id,
+                request.root,
+                request.signature,
+                request.refusal_code,
+                list(request.bad_statements),
+            )
             return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.core.cfg.threshold)
 
         return await _guard(context, go)
@@ -237,12 +307,16 @@ def add_service(server: grpc.aio.Server, servicer: Any, name: str) -> None:
         fn = getattr(servicer, m.name)
         if m.server_streaming:
             handlers[m.name] = grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(fn), request_deserializer=_safe_deserializer(req_cls),
-                response_serializer=resp_cls.SerializeToString)
+                _wrap_stream(fn),
+                request_deserializer=_safe_deserializer(req_cls),
+                response_serializer=resp_cls.SerializeToString,
+            )
         else:
             handlers[m.name] = grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(fn), request_deserializer=_safe_deserializer(req_cls),
-                response_serializer=resp_cls.SerializeToString)
+                _wrap_unary(fn),
+                request_deserializer=_safe_deserializer(req_cls),
+                response_serializer=resp_cls.SerializeToString,
+            )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(desc.full_name, handlers),))
     server.add_registered_method_handlers(desc.full_name, handlers)
 
@@ -252,7 +326,10 @@ class GrpcServer:
         self.core = core
         mx = core.cfg.max_message_bytes
         # A little headroom over the payload limit for the protobuf framing of the other fields.
-        opts = [("grpc.max_receive_message_length", mx + 64 * 1024), ("grpc.max_send_message_length", 1 << 30)]
+        opts = [
+            ("grpc.max_receive_message_length", mx + 64 * 1024),
+            ("grpc.max_send_message_length", 1 << 30),
+        ]
         self.server = grpc.aio.server(options=opts)
         add_service(self.server, AggregatorService(core), "Aggregator")
         add_service(self.server, OperatorService(core), "Operator")

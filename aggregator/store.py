@@ -185,7 +185,7 @@ _BATCH_COLS = (
 
 
 def _proof(r: Sequence[object]) -> ProofRow:
-    return ProofRow(*r[:11], Status(r[11]), *r[12:])  # type: ignore[arg-type]
+    return ProofRow(*r[:11], Status(r[11]), *r[12:])  # type: ignore[arg-type, call-arg]
 
 
 def _batch(r: Sequence[object]) -> BatchRow:
@@ -218,12 +218,15 @@ class Store:
 
     def put_vk(self, vk_hash: bytes, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO vks (vk_hash, scheme, format, vk, settings, created_ms) VALUES (?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO vks (vk_hash, scheme, format, vk, settings, created_ms) "
+            "VALUES (?,?,?,?,?,?)",
             (vk_hash, scheme, fmt, vk, settings, now_ms()),
         )
 
     def get_vk(self, vk_hash: bytes) -> tuple[str, str, bytes, bytes | None] | None:
-        r = self.db.execute("SELECT scheme, format, vk, settings FROM vks WHERE vk_hash=?", (vk_hash,)).fetchone()
+        r = self.db.execute(
+            "SELECT scheme, format, vk, settings FROM vks WHERE vk_hash=?", (vk_hash,)
+        ).fetchone()
         return None if r is None else (r[0], r[1], r[2], r[3])
 
     # -- submissions ------------------------------------------------------------------------------
@@ -245,8 +248,23 @@ class Store:
                     "INSERT INTO proofs (proof_id, domain_id, statement_hash, vk_hash, kind, scheme, format, "
                     "proof, vk, public, settings, prover, status, created_ms, updated_ms) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (pid, p.domain_id, p.statement_hash, p.vk_hash, p.kind, p.scheme, p.format, p.proof,
-                     p.vk, p.public, p.settings, p.prover, int(Status.QUEUED), ts, ts),
+                    (
+                        pid,
+                        p.domain_id,
+                        p.statement_hash,
+                        p.vk_hash,
+                        p.kind,
+                        p.scheme,
+                        p.format,
+                        p.proof,
+                        p.vk,
+                        p.public,
+                        p.settings,
+                        p.prover,
+                        int(Status.QUEUED),
+                        ts,
+                        ts,
+                    ),
                 )
                 # The proof was verified before this transaction: RECEIVED/VALID are recorded as events
                 # so watchers see the whole history, but the durable row starts QUEUED.
@@ -315,7 +333,13 @@ class Store:
     # -- batches ----------------------------------------------------------------------------------
 
     def _set_status(
-        self, cur: sqlite3.Cursor, proof_ids: Iterable[str], status: Status, ts: int, reason: str = "", msg: str = ""
+        self,
+        cur: sqlite3.Cursor,
+        proof_ids: Iterable[str],
+        status: Status,
+        ts: int,
+        reason: str = "",
+        msg: str = "",
     ) -> None:
         for pid in proof_ids:
             cur.execute(
@@ -399,7 +423,8 @@ class Store:
     def batches_in(self, *states: str) -> list[BatchRow]:
         q = ",".join("?" * len(states))
         rows = self.db.execute(
-            f"SELECT {_BATCH_COLS} FROM batches WHERE state IN ({q}) ORDER BY domain_id, aggregation_id, batch_id",
+            f"SELECT {_BATCH_COLS} FROM batches WHERE state IN ({q}) "
+            "ORDER BY domain_id, aggregation_id, batch_id",
             states,
         ).fetchall()
         return [_batch(r) for r in rows]
@@ -422,7 +447,8 @@ class Store:
 
     def add_signature(self, batch_id: int, operator: str, signature: bytes | None, refusal: str = "") -> None:
         self.db.execute(
-            "INSERT INTO signatures (batch_id, operator, signature, refusal_code, created_ms) VALUES (?,?,?,?,?) "
+            "INSERT INTO signatures (batch_id, operator, signature, refusal_code, created_ms) "
+            "VALUES (?,?,?,?,?) "
             "ON CONFLICT(batch_id, operator) DO UPDATE SET signature=excluded.signature, "
             "refusal_code=excluded.refusal_code",
             (batch_id, operator, signature, refusal, now_ms()),
@@ -501,7 +527,8 @@ class Store:
             victims = [
                 int(v[0])
                 for v in cur.execute(
-                    "SELECT batch_id FROM batches WHERE domain_id=? AND aggregation_id>=? AND state IN (?,?,?)",
+                    "SELECT batch_id FROM batches "
+                    "WHERE domain_id=? AND aggregation_id>=? AND state IN (?,?,?)",
                     (r[0], r[1], BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
                 ).fetchall()
             ]
@@ -509,10 +536,13 @@ class Store:
             for b in victims:
                 why = reason if b == batch_id else f"cascade from batch {batch_id}"
                 cur.execute(
-                    "UPDATE batches SET state=?, aggregation_id=NULL, reason=?, updated_ms=? WHERE batch_id=?",
+                    "UPDATE batches SET state=?, aggregation_id=NULL, reason=?, updated_ms=? "
+                    "WHERE batch_id=?",
                     (BatchState.FAILED, why, ts, b),
                 )
-                rows = cur.execute("SELECT proof_id, statement_hash FROM proofs WHERE batch_id=?", (b,)).fetchall()
+                rows = cur.execute(
+                    "SELECT proof_id, statement_hash FROM proofs WHERE batch_id=?", (b,)
+                ).fetchall()
                 cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=?", (b,))
                 self._set_status(
                     cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, "operator refused"

@@ -79,12 +79,21 @@ class Submitter:
         if await db.run(store.max_aggregation, d, BatchState.FINALIZED) > last:
             for b in await db.run(store.batches_in, BatchState.FINALIZED):
                 if b.domain_id == d and b.aggregation_id is not None and b.aggregation_id > last:
-                    log.warning("reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id)
+                    log.warning(
+                        "reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id
+                    )
                     self.core.metrics.inc("sheaf_chain_failures_total", code="REORGED")
-                    await db.run(store.set_batch_state, b.batch_id, [BatchState.FINALIZED], BatchState.SIGNED,
-                                 proof_status=Status.AGGREGATING)
+                    await db.run(
+                        store.set_batch_state,
+                        b.batch_id,
+                        [BatchState.FINALIZED],
+                        BatchState.SIGNED,
+                        proof_status=Status.AGGREGATING,
+                    )
         batches = [
-            b for b in await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED) if b.domain_id == d
+            b
+            for b in await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
+            if b.domain_id == d
         ]
         for b in sorted(batches, key=lambda x: x.aggregation_id or 0):
             assert b.aggregation_id is not None
@@ -110,22 +119,45 @@ class Submitter:
         oc = await self.chain.get_aggregation(b.domain_id, b.aggregation_id)
         if oc is None or oc.root != b.root or oc.leaf_count != b.leaf_count:
             # The id holds someone else's aggregation: ours can never land under it.
-            log.error("aggregation %d/%d on chain is not batch %d; re-queueing its proofs",
-                      b.domain_id, b.aggregation_id, b.batch_id)
+            log.error(
+                "aggregation %d/%d on chain is not batch %d; re-queueing its proofs",
+                b.domain_id,
+                b.aggregation_id,
+                b.batch_id,
+            )
             self.core.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
-            await db.run(store.fail_batch, b.batch_id, "ID_TAKEN", (), (BatchState.SIGNED, BatchState.SUBMITTED))
+            await db.run(
+                store.fail_batch, b.batch_id, "ID_TAKEN", (), (BatchState.SIGNED, BatchState.SUBMITTED)
+            )
             return
         confs = head - oc.block_number + 1
         if confs >= self.confirmations:
-            ok = await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
-                              BatchState.FINALIZED, block_number=oc.block_number, proof_status=Status.FINALIZED)
+            ok = await db.run(
+                store.set_batch_state,
+                b.batch_id,
+                [BatchState.SIGNED, BatchState.SUBMITTED],
+                BatchState.FINALIZED,
+                block_number=oc.block_number,
+                proof_status=Status.FINALIZED,
+            )
             if ok:
                 self.core.metrics.observe("sheaf_submit_seconds", time.time() - b.created_ms / 1000)
-                log.info("aggregation %d/%d finalized at block %d (%d leaves)", b.domain_id, b.aggregation_id,
-                         oc.block_number, b.leaf_count)
+                log.info(
+                    "aggregation %d/%d finalized at block %d (%d leaves)",
+                    b.domain_id,
+                    b.aggregation_id,
+                    oc.block_number,
+                    b.leaf_count,
+                )
         elif b.state == BatchState.SIGNED or b.block_number != oc.block_number:
-            await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
-                         BatchState.SUBMITTED, block_number=oc.block_number, proof_status=Status.SUBMITTED)
+            await db.run(
+                store.set_batch_state,
+                b.batch_id,
+                [BatchState.SIGNED, BatchState.SUBMITTED],
+                BatchState.SUBMITTED,
+                block_number=oc.block_number,
+                proof_status=Status.SUBMITTED,
+            )
 
     async def _needs_send(self, b: BatchRow) -> bool:
         if b.state != BatchState.SUBMITTED or not b.tx_hash:
@@ -136,12 +168,20 @@ class Submitter:
         if st.known and st.status == 1:
             return False  # mined but not visible yet; next round will see it
         if st.known and st.status == 0:
-            log.warning("tx %s for aggregation %d/%d reverted; resending", b.tx_hash.hex(), b.domain_id,
-                        b.aggregation_id)
+            log.warning(
+                "tx %s for aggregation %d/%d reverted; resending",
+                b.tx_hash.hex(),
+                b.domain_id,
+                b.aggregation_id,
+            )
             self.core.metrics.inc("sheaf_chain_failures_total", code="REVERTED")
         else:
-            log.warning("tx %s for aggregation %d/%d was dropped; resending", b.tx_hash.hex(), b.domain_id,
-                        b.aggregation_id)
+            log.warning(
+                "tx %s for aggregation %d/%d was dropped; resending",
+                b.tx_hash.hex(),
+                b.domain_id,
+                b.aggregation_id,
+            )
             self.core.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
         return True
 
@@ -159,5 +199,11 @@ class Submitter:
             sigs.sort(key=lambda x: int(x[0], 16))
             chosen = [s for _, s in sigs[: self.core.cfg.threshold]]
             tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
-        await db.run(store.set_batch_state, b.batch_id, [BatchState.SIGNED, BatchState.SUBMITTED],
-                     BatchState.SUBMITTED, tx_hash=tx, proof_status=Status.SUBMITTED)
+        await db.run(
+            store.set_batch_state,
+            b.batch_id,
+            [BatchState.SIGNED, BatchState.SUBMITTED],
+            BatchState.SUBMITTED,
+            tx_hash=tx,
+            proof_status=Status.SUBMITTED,
+        )

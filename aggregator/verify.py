@@ -48,7 +48,9 @@ def auth_message(statement_hash: bytes, nonce: int, domain_id: int) -> bytes:
 
 
 def sign_submission(key: str, statement_hash: bytes, nonce: int, domain_id: int) -> bytes:
-    return bytes(Account.sign_message(encode_defunct(auth_message(statement_hash, nonce, domain_id)), key).signature)
+    return bytes(
+        Account.sign_message(encode_defunct(auth_message(statement_hash, nonce, domain_id)), key).signature
+    )
 
 
 def recover_submitter(signature: bytes, statement_hash: bytes, nonce: int, domain_id: int) -> str:
@@ -100,7 +102,9 @@ class ProofVerifier:
         import normalizers.api as napi
 
         try:
-            _, h = await asyncio.to_thread(napi.parse_vk, scheme, fmt, vk, settings, normalizer=self.normalizer)
+            _, h = await asyncio.to_thread(
+                napi.parse_vk, scheme, fmt, vk, settings, normalizer=self.normalizer
+            )
         except Exception as e:
             raise _input_error(e, "vk") from e
         return bytes(h)

@@ -60,13 +60,19 @@ def registry_artifact() -> tuple[list[dict[str, Any]], bytes]:
 
 def _tx(w3: Web3, key: str, fn: Any) -> Any:
     acct = Account.from_key(key)
-    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")})
-    rc = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction))
+    tx = fn.build_transaction(
+        {"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address, "pending")}
+    )
+    rc = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    )
     assert rc["status"] == 1, rc
     return rc
 
 
-def deploy_registry(rpc_url: str, operators: list[str], threshold: int, domains: tuple[int, ...] = (1,)) -> str:
+def deploy_registry(
+    rpc_url: str, operators: list[str], threshold: int, domains: tuple[int, ...] = (1,)
+) -> str:
     abi, code = registry_artifact()
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     owner = Account.from_key(OWNER_KEY).address
@@ -88,18 +94,43 @@ def fixture_inputs() -> list[Input]:
             d = sj / f"{circ}_{proto}"
             for i in (0, 1):
                 if (d / f"proof{i}.json").exists():
-                    out.append(Input(f"snarkjs/{circ}_{proto}/{i}", proto, "snarkjs", (d / f"proof{i}.json").read_bytes(),
-                                     (d / "verification_key.json").read_bytes(), (d / f"public{i}.json").read_bytes()))
+                    out.append(
+                        Input(
+                            f"snarkjs/{circ}_{proto}/{i}",
+                            proto,
+                            "snarkjs",
+                            (d / f"proof{i}.json").read_bytes(),
+                            (d / "verification_key.json").read_bytes(),
+                            (d / f"public{i}.json").read_bytes(),
+                        )
+                    )
     g = FIX / "gnark"
     for name in ("groth16_n1", "groth16_n3", "plonk_n1"):
         d = g / name
         if d.exists():
-            out.append(Input(f"gnark/{name}", name.split("_")[0], "gnark", (d / "proof.bin").read_bytes(),
-                             (d / "vk.bin").read_bytes(), (d / "public.bin").read_bytes()))
+            out.append(
+                Input(
+                    f"gnark/{name}",
+                    name.split("_")[0],
+                    "gnark",
+                    (d / "proof.bin").read_bytes(),
+                    (d / "vk.bin").read_bytes(),
+                    (d / "public.bin").read_bytes(),
+                )
+            )
     for d in sorted((FIX / "ezkl").glob("*/")):
         for p in sorted(d.glob("proof*.json")):
-            out.append(Input(f"ezkl/{d.name}/{p.stem}", "halo2", "ezkl", p.read_bytes(), (d / "vk.key").read_bytes(),
-                             None, (d / "settings.json").read_bytes()))
+            out.append(
+                Input(
+                    f"ezkl/{d.name}/{p.stem}",
+                    "halo2",
+                    "ezkl",
+                    p.read_bytes(),
+                    (d / "vk.key").read_bytes(),
+                    None,
+                    (d / "settings.json").read_bytes(),
+                )
+            )
     return out
 
 
@@ -137,7 +168,8 @@ const fs = require("fs");
   const [wasm, zkey, n, out] = process.argv.slice(3);
   const res = [];
   for (let i = 0; i < Number(n); i++) {
-    const { proof, publicSignals } = await snarkjs.groth16.fullProve({ a: String(i + 2), b: "7" }, wasm, zkey);
+    const input = { a: String(i + 2), b: "7" };
+    const { proof, publicSignals } = await snarkjs.groth16.fullProve(input, wasm, zkey);
     res.push({ proof, public: publicSignals });
   }
   fs.writeFileSync(out, JSON.stringify(res));
@@ -179,12 +211,29 @@ def proof_pool(n: int) -> list[Input]:
                     shutil.copy(tmp / f, d / f)
             (tmp / "prove.js").write_text(NODE_PROVE)
             lib = str(ROOT / "node_modules" / "snarkjs")
-            _run(["node", "prove.js", lib, str(d / "mul.wasm"), str(d / "mul.zkey"), str(n), str(tmp / "p.json")],
-                 tmp)
+            _run(
+                [
+                    "node",
+                    "prove.js",
+                    lib,
+                    str(d / "mul.wasm"),
+                    str(d / "mul.zkey"),
+                    str(n),
+                    str(tmp / "p.json"),
+                ],
+                tmp,
+            )
             shutil.move(str(tmp / "p.json"), out)
     vk = (d / "vk.json").read_bytes()
     items = json.loads(out.read_text())
     return [
-        Input(f"pool/{i}", "groth16", "snarkjs", json.dumps(it["proof"]).encode(), vk, json.dumps(it["public"]).encode())
+        Input(
+            f"pool/{i}",
+            "groth16",
+            "snarkjs",
+            json.dumps(it["proof"]).encode(),
+            vk,
+            json.dumps(it["public"]).encode(),
+        )
         for i, it in enumerate(items)
     ]

@@ -14,11 +14,11 @@ import pytest
 from eth_account import Account
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from agg_helpers import FIX, OPERATOR_KEYS, ROOT, SUBMITTER_KEY, deploy_registry  # noqa: E402
+from agg_helpers import FIX, OPERATOR_KEYS, ROOT, SUBMITTER_KEY, deploy_registry
 
-from aggregator.app import App  # noqa: E402
-from aggregator.config import Config  # noqa: E402
-from deploy.anvil import Anvil  # noqa: E402
+from aggregator.app import App
+from aggregator.config import Config
+from deploy.anvil import Anvil
 
 SRS = FIX / "ezkl" / "verifier-k1.srs"
 
@@ -39,9 +39,20 @@ def chain_env() -> Iterator[ChainEnv]:
 
 def make_config(env: ChainEnv, db: Path, **kw: Any) -> Config:
     base: dict[str, Any] = dict(
-        db_path=str(db), grpc_listen="127.0.0.1:0", http_listen="127.0.0.1:0", rpc_url=env.node.rpc_url,
-        registry=env.registry, operators=env.operators, threshold=2, max_leaves=8, max_wait_ms=300,
-        confirmations=2, poll_ms=200, srs_path=str(SRS), groth16_backend="groth16py", rpc_retries=2,
+        db_path=str(db),
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        rpc_url=env.node.rpc_url,
+        registry=env.registry,
+        operators=env.operators,
+        threshold=2,
+        max_leaves=8,
+        max_wait_ms=300,
+        confirmations=2,
+        poll_ms=200,
+        srs_path=str(SRS),
+        groth16_backend="groth16py",
+        rpc_retries=2,
     )
     base.update(kw)
     return Config(**base)
@@ -57,12 +68,23 @@ async def app(chain_env: ChainEnv, tmp_path: Path) -> AsyncIterator[App]:
 
 def start_operator(target: str, key: str, log: Path, registry: str | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, SHEAF_OPERATOR_KEY=key)
-    cmd = [sys.executable, "-m", "aggregator.cli", "operator", "--target", target, "--srs", str(SRS),
-           "--groth16-backend", "groth16py"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "aggregator.cli",
+        "operator",
+        "--target",
+        target,
+        "--srs",
+        str(SRS),
+        "--groth16-backend",
+        "groth16py",
+    ]
     if registry:
         cmd += ["--registry", registry]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"),
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True
+    )
 
 
 def stop_process(p: subprocess.Popen[bytes]) -> None:

@@ -79,7 +79,9 @@ async def test_rejections_over_grpc(app: App) -> None:
         for label, inp in _bad_corpus():
             want = _expected(n, inp)
             with pytest.raises(AggregatorError) as ei:
-                await c.submit(inp.scheme, inp.format, inp.proof, vk=inp.vk, public=inp.public, settings=inp.settings)
+                await c.submit(
+                    inp.scheme, inp.format, inp.proof, vk=inp.vk, public=inp.public, settings=inp.settings
+                )
             e = ei.value
             assert e.status == grpc.StatusCode.INVALID_ARGUMENT, label
             assert (e.code, e.field) == (want.code.value, want.field), label
@@ -89,7 +91,11 @@ async def test_rejections_over_grpc(app: App) -> None:
         assert (ei.value.status, ei.value.code) == (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_VK")
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, good.proof, vk_hash=b"\x42" * 32, public=good.public)
-        assert (ei.value.status, ei.value.code, ei.value.field) == (grpc.StatusCode.NOT_FOUND, "UNKNOWN_VK", "vk_hash")
+        assert (ei.value.status, ei.value.code, ei.value.field) == (
+            grpc.StatusCode.NOT_FOUND,
+            "UNKNOWN_VK",
+            "vk_hash",
+        )
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, good.proof, vk_hash=b"\x42" * 3, public=good.public)
         assert (ei.value.status, ei.value.code) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_VK_HASH")
@@ -100,7 +106,10 @@ async def test_rejections_over_grpc(app: App) -> None:
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, b" " * (2 << 20), vk=good.vk, public=good.public)
         assert (ei.value.status, ei.value.code, ei.value.field) == (
-            grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_LARGE", "proof")
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "TOO_LARGE",
+            "proof",
+        )
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, b" " * (5 << 20), vk=good.vk, public=good.public)
         assert ei.value.status == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -119,10 +128,12 @@ async def test_rejections_over_grpc(app: App) -> None:
 
         # fuzzed protobuf bytes straight onto the wire, and bit-flipped valid requests
         rng = random.Random(1234)
-        valid = pb.SubmitProofRequest(scheme=good.scheme, format=good.format, proof=good.proof, vk=good.vk,
-                                      public=good.public or b"").SerializeToString()
-        raw = c.channel.unary_unary("/sheaf.v1.Aggregator/SubmitProof", request_serializer=None,
-                                    response_deserializer=None)
+        valid = pb.SubmitProofRequest(
+            scheme=good.scheme, format=good.format, proof=good.proof, vk=good.vk, public=good.public or b""
+        ).SerializeToString()
+        raw = c.channel.unary_unary(
+            "/sheaf.v1.Aggregator/SubmitProof", request_serializer=None, response_deserializer=None
+        )
         codes: set[grpc.StatusCode] = set()
         for k in range(120):
             if k % 2:
@@ -139,12 +150,19 @@ async def test_rejections_over_grpc(app: App) -> None:
                 codes.add(e.code())
         # undecodable -> MALFORMED_REQUEST, decodable garbage -> coded rejections (a flip that leaves a
         # valid request is accepted); never UNKNOWN/INTERNAL (an unhandled exception)
-        assert codes <= {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.OK,
-                         grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
+        assert codes <= {
+            grpc.StatusCode.INVALID_ARGUMENT,
+            grpc.StatusCode.NOT_FOUND,
+            grpc.StatusCode.OK,
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+        }, codes
         with pytest.raises(grpc.aio.AioRpcError) as gi:
             await raw(b"\xff\xff\xff", timeout=10)
         md = dict(gi.value.trailing_metadata() or ())
-        assert (gi.value.code(), md.get("sheaf-error-code")) == (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED_REQUEST")
+        assert (gi.value.code(), md.get("sheaf-error-code")) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "MALFORMED_REQUEST",
+        )
         assert grpc.StatusCode.INVALID_ARGUMENT in codes
         await _serving(app.grpc.port)
 
@@ -156,9 +174,15 @@ async def test_rejections_over_grpc(app: App) -> None:
             await op.FetchBatch(pb.FetchBatchRequest(operator=Account.create().address, wait_ms=0), timeout=5)
         assert gi.value.code() == grpc.StatusCode.PERMISSION_DENIED
         with pytest.raises(grpc.aio.AioRpcError) as gi:
-            await op.SubmitAttestation(pb.SubmitAttestationRequest(
-                operator=Account.from_key(OPERATOR_KEYS[0]).address, batch_id=999, root=b"\x00" * 32,
-                signature=b"\x00" * 65), timeout=5)
+            await op.SubmitAttestation(
+                pb.SubmitAttestationRequest(
+                    operator=Account.from_key(OPERATOR_KEYS[0]).address,
+                    batch_id=999,
+                    root=b"\x00" * 32,
+                    signature=b"\x00" * 65,
+                ),
+                timeout=5,
+            )
         assert gi.value.code() == grpc.StatusCode.NOT_FOUND
 
         # and the service still accepts good work
@@ -171,19 +195,28 @@ async def test_rejections_over_grpc(app: App) -> None:
 
 async def test_prover_authentication(chain_env: ChainEnv, tmp_path: Path) -> None:
     alice, bob = Account.create(), Account.create()
-    cfg = make_config(chain_env, tmp_path / "auth.db", require_auth=True, allowlist=[alice.address],
-                      rate_per_s=0.01, burst=5)
+    cfg = make_config(
+        chain_env,
+        tmp_path / "auth.db",
+        require_auth=True,
+        allowlist=[alice.address],
+        rate_per_s=0.01,
+        burst=5,
+    )
     a = App(cfg, submitter_key=SUBMITTER_KEY)
     await a.start()
     pool = proof_pool(240)[-8:]
     n = Normalizer(groth16_backend="groth16py")
     try:
         async with AsyncClient(f"127.0.0.1:{a.grpc.port}") as c:
+
             def st(i: Input) -> bytes:
                 return n.normalize(ProofInput(i.scheme, i.format, i.proof, i.vk, i.public)).statement_hash
 
             async def sub(i: Input, **kw: Any) -> Any:
-                return await c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public, domain_id=1, **kw)
+                return await c.submit(
+                    i.scheme, i.format, i.proof, vk=i.vk, public=i.public, domain_id=1, **kw
+                )
 
             with pytest.raises(AggregatorError) as ei:
                 await sub(pool[0])
@@ -200,8 +233,14 @@ async def test_prover_authentication(chain_env: ChainEnv, tmp_path: Path) -> Non
                 await sub(pool[1], prover_key=bob.key.hex(), statement_hash=st(pool[1]), nonce=1)
             assert (ei.value.status, ei.value.code) == (grpc.StatusCode.UNAUTHENTICATED, "PROVER_NOT_ALLOWED")
             # bob signs but claims to be alice
-            req = pb.SubmitProofRequest(scheme="groth16", format="snarkjs", proof=pool[3].proof, vk=pool[3].vk,
-                                        public=pool[3].public or b"", domain_id=1)
+            req = pb.SubmitProofRequest(
+                scheme="groth16",
+                format="snarkjs",
+                proof=pool[3].proof,
+                vk=pool[3].vk,
+                public=pool[3].public or b"",
+                domain_id=1,
+            )
             from aggregator.verify import sign_submission
 
             req.auth.prover, req.auth.nonce = alice.address, 9
@@ -226,18 +265,37 @@ async def test_prover_authentication(chain_env: ChainEnv, tmp_path: Path) -> Non
 async def test_operator_check_task(chain_env: ChainEnv) -> None:
     items = [i for i in fixture_inputs() if i.scheme in ("groth16", "halo2")][:4]
     n = Normalizer(srs=SRS)
-    sts = [n.normalize(ProofInput(i.scheme, i.format, i.proof, i.vk, i.public, i.settings)).statement_hash
-           for i in items]
+    sts = [
+        n.normalize(ProofInput(i.scheme, i.format, i.proof, i.vk, i.public, i.settings)).statement_hash
+        for i in items
+    ]
     root = crypto.merkle_root(sts)
     chain = Chain(chain_env.node.rpc_url, chain_env.registry)
     chain_id = await chain.chain_id()
 
     def task(its: list[Input], r: bytes, registry: str = chain_env.registry) -> Any:
         return pb.AttestationTask(
-            has_batch=True, batch_id=1, domain_id=1, aggregation_id=7, root=r, leaf_count=len(its),
-            chain_id=chain_id, registry=registry,
-            items=[pb.BatchItem(scheme=i.scheme, format=i.format, proof=i.proof, vk=i.vk, public=i.public or b"",
-                                settings=i.settings or b"", statement_hash=s) for i, s in zip(its, sts, strict=True)])
+            has_batch=True,
+            batch_id=1,
+            domain_id=1,
+            aggregation_id=7,
+            root=r,
+            leaf_count=len(its),
+            chain_id=chain_id,
+            registry=registry,
+            items=[
+                pb.BatchItem(
+                    scheme=i.scheme,
+                    format=i.format,
+                    proof=i.proof,
+                    vk=i.vk,
+                    public=i.public or b"",
+                    settings=i.settings or b"",
+                    statement_hash=s,
+                )
+                for i, s in zip(its, sts, strict=True)
+            ],
+        )
 
     key = OPERATOR_KEYS[0]
     v = ProofVerifier(n)
@@ -245,12 +303,17 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
     assert d.signature and not d.refusal_code
     # the operator's EIP-712 digest is the registry's own
     digest = await chain.aggregation_digest(1, 7, root, len(items))
-    assert digest == attestation.aggregation_digest(attestation.Aggregation(1, 7, root, len(items)), chain_id,
-                                                    chain_env.registry)
+    assert digest == attestation.aggregation_digest(
+        attestation.Aggregation(1, 7, root, len(items)), chain_id, chain_env.registry
+    )
     assert Account._recover_hash(digest, signature=d.signature) == Account.from_key(key).address
     # a tampered proof is named and refused
     bad = list(items)
-    bad[1] = _with(items[1], public=b'["34"]') if items[1].format == "snarkjs" else _with(items[1], proof=items[1].proof[:-1])
+    bad[1] = (
+        _with(items[1], public=b'["34"]')
+        if items[1].format == "snarkjs"
+        else _with(items[1], proof=items[1].proof[:-1])
+    )
     d = await check_task(task(bad, root), v, key, chain_id, chain_env.registry)
     assert not d.signature and d.bad == [sts[1]] and d.refusal_code
     # a root that does not match the proofs

@@ -23,8 +23,13 @@ from aggregator.client import AggregatorError, AsyncClient
 from deploy.anvil import free_port
 from sheaf.v1 import aggregator_pb2 as pb
 
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED,
-             grpc.StatusCode.UNKNOWN, grpc.StatusCode.RESOURCE_EXHAUSTED)
+RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def write_config(path: Path, env: ChainEnv, db: Path, grpc_port: int, http_port: int, **extra: Any) -> None:
@@ -70,10 +75,23 @@ class AggregatorProc:
     def start(self) -> None:
         env = dict(os.environ, SHEAF_SUBMITTER_KEY=SUBMITTER_KEY)
         self.ready_file.unlink(missing_ok=True)
-        self.p = subprocess.Popen([sys.executable, "-m", "aggregator.cli", "run", "--config", str(self.cfg),
-                                   "--ready-file", str(self.ready_file)],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                  start_new_session=True)
+        self.p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aggregator.cli",
+                "run",
+                "--config",
+                str(self.cfg),
+                "--ready-file",
+                str(self.ready_file),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "ab"),
+            start_new_session=True,
+        )
         self.starts += 1
 
     def kill9(self) -> None:
@@ -156,12 +174,16 @@ async def check_exactly_once(target: str, env: ChainEnv, acked: dict[str, bytes]
         assert set(seen) == set(acked.values())
         for pid in acked:
             inc = await c.inclusion(pid)
-            assert await chain.verify_inclusion(inc.domain_id, inc.aggregation_id, inc.leaf, list(inc.merkle_path),
-                                                inc.leaf_count, inc.index), pid
+            assert await chain.verify_inclusion(
+                inc.domain_id, inc.aggregation_id, inc.leaf, list(inc.merkle_path), inc.leaf_count, inc.index
+            ), pid
     events = await chain.w3.eth.get_logs({"address": chain.registry, "fromBlock": 0, "toBlock": "latest"})
     topic = chain.w3.keccak(text="AggregationSubmitted(uint256,uint256,bytes32,uint256,uint8)")
-    ids = [int.from_bytes(e["topics"][2], "big") for e in events
-           if e["topics"][0] == topic and int.from_bytes(e["topics"][1], "big") == domain]
+    ids = [
+        int.from_bytes(e["topics"][2], "big")
+        for e in events
+        if e["topics"][0] == topic and int.from_bytes(e["topics"][1], "big") == domain
+    ]
     assert sorted(ids) == list(range(1, last + 1)), ids
     return last
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import aiohttp
 import grpc
-from conftest import ChainEnv, start_operator, stop_process
 from agg_helpers import OPERATOR_KEYS, supported_inputs
+from conftest import ChainEnv, start_operator, stop_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aggregator import crypto
@@ -31,22 +31,40 @@ async def test_all_schemes_end_to_end(app: App, chain_env: ChainEnv, tmp_path: P
     formats = {(i.scheme, i.format) for i in inputs}
     assert {("groth16", "snarkjs"), ("groth16", "gnark"), ("halo2", "ezkl")} <= formats, formats
     # Only two of the three registered operators run: threshold 2 must still be met.
-    ops = [start_operator(target, k, tmp_path / f"op{i}.log", chain_env.registry)
-           for i, k in enumerate(OPERATOR_KEYS[:2])]
+    ops = [
+        start_operator(target, k, tmp_path / f"op{i}.log", chain_env.registry)
+        for i, k in enumerate(OPERATOR_KEYS[:2])
+    ]
     try:
         async with AsyncClient(target) as c:
             # one key goes by hash, as zkVerify allows
             first = inputs[0]
             vk_hash = await c.register_vk(first.scheme, first.format, first.vk, first.settings)
-            r0 = await c.submit(first.scheme, first.format, first.proof, vk_hash=vk_hash, public=first.public,
-                                settings=first.settings)
-            rest = await asyncio.gather(*(c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public,
-                                                   settings=i.settings) for i in inputs[1:]))
+            r0 = await c.submit(
+                first.scheme,
+                first.format,
+                first.proof,
+                vk_hash=vk_hash,
+                public=first.public,
+                settings=first.settings,
+            )
+            rest = await asyncio.gather(
+                *(
+                    c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public, settings=i.settings)
+                    for i in inputs[1:]
+                )
+            )
             subs = [r0, *rest]
             assert len({s.proof_id for s in subs}) == len(inputs)
             # resubmitting the same statement is idempotent
-            again = await c.submit(first.scheme, first.format, first.proof, vk=first.vk, public=first.public,
-                                   settings=first.settings)
+            again = await c.submit(
+                first.scheme,
+                first.format,
+                first.proof,
+                vk=first.vk,
+                public=first.public,
+                settings=first.settings,
+            )
             assert again.duplicate and again.proof_id == r0.proof_id
 
             finals = await asyncio.gather(*(c.wait_finalized(s.proof_id, 120) for s in subs))
@@ -60,11 +78,13 @@ async def test_all_schemes_end_to_end(app: App, chain_env: ChainEnv, tmp_path: P
                 assert inc.kind == pb.ATTESTED
                 path = list(inc.merkle_path)
                 assert crypto.verify_path(inc.root, inc.leaf, path, inc.leaf_count, inc.index)
-                assert await chain.verify_inclusion(inc.domain_id, inc.aggregation_id, inc.leaf, path,
-                                                    inc.leaf_count, inc.index)
+                assert await chain.verify_inclusion(
+                    inc.domain_id, inc.aggregation_id, inc.leaf, path, inc.leaf_count, inc.index
+                )
                 # a wrong leaf is not included
-                assert not await chain.verify_inclusion(inc.domain_id, inc.aggregation_id, b"\x01" * 32, path,
-                                                        inc.leaf_count, inc.index)
+                assert not await chain.verify_inclusion(
+                    inc.domain_id, inc.aggregation_id, b"\x01" * 32, path, inc.leaf_count, inc.index
+                )
                 seen_aggs.add((inc.domain_id, inc.aggregation_id))
             for d, a in seen_aggs:
                 agg = await c.aggregation(d, a)
@@ -94,5 +114,7 @@ async def test_all_schemes_end_to_end(app: App, chain_env: ChainEnv, tmp_path: P
     assert "sheaf_ack_seconds_bucket" in text and "sheaf_submit_seconds_count" in text
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc.port}") as ch:
-        h = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service="sheaf.v1.Aggregator"))
+        h = await health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service="sheaf.v1.Aggregator")
+        )
         assert h.status == health_pb2.HealthCheckResponse.SERVING

@@ -15,8 +15,19 @@ from normalizers.statement import keccak256
 
 def _p(i: int, domain: int = 1, prover: str | None = None) -> NewProof:
     st = keccak256(b"stmt" + i.to_bytes(4, "big"))
-    return NewProof(domain, st, b"\x11" * 32, KIND_ATTESTED, "groth16", "snarkjs", b"proof%d" % i, b"vk", b"[]",
-                    None, prover)
+    return NewProof(
+        domain,
+        st,
+        b"\x11" * 32,
+        KIND_ATTESTED,
+        "groth16",
+        "snarkjs",
+        b"proof%d" % i,
+        b"vk",
+        b"[]",
+        None,
+        prover,
+    )
 
 
 def test_schema_and_pragmas(tmp_path: Path) -> None:
@@ -66,21 +77,36 @@ def test_batch_lifecycle_and_sequential_ids(tmp_path: Path) -> None:
     assert s.get_batch(b1.batch_id + 1) is None
     rest = s.take_queued(1, KIND_ATTESTED, 10)
     assert len(rest) == 2
-    b2 = s.create_batch(1, KIND_ATTESTED, [r.proof_id for r in rest], crypto.merkle_root([r.statement_hash for r in rest]))
+    b2 = s.create_batch(
+        1, KIND_ATTESTED, [r.proof_id for r in rest], crypto.merkle_root([r.statement_hash for r in rest])
+    )
     assert b2.aggregation_id == 2
     # compare-and-set: wrong expected state changes nothing
     assert not s.set_batch_state(b1.batch_id, [BatchState.SIGNED], BatchState.SUBMITTED)
     assert s.set_batch_state(b1.batch_id, [BatchState.PENDING], BatchState.SIGNED)
-    assert s.set_batch_state(b1.batch_id, [BatchState.SIGNED], BatchState.SUBMITTED, tx_hash=b"\x01" * 32,
-                             proof_status=Status.SUBMITTED)
-    assert s.set_batch_state(b1.batch_id, [BatchState.SUBMITTED], BatchState.FINALIZED, block_number=7,
-                             proof_status=Status.FINALIZED)
+    assert s.set_batch_state(
+        b1.batch_id,
+        [BatchState.SIGNED],
+        BatchState.SUBMITTED,
+        tx_hash=b"\x01" * 32,
+        proof_status=Status.SUBMITTED,
+    )
+    assert s.set_batch_state(
+        b1.batch_id,
+        [BatchState.SUBMITTED],
+        BatchState.FINALIZED,
+        block_number=7,
+        proof_status=Status.FINALIZED,
+    )
     b = s.get_batch(b1.batch_id)
     assert b is not None and b.tx_hash == b"\x01" * 32 and b.block_number == 7
     p0 = s.get_proof(rows[0].proof_id)
     assert p0 is not None and p0.status == Status.FINALIZED
     assert [e.status for e in s.events_after(rows[0].proof_id, 0)][-3:] == [
-        Status.AGGREGATING, Status.SUBMITTED, Status.FINALIZED]
+        Status.AGGREGATING,
+        Status.SUBMITTED,
+        Status.FINALIZED,
+    ]
     s.close()
 
 

@@ -79,14 +79,14 @@ def _snarkjs(proto: str) -> list[ProofInput]:
     return out
 
 
-def _gnark(scheme: str) -> list[ProofInput]:
+def _gnark(scheme: str, proof_kind: str = "proof") -> list[ProofInput]:
     m = json.loads((FIX / "gnark" / "manifest.json").read_text())
     out = []
     for f in m["fixtures"]:
         if f["scheme"] != scheme or f.get("producer", "gnark") != "gnark" or f.get("commitments", 0):
             continue
         fl = f["files"]
-        out.append(ProofInput(scheme, "gnark", (FIX / "gnark" / fl["proof"]).read_bytes(),
+        out.append(ProofInput(scheme, "gnark", (FIX / "gnark" / fl[proof_kind]).read_bytes(),
                               (FIX / "gnark" / fl["vk"]).read_bytes(),
                               public=(FIX / "gnark" / fl["public_witness"]).read_bytes()))  # fmt: skip
     return out
@@ -191,10 +191,12 @@ def main() -> dict[str, Any]:
         rows.append({"scheme": "groth16", "producer": "snarkjs", "sheaf_proofs_per_s": rate, "proofs": count,
                      "peer": "snarkjs groth16.verify (node, in-process loop)", "peer_proofs_per_s": peer,
                      "alt_in_process_groth16py_proofs_per_s": rate_py})  # fmt: skip
-        rate, count = _rate(_many(n, _gnark("groth16"), 512))
-        rows.append({"scheme": "groth16", "producer": "gnark", "sheaf_proofs_per_s": rate, "proofs": count,
-                     "peer": "gnark groth16.Verify (sheaf-gnark bench-verify)",
-                     "peer_proofs_per_s": native.get("groth16")})  # fmt: skip
+        for kind, label in (("proof_raw", "raw"), ("proof", "compressed")):
+            rate, count = _rate(_many(n, _gnark("groth16", kind), 512))
+            rows.append({"scheme": "groth16", "producer": "gnark", "encoding": label,
+                         "sheaf_proofs_per_s": rate, "proofs": count,
+                         "peer": "gnark groth16.Verify (sheaf-gnark bench-verify)",
+                         "peer_proofs_per_s": native.get("groth16")})  # fmt: skip
         rate, count = _rate(_many(n, _snarkjs("plonk"), 256))
         rows.append({"scheme": "plonk", "producer": "snarkjs", "sheaf_proofs_per_s": rate, "proofs": count,
                      "peer": "snarkjs plonk.verify (node, in-process loop)",
@@ -226,19 +228,20 @@ def main() -> dict[str, Any]:
 
 
 def _print(rows: list[dict[str, Any]], load: float) -> None:
-    print(f"{'scheme/producer':<18} {'sheaf p/s':>10} {'peer p/s':>10} {'ratio':>7}  target  peer")
+    print(f"{'scheme/producer':<24} {'sheaf p/s':>10} {'peer p/s':>10} {'ratio':>7}  target  peer")
     for r in rows:
         name = f"{r['scheme']}/{r['producer']}" + (f" {r['slice']}" if "slice" in r else "")
+        name += f" {r['encoding']}" if "encoding" in r else ""
         peer = r.get("peer_proofs_per_s")
         ratio = r.get("ratio_vs_peer")
         tgt = (f">={r['target_proofs_per_s']:.0f} " if "target_proofs_per_s" in r
                else f"ovh {100 * r['overhead']:.1f}%<=10% ")  # fmt: skip
         print(
-            f"{name:<18} {r['sheaf_proofs_per_s']:>10.1f} {peer or 0:>10.1f} {ratio or 0:>7.2f}  "
+            f"{name:<24} {r['sheaf_proofs_per_s']:>10.1f} {peer or 0:>10.1f} {ratio or 0:>7.2f}  "
             f"{tgt}{'ok' if r['meets_target'] else 'MISS'}  {r['peer']}"
         )
         if "alt_in_process_groth16py_proofs_per_s" in r:
-            print(f"{'  (groth16py)':<18} {r['alt_in_process_groth16py_proofs_per_s']:>10.1f}")
+            print(f"{'  (groth16py backend)':<24} {r['alt_in_process_groth16py_proofs_per_s']:>10.1f}")
     print(f"(1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores)")
 
 

@@ -111,18 +111,35 @@ def g2_in_subgroup(x: Fp2, y: Fp2) -> bool:
     return g2_mul(x, y, R)[2] == _ZERO
 
 
+def fp_sqrt(x: int) -> int | None:
+    r = pow(x, (P + 1) // 4, P)  # p = 3 mod 4
+    return r if r * r % P == x % P else None
+
+
+_INV2 = pow(2, -1, P)
+
+
 def f2_sqrt(a: Fp2) -> Fp2 | None:
-    """A square root in Fp2 (p = 3 mod 4), or None; used by tests to build twist points."""
-    if a == _ZERO:
-        return _ZERO
-    a1 = _f2_pow(a, (P - 3) // 4)
-    alpha = f2_mul(a1, f2_mul(a1, a))
-    x0 = f2_mul(a1, a)
-    if alpha == (P - 1, 0):
-        return f2_mul((0, 1), x0) if f2_sqr(f2_mul((0, 1), x0)) == a else None
-    b = _f2_pow(f2_add(_ONE, alpha), (P - 1) // 2)
-    r = f2_mul(b, x0)
-    return r if f2_sqr(r) == a else None
+    """A square root in Fp2 = Fp[u]/(u^2+1), or None. Via the norm ("complex method"): two or three
+    Fp exponentiations (C-speed `pow`) instead of Fp2 exponentiations in Python."""
+    a0, a1 = a[0] % P, a[1] % P
+    if a1 == 0:
+        s = fp_sqrt(a0)
+        if s is not None:
+            return (s, 0)
+        s = fp_sqrt(-a0 % P)  # sqrt(a0) = sqrt(-a0) * u
+        return (0, s) if s is not None else None
+    n = fp_sqrt((a0 * a0 + a1 * a1) % P)
+    if n is None:
+        return None
+    x0 = fp_sqrt((a0 + n) * _INV2 % P)
+    if x0 is None:
+        x0 = fp_sqrt((a0 - n) * _INV2 % P)
+        if x0 is None:
+            return None
+    x1 = a1 * pow(2 * x0, -1, P) % P
+    r = (x0, x1)
+    return r if f2_sqr(r) == (a0, a1) else None
 
 
 def _f2_pow(a: Fp2, e: int) -> Fp2:

@@ -233,6 +233,7 @@ class Normalizer:
                 flush(v)
 
         decoding: list[tuple[int, bytes, Any]] = []
+        pending: list[tuple[int, str, Any]] = []  # PLONK: decoded + verified by the sidecar, in flight
         for i, inp in enumerate(inputs):
             try:
                 v = self._precheck(inp)
@@ -246,11 +247,25 @@ class Normalizer:
                         (i, vk_raw, v.submit_gnark(vk_raw, bytes(inp.proof), _b(inp.public), self.ctx))
                     )
                     continue
+                if isinstance(v, plonk.PlonkVerifier):
+                    pending.append(
+                        (
+                            i,
+                            inp.format,
+                            v.submit(inp.format, bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx),
+                        )
+                    )
+                    continue
                 _, st = self.parse(inp)
             except NormalizeError as e:
                 out[i] = e
                 continue
             add(i, v, inp.format, st)
+        for i, fmt, pfut in pending:
+            try:
+                add(i, plonk.VERIFIER, fmt, plonk.VERIFIER.finish(pfut, self.ctx))
+            except NormalizeError as e:
+                out[i] = e
         g16 = groth16.VERIFIER
         for i, vk_raw, fut in decoding:
             try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from normalizers import groth16 as g16
@@ -99,9 +100,18 @@ class PlonkVerifier:
             return ParsedVk(Scheme.PLONK, _hex(r, "canonical_vk"), int(r.get("n_public", -1)))
         raise NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"plonk does not support format {fmt!r:.40}")
 
-    def _request(
+    def submit(
         self, fmt: str, vk: bytes, proof: bytes, public: bytes | None, ctx: Context
-    ) -> dict[str, Any]:
+    ) -> Future[dict[str, Any]]:
+        """Put one plonk.normalize in flight (the sidecar works on several at once)."""
+        return self._request(fmt, vk, proof, public, ctx, wait=False)  # type: ignore[return-value]
+
+    def finish(self, fut: Future[dict[str, Any]], ctx: Context) -> Statement:
+        return self._statement(ctx.sidecar().result(fut, "plonk.normalize"))
+
+    def _request(
+        self, fmt: str, vk: bytes, proof: bytes, public: bytes | None, ctx: Context, wait: bool = True
+    ) -> dict[str, Any] | Future[dict[str, Any]]:
         if public is None:
             raise NormalizeError(Code.MALFORMED, "public", f"{fmt} PLONK needs the public inputs file")
         if fmt == "gnark":
@@ -116,10 +126,16 @@ class PlonkVerifier:
                 "proof": loads("proof", proof, ctx.limits),
                 "public": loads("public", public, ctx.limits),
             }
+        if not wait:
+            return ctx.sidecar().submit("plonk.normalize", format=fmt, **params)
         return ctx.sidecar().request("plonk.normalize", format=fmt, **params)
 
     def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:
         r = self._request(fmt, vk.native, proof, public, ctx)
+        assert isinstance(r, dict)
+        return self._statement(r)
+
+    def _statement(self, r: dict[str, Any]) -> Statement:
         canonical_vk = _hex(r, "canonical_vk")
         pubs_raw = r.get("public_inputs")
         if not isinstance(pubs_raw, list):

@@ -136,7 +136,7 @@ def _dequantized_outputs(witness: dict[str, object], settings: dict[str, object]
     vals: list[float] = []
     for tensor, scale in zip(outs, scales, strict=False):
         for h in tensor:
-            v = int.from_bytes(bytes.fromhex(h)[::-1], "little") if isinstance(h, str) else int(h)
+            v = int.from_bytes(bytes.fromhex(h), "little") if isinstance(h, str) else int(h)
             vals.append(_signed(v) / float(2 ** int(scale)))
     return tuple(vals)
 

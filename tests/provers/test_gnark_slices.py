@@ -132,3 +132,32 @@ def test_changed_slice_input_breaks_the_chain(gg_run: ModelRun, tmp_path: Path) 
         check_chain([p0, forged_p1, gg_run.proofs[2]])
     assert ei.value.code == "PROVER_CHAIN_BROKEN" and "layer1" in ei.value.message
     assert [c.linked for c in check_chain(gg_run.proofs)] == [True, True]
+
+
+def test_q_bits_too_small_is_a_clear_range_error(gg_run: ModelRun) -> None:
+    s = gg_run.slices[0]
+    qs = quant.quantize_layers("layer0", dense_layers(s.model, "layer0"), 8, 4)
+    with pytest.raises(ProverError) as ei:
+        quant.evaluate(qs, quant.quantize_tensor(gg_run.outputs["x"], 8))
+    assert ei.value.code == "PROVER_RANGE" and "q_bits" in ei.value.message
+
+
+def test_cli_prove_writes_manifest_and_table(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from provers.cli import main as cli_main
+    from provers.pipeline import load_manifest
+
+    cfg = write_config(tmp_path, GG)
+    assert (
+        cli_main(["prove", "--model", str(model_path), "--config", str(cfg), "--out", str(tmp_path / "p")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["slice", "backend", "prove_s", "proof_B"]
+    assert [ln.split()[0] for ln in lines[1:4]] == ["layer0", "layer1", "head"]
+    assert "chain layer0 -> layer1 via a0: linked (poseidon-ezkl)" in out
+    proofs = load_manifest(tmp_path / "p" / "proofs.json")
+    assert [p.scheme for p in proofs] == ["groth16", "plonk", "groth16"]
+    assert all(p.keys_cached for p in proofs)  # the module fixture made the same circuits

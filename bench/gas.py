@@ -21,7 +21,6 @@ Writes bench/results/gas.json.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -222,16 +221,15 @@ def _inner_leaves() -> list[dict[str, Any]]:
 
 
 def _outer_proof(batch: int, circuit_hash: str, leaves: list[dict[str, Any]]) -> dict[str, Any]:
-    from deploy.recursive import prove_outer
+    """A real outer proof of `leaves`: reused from build/recursion/ (same circuit and leaves) or proved."""
+    from deploy.recursive import load_outer, outer_cache_path, prove_outer, save_outer
 
-    digest = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode()).hexdigest()[:16]
-    cached = REPO_ROOT / "build" / "recursion" / f"outer_b{batch}_p1_{circuit_hash[:16]}_{digest}.json"
-    if cached.exists():
-        d: dict[str, Any] = json.loads(cached.read_text())
-        d["cached"] = True
-        return d
-    p = prove_outer(batch, leaves)
-    d = {
+    path = outer_cache_path(batch, 1, circuit_hash, leaves)
+    cached = path.exists()
+    p = load_outer(path) if cached else prove_outer(batch, leaves)
+    if not cached:
+        save_outer(p, outer_cache_path(batch, 1, p.circuit_hash, leaves))
+    return {
         "leaves": ["0x" + x.hex() for x in p.leaves],
         "root": "0x" + p.root.hex(),
         "proof": "0x" + p.proof.hex(),
@@ -239,11 +237,8 @@ def _outer_proof(batch: int, circuit_hash: str, leaves: list[dict[str, Any]]) ->
         "prove_s": p.prove_s,
         "prove_wall_s": p.wall_s,
         "prove_peak_rss_mib": p.peak_rss_mib,
+        "cached": cached,
     }
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(d, indent=1) + "\n")
-    d["cached"] = False
-    return d
 
 
 def _recursive_real(

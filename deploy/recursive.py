@@ -412,3 +412,44 @@ def prove_outer(
         prove_s=round(int(r.get("prove_ms", 0)) / 1000, 1),
         peak_rss_mib=round(usage.ru_maxrss / 1024),  # KiB on Linux
     )
+
+
+def outer_cache_path(batch: int, npub: int, circuit_hash: str, leaves: list[dict[str, Any]]) -> Path:
+    """Where a real outer proof of these inner leaves is kept for reuse (bench/gas.py; tests save theirs)."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode()).hexdigest()[:16]
+    return REPO_ROOT / GENERATED_DIR / f"outer_b{batch}_p{npub}_{circuit_hash[:16]}_{digest}.json"
+
+
+def save_outer(p: OuterProof, path: Path) -> None:
+    d = {
+        "leaves": ["0x" + x.hex() for x in p.leaves],
+        "root": "0x" + p.root.hex(),
+        "count": p.count,
+        "proof": "0x" + p.proof.hex(),
+        "public_inputs": [hex(x) for x in p.public_inputs],
+        "circuit_hash": p.circuit_hash,
+        "wall_s": p.wall_s,
+        "prove_s": p.prove_s,
+        "peak_rss_mib": p.peak_rss_mib,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(d, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def load_outer(path: Path) -> OuterProof:
+    d = json.loads(path.read_text())
+    return OuterProof(
+        leaves=[bytes.fromhex(h[2:]) for h in d["leaves"]],
+        root=bytes.fromhex(d["root"][2:]),
+        count=int(d["count"]),
+        proof=bytes.fromhex(d["proof"][2:]),
+        public_inputs=[int(x, 16) for x in d["public_inputs"]],
+        circuit_hash=str(d["circuit_hash"]),
+        wall_s=float(d["wall_s"]),
+        prove_s=float(d["prove_s"]),
+        peak_rss_mib=int(d["peak_rss_mib"]),
+    )

@@ -53,19 +53,13 @@ def _supports_slice(binary: Path) -> bool:
 
 @cache
 def slice_command() -> tuple[str, ...]:
-    """argv prefix for the slice tool: $SHEAF_SLICE_BIN, a wired sheaf-gnark, or sheaf-slice (built)."""
+    """argv prefix for the slice tool: $SHEAF_SLICE_BIN; else build/bin/sheaf-slice rebuilt by `go build`
+    (incremental, so never stale against gnark/slice); else a sheaf-gnark that has `slice` wired."""
     if env := os.environ.get("SHEAF_SLICE_BIN"):
         return (env,)
-    gnark_bin = Path(os.environ.get("SHEAF_GNARK_BIN", REPO / "build" / "bin" / "sheaf-gnark"))
-    if gnark_bin.exists() and _supports_slice(gnark_bin):
-        return (str(gnark_bin), "slice")
     standalone = REPO / "build" / "bin" / "sheaf-slice"
     go = shutil.which("go")
-    if go is None and not standalone.exists():
-        raise ProverError(
-            "PROVER_BACKEND_FAILED", "no slice binary and no `go` to build gnark/slice/cmd/sheaf-slice"
-        )
-    if go is not None:  # go build is incremental: cheap when up to date, rebuilds on source changes
+    if go is not None:
         r = subprocess.run(
             [go, "build", "-o", str(standalone), "./slice/cmd/sheaf-slice"],
             cwd=GNARK_MODULE,
@@ -74,7 +68,15 @@ def slice_command() -> tuple[str, ...]:
         )
         if r.returncode != 0:
             raise ProverError("PROVER_BACKEND_FAILED", f"go build sheaf-slice: {r.stderr.strip()}")
-    return (str(standalone),)
+        return (str(standalone),)
+    gnark_bin = Path(os.environ.get("SHEAF_GNARK_BIN", REPO / "build" / "bin" / "sheaf-gnark"))
+    if gnark_bin.exists() and _supports_slice(gnark_bin):
+        return (str(gnark_bin), "slice")
+    if standalone.exists():
+        return (str(standalone),)
+    raise ProverError(
+        "PROVER_BACKEND_FAILED", "no slice binary (set SHEAF_SLICE_BIN) and no `go` to build one"
+    )
 
 
 def _code_of(stderr: str) -> str:
@@ -110,7 +112,14 @@ def prove(
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise ProverError(_code_of(r.stderr), f"slice {spec.get('name')!r} ({backend}): {r.stderr.strip()}")
-    res = json.loads(r.stdout)
+    # the result is the last stdout line: gnark/std package initialisers may log before main runs
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    want = spec.get("commitment") or "mimc-bn254"
+    if res.get("commitment") != want:  # an outdated binary would silently ignore the field
+        raise ProverError(
+            "PROVER_BACKEND_FAILED",
+            f"slice tool {slice_command()[0]} committed with {res.get('commitment')!r}, not {want!r}",
+        )
     return GnarkProof(
         backend=res["backend"],
         target=res["target"],

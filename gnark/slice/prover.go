@@ -45,6 +45,7 @@ type Result struct {
 	Name          string   `json:"name"`
 	Backend       string   `json:"backend"`
 	Target        string   `json:"target"`
+	Commitment    string   `json:"commitment"`
 	CircuitHash   string   `json:"circuit_hash"`
 	Constraints   int      `json:"constraints"`
 	PublicInputs  []string `json:"public_inputs"` // 0x-hex, 32-byte big-endian: [in_commit, out_commit]
@@ -195,7 +196,11 @@ func Prove(spec *Spec, bk, target, cacheDir, outDir string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Name: spec.Name, Backend: bk, Target: target, CircuitHash: ch,
+	commitment := spec.Commitment
+	if commitment == "" {
+		commitment = CommitMiMC
+	}
+	res := &Result{Name: spec.Name, Backend: bk, Target: target, Commitment: commitment, CircuitHash: ch,
 		Constraints: ccs.GetNbConstraints(), Output: claimed}
 	t0 := time.Now()
 	pk, vk, cached, err := loadOrSetup(ccs, bk, filepath.Join(cacheDir, ch[:32]+"-"+bk))

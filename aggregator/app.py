@@ -109,6 +109,7 @@ class App:
             self.metrics,
             self.prover,
         )
+        self.core.chain_reader = self.chain.next_aggregation_id
         self.grpc = GrpcServer(self.core, cfg.grpc_listen)
         self.submitter = Submitter(self.core, self.chain, cfg.confirmations, cfg.poll_ms / 1000)
         self.http = HttpApi(self.core, self._ready)

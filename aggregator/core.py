@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -177,6 +177,9 @@ class Core:
         self._proving: dict[int, asyncio.Task[None]] = {}
         self.stopping = False
         self.accepting = True
+        # domain -> registry's nextAggregationId, kept fresh by the submitter
+        self.chain_next: dict[int, int] = {}
+        self.chain_reader: Callable[[int], Awaitable[int]] | None = None
         self._queue_depth: dict[tuple[tuple[str, str], ...], float] = {}
         m = self.metrics
         m.describe("sheaf_submissions_total", "Submissions by result (accepted, duplicate, rejected)")
@@ -395,6 +398,16 @@ class Core:
 
     # -- batching ---------------------------------------------------------------------------------
 
+    async def _chain_next(self, domain: int) -> int:
+        """The registry's next aggregation id for the domain (cached; the submitter refreshes it).
+        Without a chain reader, or while the node is down, the local sequence alone decides."""
+        if domain not in self.chain_next and self.chain_reader is not None:
+            try:
+                self.chain_next[domain] = await self.chain_reader(domain)
+            except Exception as e:
+                log.warning("cannot read next aggregation id of domain %d: %s", domain, e)
+        return self.chain_next.get(domain, 1)
+
     async def _batcher(self) -> None:
         # Batches persisted before a crash that still need a recursive proof get their job again.
         if self.prover is not None:
@@ -421,8 +434,9 @@ class Core:
                 continue
             root = crypto.merkle_root([r.statement_hash for r in rows])
             agg_kind = KIND_RECURSIVE if kind == KIND_RECURSIVE and self.prover is not None else KIND_ATTESTED
+            floor = await self._chain_next(domain)
             b = await self.db.run(
-                self.db.store.create_batch, domain, agg_kind, [r.proof_id for r in rows], root
+                self.db.store.create_batch, domain, agg_kind, [r.proof_id for r in rows], root, floor
             )
             self.metrics.observe("sheaf_batch_size", len(rows), SIZE_BUCKETS, kind=agg_kind)
             log.info(

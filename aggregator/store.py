@@ -372,11 +372,13 @@ class Store:
         r = self.db.execute("SELECT agg_proof FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
         return None if r is None or r[0] is None else bytes(r[0])
 
-    def create_batch(self, domain_id: int, kind: str, proof_ids: Sequence[str], root: bytes) -> BatchRow:
+    def create_batch(
+        self, domain_id: int, kind: str, proof_ids: Sequence[str], root: bytes, min_id: int = 1
+    ) -> BatchRow:
         """Persist the batch (leaf order = proof_ids order) before anyone signs or proves it.
 
-        The aggregation id is the next one in the domain: ids are sequential on chain, so a failed batch
-        gives its id back (see fail_batch).
+        The aggregation id is the next one in the domain (at least min_id): ids are sequential on chain,
+        so a failed batch gives its id back (see fail_batch).
         """
         ts = now_ms()
         cur = self.db.cursor()
@@ -386,7 +388,8 @@ class Store:
                 "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
                 (domain_id, BatchState.FAILED),
             ).fetchone()
-            agg_id = int(r[0] or 0) + 1
+            # min_id: the chain's next id (another aggregator or an earlier database may have used ids)
+            agg_id = max(int(r[0] or 0) + 1, min_id)
             cur.execute(
                 "INSERT INTO batches (domain_id, kind, aggregation_id, root, leaf_count, state, created_ms, "
                 "updated_ms) VALUES (?,?,?,?,?,?,?,?)",

@@ -75,6 +75,7 @@ class Submitter:
     async def _domain(self, d: int, head: int) -> None:
         db, store = self.core.db, self.core.db.store
         nxt = await self.chain.next_aggregation_id(d)
+        self.core.chain_next[d] = nxt
         last = nxt - 1
         if await db.run(store.max_aggregation, d, BatchState.FINALIZED) > last:
             for b in await db.run(store.batches_in, BatchState.FINALIZED):

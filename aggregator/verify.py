@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,14 +68,26 @@ def _input_error(e: Exception, default_field: str) -> Exception:
 
 
 class ProofVerifier:
-    """Wraps normalizers.Normalizer; maps its errors to InputError so callers see one error type."""
+    """Wraps normalizers.Normalizer; maps its errors to InputError so callers see one error type.
 
-    def __init__(self, normalizer: Any | None = None) -> None:
+    Concurrent verify() calls are micro-batched into normalize_many (one sidecar round trip and one
+    RLC batch check for Groth16), with at most `parallel` batches in flight: a lone request is
+    verified at once, under load the batches grow by themselves (as the group commit does).
+    """
+
+    def __init__(
+        self, normalizer: Any | None = None, *, max_batch: int = 64, parallel: int | None = None
+    ) -> None:
         if normalizer is None:
             from normalizers.api import Normalizer
 
             normalizer = Normalizer()
         self.normalizer = normalizer
+        self.max_batch = max_batch
+        self.parallel = parallel or max(2, os.cpu_count() or 2)
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def verify(self, item: Item) -> Verified:
         from normalizers.api import ProofInput
@@ -87,16 +100,47 @@ class ProofVerifier:
             public=item.public,
             settings=item.settings,
         )
-        try:
-            env = await self.normalizer.anormalize(pin)
-        except Exception as e:
-            raise _input_error(e, "proof") from e
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((pin, fut))
+        if self._inflight < self.parallel:
+            self._inflight += 1
+            t = asyncio.create_task(self._drain())
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+        env = await fut
         return Verified(
             statement_hash=bytes(env.statement_hash),
             vk_hash=bytes(env.vk_hash),
             scheme=item.scheme,
             recursion_eligible=bool(getattr(env, "recursion_eligible", False)),
         )
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+                try:
+                    if len(group) == 1:
+                        results: list[Any] = [await self._one(group[0][0])]
+                    else:
+                        results = await self.normalizer.anormalize_many([p for p, _ in group])
+                except Exception as e:  # the whole call failed (e.g. sidecar gone): every caller hears it
+                    results = [e] * len(group)
+                for (_, f), r in zip(group, results, strict=True):
+                    if f.done():
+                        continue
+                    if isinstance(r, Exception):
+                        f.set_exception(_input_error(r, "proof"))
+                    else:
+                        f.set_result(r)
+        finally:
+            self._inflight -= 1
+
+    async def _one(self, pin: Any) -> Any:
+        try:
+            return await self.normalizer.anormalize(pin)
+        except Exception as e:
+            return e
 
     async def vk_hash(self, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> bytes:
         import normalizers.api as napi

@@ -227,6 +227,11 @@ async def test_kill9_under_concurrent_load(chain_env: ChainEnv, tmp_path: Path) 
         n_aggs = await check_exactly_once(target, chain_env, acked)
         assert n_aggs >= len(proofs) // 16
         assert kills >= 4 and agg.starts >= 6
+        # graceful stop: SIGTERM drains and exits cleanly
+        assert agg.p is not None
+        agg.p.send_signal(signal.SIGTERM)
+        assert agg.p.wait(30) == 0
+        assert '"msg": "stopped"' in (tmp_path / "aggregator.log").read_text()
     finally:
         agg.stop()
         for p in ops:

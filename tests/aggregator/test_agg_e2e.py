@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import sys
 from pathlib import Path
 
 import aiohttp
 import grpc
-from agg_helpers import OPERATOR_KEYS, supported_inputs
+import pytest
+from agg_helpers import OPERATOR_KEYS, ROOT, proof_pool, supported_inputs
 from conftest import ChainEnv, start_operator, stop_process
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -118,3 +121,117 @@ async def test_all_schemes_end_to_end(app: App, chain_env: ChainEnv, tmp_path: P
             health_pb2.HealthCheckRequest(service="sheaf.v1.Aggregator")
         )
         assert h.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    p = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "aggregator.cli",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await p.communicate()
+    return int(p.returncode or 0), out.decode(), err.decode()
+
+
+async def test_cli_submit_status_and_http_post(app: App, chain_env: ChainEnv, tmp_path: Path) -> None:
+    target = f"127.0.0.1:{app.grpc.port}"
+    ops = [start_operator(target, k, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[1:])]
+    pool = proof_pool(240)
+    try:
+        p = pool[100]
+        for name, data in (("proof.json", p.proof), ("vk.json", p.vk), ("public.json", p.public or b"")):
+            (tmp_path / name).write_bytes(data)
+        code, out, err = await _cli(
+            "submit",
+            "--target",
+            target,
+            "--scheme",
+            "groth16",
+            "--format",
+            "snarkjs",
+            "--proof",
+            str(tmp_path / "proof.json"),
+            "--vk",
+            str(tmp_path / "vk.json"),
+            "--public",
+            str(tmp_path / "public.json"),
+            "--rpc-url",
+            chain_env.node.rpc_url,
+            "--timeout",
+            "60",
+        )
+        assert code == 0, err
+        res = json.loads(out)
+        assert res["status"] == "FINALIZED" and res["verified_on_chain"] is True
+        assert res["receipt"]["leaf"] == res["statement_hash"] and res["receipt"]["kind"] == "ATTESTED"
+        code, out, _ = await _cli("status", res["proof_id"], "--target", target)
+        st = json.loads(out)
+        assert code == 0 and st["status"] == "FINALIZED" and st["receipt"]["root"] == res["receipt"]["root"]
+        # a bad proof file: exit code 2 and the normalizer's code on stderr
+        (tmp_path / "bad.json").write_bytes(b"{")
+        code, _, err = await _cli(
+            "submit",
+            "--target",
+            target,
+            "--scheme",
+            "groth16",
+            "--format",
+            "snarkjs",
+            "--proof",
+            str(tmp_path / "bad.json"),
+            "--vk",
+            str(tmp_path / "vk.json"),
+            "--public",
+            str(tmp_path / "public.json"),
+        )
+        assert code == 2 and json.loads(err)["error"]["code"] == "MALFORMED"
+        code, _, err = await _cli("status", "1-00", "--target", target)
+        assert code == 2 and json.loads(err)["error"]["code"] == "UNKNOWN_PROOF"
+
+        # JSON submission over HTTP
+        q = pool[101]
+        body = {
+            "scheme": "groth16",
+            "format": "snarkjs",
+            "proof": base64.b64encode(q.proof).decode(),
+            "vk": base64.b64encode(q.vk).decode(),
+            "public": base64.b64encode(q.public or b"").decode(),
+        }
+        async with aiohttp.ClientSession() as s:
+            url = f"http://127.0.0.1:{app.http.port}"
+            async with s.post(f"{url}/v1/proofs", json=body) as r:
+                assert r.status == 200
+                got = await r.json()
+            assert got["status"] == "QUEUED" and got["duplicate"] is False
+            async with s.post(f"{url}/v1/proofs", json=dict(body, proof="%%%")) as r:
+                e = (await r.json())["error"]
+                assert r.status == 400 and (e["code"], e["field"]) == ("MALFORMED", "proof")
+            async with s.post(
+                f"{url}/v1/proofs", json=dict(body, public=base64.b64encode(b'["1"]').decode())
+            ) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "VERIFICATION_FAILED"
+        async with AsyncClient(target) as c:
+            fin = await c.wait_finalized(got["proof_id"], 60)
+            assert fin.status == pb.FINALIZED
+    finally:
+        for o in ops:
+            stop_process(o)
+
+
+def test_config_file(tmp_path: Path) -> None:
+    from aggregator.config import Config
+
+    p = tmp_path / "sheaf.toml"
+    p.write_text('[aggregator]\nmax_leaves = 7\noperators = ["0x01", "0x02"]\nthreshold = 2\n')
+    cfg = Config.load(p, db_path="x.db")
+    assert (cfg.max_leaves, cfg.threshold, cfg.db_path, cfg.confirmations) == (7, 2, "x.db", 2)
+    p.write_text("[aggregator]\nmax_leafs = 7\n")
+    with pytest.raises(ValueError, match="max_leafs"):
+        Config.load(p)
+    p.write_text('[aggregator]\noperators = ["0x01"]\nthreshold = 2\n')
+    with pytest.raises(ValueError, match="threshold"):
+        Config.load(p)

@@ -81,6 +81,10 @@ def test_batch_lifecycle_and_sequential_ids(tmp_path: Path) -> None:
         1, KIND_ATTESTED, [r.proof_id for r in rest], crypto.merkle_root([r.statement_hash for r in rest])
     )
     assert b2.aggregation_id == 2
+    # the chain may be ahead (ids used by an earlier database): the floor wins
+    s.insert_proofs([_p(99)])
+    b3 = s.create_batch(1, KIND_ATTESTED, [_p(99).proof_id], b"\x05" * 32, min_id=10)
+    assert b3.aggregation_id == 10
     # compare-and-set: wrong expected state changes nothing
     assert not s.set_batch_state(b1.batch_id, [BatchState.SIGNED], BatchState.SUBMITTED)
     assert s.set_batch_state(b1.batch_id, [BatchState.PENDING], BatchState.SIGNED)

@@ -20,6 +20,7 @@ import (
 	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_emulated"
 	"github.com/consensys/gnark/std/commitments/pedersen"
+	"github.com/consensys/gnark/std/hash/mimc"
 	"github.com/consensys/gnark/std/hash/sha3"
 	"github.com/consensys/gnark/std/math/emulated"
 	"github.com/consensys/gnark/std/math/emulated/emparams"
@@ -121,10 +122,12 @@ func (ch Child) Root() [32]byte {
 	return r
 }
 
-// Assign builds a full assignment (right == nil: absent right child, the left proof is reused)
+// Assign builds a full assignment for c (right == nil: absent right child, the left proof is reused)
 // and returns it with the parent's public values.
 func (c *MergeCircuit) Assign(left Child, right *Child) (*MergeCircuit, Child, error) {
-	a := *c
+	// Only the exported (witness) fields: the fixed vk lives in the circuit definition, and a
+	// solver mutates the circuit it runs, so assignments share nothing with it.
+	a := MergeCircuit{}
 	var err error
 	if a.Left, err = stdgroth16.ValueOfProof[sw_bn254.G1Affine, sw_bn254.G2Affine](left.Proof); err != nil {
 		return nil, Child{}, fmt.Errorf("left proof: %w", err)
@@ -216,8 +219,8 @@ func (c *MergeCircuit) Define(api frontend.API) error {
 //	  e(rho^2 D0 + rho^3 D1, -G/sigma) e(rho^2 P0 + rho^3 P1, G) == 1
 //
 // where Ki = IC0 + sum x_ij IC_j + h_i IC_4 + D_i and h_i is the commitment's hash-to-field.
-// rho comes from the commit API over every proof limb and public input, i.e. after the proofs
-// are fixed; 128-bit so the scalar muls are half length (soundness error ~2^-128).
+// rho is a MiMC Fiat-Shamir hash of every proof limb and public input (the vk is constant),
+// cut to 128 bits so the scalar muls are half length (soundness error ~2^-128).
 func (c *MergeCircuit) assertBatched(api frontend.API, fr *emulated.Field[emparams.BN254Fr], pubs [2][]frEl) error {
 	curve, err := sw_emulated.New[emparams.BN254Fp, emparams.BN254Fr](api, sw_emulated.GetBN254Params())
 	if err != nil {
@@ -247,15 +250,21 @@ func (c *MergeCircuit) assertBatched(api frontend.API, fr *emulated.Field[empara
 		pairing.AssertIsOnG1(&p.CommitmentPok.G1El)
 		pairing.AssertIsOnG2(&p.Bs)
 	}
-	committer, ok := api.(frontend.Committer)
-	if !ok {
-		return fmt.Errorf("batched mode needs a builder with the commit API")
-	}
-	chal, err := committer.Commit(limbs...)
+	// Fiat-Shamir: rho = MiMC(every proof limb and public input), limbs packed 3 per element.
+	// (The commit API is not usable here: its callback runs after the range checker closed,
+	// and the emulated arithmetic below needs range checks.)
+	h, err := mimc.NewMiMC(api)
 	if err != nil {
 		return err
 	}
-	rho := fr.FromBits(api.ToBinary(chal, 254)[:128]...)
+	for k := 0; k < len(limbs); k += 3 {
+		var acc frontend.Variable = 0
+		for j := min(k+3, len(limbs)) - 1; j >= k; j-- {
+			acc = api.Add(api.Mul(acc, new(big.Int).Lsh(big.NewInt(1), 64)), limbs[j])
+		}
+		h.Write(acc)
+	}
+	rho := fr.FromBits(api.ToBinary(h.Sum(), 254)[:128]...)
 	rho2 := fr.Mul(rho, rho)
 	rho3 := fr.Mul(rho2, rho)
 	short := algopts.WithNbScalarBits(128)

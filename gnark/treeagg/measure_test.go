@@ -10,6 +10,7 @@ import (
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
+	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
 )
@@ -55,6 +56,9 @@ func TestMeasure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if m.mode != treeOnly {
+			assertChildShape(t, ccs)
+		}
 		res[m.name] = map[string]any{"r1cs": ccs.GetNbConstraints(), "compile_s": time.Since(t0).Seconds(),
 			"peak_rss_mib": peakRSS()}
 		t.Logf("%s: %d R1CS, compile %.1fs, peak RSS %d MiB", m.name, ccs.GetNbConstraints(),
@@ -88,6 +92,7 @@ func TestRealProve(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc := time.Since(t0)
+	assertChildShape(t, ccs)
 	t.Logf("compiled %d R1CS in %s, peak RSS %d MiB", ccs.GetNbConstraints(), tc, peakRSS())
 	t0 = time.Now()
 	pk, vk, err := groth16.Setup(ccs)
@@ -116,4 +121,14 @@ func TestRealProve(t *testing.T) {
 	}
 	t.Logf("RESULT mode=%s r1cs=%d compile=%s setup=%s prove=%s peak_rss_mib=%d", which,
 		ccs.GetNbConstraints(), tc.Round(time.Second), ts.Round(time.Second), tp.Round(time.Second), peakRSS())
+}
+
+// assertChildShape: a merge proof must itself be a valid child of the next level: 3 public
+// inputs and exactly one BSB22 commitment over no public input (NewMergeCircuit's requirement).
+func assertChildShape(t *testing.T, ccs constraint.ConstraintSystem) {
+	t.Helper()
+	cm, ok := ccs.GetCommitments().(constraint.Groth16Commitments)
+	if !ok || len(cm) != 1 || len(cm[0].PublicAndCommitmentCommitted) != 0 || ccs.GetNbPublicVariables() != 1+NbChildPublic {
+		t.Fatalf("merge circuit is not a valid child shape: %d public, commitments %+v", ccs.GetNbPublicVariables(), ccs.GetCommitments())
+	}
 }

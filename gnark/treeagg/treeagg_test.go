@@ -99,9 +99,14 @@ func getFixture(t *testing.T) fixture {
 	return fix
 }
 
-func solved(t *testing.T, circuit, assignment frontend.Circuit) error {
+// solved runs the test engine on a FRESH circuit (the engine writes into the circuit it runs).
+func solved(t *testing.T, mode Mode, assignment frontend.Circuit) error {
 	t.Helper()
-	return test.IsSolved(circuit, assignment, ecc.BN254.ScalarField())
+	c, err := NewMergeCircuit(getFixture(t).vk, 2, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return test.IsSolved(c, assignment, ecc.BN254.ScalarField())
 }
 
 func TestMergeValid(t *testing.T) {
@@ -115,11 +120,118 @@ func TestMergeValid(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := solved(t, c, a); err != nil {
+		if err := solved(t, mode, a); err != nil {
 			t.Fatalf("mode %d: valid merge rejected: %v", mode, err)
 		}
 		if parent.Count != 4 {
 			t.Fatalf("count %d", parent.Count)
 		}
+	}
+}
+
+// A partial right child and an absent right child (odd number of children at a level).
+func TestMergePartialAndAbsentRight(t *testing.T) {
+	f := getFixture(t)
+	c, err := NewMergeCircuit(f.vk, 2, Separate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, parent, err := c.Assign(f.children[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if parent.Root() != f.children[0].Root() || parent.Count != 2 {
+		t.Fatalf("absent right: parent %x/%d", parent.Root(), parent.Count)
+	}
+	if err := solved(t, Separate, a); err != nil {
+		t.Fatalf("absent right rejected: %v", err)
+	}
+	// Absent flag but a smaller claimed count: the right child cannot be half-dropped.
+	bad := *a
+	bad.Count = 1
+	if solved(t, Separate, &bad) == nil {
+		t.Fatal("count 1 with left count 2 accepted")
+	}
+}
+
+func TestMergeRejects(t *testing.T) {
+	f := getFixture(t)
+	sep, err := NewMergeCircuit(f.vk, 2, Separate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bat, err := NewMergeCircuit(f.vk, 2, Batched)
+	if err != nil {
+		t.Fatal(err)
+	}
+	valid, _, err := sep.Assign(f.children[0], &f.children[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	validB, _, err := bat.Assign(f.children[0], &f.children[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := big.NewInt(1)
+	cases := []struct {
+		name string
+		c    *MergeCircuit
+		mut  func(a *MergeCircuit) error
+	}{
+		// tree logic (fails before the proofs are checked)
+		{"wrong parent root", sep, func(a *MergeCircuit) error {
+			a.RootLo = new(big.Int).Xor(a.RootLo.(*big.Int), one)
+			return nil
+		}},
+		{"wrong parent count", sep, func(a *MergeCircuit) error { a.Count = 4; return nil }},
+		{"left child not full", sep, func(a *MergeCircuit) error {
+			b, _, err := sep.Assign(f.children[2], &f.children[0]) // partial child on the left
+			*a = *b
+			return err
+		}},
+		{"right dropped but flagged present=0 with its count", sep, func(a *MergeCircuit) error {
+			a.RightPresent = 0 // root/count still those of the pair
+			return nil
+		}},
+		// proof checks: a child root that its proof does not prove, a proof from another vk
+		{"wrong child root (separate)", sep, func(a *MergeCircuit) error {
+			p := f.children[2]
+			p.RootHi = new(big.Int).Xor(p.RootHi, one)
+			b, _, err := sep.Assign(f.children[0], &p) // parent recomputed from the forged root
+			*a = *b
+			return err
+		}},
+		{"wrong child root (batched)", bat, func(a *MergeCircuit) error {
+			p := f.children[2]
+			p.RootHi = new(big.Int).Xor(p.RootHi, one)
+			b, _, err := bat.Assign(f.children[0], &p)
+			*a = *b
+			return err
+		}},
+		{"child proof under another vk (batched)", bat, func(a *MergeCircuit) error {
+			b, _, err := bat.Assign(f.children[0], &f.foreign)
+			*a = *b
+			return err
+		}},
+		{"proofs swapped between children (separate)", sep, func(a *MergeCircuit) error {
+			a.Left, a.Right = a.Right, a.Left
+			return nil
+		}},
+	}
+	for _, tc := range cases {
+		base := *valid
+		if tc.c == bat {
+			base = *validB
+		}
+		a := base
+		if err := tc.mut(&a); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		err := solved(t, tc.c.mode, &a)
+		if err == nil {
+			t.Errorf("%s: accepted", tc.name)
+			continue
+		}
+		t.Logf("%s: rejected: %.160s", tc.name, err)
 	}
 }

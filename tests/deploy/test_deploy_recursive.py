@@ -16,6 +16,8 @@ measured minutes); with cached keys the module takes ~2-3 min (circuit compile +
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from deploy.cli import main
 from deploy.compile import REPO_ROOT, compile_contracts
 from deploy.errors import DeployError
 from deploy.recursive import (
+    ExportedVerifier,
     OuterProof,
     leaf_statement_hash,
     outer_cache_path,
@@ -51,7 +54,8 @@ GNARK_BATCH = REPO_ROOT / "gnark" / "aggregation" / "testdata" / "batch_p1.json"
 RECURSIVE = 1
 D_OWN, D_OTHER, D_OPEN = 1, 2, 3  # submitter: the owner / another tenant / anyone
 
-pytestmark = pytest.mark.slow  # real outer-circuit setup (cold cache) and prove
+GNARK_N3 = REPO_ROOT / "tests" / "fixtures" / "gnark" / "groth16_n3"  # 3 public inputs, like the outer
+slow = pytest.mark.slow  # real outer-circuit setup (cold cache) and prove
 
 
 def selector(sig: str) -> str:
@@ -122,6 +126,7 @@ def outer() -> OuterProof:
     return p
 
 
+@slow
 def test_deploy_records_and_source_verifies_the_generated_verifier(
     node: Anvil, owner: LocalAccount, deployed: tuple[Path, Contract], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,6 +199,7 @@ def test_recursive_deploy_errors(
     assert "error: RECURSION_SETUP_FAILED:" in capsys.readouterr().err
 
 
+@slow
 def test_real_outer_proof_on_the_registry(
     node: Anvil, owner: LocalAccount, deployed: tuple[Path, Contract], outer: OuterProof
 ) -> None:
@@ -275,3 +281,64 @@ def test_real_outer_proof_on_the_registry(
     # (every leaf is still a verified statement) but burns an id; see docs/contracts.md.
     assert sub(D_OWN, 2, [leaf], proof).call({"from": me}) == outer.root
     assert sub(D_OPEN, 1, [leaf], proof).call({"from": stranger}) == outer.root
+
+
+def test_generated_verifier_pipeline_with_a_pre_exported_gnark_verifier(
+    node: Anvil, owner: LocalAccount, base: tuple[Path, Contract], tmp_path: Path
+) -> None:
+    """Fast twin of the slow tests: the same compile/deploy/configure/manifest/verify path, fed a real
+    gnark-exported verifier with 3 public inputs (fixture groth16_n3) instead of the outer circuit's."""
+    out, reg = base
+    rel = Path("build") / "recursion" / f"test-{os.getpid()}" / "AggregationVerifier_fixture.sol"
+    src = REPO_ROOT / rel
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_text((GNARK_N3 / "Verifier.sol").read_text())
+    try:
+        ev = ExportedVerifier(
+            batch=7,
+            npub=1,
+            circuit_hash="f" * 64,
+            nb_constraints=0,
+            keys_dir="",
+            keys_created=False,
+            insecure_setup=True,
+            compile_s=0.0,
+            setup_s=0.0,
+            wall_s=0.0,
+            source_path=str(rel),
+        )
+        r = deploy_recursive_verifier(node.rpc_url, ANVIL_DEV_KEYS[0], batch=7, exported=ev, out_dir=out)
+        assert r.configured_tx is not None
+        assert reg.functions.aggregationVerifier().call() == r.adapter
+        m = load_manifest(31337, out)
+        assert m.contracts["AggregationVerifier_b7_p1"].source_path == str(rel)
+        assert m.recursive["active"] == "b7_p1" and m.recursive["set_tx"] == r.configured_tx
+
+        # the fixture's public inputs read as [root_hi, root_lo, leafCount]: accepted as RECURSIVE
+        cd = json.loads((GNARK_N3 / "calldata.json").read_text())
+        pubs = [int(x, 16) for x in cd["public_inputs"]]
+        root, count, proof = (
+            ((pubs[0] << 128) | pubs[1]).to_bytes(32, "big"),
+            pubs[2],
+            bytes.fromhex(cd["proof"][2:]),
+        )
+        w3 = connect(node.rpc_url)
+        dom = 9
+        configure_registry(w3, owner, reg, domains=[(dom, owner.address)])
+        sub_root = reg.functions.submitRecursiveAggregationRoot
+        reverts_with(sub_root(dom, 1, root, count + 1, proof), owner.address, "ProofInvalid()")
+        transact(w3, owner, sub_root(dom, 1, root, count, proof), "submit", gas=1_000_000)
+        assert tuple(reg.functions.getAggregation(dom, 1).call())[:3] == (root, count, RECURSIVE)
+
+        def status() -> dict[str, str]:
+            return {x.name: x.status for x in verify_manifest(w3, load_manifest(31337, out), out_dir=out)}
+
+        assert status()["AggregationVerifier_b7_p1"] == FULL
+        src.write_text(src.read_text() + "\n// a comment changes only the metadata hash\n")
+        assert status()["AggregationVerifier_b7_p1"] == "partial"
+        src.write_text(src.read_text().replace("ALPHA_X = ", "ALPHA_X = 1 + ", 1))  # a code change
+        assert status()["AggregationVerifier_b7_p1"] == "mismatch"
+        src.unlink()
+        assert status()["AggregationVerifier_b7_p1"] == "mismatch"  # deleted generated source
+    finally:
+        shutil.rmtree(src.parent, ignore_errors=True)

@@ -13,6 +13,8 @@ import (
 	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
+	"github.com/consensys/gnark/std/algebra/native/sw_bls12377"
+	stdgroth16 "github.com/consensys/gnark/std/recursion/groth16"
 )
 
 // peakRSS is this process's VmHWM in MiB (Linux).
@@ -131,4 +133,55 @@ func assertChildShape(t *testing.T, ccs constraint.ConstraintSystem) {
 	if !ok || len(cm) != 1 || len(cm[0].PublicAndCommitmentCommitted) != 0 || ccs.GetNbPublicVariables() != 1+NbChildPublic {
 		t.Fatalf("merge circuit is not a valid child shape: %d public, commitments %+v", ccs.GetNbPublicVariables(), ccs.GetCommitments())
 	}
+}
+
+// twoChainMerge verifies two BLS12-377 Groth16 proofs (child layout, fixed vk) inside BW6-761,
+// whose scalar field is BLS12-377's base field: native (non-emulated) pairing arithmetic.
+type twoChainMerge struct {
+	Proofs [2]stdgroth16.Proof[sw_bls12377.G1Affine, sw_bls12377.G2Affine]
+	Pubs   [2]stdgroth16.Witness[sw_bls12377.ScalarField]
+	vk     stdgroth16.VerifyingKey[sw_bls12377.G1Affine, sw_bls12377.G2Affine, sw_bls12377.GT] `gnark:"-"`
+}
+
+func (c *twoChainMerge) Define(api frontend.API) error {
+	v, err := stdgroth16.NewVerifier[sw_bls12377.ScalarField, sw_bls12377.G1Affine, sw_bls12377.G2Affine, sw_bls12377.GT](api)
+	if err != nil {
+		return err
+	}
+	for i := range c.Proofs {
+		if err := v.AssertProof(c.vk, c.Proofs[i], c.Pubs[i], stdgroth16.WithSubgroupCheck()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// The 2-chain comparison row of docs/recursion-tree.md (verification only, no tree logic).
+func TestMeasure2Chain(t *testing.T) {
+	if os.Getenv("SHEAF_TREEAGG_MEASURE") == "" {
+		t.Skip("set SHEAF_TREEAGG_MEASURE=1")
+	}
+	inner, err := frontend.Compile(ecc.BLS12_377.ScalarField(), r1cs.NewBuilder, &childCircuit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vk, err := groth16.Setup(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed, err := stdgroth16.ValueOfVerifyingKeyFixed[sw_bls12377.G1Affine, sw_bls12377.G2Affine, sw_bls12377.GT](vk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &twoChainMerge{vk: fixed}
+	for i := range c.Proofs {
+		c.Proofs[i] = stdgroth16.PlaceholderProof[sw_bls12377.G1Affine, sw_bls12377.G2Affine](inner)
+		c.Pubs[i] = stdgroth16.PlaceholderWitness[sw_bls12377.ScalarField](inner)
+	}
+	t0 := time.Now()
+	ccs, err := frontend.Compile(ecc.BW6_761.ScalarField(), r1cs.NewBuilder, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("2-chain: 2 BLS12-377 proofs verified in BW6-761: %d R1CS, compile %s", ccs.GetNbConstraints(), time.Since(t0))
 }

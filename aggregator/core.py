@@ -31,7 +31,7 @@ from aggregator.store import (
     Status,
     Store,
 )
-from aggregator.verify import InputError, Item, ProofVerifier, recover_submitter
+from aggregator.verify import InputError, Item, ProofVerifier, recover_refusal, recover_submitter
 
 log = logging.getLogger("sheaf.aggregator")
 T = TypeVar("T")
@@ -517,6 +517,14 @@ class Core:
             return False, await self._valid_sigs(b)
         store = self.db.store
         if refusal:
+            try:
+                refuser = _norm_addr(recover_refusal(signature, batch_id, refusal, bad))
+            except Exception as e:
+                raise InputError(
+                    "BAD_SIGNATURE", "signature", f"cannot recover the refusal signer: {e}"
+                ) from e
+            if refuser != op:
+                raise InputError("BAD_SIGNATURE", "signature", f"refusal is signed by {refuser}, not {op}")
             log.warning("operator %s refused batch %d: %s", op, batch_id, refusal)
             await self.db.run(store.add_signature, batch_id, op, None, refusal)
             refusals = [s for s in await self.db.run(store.signatures, batch_id) if s[1] is None]

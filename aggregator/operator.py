@@ -17,7 +17,7 @@ import grpc
 from eth_account import Account
 
 from aggregator import crypto
-from aggregator.verify import InputError, Item, ProofVerifier
+from aggregator.verify import InputError, Item, ProofVerifier, sign_refusal
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -35,6 +35,16 @@ class Decision:
 
 async def check_task(
     task: Any, verifier: ProofVerifier, key: str, chain_id: int | None = None, registry: str | None = None
+) -> Decision:
+    d = await _decide(task, verifier, key, chain_id, registry)
+    if d.refusal_code:  # refusals are signed too: an unsigned one could be forged to fail batches
+        sig = sign_refusal(key, task.batch_id, d.refusal_code, d.bad)
+        return Decision(sig, d.refusal_code, d.refusal_message, d.bad, d.root)
+    return d
+
+
+async def _decide(
+    task: Any, verifier: ProofVerifier, key: str, chain_id: int | None, registry: str | None
 ) -> Decision:
     if chain_id is not None and task.chain_id != chain_id:
         return Decision(b"", "WRONG_CHAIN", f"asked to sign for chain {task.chain_id}", [], b"")
@@ -120,7 +130,7 @@ class OperatorProcess:
                         ),
                         timeout=10,
                     )
-                    if d.signature:
+                    if not d.refusal_code:
                         self.signed += 1
                         log.info(
                             "signed batch %d (aggregation %d/%d, %d leaves)",

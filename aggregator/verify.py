@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,25 @@ def sign_submission(key: str, statement_hash: bytes, nonce: int, domain_id: int)
 
 def recover_submitter(signature: bytes, statement_hash: bytes, nonce: int, domain_id: int) -> str:
     msg = encode_defunct(auth_message(statement_hash, nonce, domain_id))
+    return str(Account.recover_message(msg, signature=signature))
+
+
+REFUSE_TAG = b"sheaf/refuse"
+
+
+def refusal_message(batch_id: int, code: str, bad: Sequence[bytes]) -> bytes:
+    """What an operator signs (EIP-191) to refuse a batch: refusals fail batches, so they must be
+    authenticated like signatures are."""
+    return keccak256(REFUSE_TAG + batch_id.to_bytes(8, "big") + code.encode() + b"".join(bad))
+
+
+def sign_refusal(key: str, batch_id: int, code: str, bad: Sequence[bytes]) -> bytes:
+    msg = encode_defunct(refusal_message(batch_id, code, bad))
+    return bytes(Account.sign_message(msg, key).signature)
+
+
+def recover_refusal(signature: bytes, batch_id: int, code: str, bad: Sequence[bytes]) -> str:
+    msg = encode_defunct(refusal_message(batch_id, code, bad))
     return str(Account.recover_message(msg, signature=signature))
 
 

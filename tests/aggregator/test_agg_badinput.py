@@ -19,7 +19,7 @@ from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.operator import check_task
-from aggregator.verify import ProofVerifier
+from aggregator.verify import ProofVerifier, recover_refusal, sign_refusal
 from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
 from normalizers.statement import BN254_R
@@ -189,6 +189,63 @@ async def test_rejections_over_grpc(app: App) -> None:
         fresh = proof_pool(240)[0]
         r = await c.submit(fresh.scheme, fresh.format, fresh.proof, vk=fresh.vk, public=fresh.public)
         assert r.status == pb.QUEUED and not r.duplicate
+
+        # attestation input: forged refusals and signatures by someone else are refused
+        op0, op1 = OPERATOR_KEYS[0], OPERATOR_KEYS[1]
+        addr0 = Account.from_key(op0).address
+        task = await op.FetchBatch(pb.FetchBatchRequest(operator=addr0, wait_ms=5000), timeout=10)
+        assert task.has_batch and task.leaf_count >= 1
+        forged = [
+            pb.SubmitAttestationRequest(
+                operator=addr0, batch_id=task.batch_id, refusal_code="VERIFICATION_FAILED"
+            ),
+            pb.SubmitAttestationRequest(
+                operator=addr0,
+                batch_id=task.batch_id,
+                refusal_code="X",
+                signature=sign_refusal(op1, task.batch_id, "X", []),
+            ),
+            pb.SubmitAttestationRequest(
+                operator=addr0,
+                batch_id=task.batch_id,
+                root=task.root,
+                signature=crypto.sign_aggregation(
+                    op1,
+                    task.chain_id,
+                    task.registry,
+                    task.domain_id,
+                    task.aggregation_id,
+                    task.root,
+                    task.leaf_count,
+                ),
+            ),
+        ]
+        for req in forged:
+            with pytest.raises(grpc.aio.AioRpcError) as gi:
+                await op.SubmitAttestation(req, timeout=5)
+            md = dict(gi.value.trailing_metadata() or ())
+            assert (gi.value.code(), md.get("sheaf-error-code")) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "BAD_SIGNATURE",
+            )
+        ok = await op.SubmitAttestation(
+            pb.SubmitAttestationRequest(
+                operator=addr0,
+                batch_id=task.batch_id,
+                root=task.root,
+                signature=crypto.sign_aggregation(
+                    op0,
+                    task.chain_id,
+                    task.registry,
+                    task.domain_id,
+                    task.aggregation_id,
+                    task.root,
+                    task.leaf_count,
+                ),
+            ),
+            timeout=5,
+        )
+        assert ok.accepted and ok.signatures == 1 and ok.threshold == 2
     n.close()
     await _serving(app.grpc.port)
 
@@ -315,10 +372,12 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
         else _with(items[1], proof=items[1].proof[:-1])
     )
     d = await check_task(task(bad, root), v, key, chain_id, chain_env.registry)
-    assert not d.signature and d.bad == [sts[1]] and d.refusal_code
+    assert d.bad == [sts[1]] and d.refusal_code
+    # refusals are signed (an unsigned one could be forged to fail batches)
+    assert recover_refusal(d.signature, 1, d.refusal_code, d.bad) == Account.from_key(key).address
     # a root that does not match the proofs
     d = await check_task(task(items, b"\x07" * 32), v, key, chain_id, chain_env.registry)
-    assert (d.signature, d.refusal_code) == (b"", "ROOT_MISMATCH")
+    assert d.refusal_code == "ROOT_MISMATCH"
     # signing for another registry is refused
     d = await check_task(task(items, root, "0x" + "11" * 20), v, key, chain_id, chain_env.registry)
     assert d.refusal_code == "WRONG_REGISTRY"

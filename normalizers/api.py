@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -136,6 +137,8 @@ class Normalizer:
         chunk_size: int = 128,
     ) -> None:
         self.chunk_size = chunk_size
+        if srs is None:
+            srs = _default_srs()
         self.ctx = Context(
             limits=limits,
             srs_path=str(srs) if srs else None,
@@ -297,6 +300,18 @@ class Normalizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _default_srs() -> str | None:
+    """$SHEAF_SRS, else the INSECURE dev SRS if this machine has one (dev/test convenience: a
+    production deployment passes its ceremony SRS explicitly)."""
+    env = os.environ.get("SHEAF_SRS")
+    if env:
+        return env
+    from provers.srs import dev_srs_path
+
+    p = dev_srs_path()
+    return str(p) if p.is_file() else None
 
 
 def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:

@@ -122,14 +122,29 @@ def parse_settings(data: bytes, ctx: Context) -> dict[str, Any]:
 
 
 def expected_instance_count(settings: dict[str, Any]) -> int:
-    """Number of public field elements: ezkl 23 lays every public tensor (listed in
-    model_instance_shapes) out flat, in order, in its instance column(s)."""
+    """Number of public field elements in proof.json `instances`: every public tensor listed in
+    `model_instance_shapes`, flat and in order, plus one Poseidon digest per "hashed" tensor
+    (`module_sizes.poseidon = [rows, [n_digests]]`). ("polycommit" adds none: its KZG commitments
+    travel inside the proof.)"""
     total = 0
-    for s in settings["model_instance_shapes"]:
+    for shape in settings["model_instance_shapes"]:
         n = 1
-        for d in s:
+        for d in shape:
             n *= d
         total += n
+    mods = settings.get("module_sizes")
+    pos = mods.get("poseidon") if isinstance(mods, dict) else None
+    if pos is not None:
+        if not (
+            isinstance(pos, list)
+            and len(pos) == 2
+            and isinstance(pos[1], list)
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in pos[1])
+        ):
+            raise NormalizeError(
+                Code.MALFORMED, "settings.module_sizes.poseidon", "expected [rows, [counts]]"
+            )
+        total += sum(pos[1])
     return total
 
 
@@ -309,7 +324,7 @@ class Halo2Verifier:
         self._lock = threading.Lock()
         self._proof_len: dict[bytes, int] = {}
         self._files: OrderedDict[bytes, _KeyFiles] = OrderedDict()
-        self._srs_ok: set[str] = set()
+        self._srs_ok: dict[str, str] = {}  # SRS path -> verifier (k=1) SRS path
 
     def _acquire(self, vk: ParsedVk) -> _KeyFiles:
         with self._lock:
@@ -365,11 +380,45 @@ class Halo2Verifier:
             return [
                 NormalizeError(Code.MALFORMED, "srs", "halo2 verification needs an SRS path") for _ in items
             ]
-        if srs not in self._srs_ok:
-            if not os.path.isfile(srs):
-                return [NormalizeError(Code.MALFORMED, "srs", f"SRS file not found: {srs}") for _ in items]
-            self._srs_ok.add(srs)
-        return [self._verify_one(s, srs) for s in items]
+        try:
+            vsrs = self._verifier_srs(srs)
+        except NormalizeError as e:
+            return [e for _ in items]
+        return [self._verify_one(s, vsrs) for s in items]
+
+    def _verifier_srs(self, path: str) -> str:
+        """A k=1 cut of the SRS in a memfd (g1[0], g2, s_g2 are all KZG verification reads). Given a
+        larger SRS, ezkl.verify would downsize it (recomputing Lagrange bases) on every call."""
+        with self._lock:
+            hit = self._srs_ok.get(path)
+        if hit is not None:
+            return hit
+        try:
+            with open(path, "rb") as f:
+                head = f.read(4)
+                if len(head) != 4:
+                    raise NormalizeError(Code.MALFORMED, "srs", f"{path} is not a halo2 KZG SRS file")
+                k = struct.unpack("<I", head)[0]
+                if not 1 <= k <= 28:
+                    raise NormalizeError(Code.MALFORMED, "srs", f"{path}: bad SRS size k={k}")
+                n = 1 << k
+                g1 = f.read(2 * 64)
+                f.seek(4 + n * 64)
+                lagrange = f.read(2 * 64)
+                f.seek(4 + 2 * n * 64)
+                g2s = f.read(2 * 128 + 1)
+        except OSError as e:
+            raise NormalizeError(Code.MALFORMED, "srs", f"cannot read SRS {path}: {e.strerror}") from None
+        if len(g1) != 128 or len(lagrange) != 128 or len(g2s) != 256:
+            raise NormalizeError(Code.MALFORMED, "srs", f"{path}: size does not match a k={k} SRS")
+        if k == 1:
+            out = path
+        else:
+            fd = _memfd("srs", struct.pack("<I", 1) + g1 + lagrange + g2s)  # kept open for the process
+            out = f"/proc/self/fd/{fd}"
+        with self._lock:
+            self._srs_ok[path] = out
+        return out
 
     def _verify_one(self, s: Statement, srs: str) -> NormalizeError | None:
         keys = self._acquire(s.vk)

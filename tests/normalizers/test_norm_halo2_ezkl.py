@@ -31,11 +31,13 @@ def test_two_slices_present() -> None:
     assert len(SLICES) >= 2, SLICES
 
 
-@pytest.mark.parametrize("name", SLICES)
-@pytest.mark.parametrize("i", [0, 1])
+CASES = [
+    (n, int(p.stem.removeprefix("proof"))) for n in SLICES for p in sorted((EZKL / n).glob("proof*.json"))
+]
+
+
+@pytest.mark.parametrize(("name", "i"), CASES)
 def test_valid_fixture(py_normalizer: Normalizer, name: str, i: int) -> None:
-    if not (EZKL / name / f"proof{i}.json").exists():
-        pytest.fail(f"missing fixture {name}/proof{i}.json (run tests/fixtures/make_fixtures.py ezkl)")
     inp = ezkl_case(name, i)
     env = py_normalizer.normalize(inp)
     p = json.loads(inp.proof)
@@ -306,3 +308,25 @@ def test_nothing_written_to_disk(
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     py_normalizer.normalize(ezkl_case(SLICES[0], 1))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_large_srs_is_cut_for_verification(tmp_path: Any) -> None:
+    # an SRS bigger than k=1 is reduced once to the points KZG verification reads (a k=3 file built
+    # around the committed k=1 points; the other points are never read)
+    k1 = (EZKL / "verifier-k1.srs").read_bytes()
+    g1, lag, g2s = k1[4:132], k1[132:260], k1[260:]
+    k3 = struct.pack("<I", 3) + g1 + b"\x00" * 64 * 6 + lag + b"\x00" * 64 * 6 + g2s
+    (tmp_path / "k3.srs").write_bytes(k3)
+    with Normalizer(srs=tmp_path / "k3.srs") as n:
+        assert n.normalize(ezkl_case(SLICES[0])).public_inputs
+    (tmp_path / "bad.srs").write_bytes(k3[:-5])
+    with Normalizer(srs=tmp_path / "bad.srs") as n, pytest.raises(NormalizeError) as ei:
+        n.normalize(ezkl_case(SLICES[0]))
+    assert (ei.value.code, ei.value.field) == (Code.MALFORMED, "srs")
+
+
+def test_default_srs_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHEAF_SRS", str(EZKL / "verifier-k1.srs"))
+    with Normalizer() as n:
+        assert n.ctx.srs_path == str(EZKL / "verifier-k1.srs")
+        assert n.normalize(ezkl_case(SLICES[0])).scheme == "halo2"

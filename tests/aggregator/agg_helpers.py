@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from typing import Any
 
 from eth_account import Account
 from web3 import Web3
+
+from aggregator.config import Config
+from deploy.anvil import Anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures"
@@ -237,3 +241,67 @@ def proof_pool(n: int) -> list[Input]:
         )
         for i, it in enumerate(items)
     ]
+
+
+# -- shared by the tests (kept here, not in conftest, so imports never hit another conftest) --
+
+SRS = FIX / "ezkl" / "verifier-k1.srs"
+
+
+@dataclass
+class ChainEnv:
+    node: Anvil
+    registry: str
+    operators: list[str]
+
+
+def make_config(env: ChainEnv, db: Path, **kw: Any) -> Config:
+    base: dict[str, Any] = dict(
+        db_path=str(db),
+        grpc_listen="127.0.0.1:0",
+        http_listen="127.0.0.1:0",
+        rpc_url=env.node.rpc_url,
+        registry=env.registry,
+        operators=env.operators,
+        threshold=2,
+        max_leaves=8,
+        max_wait_ms=300,
+        confirmations=2,
+        poll_ms=200,
+        srs_path=str(SRS),
+        groth16_backend="groth16py",
+        rpc_retries=2,
+    )
+    base.update(kw)
+    return Config(**base)
+
+
+def start_operator(target: str, key: str, log: Path, registry: str | None = None) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, SHEAF_OPERATOR_KEY=key)
+    cmd = [
+        sys.executable,
+        "-m",
+        "aggregator.cli",
+        "operator",
+        "--target",
+        target,
+        "--srs",
+        str(SRS),
+        "--groth16-backend",
+        "groth16py",
+    ]
+    if registry:
+        cmd += ["--registry", registry]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True
+    )
+
+
+def stop_process(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -9,8 +9,17 @@ from typing import Any
 
 import grpc
 import pytest
-from agg_helpers import FIX, OPERATOR_KEYS, SUBMITTER_KEY, Input, fixture_inputs, proof_pool
-from conftest import SRS, ChainEnv, make_config
+from agg_helpers import (
+    FIX,
+    OPERATOR_KEYS,
+    SRS,
+    SUBMITTER_KEY,
+    ChainEnv,
+    Input,
+    fixture_inputs,
+    make_config,
+    proof_pool,
+)
 from eth_account import Account
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 

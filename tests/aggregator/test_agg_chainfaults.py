@@ -9,8 +9,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from agg_helpers import OPERATOR_KEYS, SUBMITTER_KEY, deploy_registry, proof_pool
-from conftest import ChainEnv, make_config, start_operator, stop_process
+from agg_helpers import (
+    OPERATOR_KEYS,
+    SUBMITTER_KEY,
+    ChainEnv,
+    deploy_registry,
+    make_config,
+    proof_pool,
+    start_operator,
+    stop_process,
+)
 from eth_account import Account
 from test_agg_crash import check_exactly_once, submit_all, wait_all_finalized
 

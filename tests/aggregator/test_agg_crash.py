@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from agg_helpers import OPERATOR_KEYS, ROOT, SUBMITTER_KEY, Input, proof_pool
-from conftest import SRS, ChainEnv, start_operator, stop_process
+from agg_helpers import (
+    OPERATOR_KEYS,
+    ROOT,
+    SRS,
+    SUBMITTER_KEY,
+    ChainEnv,
+    Input,
+    proof_pool,
+    start_operator,
+    stop_process,
+)
 
 from aggregator import crypto
 from aggregator.chain import Chain

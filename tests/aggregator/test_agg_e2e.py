@@ -11,8 +11,15 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
-from agg_helpers import OPERATOR_KEYS, ROOT, proof_pool, supported_inputs
-from conftest import ChainEnv, start_operator, stop_process
+from agg_helpers import (
+    OPERATOR_KEYS,
+    ROOT,
+    ChainEnv,
+    proof_pool,
+    start_operator,
+    stop_process,
+    supported_inputs,
+)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aggregator import crypto

@@ -17,6 +17,8 @@ class Config:
     http_listen: str = "127.0.0.1:8080"
     max_message_bytes: int = 4 * 1024 * 1024
     default_domain: int = 1
+    # Domains this aggregator serves (each must exist in the registry); [] accepts any (benchmarks only).
+    domains: list[int] = field(default_factory=lambda: [1])
     # Batching
     max_leaves: int = 64
     max_wait_ms: int = 2000
@@ -68,6 +70,8 @@ class Config:
             raise ValueError("threshold must be >= 1")
         if self.operators and self.threshold > len(self.operators):
             raise ValueError(f"threshold {self.threshold} exceeds the {len(self.operators)} operators")
+        if self.domains and self.default_domain not in self.domains:
+            raise ValueError(f"default_domain {self.default_domain} is not in domains {self.domains}")
         if self.max_leaves < 1:
             raise ValueError("max_leaves must be >= 1")
         if self.confirmations < 0:

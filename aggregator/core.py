@@ -282,6 +282,10 @@ class Core:
             fmt = fmt or fmt_
             settings = settings if settings else settings_
         domain = s.domain_id or self.cfg.default_domain
+        if self.cfg.domains and domain not in self.cfg.domains:
+            raise InputError(
+                "UNKNOWN_DOMAIN", "domain_id", f"domain {domain} is not served here ({self.cfg.domains})"
+            )
         item = Item(s.scheme, fmt, s.proof, vk, s.public, settings)
         tv = time.perf_counter()
         v = await self.verifier.verify(item)

@@ -69,8 +69,18 @@ class Submitter:
         if not domains:
             return
         head = await self.chain.head()
+        failed: Exception | None = None
         for d in domains:
-            await self._domain(d, head)
+            # one domain's trouble (e.g. it was removed from the registry) must not stall the others
+            try:
+                await self._domain(d, head)
+            except RpcError:
+                raise
+            except Exception as e:
+                log.exception("domain %d round failed", d)
+                failed = e
+        if failed is not None:
+            raise failed
 
     async def _domain(self, d: int, head: int) -> None:
         db, store = self.core.db, self.core.db.store

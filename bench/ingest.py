@@ -47,7 +47,7 @@ async def _serve(db: str, port_file: str, backend: str) -> None:
     from normalizers.api import Normalizer
 
     srs = ROOT / "tests" / "fixtures" / "ezkl" / "verifier-k1.srs"
-    cfg = Config(db_path=db, grpc_listen="127.0.0.1:0", max_leaves=256, max_wait_ms=1000)
+    cfg = Config(db_path=db, grpc_listen="127.0.0.1:0", max_leaves=256, max_wait_ms=1000, domains=[])
     core = Core(
         cfg,
         Store(db),

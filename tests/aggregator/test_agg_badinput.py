@@ -98,6 +98,13 @@ async def test_rejections_over_grpc(app: App) -> None:
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, good.proof, public=good.public)
         assert (ei.value.status, ei.value.code) == (grpc.StatusCode.INVALID_ARGUMENT, "MISSING_VK")
+        with pytest.raises(AggregatorError) as ei:  # a domain this aggregator does not serve
+            await c.submit(good.scheme, good.format, good.proof, vk=good.vk, public=good.public, domain_id=77)
+        assert (ei.value.status, ei.value.code, ei.value.field) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "UNKNOWN_DOMAIN",
+            "domain_id",
+        )
         with pytest.raises(AggregatorError) as ei:
             await c.submit(good.scheme, good.format, good.proof, vk_hash=b"\x42" * 32, public=good.public)
         assert (ei.value.status, ei.value.code, ei.value.field) == (

@@ -56,7 +56,8 @@ const (
 // MergeCircuit verifies Left and Right (child proofs under the fixed vk) and outputs
 //
 //	root  = RightPresent ? keccak(root_L || root_R) : root_L
-//	count = count_L + RightPresent * count_R,  with count_L == ChildCap (left child full).
+//	count = count_L + RightPresent * count_R,  with count_L == ChildCap if RightPresent
+//	                                            (a present right child needs a full left one).
 //
 // This is Merkle.sol's tree composed along full power-of-two subtrees (see the doc). An
 // absent right child still carries a verifying proof (a copy of the left) so the circuit shape
@@ -178,8 +179,10 @@ func (c *MergeCircuit) Define(api frontend.API) error {
 		roots[i] = append(beBytes(api, bapi, hi), beBytes(api, bapi, lo)...)
 	}
 
-	// Tree (before the proofs, so a bad node fails fast in tests): the left child must be a full subtree so the two roots compose (doc: odd counts).
-	api.AssertIsEqual(c.LeftPub[2], c.childCap)
+	// Tree (before the proofs, so a bad node fails fast in tests): the left child must be a full subtree so the two roots compose (doc: odd counts), unless the right one is absent.
+	// An absent right child lets a partial left through unchanged (the last node of a level
+	// with an odd number of nodes); a partial node can then only ever be a right child.
+	api.AssertIsEqual(api.Mul(c.RightPresent, api.Sub(c.LeftPub[2], c.childCap)), 0)
 	node := keccakU8(api, append(append([]uints.U8{}, roots[0]...), roots[1]...))
 	out := make([]uints.U8, 32)
 	for b := range out {

@@ -129,28 +129,29 @@ func TestMergeValid(t *testing.T) {
 	}
 }
 
-// A partial right child and an absent right child (odd number of children at a level).
-func TestMergePartialAndAbsentRight(t *testing.T) {
+// An absent right child (odd number of nodes at a level) whose left child is itself partial:
+// the parent is the left child unchanged.
+func TestMergeAbsentRight(t *testing.T) {
 	f := getFixture(t)
 	c, err := NewMergeCircuit(f.vk, 2, Separate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, parent, err := c.Assign(f.children[0], nil)
+	a, parent, err := c.Assign(f.children[2], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if parent.Root() != f.children[0].Root() || parent.Count != 2 {
+	if parent.Root() != f.children[2].Root() || parent.Count != 1 {
 		t.Fatalf("absent right: parent %x/%d", parent.Root(), parent.Count)
 	}
 	if err := solved(t, Separate, a); err != nil {
 		t.Fatalf("absent right rejected: %v", err)
 	}
-	// Absent flag but a smaller claimed count: the right child cannot be half-dropped.
+	// The dropped (copied) right child must not count.
 	bad := *a
-	bad.Count = 1
+	bad.Count = 2
 	if solved(t, Separate, &bad) == nil {
-		t.Fatal("count 1 with left count 2 accepted")
+		t.Fatal("count 2 for a single 1-leaf child accepted")
 	}
 }
 

@@ -73,13 +73,20 @@ def prove(
     args.param_visibility = cfg.param_visibility
     args.input_scale = cfg.scale
     args.param_scale = cfg.scale
+    args.scale_rebase_multiplier = cfg.rebase_multiplier
     settings = out_dir / "settings.json"
     try:
         if not ezkl.gen_settings(str(onnx_path), str(settings), py_run_args=args):
             raise ProverError("PROVER_BACKEND_FAILED", "ezkl gen_settings returned false")
         # calibrate only the lookup range/logrows; scales stay fixed so commitments can chain
         ezkl.calibrate_settings(
-            str(data), str(onnx_path), str(settings), "resources", scales=[cfg.scale], max_logrows=cfg.logrows
+            str(data),
+            str(onnx_path),
+            str(settings),
+            "resources",
+            scales=[cfg.scale],
+            scale_rebase_multiplier=[cfg.rebase_multiplier],
+            max_logrows=cfg.logrows,
         )
         compiled = out_dir / "network.ezkl"
         if not ezkl.compile_circuit(str(onnx_path), str(compiled), str(settings)):

@@ -81,6 +81,9 @@ class EzklConfig:
     param_visibility: str = "fixed"
     scale: int = 8  # fixed input/param scale; equal to fixed_point.scale_bits so commitments chain
     logrows: int = 17  # upper bound; ezkl picks the circuit's own logrows below it
+    # 1: ezkl rebases every product back to the input scale, so a slice's output is at `scale` like
+    # its input and the next slice (gnark or ezkl) gets the same integers: commitments chain
+    rebase_multiplier: int = 1
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Prove
         param_visibility=_get(ez, "param_visibility", str, "ezkl", "fixed"),
         scale=_get(ez, "scale", int, "ezkl", 8),
         logrows=_get(ez, "logrows", int, "ezkl", 17),
+        rebase_multiplier=_get(ez, "scale_rebase_multiplier", int, "ezkl", 1),
     )
     for key in ("input_visibility", "output_visibility"):
         if getattr(ezkl, key) not in VISIBILITIES:

@@ -67,12 +67,13 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
 
         # reorg deeper than the confirmation depth (2): the newest aggregations vanish from the chain
         chain = Chain(node.rpc_url, env.registry)
+        more = await submit_all(target, pool[26:], clients=4)
+        # depth measured right before the reorg (blocks keep coming every 0.5 s), with a margin of 2
         last = await chain.next_aggregation_id(1) - 1
         newest = await chain.get_aggregation(1, last)
         assert newest is not None
         head = await chain.head()
-        depth = head - newest.block_number + 1
-        more = await submit_all(target, pool[26:], clients=4)
+        depth = min(head, head - newest.block_number + 3)
         _rpc(node.rpc_url, "anvil_reorg", [depth, []])
         gone = await chain.next_aggregation_id(1) - 1
         assert gone < last, (gone, last)

@@ -175,4 +175,4 @@ def test_example_config_parses_and_is_supported() -> None:
     assert cfg.model_path is not None and cfg.scale_bits == cfg.ezkl.scale
     slices = slice_model(load_model(cfg.model_path), cfg)
     require_supported(slices)
-    assert [s.config.backend for s in slices] == ["gnark-groth16", "gnark-plonk", "ezkl"]
+    assert [s.config.backend for s in slices] == ["gnark-groth16", "ezkl", "gnark-plonk"]

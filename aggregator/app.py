@@ -16,6 +16,7 @@ from aggregator.config import Config, load_key
 from aggregator.core import BatchProver, ChainInfo, Core
 from aggregator.http import HttpApi
 from aggregator.metrics import Metrics
+from aggregator.recursion import RecursiveProver, cache_root, manifest_recursive, plan_recursion
 from aggregator.server import GrpcServer
 from aggregator.store import Store
 from aggregator.submitter import Submitter
@@ -82,6 +83,7 @@ class App:
         self.submitter_key = submitter_key
         self.normalizer = normalizer
         self.prover = prover
+        self._owned_prover: RecursiveProver | None = None  # built from cfg.recursion, closed by stop()
         self.stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -101,6 +103,8 @@ class App:
         self.metrics = Metrics()
         if self.normalizer is None:
             self.normalizer = make_normalizer(cfg)
+        if self.prover is None:
+            self.prover = await self._make_prover(chain_id)
         self.core = Core(
             cfg,
             Store(cfg.db_path),
@@ -126,6 +130,41 @@ class App:
             cfg.db_path,
         )
 
+    async def _make_prover(self, chain_id: int) -> BatchProver | None:
+        """The RecursiveProver the configuration asks for (docs/operations.md, "Recursion"); its
+        worker starts now and loads its keys in the background."""
+        rc = self.cfg.recursion
+        if rc.enabled is False:
+            log.info("recursion: disabled in the configuration; every batch is attested")
+            return None
+        plan = plan_recursion(
+            rc,
+            registry_verifier=await self.chain.aggregation_verifier(),
+            manifest=manifest_recursive(self.cfg.deployments_dir, chain_id, self.chain.registry),
+        )
+        if not plan.enabled:
+            log.info("recursion: off (%s); every batch is attested", plan.reason)
+            return None
+        p = RecursiveProver.from_config(
+            rc,
+            batch=plan.batch,
+            npub=plan.npub,
+            normalizer=self.normalizer,
+            metrics=self.metrics,
+            expected_circuit_hash=plan.circuit_hash,
+        )
+        log.info(
+            "recursion: on (%s): batch %d, npub %d, circuit %s, keys under %s",
+            plan.reason,
+            plan.batch,
+            plan.npub,
+            plan.circuit_hash[:16] or "not pinned",
+            cache_root(rc),
+        )
+        p.start()
+        self._owned_prover = p
+        return p
+
     def _ready(self) -> dict[str, bool]:
         return {"accepting": self.core.accepting, "chain": self.submitter.healthy}
 
@@ -137,6 +176,8 @@ class App:
         await self.submitter.stop()
         await self.core.stop()
         await self.http.stop()
+        if self._owned_prover is not None:
+            await self._owned_prover.close()
         await self.core.verifier.close()
         await self.chain.close()
         self.stopped.set()

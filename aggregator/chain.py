@@ -101,6 +101,13 @@ REGISTRY_ABI: list[dict[str, Any]] = [
     },
     {
         "type": "function",
+        "name": "aggregationVerifier",
+        "stateMutability": "view",
+        "inputs": [],
+        "outputs": [{"type": "address"}],
+    },
+    {
+        "type": "function",
         "name": "threshold",
         "stateMutability": "view",
         "inputs": [],
@@ -193,6 +200,11 @@ class Chain:
                 "nextAggregationId", lambda: self.contract.functions.nextAggregationId(domain_id).call()
             )
         )
+
+    async def aggregation_verifier(self) -> str:
+        """The registry's IAggregationProofVerifier (the zero address: recursive posts revert)."""
+        fn = self.contract.functions.aggregationVerifier()
+        return str(await self._retry("aggregationVerifier", lambda: fn.call()))
 
     async def get_aggregation(self, domain_id: int, aggregation_id: int) -> OnChainAggregation | None:
         r = await self._retry(

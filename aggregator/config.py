@@ -11,6 +11,43 @@ from typing import Any
 
 
 @dataclass
+class RecursionConfig:
+    """`[aggregator.recursion]`: the recursive prover (aggregator.recursion.RecursiveProver).
+
+    `enabled` absent = auto: on iff the registry has an aggregation verifier configured at startup
+    and the circuit shape is known (`batch`/`npub` here, or the deployment manifest's `recursive`
+    section for this registry). true = on (startup fails without a shape); false = off (every batch
+    is attested)."""
+
+    enabled: bool | None = None
+    batch: int = 0  # N leaves per outer proof; 0: from the deployment manifest
+    npub: int = 0  # P public inputs per inner proof; 0: from the deployment manifest
+    worker_bin: str = ""  # sheaf-gnark; empty: $SHEAF_GNARK_BIN, build/bin/sheaf-gnark, PATH
+    cache_dir: str = ""  # key cache root; empty: $SHEAF_CACHE/recursion (shared with sheaf-deploy)
+    circuit_hash: str = ""  # expected outer circuit; empty: from the manifest (if it names one)
+    max_wait_ms: int = 10_000  # a partial recursive batch closes after this (a proof costs the same)
+    max_attempts: int = 3  # worker crashes/timeouts/internal errors per batch before it is attested
+    prove_timeout_s: float = 3600.0
+    ready_timeout_s: float = 7200.0  # worker start: compile + key load, or a cold dev setup
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecursionConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown recursion config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        if self.batch < 0 or self.npub < 0:
+            raise ValueError("recursion.batch and recursion.npub must be >= 1 (or 0: from the manifest)")
+        if self.max_attempts < 1:
+            raise ValueError("recursion.max_attempts must be >= 1")
+        if self.prove_timeout_s <= 0 or self.ready_timeout_s <= 0:
+            raise ValueError("recursion timeouts must be > 0")
+
+
+@dataclass
 class Config:
     db_path: str = "sheaf-aggregator.db"
     grpc_listen: str = "127.0.0.1:50051"
@@ -48,6 +85,7 @@ class Config:
     groth16_backend: str = "sidecar"  # or "groth16py" (in-process)
     sidecar_bin: str = ""  # sheaf-gnark; empty: SHEAF_GNARK_BIN, build/bin, PATH
     log_level: str = "INFO"
+    recursion: RecursionConfig = field(default_factory=RecursionConfig)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> Config:
@@ -61,6 +99,11 @@ class Config:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
         data.update({k: v for k, v in overrides.items() if v is not None})
+        rec = data.get("recursion")
+        if isinstance(rec, dict):
+            data["recursion"] = RecursionConfig.from_dict(rec)
+        elif rec is not None and not isinstance(rec, RecursionConfig):
+            raise ValueError("recursion must be a table ([aggregator.recursion])")
         cfg = cls(**data)
         cfg.validate()
         return cfg
@@ -76,6 +119,7 @@ class Config:
             raise ValueError("max_leaves must be >= 1")
         if self.confirmations < 0:
             raise ValueError("confirmations must be >= 0")
+        self.recursion.validate()
 
 
 def load_key(env_name: str, keystore: str = "", password_env: str = "") -> str:

@@ -101,18 +101,42 @@ class Inclusion:
 
 @dataclass(frozen=True)
 class ProveJob:
-    """A recursive aggregation job: prove that `leaves` (statement hashes) are all valid proofs."""
+    """A recursive aggregation job: prove that `leaves` (statement hashes) are all valid proofs.
+
+    `aggregation_id` is None while proving: the outer proof binds (root, leaf count) only, so the
+    batch takes the domain's next id when its proof is stored (Store.finish_proving)."""
 
     batch_id: int
     domain_id: int
-    aggregation_id: int
+    aggregation_id: int | None
     leaves: list[bytes]
     items: list[Item]
 
 
+class ProverError(Exception):
+    """A recursive proving failure with a stable code (see docs/operations.md). `bad_leaves` are the
+    indexes of leaves the circuit cannot take: those go to attestation, the rest back to the queue;
+    without bad leaves the whole batch goes to attestation (the prover gave up after its retries)."""
+
+    def __init__(self, code: str, message: str, *, bad_leaves: Sequence[int] = ()) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.bad_leaves = code, message, tuple(bad_leaves)
+
+
 class BatchProver(Protocol):
-    """Long-running recursive prover (its own issue). Must be restartable: the aggregator calls prove()
-    again for a persisted batch after a restart; the result is bytes for submitRecursiveAggregation."""
+    """Long-running recursive prover (aggregator.recursion.RecursiveProver). Must be restartable: the
+    aggregator calls prove() again for a persisted batch after a restart; the result is bytes for
+    submitRecursiveAggregation. Raises ProverError once it gives up on a job."""
+
+    @property
+    def max_leaves(self) -> int:
+        """N: leaves per outer proof (a recursive batch never has more)."""
+        ...
+
+    def accepts(self, scheme: str, n_public: int) -> bool:
+        """Whether a recursion-eligible proof (Groth16, no commitment) with n_public inputs fits the
+        circuit; the rest is attested."""
+        ...
 
     async def prove(self, job: ProveJob) -> bytes: ...
 
@@ -191,6 +215,17 @@ class Core:
         m.describe("sheaf_chain_failures_total", "Chain submission failures by code")
         m.describe("sheaf_proofs", "Proofs by status")
         m.gauge("sheaf_proofs", lambda: dict(self._queue_depth))
+        m.describe("sheaf_routed_total", "Accepted proofs by aggregation path (recursive, attested)")
+        if prover is not None:
+            m.describe(
+                "sheaf_recursive_inflight", "Recursive batches being proved (or waiting for the worker)"
+            )
+            m.gauge("sheaf_recursive_inflight", lambda: {(): float(len(self._proving))})
+            m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
+            m.describe(
+                "sheaf_recursive_batches_total",
+                "Recursive batches by outcome (proved; failed: leaves re-queued, unfit ones attest-only)",
+            )
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -303,7 +338,10 @@ class Core:
                 )
             if not await self.db.run(self.db.store.check_and_bump_nonce, prover, s.nonce):
                 raise Unauthenticated("STALE_NONCE", "auth.nonce", f"nonce {s.nonce} was already used")
-        kind = KIND_RECURSIVE if v.recursion_eligible else KIND_ATTESTED
+        # Recursive only if the configured circuit covers it (Groth16 without commitment, exactly P
+        # public inputs); without a prover, eligible proofs still batch apart (and are attested).
+        fits = self.prover is None or self.prover.accepts(v.scheme, v.n_public)
+        kind = KIND_RECURSIVE if v.recursion_eligible and fits else KIND_ATTESTED
         new = NewProof(
             domain,
             v.statement_hash,
@@ -322,6 +360,9 @@ class Core:
         res = await fut
         self.metrics.observe("sheaf_ack_seconds", time.perf_counter() - t0, scheme=s.scheme)
         self.metrics.inc("sheaf_submissions_total", result="duplicate" if res.duplicate else "accepted")
+        if not res.duplicate:
+            recursive = kind == KIND_RECURSIVE and self.prover is not None
+            self.metrics.inc("sheaf_routed_total", kind=KIND_RECURSIVE if recursive else KIND_ATTESTED)
         return SubmitResult(res.proof_id, v.statement_hash, res.duplicate, res.status)
 
     async def _writer(self) -> None:
@@ -431,16 +472,35 @@ class Core:
         made = 0
         now = int(time.time() * 1000)
         for domain, kind, count, oldest in await self.db.run(self.db.store.queued_groups):
-            if not force and count < self.cfg.max_leaves and now - oldest < self.cfg.max_wait_ms:
+            limit, wait = self.cfg.max_leaves, self.cfg.max_wait_ms
+            recursive = kind == KIND_RECURSIVE and self.prover is not None
+            if recursive:
+                assert self.prover is not None
+                # One outer proof at a time (one worker): later proofs wait QUEUED, so no batch
+                # holds leaves it cannot prove yet. At most N leaves; a partial batch costs a full
+                # proof, so it waits longer (recursion.max_wait_ms) to fill.
+                if self._proving:
+                    continue
+                limit = min(limit, self.prover.max_leaves)
+                wait = self.cfg.recursion.max_wait_ms
+            if not force and count < limit and now - oldest < wait:
                 continue
-            rows = await self.db.run(self.db.store.take_queued, domain, kind, self.cfg.max_leaves)
+            rows = await self.db.run(self.db.store.take_queued, domain, kind, limit)
             if not rows:
                 continue
             root = crypto.merkle_root([r.statement_hash for r in rows])
-            agg_kind = KIND_RECURSIVE if kind == KIND_RECURSIVE and self.prover is not None else KIND_ATTESTED
+            agg_kind = KIND_RECURSIVE if recursive else KIND_ATTESTED
             floor = await self._chain_next(domain)
             b = await self.db.run(
-                self.db.store.create_batch, domain, agg_kind, [r.proof_id for r in rows], root, floor
+                functools.partial(
+                    self.db.store.create_batch,
+                    domain,
+                    agg_kind,
+                    [r.proof_id for r in rows],
+                    root,
+                    floor,
+                    defer_id=recursive,
+                )
             )
             self.metrics.observe("sheaf_batch_size", len(rows), SIZE_BUCKETS, kind=agg_kind)
             log.info(
@@ -464,9 +524,10 @@ class Core:
         self._proving[b.batch_id] = asyncio.create_task(self._prove(b))
 
     async def _prove(self, b: BatchRow) -> None:
-        assert self.prover is not None and b.aggregation_id is not None
+        assert self.prover is not None
+        store = self.db.store
         try:
-            rows = await self.db.run(self.db.store.batch_proofs, b.batch_id)
+            rows = await self.db.run(store.batch_proofs, b.batch_id)
             job = ProveJob(
                 b.batch_id,
                 b.domain_id,
@@ -474,17 +535,49 @@ class Core:
                 [r.statement_hash for r in rows],
                 [Item(r.scheme, r.format, r.proof, r.vk, r.public, r.settings) for r in rows],
             )
-            proof = await self.prover.prove(job)
-            await self.db.run(self.db.store.set_agg_proof, b.batch_id, proof)
-            await self.db.run(
-                self.db.store.set_batch_state, b.batch_id, [BatchState.PENDING], BatchState.SIGNED
-            )
-            self.notify()
-        except Exception as e:
+            try:
+                proof = await self.prover.prove(job)
+            except ProverError as e:  # the prover counted it in sheaf_recursive_failures_total
+                self.metrics.inc("sheaf_recursive_batches_total", result="failed")
+                bad = [rows[i].statement_hash for i in e.bad_leaves if 0 <= i < len(rows)]
+                log.error(
+                    "recursive batch %d: %s; %s go to attestation",
+                    b.batch_id,
+                    e,
+                    f"{len(bad)} leaves" if bad else "all its leaves",
+                )
+                reroute = bad or [r.statement_hash for r in rows]
+                await self.db.run(functools.partial(store.fail_batch, b.batch_id, e.code, reroute=reroute))
+                return
+            floor = await self._chain_next(b.domain_id)
+            done = await self.db.run(store.finish_proving, b.batch_id, proof, floor)
+            self.metrics.inc("sheaf_recursive_batches_total", result="proved")
+            if done is not None:
+                log.info(
+                    "recursive batch %d proved: domain %d aggregation %s, %d leaves",
+                    b.batch_id,
+                    done.domain_id,
+                    done.aggregation_id,
+                    done.leaf_count,
+                )
+        except asyncio.CancelledError:
+            raise  # shutdown: the batch stays PENDING and is proved again after a restart
+        except Exception:
             log.exception("recursive proving of batch %d failed", b.batch_id)
-            await self.db.run(self.db.store.fail_batch, b.batch_id, f"PROVER_FAILED: {e}")
+            self.metrics.inc("sheaf_recursive_failures_total", code="PROVER_INTERNAL")
+            self.metrics.inc("sheaf_recursive_batches_total", result="failed")
+            rows = await self.db.run(store.batch_proofs, b.batch_id)
+            await self.db.run(
+                functools.partial(
+                    store.fail_batch,
+                    b.batch_id,
+                    "PROVER_INTERNAL",
+                    reroute=[r.statement_hash for r in rows],
+                )
+            )
         finally:
             self._proving.pop(b.batch_id, None)
+            self.notify()
 
     # -- operators --------------------------------------------------------------------------------
 

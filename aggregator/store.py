@@ -372,24 +372,36 @@ class Store:
         r = self.db.execute("SELECT agg_proof FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
         return None if r is None or r[0] is None else bytes(r[0])
 
+    def _next_id(self, cur: sqlite3.Cursor, domain_id: int, min_id: int) -> int:
+        r = cur.execute(
+            "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
+            (domain_id, BatchState.FAILED),
+        ).fetchone()
+        # min_id: the chain's next id (another aggregator or an earlier database may have used ids)
+        return max(int(r[0] or 0) + 1, min_id)
+
     def create_batch(
-        self, domain_id: int, kind: str, proof_ids: Sequence[str], root: bytes, min_id: int = 1
+        self,
+        domain_id: int,
+        kind: str,
+        proof_ids: Sequence[str],
+        root: bytes,
+        min_id: int = 1,
+        *,
+        defer_id: bool = False,
     ) -> BatchRow:
         """Persist the batch (leaf order = proof_ids order) before anyone signs or proves it.
 
         The aggregation id is the next one in the domain (at least min_id): ids are sequential on chain,
-        so a failed batch gives its id back (see fail_batch).
+        so a failed batch gives its id back (see fail_batch). With defer_id (recursive batches: the
+        outer proof binds root and leaf count, not the id) the id is assigned by finish_proving, so
+        minutes of proving do not hold up the domain's later aggregations.
         """
         ts = now_ms()
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            r = cur.execute(
-                "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
-                (domain_id, BatchState.FAILED),
-            ).fetchone()
-            # min_id: the chain's next id (another aggregator or an earlier database may have used ids)
-            agg_id = max(int(r[0] or 0) + 1, min_id)
+            agg_id = None if defer_id else self._next_id(cur, domain_id, min_id)
             cur.execute(
                 "INSERT INTO batches (domain_id, kind, aggregation_id, root, leaf_count, state, created_ms, "
                 "updated_ms) VALUES (?,?,?,?,?,?,?,?)",
@@ -411,6 +423,32 @@ class Store:
         b = self.get_batch(batch_id)
         assert b is not None
         return b
+
+    def finish_proving(self, batch_id: int, proof: bytes, min_id: int = 1) -> BatchRow | None:
+        """A PENDING recursive batch got its outer proof: store it, take the domain's next aggregation
+        id (if the batch has none yet) and move to SIGNED (ready to post), in one transaction.
+        None if the batch is no longer PENDING."""
+        ts = now_ms()
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            r = cur.execute(
+                "SELECT domain_id, aggregation_id FROM batches WHERE batch_id=? AND state=?",
+                (batch_id, BatchState.PENDING),
+            ).fetchone()
+            if r is None:
+                cur.execute("ROLLBACK")
+                return None
+            agg_id = int(r[1]) if r[1] is not None else self._next_id(cur, int(r[0]), min_id)
+            cur.execute(
+                "UPDATE batches SET agg_proof=?, aggregation_id=?, state=?, updated_ms=? WHERE batch_id=?",
+                (proof, agg_id, BatchState.SIGNED, ts, batch_id),
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return self.get_batch(batch_id)
 
     def get_batch(self, batch_id: int) -> BatchRow | None:
         r = self.db.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
@@ -511,9 +549,13 @@ class Store:
         reason: str,
         bad_statements: Sequence[bytes] = (),
         from_states: Sequence[str] = (BatchState.PENDING,),
+        *,
+        reroute: Iterable[bytes] = (),
     ) -> bool:
         """Abandon a pending batch: its aggregation id is released, proofs named bad are FAILED, the
-        rest go back to QUEUED for the next batch."""
+        rest go back to QUEUED for the next batch. Statements in `reroute` (proofs of this batch the
+        recursive prover cannot take) are re-queued as attest-only (kind attested, reason_code =
+        `reason`)."""
         ts = now_ms()
         cur = self.db.cursor()
         cur.execute("BEGIN IMMEDIATE")
@@ -527,15 +569,21 @@ class Store:
                 cur.execute("ROLLBACK")
                 return False
             # Ids are sequential on chain: later unsent batches of the domain lose their ids too.
-            victims = [
-                int(v[0])
-                for v in cur.execute(
-                    "SELECT batch_id FROM batches "
-                    "WHERE domain_id=? AND aggregation_id>=? AND state IN (?,?,?)",
-                    (r[0], r[1], BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
-                ).fetchall()
-            ]
+            # A batch without an id yet (recursive, still proving) takes no one with it.
+            victims = (
+                [batch_id]
+                if r[1] is None
+                else [
+                    int(v[0])
+                    for v in cur.execute(
+                        "SELECT batch_id FROM batches "
+                        "WHERE domain_id=? AND aggregation_id>=? AND state IN (?,?,?)",
+                        (r[0], r[1], BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
+                    ).fetchall()
+                ]
+            )
             bad = set(bad_statements)
+            moved = set(reroute)
             for b in victims:
                 why = reason if b == batch_id else f"cascade from batch {batch_id}"
                 cur.execute(
@@ -550,7 +598,24 @@ class Store:
                 self._set_status(
                     cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, "operator refused"
                 )
-                self._set_status(cur, [x[0] for x in rows if x[1] not in bad], Status.QUEUED, ts)
+                if b == batch_id and moved:
+                    rerouted = [x[0] for x in rows if x[1] in moved and x[1] not in bad]
+                    for pid in rerouted:
+                        cur.execute("UPDATE proofs SET kind=? WHERE proof_id=?", (KIND_ATTESTED, pid))
+                    self._set_status(
+                        cur,
+                        rerouted,
+                        Status.QUEUED,
+                        ts,
+                        reason,
+                        "routed to attestation",
+                    )
+                self._set_status(
+                    cur,
+                    [x[0] for x in rows if x[1] not in bad and not (b == batch_id and x[1] in moved)],
+                    Status.QUEUED,
+                    ts,
+                )
             cur.execute("COMMIT")
             return True
         except BaseException:

@@ -31,7 +31,8 @@ class Verified:
     statement_hash: bytes
     vk_hash: bytes
     scheme: str
-    recursion_eligible: bool
+    recursion_eligible: bool  # the normalizer's flag: Groth16 without a Pedersen commitment
+    n_public: int = 0  # public inputs (the recursive circuit takes exactly P)
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class ProofVerifier:
             vk_hash=bytes(env.vk_hash),
             scheme=item.scheme,
             recursion_eligible=bool(getattr(env, "recursion_eligible", False)),
+            n_public=len(getattr(env, "public_inputs", ())),
         )
 
     async def _drain(self) -> None:

@@ -1,0 +1,581 @@
+"""The recursive prover: one long-lived `sheaf-gnark aggregate serve --batch N --npub P` worker.
+
+    prover = RecursiveProver(batch=2, npub=1, normalizer=n, metrics=m)
+    prover.start()                      # spawns the worker; keys load in the background
+    proof = await prover.prove(job)     # bytes for submitRecursiveAggregation
+
+The worker is a separate process (a proof uses every core for minutes): the event loop only waits
+on its pipes, so ingest, batching and attestation keep running while a batch is proved. It is
+started once, restarted (with backoff) whenever it exits, and a job whose worker died, timed out
+or failed internally is sent again to the next worker, up to `max_attempts` times; then the
+prover gives up (ProverError) and the aggregator attests the batch instead. Protocol:
+docs/recursion.md ("Aggregator worker interface").
+
+Leaves: gnark Groth16 items go through the normalizer (the sidecar decodes the gnark binaries
+into Sheaf's canonical vk/proof bytes), snarkjs Groth16 items through the snarkjs conversion of
+deploy/recursive.py (`snarkjs_leaf`). Each leaf's statement hash is recomputed and must equal the
+batch's leaf, and the worker's result must name exactly the batch's leaves: the proof that goes
+on chain is for the root the aggregator persisted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aggregator.config import RecursionConfig
+from aggregator.core import ProveJob, ProverError
+from aggregator.metrics import Metrics
+from aggregator.verify import Item
+
+log = logging.getLogger("sheaf.recursion")
+
+# Stable failure codes (sheaf_recursive_failures_total{code}, batch/proof reason codes).
+PROVER_UNAVAILABLE = "PROVER_UNAVAILABLE"  # worker binary missing, or it cannot start / get ready
+PROVER_CRASHED = "PROVER_CRASHED"  # the worker exited while proving
+PROVER_TIMEOUT = "PROVER_TIMEOUT"  # no answer within prove_timeout_s (the worker is killed)
+PROVER_WORKER_ERROR = "PROVER_WORKER_ERROR"  # the worker answered `internal`
+PROVER_BAD_LEAF = "PROVER_BAD_LEAF"  # a leaf the circuit cannot take (conversion or worker `bad_leaf`)
+PROVER_LEAF_MISMATCH = "PROVER_LEAF_MISMATCH"  # recomputed statement hash / result leaves differ
+PROVER_REJECTED = "PROVER_REJECTED"  # worker `bad_batch` / `bad_shape` / `bad_request`
+CIRCUIT_MISMATCH = "CIRCUIT_MISMATCH"  # the worker's circuit is not the one deployed on chain
+
+PROVE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 3600.0)
+_LEAF_FIELD = re.compile(r"^leaves\[(\d+)\]")
+
+
+class _WorkerGone(Exception):
+    """The worker's stdout closed (it exited)."""
+
+
+@dataclass
+class _Worker:
+    proc: asyncio.subprocess.Process
+    info: dict[str, Any]
+    started: float
+
+
+class RecursiveProver:
+    """BatchProver over one `sheaf-gnark aggregate serve` worker (one proof at a time)."""
+
+    def __init__(
+        self,
+        *,
+        batch: int,
+        npub: int,
+        normalizer: Any,
+        metrics: Metrics | None = None,
+        binary: str = "",
+        cache_dir: str = "",
+        expected_circuit_hash: str = "",
+        max_attempts: int = 3,
+        prove_timeout_s: float = 3600.0,
+        ready_timeout_s: float = 7200.0,
+        restart_backoff_s: float = 1.0,
+    ) -> None:
+        if batch < 1 or npub < 1:
+            raise ValueError(f"recursion batch and npub must be >= 1, got {batch}/{npub}")
+        self.batch, self.npub = batch, npub
+        self.normalizer = normalizer
+        self.metrics = metrics or Metrics()
+        self.binary = binary
+        self.cache_dir = cache_dir
+        self.expected_circuit_hash = expected_circuit_hash.lower().removeprefix("0x")
+        self.max_attempts = max_attempts
+        self.prove_timeout_s = prove_timeout_s
+        self.ready_timeout_s = ready_timeout_s
+        self.restart_backoff_s = restart_backoff_s
+        # set when the worker can never serve this deployment (wrong circuit, missing binary)
+        self.disabled: str = ""
+        self.disabled_code = ""
+        self.info: dict[str, Any] = {}
+        self.restarts = 0
+        self.peak_rss_bytes = 0
+        self._worker: _Worker | None = None  # ready to take requests
+        self._proc: asyncio.subprocess.Process | None = None  # the current process, even while starting
+        self._ready = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._seq = 0
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        m = self.metrics
+        m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (worker round trip)")
+        m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
+        m.describe("sheaf_recursive_worker_restarts_total", "Recursive worker (re)starts after an exit")
+        m.describe("sheaf_recursive_worker_ready", "1 while the recursive worker has its keys loaded")
+        m.describe("sheaf_recursive_worker_peak_rss_bytes", "Peak RSS of the recursive worker (VmHWM)")
+        m.describe("sheaf_recursive_proving", "Outer proofs being computed by the worker now")
+        m.gauge("sheaf_recursive_worker_ready", lambda: {(): 1.0 if self._ready.is_set() else 0.0})
+        m.gauge("sheaf_recursive_worker_peak_rss_bytes", lambda: {(): float(self.peak_rss_bytes)})
+        m.gauge("sheaf_recursive_proving", lambda: {(): float(self._inflight)})
+
+    @classmethod
+    def from_config(
+        cls,
+        rc: RecursionConfig,
+        *,
+        batch: int,
+        npub: int,
+        normalizer: Any,
+        metrics: Metrics | None = None,
+        expected_circuit_hash: str = "",
+    ) -> RecursiveProver:
+        return cls(
+            batch=batch,
+            npub=npub,
+            normalizer=normalizer,
+            metrics=metrics,
+            binary=rc.worker_bin,
+            cache_dir=rc.cache_dir,
+            expected_circuit_hash=expected_circuit_hash,
+            max_attempts=rc.max_attempts,
+            prove_timeout_s=rc.prove_timeout_s,
+            ready_timeout_s=rc.ready_timeout_s,
+        )
+
+    # -- BatchProver ------------------------------------------------------------------------------
+
+    @property
+    def max_leaves(self) -> int:
+        return self.batch
+
+    def accepts(self, scheme: str, n_public: int) -> bool:
+        return not self.disabled and scheme == "groth16" and n_public == self.npub
+
+    @property
+    def shape(self) -> str:
+        return f"b{self.batch}_p{self.npub}"
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The current worker process (starting or ready), if it runs."""
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    # -- worker lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Spawn the worker in the background (returns at once; keys may take minutes to load)."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name="recursion-worker")
+
+    async def wait_ready(self, timeout: float | None = None) -> dict[str, Any]:
+        """The worker's ready info (circuit hash, keys dir, ...) once it has loaded its keys."""
+        self.start()
+        deadline = time.monotonic() + (timeout if timeout is not None else self.ready_timeout_s)
+        while not self._ready.is_set():
+            if self.disabled:
+                raise ProverError(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProverError(PROVER_UNAVAILABLE, "the recursive worker did not get ready in time")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), min(left, 1.0))
+        return dict(self.info)
+
+    def _argv(self) -> list[str]:
+        from normalizers.sidecar import find_binary
+
+        if self.binary and not (Path(self.binary).is_file() and os.access(self.binary, os.X_OK)):
+            raise FileNotFoundError(f"recursion.worker_bin {self.binary} is not an executable file")
+        binary = find_binary(self.binary or None)
+        argv = [str(binary), "aggregate", "serve", "--batch", str(self.batch), "--npub", str(self.npub)]
+        if self.cache_dir:
+            argv += ["--cache", self.cache_dir]
+        return argv
+
+    async def _spawn(self) -> _Worker:
+        try:
+            argv = self._argv()
+        except Exception as e:  # NormalizeError SIDECAR_UNAVAILABLE: nothing to retry
+            self.disabled, self.disabled_code = f"recursive worker binary not found: {e}", PROVER_UNAVAILABLE
+            raise
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            limit=64 * 1024 * 1024,
+        )
+        self._proc = proc
+        log.info("recursive worker pid %d starting: %s", proc.pid, " ".join(argv))
+        assert proc.stderr is not None
+        t = asyncio.create_task(self._drain_stderr(proc.stderr, proc.pid), name=f"worker-stderr-{proc.pid}")
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        try:
+            line = await asyncio.wait_for(self._readline(proc), self.ready_timeout_s)
+        except BaseException:
+            await self._kill(proc)
+            raise
+        msg = json.loads(line)
+        if msg.get("id") != "ready" or not msg.get("ok"):
+            await self._kill(proc)
+            raise RuntimeError(f"unexpected first worker line: {line[:200]!r}")
+        info = dict(msg.get("result") or {})
+        return _Worker(proc, info, time.monotonic())
+
+    async def _supervise(self) -> None:
+        backoff = self.restart_backoff_s
+        first = True
+        while not self._closing and not self.disabled:
+            if not first:
+                self.restarts += 1
+                self.metrics.inc("sheaf_recursive_worker_restarts_total")
+            first = False
+            try:
+                w = await self._spawn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_UNAVAILABLE)
+                log.error("recursive worker failed to start: %s %s", e, " | ".join(self._stderr_tail))
+                if self.disabled:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            shape = w.info.get("shape") or {}
+            got_hash = str(w.info.get("circuit_hash", "")).lower()
+            if (shape.get("batch"), shape.get("npub")) != (self.batch, self.npub):
+                self.disabled = f"worker shape {shape} is not b{self.batch}/p{self.npub}"
+            elif self.expected_circuit_hash and got_hash != self.expected_circuit_hash:
+                self.disabled = (
+                    f"worker circuit {got_hash[:16]} is not the deployed verifier's circuit "
+                    f"{self.expected_circuit_hash[:16]} (redeploy the verifier or fix recursion settings)"
+                )
+            if self.disabled:
+                self.disabled_code = CIRCUIT_MISMATCH
+                self.metrics.inc("sheaf_recursive_failures_total", code=CIRCUIT_MISMATCH)
+                log.error("recursion disabled: %s; eligible proofs are attested", self.disabled)
+                await self._kill(w.proc)
+                return
+            self.info = w.info
+            self._worker = w
+            self._ready.set()
+            backoff = self.restart_backoff_s
+            log.info(
+                "recursive worker pid %d ready: circuit %s, %s constraints, keys %s (%s), compile %s ms, "
+                "keys %s ms",
+                w.proc.pid,
+                got_hash[:16],
+                w.info.get("nb_constraints"),
+                w.info.get("dir"),
+                "CREATED by an INSECURE dev setup" if w.info.get("keys_created") else "loaded",
+                w.info.get("compile_ms"),
+                w.info.get("setup_ms"),
+            )
+            rc = await w.proc.wait()
+            self._ready.clear()
+            self._worker = None
+            if self._closing:
+                return
+            log.error(
+                "recursive worker pid %d exited with %s; restarting. stderr: %s",
+                w.proc.pid,
+                rc,
+                " | ".join(self._stderr_tail),
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+
+    async def _drain_stderr(self, stream: asyncio.StreamReader, pid: int) -> None:
+        while True:
+            raw = await stream.readline()
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            self._stderr_tail.append(line)
+            (log.info if line.startswith("aggregate:") else log.debug)("worker %d: %s", pid, line)
+
+    @staticmethod
+    async def _readline(proc: asyncio.subprocess.Process) -> bytes:
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        if not line:
+            raise _WorkerGone()
+        return line
+
+    @staticmethod
+    async def _kill(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+    def _sample_rss(self, pid: int) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_bytes = max(self.peak_rss_bytes, int(line.split()[1]) * 1024)
+
+    async def close(self) -> None:
+        self._closing = True
+        w = self._worker
+        if w is not None:
+            self._sample_rss(w.proc.pid)
+            if w.proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    w.proc.stdin.close()
+            await self._kill(w.proc)
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
+        # a worker still starting (no _Worker yet) is killed by _spawn's cancellation handler
+        self._ready.clear()
+        self._worker = None
+
+    # -- leaves -----------------------------------------------------------------------------------
+
+    async def leaves(self, items: Sequence[Item], expected: Sequence[bytes]) -> list[dict[str, Any]]:
+        """Worker leaves (canonical vk / proof / public inputs, hex) for the batch's items, each
+        checked against the batch's statement hash."""
+        from deploy.recursive import leaf_statement_hash, snarkjs_leaf
+
+        out: list[dict[str, Any]] = []
+        for i, it in enumerate(items):
+            try:
+                leaf = await self._leaf(it, snarkjs_leaf)
+            except ProverError as e:
+                raise ProverError(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
+            except Exception as e:
+                code = getattr(getattr(e, "code", None), "value", "") or type(e).__name__
+                raise ProverError(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
+            if leaf_statement_hash(leaf) != expected[i]:
+                raise ProverError(
+                    PROVER_LEAF_MISMATCH,
+                    f"leaves[{i}]: the converted leaf's statement hash differs from the batch's",
+                    bad_leaves=[i],
+                )
+            out.append(leaf)
+        return out
+
+    async def _leaf(self, it: Item, snarkjs_leaf: Any) -> dict[str, Any]:
+        if it.scheme != "groth16":
+            raise ProverError(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
+        if it.format == "snarkjs":
+            if it.public is None:
+                raise ProverError(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
+            leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
+        elif it.format == "gnark":
+            from normalizers.api import ProofInput
+
+            env = await self.normalizer.anormalize(
+                ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
+            )
+            if not env.recursion_eligible or len(env.proof) != 256:
+                raise ProverError(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
+            leaf = {
+                "scheme": "groth16",
+                "vk": "0x" + bytes(env.canonical_vk).hex(),
+                "proof": "0x" + bytes(env.proof).hex(),
+                "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
+            }
+        else:
+            raise ProverError(PROVER_BAD_LEAF, f"format {it.format} is not aggregated recursively")
+        if len(leaf["public_inputs"]) != self.npub:
+            raise ProverError(
+                PROVER_BAD_LEAF, f"{len(leaf['public_inputs'])} public inputs, the circuit takes {self.npub}"
+            )
+        return leaf
+
+    # -- proving ----------------------------------------------------------------------------------
+
+    async def prove(self, job: ProveJob) -> bytes:
+        if not job.leaves or len(job.leaves) > self.batch:
+            raise ProverError(PROVER_REJECTED, f"{len(job.leaves)} leaves, the circuit takes 1..{self.batch}")
+        if self.disabled:
+            raise ProverError(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+        leaves = await self.leaves(job.items, job.leaves)
+        async with self._lock:  # one proof at a time: a proof already uses every core
+            self._inflight = 1
+            try:
+                return await self._prove_locked(job, leaves)
+            finally:
+                self._inflight = 0
+
+    async def _prove_locked(self, job: ProveJob, leaves: list[dict[str, Any]]) -> bytes:
+        last = ProverError(PROVER_UNAVAILABLE, "no attempt made")
+        attempt = 0
+        while attempt < self.max_attempts:
+            try:
+                await self.wait_ready()
+            except ProverError as e:
+                self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
+                raise
+            w = self._worker
+            if w is None or w.proc.returncode is not None:  # died between ready and now
+                self._forget(w)
+                continue
+            attempt += 1
+            self._seq += 1
+            req_id = f"batch-{job.batch_id}-{self._seq}"
+            req = json.dumps({"id": req_id, "op": "prove", "leaves": leaves}) + "\n"
+            t0 = time.monotonic()
+            log.info(
+                "batch %d: proving %d leaves on worker pid %d (attempt %d/%d)",
+                job.batch_id,
+                len(leaves),
+                w.proc.pid,
+                attempt,
+                self.max_attempts,
+            )
+            try:
+                resp = await asyncio.wait_for(self._roundtrip(w, req), self.prove_timeout_s)
+            except (_WorkerGone, BrokenPipeError, ConnectionResetError):
+                rc = await w.proc.wait()
+                self._forget(w)
+                last = ProverError(PROVER_CRASHED, f"worker pid {w.proc.pid} exited with {rc} while proving")
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
+                log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
+                continue
+            except TimeoutError:
+                last = ProverError(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
+                log.error("batch %d: %s; killing worker pid %d", job.batch_id, last, w.proc.pid)
+                await self._kill(w.proc)
+                self._forget(w)
+                continue
+            finally:
+                self._sample_rss(w.proc.pid)
+            if resp.get("id") != req_id:
+                last = ProverError(PROVER_WORKER_ERROR, f"answer for {resp.get('id')!r}, expected {req_id}")
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
+                await self._kill(w.proc)  # out of step: start over with a fresh worker
+                self._forget(w)
+                continue
+            if resp.get("ok"):
+                wall = time.monotonic() - t0
+                proof = self._check_result(job, resp.get("result") or {})
+                self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
+                log.info(
+                    "batch %d: outer proof in %.1f s (worker prove %s ms), peak RSS %d MiB",
+                    job.batch_id,
+                    wall,
+                    (resp.get("result") or {}).get("prove_ms"),
+                    self.peak_rss_bytes >> 20,
+                )
+                return proof
+            err = resp.get("error") or {}
+            code, fld, msg = str(err.get("code", "")), str(err.get("field", "")), str(err.get("message", ""))
+            if code == "bad_leaf":
+                m = _LEAF_FIELD.match(fld)
+                bad = [int(m.group(1))] if m else list(range(len(leaves)))
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
+                raise ProverError(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad)
+            if code in ("bad_batch", "bad_shape", "bad_request"):
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_REJECTED)
+                raise ProverError(PROVER_REJECTED, f"{code} {fld}: {msg}")
+            last = ProverError(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
+            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
+            log.error("batch %d: worker error %s", job.batch_id, last)
+        raise ProverError(last.code, f"gave up after {self.max_attempts} attempts: {last.message}")
+
+    def _forget(self, w: _Worker | None) -> None:
+        """A dead worker is not ready (the supervisor, which restarts it, may not have run yet)."""
+        if self._worker is w:
+            self._worker = None
+            self._ready.clear()
+
+    async def _roundtrip(self, w: _Worker, line: str) -> dict[str, Any]:
+        assert w.proc.stdin is not None
+        w.proc.stdin.write(line.encode())
+        await w.proc.stdin.drain()
+        out: dict[str, Any] = json.loads(await self._readline(w.proc))
+        return out
+
+    def _check_result(self, job: ProveJob, r: dict[str, Any]) -> bytes:
+        leaves = [bytes.fromhex(str(h).removeprefix("0x")) for h in r.get("leaves", [])]
+        if leaves != list(job.leaves) or int(r.get("count", -1)) != len(job.leaves):
+            raise ProverError(PROVER_LEAF_MISMATCH, "the worker proved other leaves than the batch's")
+        proof = bytes.fromhex(str(r.get("proof", "")).removeprefix("0x"))
+        if not proof:
+            raise ProverError(PROVER_WORKER_ERROR, "the worker returned no proof")
+        return proof
+
+
+# ---------------------------------------------------------------- configuration -> prover
+
+
+@dataclass(frozen=True)
+class RecursionPlan:
+    enabled: bool
+    reason: str
+    batch: int = 0
+    npub: int = 0
+    circuit_hash: str = ""  # expected (from config or the manifest); empty: not checked
+
+
+def manifest_recursive(deployments_dir: str, chain_id: int, registry: str) -> dict[str, Any]:
+    """The deployment manifest's `recursive` section if it is about this registry, else {}."""
+    p = Path(deployments_dir) / f"{chain_id}.json"
+    try:
+        rec = json.loads(p.read_text()).get("recursive") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(rec, dict) or str(rec.get("registry", "")).lower() != registry.lower():
+        return {}
+    return rec
+
+
+def plan_recursion(rc: RecursionConfig, *, registry_verifier: str, manifest: dict[str, Any]) -> RecursionPlan:
+    """Decide whether recursion runs and with which circuit (docs/operations.md, "Recursion").
+
+    registry_verifier: SheafRegistry.aggregationVerifier() (zero address: none configured);
+    manifest: manifest_recursive(...) for this registry."""
+    if rc.enabled is False:
+        return RecursionPlan(False, "disabled in the configuration")
+    has_verifier = int(registry_verifier or "0", 16) != 0
+    # the manifest's shape applies only while its adapter is the registry's verifier
+    live = bool(manifest) and str(manifest.get("adapter", "")).lower() == (registry_verifier or "").lower()
+    batch = rc.batch or (int(manifest.get("batch", 0)) if live else 0)
+    npub = rc.npub or (int(manifest.get("npub", 0)) if live else 0)
+    expected = rc.circuit_hash
+    if not expected and live and (batch, npub) == (manifest.get("batch"), manifest.get("npub")):
+        expected = str(manifest.get("circuit_hash", ""))
+    if rc.enabled is None:
+        if not has_verifier:
+            return RecursionPlan(False, "auto: the registry has no aggregation verifier")
+        if not (batch and npub):
+            return RecursionPlan(
+                False,
+                "auto: unknown circuit shape (set recursion.batch/npub, or deploy with sheaf-deploy)",
+            )
+        return RecursionPlan(True, "auto: the registry has an aggregation verifier", batch, npub, expected)
+    if not (batch and npub):
+        raise ValueError(
+            "recursion.enabled = true needs recursion.batch and recursion.npub (or a deployment manifest "
+            "whose recursive section is this registry's verifier)"
+        )
+    why = "enabled in the configuration" + ("" if has_verifier else " (the registry has NO verifier yet)")
+    return RecursionPlan(True, why, batch, npub, expected)
+
+
+def cache_root(rc: RecursionConfig) -> str:
+    """Where the worker keeps its keys (what sheaf-deploy's setup uses by default too)."""
+    if rc.cache_dir:
+        return rc.cache_dir
+    root = os.environ.get("SHEAF_CACHE") or str(Path.home() / ".cache" / "sheaf")
+    return str(Path(root) / "recursion")

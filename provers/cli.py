@@ -4,6 +4,7 @@
     prover inspect --model M.onnx --config slices.toml         per-slice shapes/ops/backend support
     prover slice   --model M.onnx --config slices.toml --out D  same report, and write each slice's .onnx
     prover prove   --model M.onnx --config slices.toml --out D  prove; D/proofs.json lists the proofs
+                   [--slices a,b]                               prove only these (others: onnxruntime)
     prover submit  --proofs D/proofs.json --aggregator H:P [--rpc URL]
     prover run     --model M.onnx --config slices.toml --aggregator H:P [--rpc URL] [--out D]
 
@@ -98,9 +99,13 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     return 0
 
 
+def _only(a: argparse.Namespace) -> list[str] | None:
+    return [s for s in a.slices.split(",") if s] if getattr(a, "slices", None) else None
+
+
 def cmd_prove(a: argparse.Namespace) -> int:
     model_path, config_path = _model_and_config(a)
-    run = run_model(model_path, config_path, Path(a.out), progress=lambda m: _err(m))
+    run = run_model(model_path, config_path, Path(a.out), progress=lambda m: _err(m), only=_only(a))
     print(proof_table(run.proofs))
     for c in run.chain:
         state = f"linked ({c.commitment})" if c.linked else "not linked (different commitment schemes)"
@@ -132,7 +137,7 @@ def cmd_submit(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     model_path, config_path = _model_and_config(a)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="sheaf-prover-"))
-    run = run_model(model_path, config_path, out, progress=lambda m: _err(m))
+    run = run_model(model_path, config_path, out, progress=lambda m: _err(m), only=_only(a))
     return _submit(run.proofs, a)
 
 
@@ -157,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model")
     pr.add_argument("--config", required=True)
     pr.add_argument("--out", required=True)
+    pr.add_argument("--slices", help="comma-separated slice names to prove (default: all proven slices)")
     pr.set_defaults(fn=cmd_prove)
 
     def submit_args(s: argparse.ArgumentParser) -> None:
@@ -173,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model")
     r.add_argument("--config", required=True)
     r.add_argument("--out")
+    r.add_argument("--slices", help="comma-separated slice names to prove (default: all proven slices)")
     submit_args(r)
     r.set_defaults(fn=cmd_run)
     return p

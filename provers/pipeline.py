@@ -11,10 +11,11 @@ the previous one committed to and the MiMC commitments chain (out_commit(i) == i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,22 @@ def check_chain(proofs: Sequence[SliceProof]) -> list[ChainLink]:
     return links
 
 
+def restrict_slices(cfg: ProverConfig, only: Collection[str] | None) -> ProverConfig:
+    """`cfg` with only the named slices proven (None: unchanged); unknown names are refused."""
+    if only is None:
+        return cfg
+    names = {s.name for s in cfg.slices}
+    unknown = sorted(set(only) - names)
+    if unknown:
+        raise ProverError(
+            "PROVER_CONFIG_INVALID", f"--slices: no slice named {', '.join(unknown)} (have {sorted(names)})"
+        )
+    slices = tuple(dataclasses.replace(s, prove=s.prove and s.name in only) for s in cfg.slices)
+    if not any(s.proven for s in slices):
+        raise ProverError("PROVER_CONFIG_INVALID", "--slices: none of the selected slices is proven")
+    return dataclasses.replace(cfg, slices=slices)
+
+
 def run_model(
     model_path: Path | None,
     config_path: Path,
@@ -252,9 +269,12 @@ def run_model(
     *,
     x: np.ndarray | None = None,
     progress: Progress | None = None,
+    only: Collection[str] | None = None,
 ) -> ModelRun:
+    """Prove the configured slices; with `only`, just those slices (by name) are proven and the
+    others run on onnxruntime (a faster run of the same pipeline)."""
     say = progress or (lambda _m: None)
-    cfg = load_config(config_path)
+    cfg = restrict_slices(load_config(config_path), only)
     path = model_path or cfg.model_path
     if path is None:
         raise ProverError("PROVER_CONFIG_INVALID", "model.path: no model given (config or --model)")

@@ -1,22 +1,23 @@
 """`make demo`: the whole system on embedded defaults, then a clean shutdown.
 
 Stages (each prints what it did and its time; any failure stops what was started and exits 1):
+  0. prepare: read the slice config, make sure the INSECURE dev SRS exists, compile contracts/src
   1. anvil on loopback; deploy SheafRegistry, give it domain 1, three operators, threshold 2;
      source-verify it (Sourcify rules, full match required)
-  2. `aggregator run` (SQLite in the workdir) and two of the three operators as separate
-     `aggregator operator` processes (2-of-3 attestation; the third stays offline)
+  2. `aggregator run` (config and SQLite file in the workdir) and two of the three operators as
+     separate `aggregator operator` processes (2-of-3 attestation; the third stays offline)
   3. the reference prover on the sample model (provers/examples/slices.toml: gnark-groth16 ->
-     ezkl -> gnark-plonk), as its own `prover prove` process
+     ezkl -> gnark-plonk) as its own `prover prove` process (ezkl's native output: logs/prover.log)
   4. every proof submitted over gRPC, followed to FINALIZED, inclusion checked on-chain; the
-     per-slice table
+     per-slice table (provers.cli.proof_table)
   5. one ExampleConsumer per slice model (it pins the slice's scheme and vk hash): it accepts each
-     slice's result, refuses a wrong output and a replay; consumers source-verified too
-  6. gas from anvil receipts: each slice's own verifier (gnark `export-solidity`, ezkl EVM
-     verifier) vs the aggregated route (submission / leaves + the inclusion check)
-  7. stop operators, aggregator, anvil; check that nothing is left running
+     slice's result, refuses the result with a wrong output and a replay; consumers source-verified
+  6. gas from anvil receipts: each slice's own verifier (gnark `export-solidity`, ezkl's EVM
+     verifier, compiled with tools/solc) vs the aggregated route (submission / leaves + inclusion)
+  7. stop operators, aggregator, anvil (SIGTERM, graceful); check that no process is left
 
 Keys are anvil's public dev keys (0 owner/app, 1 aggregator submitter, 2-4 operators): local only.
-`--summary FILE` writes the outcomes as JSON (tests/demo reads it).
+`--slices a,b` proves fewer slices (faster); `--summary FILE` writes the outcomes as JSON.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import DeployedContract, Manifest, configure_registry, deploy_all, save_manifest
-from deploy.chain import _send, constructor_types, deploy_contract, encode_constructor_args, transact
-from deploy.compile import Artifact, compile_contracts, compile_files
+from deploy.chain import _send, connect, constructor_types, deploy_contract, encode_constructor_args, transact
+from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
 from deploy.verify import FULL, verify_contract, verify_manifest
 from normalizers.statement import BN254_R, Scheme, keccak256
 from provers.cli import proof_table
 from provers.pipeline import SliceProof, SubmitResult, load_manifest, restrict_slices, submit_and_wait
 from provers.slicer import load_config
-from provers.srs import cut_verifier_srs, ensure_dev_srs
+from provers.srs import cut_verifier_srs, dev_srs_path, ensure_dev_srs
 
 if TYPE_CHECKING:
     from normalizers.api import Envelope
@@ -268,11 +269,10 @@ class Deployment:
     owner: LocalAccount
 
 
-def deploy_and_verify(rpc_url: str, deployments: Path, summary: dict[str, Any]) -> Deployment:
-    from deploy.chain import connect
-
+def deploy_and_verify(
+    rpc_url: str, deployments: Path, arts: dict[str, Artifact], summary: dict[str, Any]
+) -> Deployment:
     w3 = connect(rpc_url, expect_chain_id=31337)
-    arts = compile_contracts()
     # anvil's public dev key 0: a local chain only, never a real key.
     manifest = deploy_all(rpc_url, OWNER_KEY, out_dir=deployments, force=True, artifacts=arts)
     for name, c in manifest.contracts.items():
@@ -769,7 +769,8 @@ def gas(
     for it in items:
         aggs.setdefault(int(it.inclusion.aggregation_id), []).append(it)
     batches = ", ".join(
-        f"#{a} = {' + '.join(x.proof.name for x in xs)} ({xs[0].inclusion.leaf_count} leaves)"
+        f"#{a} = {' + '.join(x.proof.name for x in xs)} "
+        f"({xs[0].inclusion.leaf_count} {'leaf' if xs[0].inclusion.leaf_count == 1 else 'leaves'})"
         for a, xs in sorted(aggs.items())
     )
     say(f"   aggregations: {batches}")
@@ -837,17 +838,23 @@ def run(
     try:
         with ExitStack() as stack:
             stack.callback(_shutdown, node, services, summary, timings)
-            # the proven slices decide the batch size: the whole model is one aggregation
-            cfg = restrict_slices(load_config(config), only)
-            n_proven = sum(1 for s in cfg.slices if s.proven)
-            srs = ensure_dev_srs()
+            with timings.stage("prepare: slice config, dev SRS, contracts"):
+                cfg = restrict_slices(load_config(config), only)
+                proven = [f"{s.name} ({s.backend})" for s in cfg.slices if s.proven]
+                n_proven = len(proven)  # the aggregator's max batch: a job's slices batch together
+                say(f"   {_rel(config)}: proving {', '.join(proven)}")
+                had_srs = dev_srs_path().exists()
+                srs = ensure_dev_srs()
+                say(f"   ezkl SRS {srs} ({'cached' if had_srs else 'generated'}; INSECURE dev SRS)")
+                arts = compile_contracts()
+                say(f"   contracts/src compiled ({compiler_version()}, {len(arts)} artifacts)")
             with timings.stage("anvil on loopback"):
                 node.start()
                 pid = node.process.pid if node.process else 0
                 say(f"   {node.rpc_url} (chain id {node.chain_id}, pid {pid}, block time 0.5s)")
                 summary["anvil"] = {"rpc": node.rpc_url, "port": node.port, "pid": pid}
             with timings.stage("deploy + configure the registry, verify sources (Sourcify rules)"):
-                d = deploy_and_verify(node.rpc_url, deployments, summary)
+                d = deploy_and_verify(node.rpc_url, deployments, arts, summary)
             with timings.stage(f"aggregator + {n_operators} of {len(OPERATOR_KEYS)} operators"):
                 target = start_services(
                     services, workdir, node.rpc_url, d.registry.address, n_proven, n_operators, srs, summary

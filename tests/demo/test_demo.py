@@ -29,9 +29,10 @@ from typing import Any
 
 import pytest
 
+from aggregator.store import BatchState, Status
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SLICES = {"layer0": "gnark-groth16", "layer1": "ezkl", "head": "gnark-plonk"}
-FINALIZED = 6  # aggregator.store.Status.FINALIZED == sheaf.v1.ProofStatus FINALIZED
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +99,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     work, summary = tmp_path / "demo", tmp_path / "summary.json"
     proc = _run_demo(work, summary)
     out = proc.stdout
+    (tmp_path / "stdout.txt").write_text(out)  # kept for a look at a failed run
     assert proc.returncode == 0, out[-6000:] + proc.stderr[-4000:]
     s = json.loads(summary.read_text())
     assert s["ok"] is True
@@ -127,11 +129,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     db = sqlite3.connect(work / "aggregator.db")
     rows = db.execute("SELECT statement_hash, status, batch_id FROM proofs").fetchall()
     assert {"0x" + bytes(h).hex() for h, _, _ in rows} == {x["statement_hash"] for x in slices.values()}
-    assert all(st == FINALIZED for _, st, _ in rows)
+    assert all(st == Status.FINALIZED for _, st, _ in rows)
     batches = {b for _, _, b in rows}
     for b in batches:
         state, tx = db.execute("SELECT state, tx_hash FROM batches WHERE batch_id = ?", (b,)).fetchone()
-        assert state == "FINALIZED" and "0x" + bytes(tx).hex() in {x["tx_hash"] for x in slices.values()}
+        assert state == BatchState.FINALIZED
+        assert "0x" + bytes(tx).hex() in {x["tx_hash"] for x in slices.values()}
         signers = db.execute(
             "SELECT operator FROM signatures WHERE batch_id = ? AND signature IS NOT NULL", (b,)
         ).fetchall()

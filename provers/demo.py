@@ -53,6 +53,7 @@ from deploy.compile import Artifact, compile_contracts, compile_files, compiler_
 from deploy.verify import FULL, verify_contract, verify_manifest
 from normalizers.statement import BN254_R, Scheme, keccak256
 from provers.cli import proof_table
+from provers.errors import ProverError
 from provers.pipeline import SliceProof, SubmitResult, load_manifest, restrict_slices, submit_and_wait
 from provers.slicer import load_config
 from provers.srs import cut_verifier_srs, dev_srs_path, ensure_dev_srs
@@ -949,6 +950,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--summary", type=Path, help="write the outcomes as JSON here")
     a = parser.parse_args(argv)
     only = [s for s in a.slices.split(",") if s] if a.slices else None
+    try:  # bad input is refused before anything is started or written
+        restrict_slices(load_config(a.config), only)
+    except ProverError as e:
+        print(f"demo: {e}", file=sys.stderr)
+        return 2
     return run(a.workdir, a.config.resolve(), only, a.operators, a.timeout, a.summary)
 
 

@@ -30,11 +30,13 @@ from typing import Any
 import pytest
 
 from aggregator.store import BatchState, Status
+from provers.errors import ProverError
+from provers.pipeline import restrict_slices
+from provers.slicer import load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG = REPO_ROOT / "provers" / "examples" / "slices.toml"
 SLICES = {"layer0": "gnark-groth16", "layer1": "ezkl", "head": "gnark-plonk"}
-
-pytestmark = pytest.mark.slow
 
 
 def _run_demo(
@@ -95,6 +97,7 @@ def _assert_nothing_left(s: dict[str, Any]) -> None:
     assert all(x["exit_code"] == 0 for x in s["stopped"] if x["name"] != "anvil"), s["stopped"]
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     work, summary = tmp_path / "demo", tmp_path / "summary.json"
     proc = _run_demo(work, summary)
@@ -173,6 +176,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     _assert_nothing_left(s)
 
 
+@pytest.mark.slow
 def test_demo_failure_stops_everything(tmp_path: Path) -> None:
     # q_bits = 2: the first gnark layer's pre-activations leave the range the circuit checks, so the
     # prover stage fails (PROVER_RANGE) once anvil, the aggregator and the operators are running
@@ -192,6 +196,7 @@ def test_demo_failure_stops_everything(tmp_path: Path) -> None:
     assert "== shutdown" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_sigterm_while_proving(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     cmd = [
@@ -224,3 +229,22 @@ def test_demo_sigterm_while_proving(tmp_path: Path) -> None:
     s = json.loads(summary.read_text())
     assert s["ok"] is False and "prover" in s
     _assert_nothing_left(s)
+
+
+def test_slices_flag_selects_what_is_proven(tmp_path: Path) -> None:
+    """--slices (demo and prover CLI): the named slices are proven, the others run on onnxruntime."""
+    cfg = restrict_slices(load_config(CONFIG), ["layer0", "head"])
+    assert {s.name: s.proven for s in cfg.slices} == {"layer0": True, "layer1": False, "head": True}
+    assert restrict_slices(load_config(CONFIG), None) == load_config(CONFIG)
+    with pytest.raises(ProverError) as e:
+        restrict_slices(load_config(CONFIG), ["layer0", "nope"])
+    assert e.value.code == "PROVER_CONFIG_INVALID" and "nope" in e.value.message
+    r = subprocess.run(
+        [sys.executable, "-m", "provers.demo", "--slices", "nope", "--workdir", str(tmp_path / "w")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "PROVER_CONFIG_INVALID: --slices: no slice named nope" in r.stderr
+    assert not (tmp_path / "w").exists()  # refused before anything was started or written

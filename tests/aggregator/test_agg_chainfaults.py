@@ -61,6 +61,8 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="RPC_UNAVAILABLE") >= 1
         node = Anvil(port=port, block_time=0.5, extra_args=["--load-state", str(state)]).start()
         env.node = node
+        # anvil can only reorg blocks it mined since --load-state ("Required data unavailable" before)
+        restarted_at = int(str(_rpc(node.rpc_url, "eth_blockNumber", [])), 16)
         acked = {**first, **during}
         await wait_all_finalized(target, list(acked), timeout=90)
         assert app.submitter.healthy
@@ -71,9 +73,9 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
         # depth measured right before the reorg (blocks keep coming every 0.5 s), with a margin of 2
         last = await chain.next_aggregation_id(1) - 1
         newest = await chain.get_aggregation(1, last)
-        assert newest is not None
+        assert newest is not None and newest.block_number > restarted_at
         head = await chain.head()
-        depth = min(head, head - newest.block_number + 3)
+        depth = min(head - restarted_at, head - newest.block_number + 3)
         _rpc(node.rpc_url, "anvil_reorg", [depth, []])
         gone = await chain.next_aggregation_id(1) - 1
         assert gone < last, (gone, last)

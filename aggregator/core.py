@@ -454,11 +454,19 @@ class Core:
         return self.chain_next.get(domain, 1)
 
     async def _batcher(self) -> None:
-        # Batches persisted before a crash that still need a recursive proof get their job again.
-        if self.prover is not None:
-            for b in await self.db.run(self.db.store.batches_in, BatchState.PENDING):
-                if b.kind == KIND_RECURSIVE:
-                    self._start_proving(b)
+        # Batches persisted before a crash that still need a recursive proof get their job again;
+        # with recursion now off, their proofs are attested instead of waiting forever.
+        for b in await self.db.run(self.db.store.batches_in, BatchState.PENDING):
+            if b.kind != KIND_RECURSIVE:
+                continue
+            if self.prover is not None:
+                self._start_proving(b)
+                continue
+            leaves = [r.statement_hash for r in await self.db.run(self.db.store.batch_proofs, b.batch_id)]
+            log.warning("recursive batch %d was waiting for a proof; recursion is off: attesting", b.batch_id)
+            await self.db.run(
+                functools.partial(self.db.store.fail_batch, b.batch_id, "RECURSION_OFF", reroute=leaves)
+            )
         while not self.stopping:
             try:
                 made = await self.make_batches()

@@ -410,11 +410,7 @@ class RecursiveProver:
             raise ProverError(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
         leaves = await self.leaves(job.items, job.leaves)
         async with self._lock:  # one proof at a time: a proof already uses every core
-            self._inflight = 1
-            try:
-                return await self._prove_locked(job, leaves)
-            finally:
-                self._inflight = 0
+            return await self._prove_locked(job, leaves)
 
     async def _prove_locked(self, job: ProveJob, leaves: list[dict[str, Any]]) -> bytes:
         last = ProverError(PROVER_UNAVAILABLE, "no attempt made")
@@ -442,6 +438,7 @@ class RecursiveProver:
                 attempt,
                 self.max_attempts,
             )
+            self._inflight = 1  # a request is with the worker (not while it restarts)
             try:
                 resp = await asyncio.wait_for(self._roundtrip(w, req), self.prove_timeout_s)
             except (_WorkerGone, BrokenPipeError, ConnectionResetError):
@@ -459,6 +456,7 @@ class RecursiveProver:
                 self._forget(w)
                 continue
             finally:
+                self._inflight = 0
                 self._sample_rss(w.proc.pid)
             if resp.get("id") != req_id:
                 last = ProverError(PROVER_WORKER_ERROR, f"answer for {resp.get('id')!r}, expected {req_id}")

@@ -9,20 +9,49 @@ restarts, dropped transactions, RPC outages and reorgs the same case:
 - a FINALIZED batch the chain no longer has (a reorg deeper than the confirmation depth) goes back
   to SIGNED and is posted again;
 - the registry only accepts id == last+1, so an id can never be posted twice, and sending strictly in
-  order never skips one.
+  order never skips one;
+- a recursive batch whose proof the registry's verifier rejects (another circuit, no verifier) is
+  abandoned like a refused one and its proofs are re-queued for attestation (PROOF_REJECTED).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+
+from web3.exceptions import ContractLogicError
 
 from aggregator.chain import Chain, RpcError
 from aggregator.core import Core
 from aggregator.store import KIND_RECURSIVE, BatchRow, BatchState, Status
+from normalizers.statement import keccak256
 
 log = logging.getLogger("sheaf.submitter")
+
+PROOF_REJECTED = "PROOF_REJECTED"
+# Reverts meaning "this recursive proof can never be accepted here" (registry and gnark verifier errors)
+_REJECTIONS = {
+    keccak256(sig.encode())[:4].hex(): sig
+    for sig in (
+        "ProofInvalid()",
+        "CommitmentInvalid()",
+        "PublicInputNotInField()",
+        "VerifierNotSet()",
+        "VerifierRejected(bytes4)",
+    )
+}
+
+
+def proof_rejection(e: ContractLogicError) -> str | None:
+    """The verifier-side reason a recursive submission reverted, or None for any other revert."""
+    data = str(getattr(e, "data", "") or "").lower().removeprefix("0x")
+    if data[:8] in _REJECTIONS:
+        return _REJECTIONS[data[:8]]
+    if "invalid proof length" in str(e):
+        return "invalid proof length"
+    return None
 
 
 class Submitter:
@@ -203,7 +232,35 @@ class Submitter:
             proof = await db.run(store.get_agg_proof, b.batch_id)
             leaves = [p.statement_hash for p in await db.run(store.batch_proofs, b.batch_id)]
             assert proof is not None
-            tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof)
+            try:
+                tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof)
+            except ContractLogicError as e:
+                why = proof_rejection(e)
+                if why is None:
+                    raise
+                # The registry will never take this proof (its verifier is another circuit, or none is
+                # set): retrying would stall the domain forever. The leaves are attested instead.
+                log.error(
+                    "aggregation %d/%d: the registry rejects the recursive proof of batch %d (%s); "
+                    "its proofs go to attestation",
+                    b.domain_id,
+                    b.aggregation_id,
+                    b.batch_id,
+                    why,
+                )
+                self.core.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
+                self.core.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
+                await db.run(
+                    functools.partial(
+                        store.fail_batch,
+                        b.batch_id,
+                        PROOF_REJECTED,
+                        (),
+                        (BatchState.SIGNED, BatchState.SUBMITTED),
+                        reroute=leaves,
+                    )
+                )
+                return
         else:
             sigs = [(op, s) for op, s, _ in await db.run(store.signatures, b.batch_id) if s]
             # The registry wants signers in strictly ascending address order; take the first k.

@@ -271,10 +271,11 @@ type PlonkNormalized struct {
 // NormalizeGnarkPlonk validates gnark PLONK vk/proof bytes and verifies with gnark's verifier
 // (SHA-256 transcript, i.e. proofs the exported Solidity verifier accepts).
 func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized, error) {
-	vk, err := ParseGnarkPlonkVK(vkb)
+	key, err := gnarkPlonkKeys.get(vkb, parseGnarkPlonkKey)
 	if err != nil {
 		return nil, err
 	}
+	vk := key.vk
 	p, err := ParseGnarkPlonkProof(proofb, vk)
 	if err != nil {
 		return nil, err
@@ -282,16 +283,25 @@ func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized
 	if uint64(len(pub)) != vk.NbPublic {
 		return nil, errf(CodePublicInputCount, "public", "vk expects %d public inputs, got %d", vk.NbPublic, len(pub))
 	}
-	// the validated bytes are decoded again by gnark to get its verifier's key object
+	if err := plonkbn254.Verify(&p.p, key.gvk, append([]fr.Element{}, pub...), solidity.WithVerifierTargetSolidityVerifier(backend.PLONK)); err != nil {
+		return nil, errf(CodeVerificationFailed, "proof", "gnark PLONK verifier: %v", err)
+	}
+	return &PlonkNormalized{CanonicalVK: key.canonical, Proof: p.Canonical(), Public: pub,
+		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp)}, nil
+}
+
+// parseGnarkPlonkKey validates a gnark PLONK vk and decodes it again with gnark (its verifier's
+// key object); the result is cached by the exact bytes.
+func parseGnarkPlonkKey(vkb []byte) (*gnarkPlonkKey, error) {
+	vk, err := ParseGnarkPlonkVK(vkb)
+	if err != nil {
+		return nil, err
+	}
 	gvk := &plonkbn254.VerifyingKey{}
 	if _, err := gvk.ReadFrom(bytes.NewReader(vkb)); err != nil {
 		return nil, errf(CodeInternal, "vk", "gnark rejected a key sheaf accepted: %v", err)
 	}
-	if err := plonkbn254.Verify(&p.p, gvk, append([]fr.Element{}, pub...), solidity.WithVerifierTargetSolidityVerifier(backend.PLONK)); err != nil {
-		return nil, errf(CodeVerificationFailed, "proof", "gnark PLONK verifier: %v", err)
-	}
-	return &PlonkNormalized{CanonicalVK: vk.Canonical(), Proof: p.Canonical(), Public: pub,
-		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp)}, nil
+	return &gnarkPlonkKey{vk: vk, gvk: gvk, canonical: vk.Canonical()}, nil
 }
 
 // VerifyGnarkPlonkBatch verifies gnark PLONK proofs of one vk with a single KZG batch check:

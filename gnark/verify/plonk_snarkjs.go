@@ -353,7 +353,13 @@ func VerifySnarkjsPlonkBatch(vk *SnarkjsPlonkVK, proofs []*SnarkjsPlonkProof, pu
 
 // NormalizeSnarkjsPlonk validates snarkjs JSON vk/proof/public and verifies natively.
 func NormalizeSnarkjsPlonk(vkJSON, proofJSON json.RawMessage, pub []fr.Element) (*PlonkNormalized, error) {
-	vk, err := ParseSnarkjsPlonkVK(vkJSON)
+	key, err := snarkjsPlonkKeys.get(vkJSON, func(raw []byte) (*snarkjsPlonkKey, error) {
+		vk, err := ParseSnarkjsPlonkVK(raw)
+		if err != nil {
+			return nil, err
+		}
+		return &snarkjsPlonkKey{vk: vk, canonical: vk.Canonical()}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -361,8 +367,8 @@ func NormalizeSnarkjsPlonk(vkJSON, proofJSON json.RawMessage, pub []fr.Element) 
 	if err != nil {
 		return nil, err
 	}
-	if err := VerifySnarkjsPlonk(vk, p, pub); err != nil {
+	if err := VerifySnarkjsPlonk(key.vk, p, pub); err != nil {
 		return nil, err
 	}
-	return &PlonkNormalized{CanonicalVK: vk.Canonical(), Proof: p.Canonical(), Public: pub, NPublic: int(vk.NPublic)}, nil
+	return &PlonkNormalized{CanonicalVK: key.canonical, Proof: p.Canonical(), Public: pub, NPublic: int(key.vk.NPublic)}, nil
 }

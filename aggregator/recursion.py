@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aggregator.config import RecursionConfig
 from aggregator.core import ProveJob, ProverError
@@ -203,30 +204,62 @@ class RecursiveProver:
         except Exception as e:  # NormalizeError SIDECAR_UNAVAILABLE: nothing to retry
             self.disabled, self.disabled_code = f"recursive worker binary not found: {e}", PROVER_UNAVAILABLE
             raise
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=64 * 1024 * 1024,
-        )
-        self._proc = proc
-        log.info("recursive worker pid %d starting: %s", proc.pid, " ".join(argv))
-        assert proc.stderr is not None
-        t = asyncio.create_task(self._drain_stderr(proc.stderr, proc.pid), name=f"worker-stderr-{proc.pid}")
-        self._tasks.add(t)
-        t.add_done_callback(self._tasks.discard)
+        # until the keys are loaded, no other Sheaf process may run a dev setup of this shape into
+        # the same cache (sheaf-deploy takes the same lock): the worker may be the one creating them
+        lock = await self._setup_lock()
         try:
-            line = await asyncio.wait_for(self._readline(proc), self.ready_timeout_s)
-        except BaseException:
-            await self._kill(proc)
-            raise
-        msg = json.loads(line)
-        if msg.get("id") != "ready" or not msg.get("ok"):
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=64 * 1024 * 1024,
+            )
+            self._proc = proc
+            log.info("recursive worker pid %d starting: %s", proc.pid, " ".join(argv))
+            assert proc.stderr is not None
+            t = asyncio.create_task(
+                self._drain_stderr(proc.stderr, proc.pid), name=f"worker-stderr-{proc.pid}"
+            )
+            self._tasks.add(t)
+            t.add_done_callback(self._tasks.discard)
+            try:
+                line = await asyncio.wait_for(self._readline(proc), self.ready_timeout_s)
+            except BaseException:
+                await self._kill(proc)
+                raise
+        finally:
+            lock.close()  # releases the flock
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            msg = {}
+        if not isinstance(msg, dict) or msg.get("id") != "ready" or not msg.get("ok"):
             await self._kill(proc)
             raise RuntimeError(f"unexpected first worker line: {line[:200]!r}")
         info = dict(msg.get("result") or {})
         return _Worker(proc, info, time.monotonic())
+
+    async def _setup_lock(self) -> IO[str]:
+        from deploy.recursive import setup_lock_path
+
+        path = setup_lock_path(self.batch, self.npub, Path(self.cache_dir) if self.cache_dir else None)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a")  # held across awaits: closed by the caller (or below on failure)
+        waited = False
+        try:
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return f
+                except BlockingIOError:
+                    if not waited:
+                        log.info("waiting for another process's setup of %s (%s)", self.shape, path)
+                        waited = True
+                    await asyncio.sleep(0.5)
+        except BaseException:
+            f.close()
+            raise
 
     async def _supervise(self) -> None:
         backoff = self.restart_backoff_s
@@ -359,11 +392,14 @@ class RecursiveProver:
             try:
                 leaf = await self._leaf(it, snarkjs_leaf)
             except ProverError as e:
+                self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
                 raise ProverError(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
-            except Exception as e:
+            except Exception as e:  # the normalizer refused it (NormalizeError) or the conversion failed
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
                 code = getattr(getattr(e, "code", None), "value", "") or type(e).__name__
                 raise ProverError(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
             if leaf_statement_hash(leaf) != expected[i]:
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
                 raise ProverError(
                     PROVER_LEAF_MISMATCH,
                     f"leaves[{i}]: the converted leaf's statement hash differs from the batch's",
@@ -448,6 +484,12 @@ class RecursiveProver:
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
                 log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
                 continue
+            except ValueError as e:  # not a JSON answer: the worker is out of step, start over
+                last = ProverError(PROVER_WORKER_ERROR, f"unreadable worker answer: {e}")
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
+                await self._kill(w.proc)
+                self._forget(w)
+                continue
             except TimeoutError:
                 last = ProverError(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
@@ -501,15 +543,19 @@ class RecursiveProver:
         assert w.proc.stdin is not None
         w.proc.stdin.write(line.encode())
         await w.proc.stdin.drain()
-        out: dict[str, Any] = json.loads(await self._readline(w.proc))
+        out = json.loads(await self._readline(w.proc))
+        if not isinstance(out, dict):
+            raise ValueError(f"expected a JSON object, got {type(out).__name__}")
         return out
 
     def _check_result(self, job: ProveJob, r: dict[str, Any]) -> bytes:
         leaves = [bytes.fromhex(str(h).removeprefix("0x")) for h in r.get("leaves", [])]
         if leaves != list(job.leaves) or int(r.get("count", -1)) != len(job.leaves):
+            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
             raise ProverError(PROVER_LEAF_MISMATCH, "the worker proved other leaves than the batch's")
         proof = bytes.fromhex(str(r.get("proof", "")).removeprefix("0x"))
         if not proof:
+            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
             raise ProverError(PROVER_WORKER_ERROR, "the worker returned no proof")
         return proof
 

@@ -17,11 +17,13 @@ waste), so every machine's verifier differs; the file is reproducible from the k
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,32 @@ class ExportedVerifier:
         return REPO_ROOT / self.source_path
 
 
+def recursion_cache_root(cache: Path | None = None) -> Path:
+    """The key cache root `sheaf-gnark aggregate` uses: --cache, else $SHEAF_CACHE/recursion."""
+    if cache is not None:
+        return Path(cache)
+    return Path(os.environ.get("SHEAF_CACHE") or Path.home() / ".cache" / "sheaf") / "recursion"
+
+
+def setup_lock_path(batch: int, npub: int, cache: Path | None = None) -> Path:
+    """One lock file per shape: held by whoever may run the dev setup of that shape (this module's
+    `aggregate setup`/`prove`, the aggregator's worker start), so two Sheaf processes never run
+    concurrent setups into the same cache entry (their keys would be different and could mix)."""
+    return recursion_cache_root(cache) / f".setup-{verifier_key(batch, npub)}.lock"
+
+
+@contextlib.contextmanager
+def setup_lock(batch: int, npub: int, cache: Path | None = None) -> Iterator[None]:
+    path = setup_lock_path(batch, npub, cache)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _run_gnark(args: list[str], binary: Path, env: dict[str, str], what: str) -> str:
     try:
         r = subprocess.run([str(binary), *args], env=env, capture_output=True, text=True, check=False)
@@ -131,7 +159,8 @@ def export_aggregation_verifier(
         shape += ["--cache", str(cache)]
     log(f"recursion b{batch} p{npub}: sheaf-gnark aggregate setup (a cold dev setup takes minutes)")
     t0 = time.monotonic()
-    raw = _run_gnark(["aggregate", "setup", *shape], binary, env, "aggregate setup")
+    with setup_lock(batch, npub, cache):
+        raw = _run_gnark(["aggregate", "setup", *shape], binary, env, "aggregate setup")
     try:
         info: dict[str, Any] = json.loads(raw)
         circuit_hash = str(info["circuit_hash"])
@@ -390,7 +419,7 @@ def prove_outer(
         cmd += ["--cache", str(cache)]
     cmd += ["--in", str(wd / "batch.json"), "--out", str(wd / "proof.json")]
     t0 = time.monotonic()
-    with open(wd / "prove.log", "w") as errf:
+    with setup_lock(batch, npub, cache), open(wd / "prove.log", "w") as errf:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -24,6 +24,7 @@ while the worker proves; metrics. Measured figures are printed (run with -s).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import resource
@@ -74,7 +75,7 @@ from aggregator.verify import Item, ProofVerifier
 from deploy.anvil import Anvil
 from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
-from deploy.recursive import RecursiveDeployment, leaf_statement_hash
+from deploy.recursive import RecursiveDeployment, leaf_statement_hash, setup_lock_path
 from normalizers.api import Normalizer, ProofInput
 from normalizers.statement import keccak256
 from sheaf.v1 import aggregator_pb2 as pb
@@ -506,7 +507,16 @@ async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> No
     reg = registry(connect(rec_env.node.rpc_url), load_manifest(31337, rec_env.out))
     try:
         t_ready0 = time.monotonic()
-        info = await p2.wait_ready()
+        # while the worker loads (or would create) the keys it holds the shape's setup lock, which
+        # sheaf-deploy's setup takes too: no two setups of one shape run into the same cache
+        lock_path = setup_lock_path(N, P)
+        await _wait("the worker process", lambda: _true(p2.worker_pid is not None), 30, 0.05)
+        with open(lock_path, "a") as lf:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(lf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = await p2.wait_ready()
+            fcntl.flock(lf, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the keys are loaded
+            fcntl.flock(lf, fcntl.LOCK_UN)
         t_ready = time.monotonic() - t_ready0
         assert info["circuit_hash"] == man["circuit_hash"] and info["keys_created"] is False
         print(
@@ -636,6 +646,10 @@ async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> No
         f"test body {time.monotonic() - t_start:.1f}s",
         file=sys.stderr,
     )
+
+
+async def _true(v: bool) -> bool:
+    return v
 
 
 async def _proving(port: int) -> bool:

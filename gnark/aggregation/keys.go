@@ -141,9 +141,8 @@ func (k *Keys) load() error {
 	return nil
 }
 
-func writeFileAtomic(path string, write func(w io.Writer) error) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+func writeFile(path string, write func(w io.Writer) error) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
@@ -156,35 +155,63 @@ func writeFileAtomic(path string, write func(w io.Writer) error) error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }
 
+// store writes the entry into a private temporary directory and renames it into place, so a cache
+// entry is always the complete output of ONE setup: concurrent setups of the same circuit (two
+// processes on a cold cache) cannot mix one setup's pk with another's vk. The loser of the rename
+// adopts the winner's keys, so every process proves against the cached verifier.
 func (k *Keys) store() error {
-	if err := os.MkdirAll(k.Dir, 0o755); err != nil {
+	root := filepath.Dir(k.Dir)
+	if err := os.MkdirAll(root, 0o755); err != nil {
 		return err
 	}
+	tmp, err := os.MkdirTemp(root, filepath.Base(k.Dir)+".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // no-op once renamed
 	meta := Meta{Shape: k.Shape, CircuitHash: k.CircuitHash, NbConstraints: k.CCS.GetNbConstraints(), Setup: insecureNote,
 		PublicInputs: "[root >> 128, root mod 2^128, count], root = Merkle.sol keccak root of the count statement hashes"}
-	if err := writeFileAtomic(filepath.Join(k.Dir, "meta.json"), func(w io.Writer) error {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		return e.Encode(meta)
-	}); err != nil {
+	files := []struct {
+		name  string
+		write func(w io.Writer) error
+	}{
+		{"meta.json", func(w io.Writer) error {
+			e := json.NewEncoder(w)
+			e.SetIndent("", "  ")
+			return e.Encode(meta)
+		}},
+		{"vk.bin", func(w io.Writer) error { _, err := k.VK.WriteRawTo(w); return err }},
+		{"Verifier.sol", k.ExportSolidity},
+		{"pk.dump", func(w io.Writer) error { return k.PK.(*groth16bn254.ProvingKey).WriteDump(w) }},
+	}
+	for _, f := range files {
+		if err := writeFile(filepath.Join(tmp, f.name), f.write); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(k.Dir, "vk.bin"), func(w io.Writer) error { _, err := k.VK.WriteRawTo(w); return err }); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		if err := os.Rename(tmp, k.Dir); err == nil {
+			return nil
+		} else if attempt > 0 {
+			return err
+		}
+		// k.Dir exists: a complete entry from a concurrent setup (adopt it), or an incomplete one
+		// left by an older layout or a crash (replace it).
+		other := &Keys{Dir: k.Dir}
+		if other.load() == nil {
+			k.PK, k.VK, k.Created = other.PK, other.VK, false
+			return nil
+		}
+		if err := os.RemoveAll(k.Dir); err != nil {
+			return err
+		}
 	}
-	if err := writeFileAtomic(filepath.Join(k.Dir, "Verifier.sol"), k.ExportSolidity); err != nil {
-		return err
-	}
-	// pk last: its presence marks a complete cache entry
-	return writeFileAtomic(filepath.Join(k.Dir, "pk.dump"), func(w io.Writer) error {
-		return k.PK.(*groth16bn254.ProvingKey).WriteDump(w)
-	})
 }
 
 // ExportSolidity writes gnark's Solidity verifier of the outer circuit:

@@ -338,9 +338,10 @@ class Core:
                 )
             if not await self.db.run(self.db.store.check_and_bump_nonce, prover, s.nonce):
                 raise Unauthenticated("STALE_NONCE", "auth.nonce", f"nonce {s.nonce} was already used")
-        # Recursive only if the configured circuit covers it (Groth16 without commitment, exactly P
-        # public inputs); without a prover, eligible proofs still batch apart (and are attested).
-        fits = self.prover is None or self.prover.accepts(v.scheme, v.n_public)
+        # Recursive only if a prover runs and its circuit covers it (Groth16 without commitment,
+        # exactly P public inputs); without one every proof shares the attested batches: splitting
+        # them would pay a second submission and wait max_wait_ms for two half-empty batches.
+        fits = self.prover is not None and self.prover.accepts(v.scheme, v.n_public)
         kind = KIND_RECURSIVE if v.recursion_eligible and fits else KIND_ATTESTED
         new = NewProof(
             domain,

@@ -91,6 +91,22 @@ def _ezkl_verifier(out: Path) -> tuple[Path, bytes] | None:
     return sol, data
 
 
+def direct_gnark_groth16(
+    w3: Web3, acct: LocalAccount, verifier: Artifact, fixture: Path
+) -> tuple[int, bytes, int]:
+    """Deploy a gnark-exported Groth16 verifier and send one verifyProof tx with the fixture's
+    calldata.json: (tx gas, calldata, deploy gas), all from receipts."""
+    v = deploy_contract(w3, acct, verifier)
+    c = w3.eth.contract(address=Web3.to_checksum_address(str(v.contract_address)), abi=verifier.abi)
+    cd = json.loads((fixture / "calldata.json").read_text())
+    data = bytes.fromhex(
+        c.encode_abi(
+            "verifyProof", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]]
+        )[2:]
+    )
+    return _raw_tx(w3, acct, c.address, data, f"gnark groth16 {fixture.name}"), data, v.gas_used
+
+
 def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
     res: dict[str, Any] = {}
     g16 = FIX / "gnark" / "groth16_n3"
@@ -102,21 +118,14 @@ def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
         }
     )
     # gnark Groth16
-    a = arts["fixtures/gnark/groth16_n3/Verifier.sol:Verifier"]
-    v = deploy_contract(w3, acct, a)
-    c = w3.eth.contract(address=Web3.to_checksum_address(str(v.contract_address)), abi=a.abi)
-    cd = json.loads((g16 / "calldata.json").read_text())
-    data = bytes.fromhex(
-        c.encode_abi(
-            "verifyProof", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]]
-        )[2:]
+    gas, data, deploy_gas = direct_gnark_groth16(
+        w3, acct, arts["fixtures/gnark/groth16_n3/Verifier.sol:Verifier"], g16
     )
-    gas = _raw_tx(w3, acct, c.address, data, "gnark groth16")
     res["gnark_groth16"] = {
         "tx_gas": gas,
         "exec_gas": _exec_gas(gas, data),
         "calldata_bytes": len(data),
-        "deploy_gas": v.gas_used,
+        "deploy_gas": deploy_gas,
         "public_inputs": 3,
     }
     # gnark PLONK

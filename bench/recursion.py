@@ -128,7 +128,7 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
     check of its last leaf; plus direct verification of one inner proof (gnark Groth16, 1 public input)
     in the same run, the peer this route replaces."""
     from aggregator.merkle import merkle_path
-    from bench.gas import _exec_gas, _raw_tx, _registry
+    from bench.gas import _exec_gas, _raw_tx, _registry, direct_gnark_groth16
     from deploy.anvil import ANVIL_DEV_KEYS, Anvil
     from deploy.api import configure_registry
     from deploy.chain import _send, connect, deploy_contract, load_account, transact
@@ -144,15 +144,7 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
         # direct: the inner proofs' own kind of verifier, one transaction per proof
         g1 = REPO / "tests" / "fixtures" / "gnark" / "groth16_n1"
         da = compile_files({"fixtures/gnark/groth16_n1/Verifier.sol": g1 / "Verifier.sol"})["Verifier"]
-        dv = deploy_contract(w3, acct, da)
-        dc = w3.eth.contract(address=Web3.to_checksum_address(str(dv.contract_address)), abi=da.abi)
-        cd = json.loads((g1 / "calldata.json").read_text())
-        data = bytes.fromhex(
-            dc.encode_abi(
-                "verifyProof", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]]
-            )[2:]
-        )
-        out["direct_gnark_groth16_1pub_tx_gas"] = _raw_tx(w3, acct, dc.address, data, "direct groth16")
+        out["direct_gnark_groth16_1pub_tx_gas"] = direct_gnark_groth16(w3, acct, da, g1)[0]
         for domain, row in enumerate(rows, start=10):
             sol = Path(row["keys_dir"]) / "Verifier.sol"
             varts = compile_files({f"recursion/b{row['batch']}/Verifier.sol": sol})

@@ -447,8 +447,12 @@ def outer_cache_path(batch: int, npub: int, circuit_hash: str, leaves: list[dict
     """Where a real outer proof of these inner leaves is kept for reuse (bench/gas.py; tests save theirs)."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode()).hexdigest()[:16]
-    return REPO_ROOT / GENERATED_DIR / f"outer_b{batch}_p{npub}_{circuit_hash[:16]}_{digest}.json"
+    h = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode())
+    # Keys, not only the circuit: two key caches give two setups of one circuit, and a proof made
+    # with one does not verify against the other's exported verifier (it embeds the vk).
+    verifier = REPO_ROOT / GENERATED_DIR / f"AggregationVerifier_{verifier_key(batch, npub)}.sol"
+    h.update(verifier.read_bytes() if verifier.exists() else b"")
+    return REPO_ROOT / GENERATED_DIR / f"outer_b{batch}_p{npub}_{circuit_hash[:16]}_{h.hexdigest()[:16]}.json"
 
 
 def save_outer(p: OuterProof, path: Path) -> None:

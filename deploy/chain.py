@@ -14,6 +14,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3.exceptions import ContractCustomError, ContractLogicError
 from web3.types import TxReceipt
 
 from deploy.compile import Artifact
@@ -106,7 +107,12 @@ def transact(w3: Web3, acct: LocalAccount, fn: ContractFunction, what: str, gas:
     params: dict[str, Any] = {"from": acct.address}
     if gas is not None:
         params["gas"] = gas
-    tx = dict(fn.build_transaction(params))  # type: ignore[arg-type]
+    try:
+        tx = dict(fn.build_transaction(params))  # type: ignore[arg-type]
+    except (ContractCustomError, ContractLogicError) as e:
+        # gas estimation simulates the call: a revert here means the transaction would revert
+        data = getattr(e, "data", None) or str(e)
+        raise DeployError(TX_FAILED, f"{what} would revert ({data}); nothing was sent") from e
     return _send(w3, acct, tx, what)
 
 

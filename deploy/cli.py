@@ -4,6 +4,8 @@
     sheaf-deploy deploy --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--force]
                         [--expect-chain-id N] [--owner ADDR] [--consumer-vk-hash 0x.. ...]
                         [--recursive-batch N [--recursive-npub P]]   (recursive-path verifier, see below)
+    sheaf-deploy configure --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--domain ID[:SUBMITTER] ...]
+                        [--operator ADDR ...] [--threshold K]   (owner setup, idempotent)
     sheaf-deploy verify [--rpc-url URL] [--chain-id N]
 
 --recursive-batch N also exports the gnark/aggregation outer verifier for batch size N (sheaf-gnark
@@ -21,10 +23,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploy.api import ConsumerConfig, deploy_all, deployments_dir, load_manifest, manifest_path
+from web3 import Web3
+
+from deploy.api import (
+    ConsumerConfig,
+    configure_registry,
+    deploy_all,
+    deployments_dir,
+    load_manifest,
+    manifest_path,
+    registry,
+)
 from deploy.chain import connect, load_account
 from deploy.compile import REPO_ROOT, artifact_json, compile_contracts
-from deploy.errors import DeployError
+from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
 from deploy.recursive import deploy_recursive_verifier
 from deploy.verify import FULL, verify_manifest
 
@@ -36,6 +48,23 @@ def _hex32(s: str) -> bytes:
     if len(b) != 32:
         raise argparse.ArgumentTypeError("must be 32 bytes of hex")
     return b
+
+
+def _address(s: str) -> str:
+    if not Web3.is_address(s):
+        raise argparse.ArgumentTypeError(f"{s!r} is not an address (0x + 40 hex digits)")
+    return str(Web3.to_checksum_address(s))
+
+
+def _domain(s: str) -> tuple[int, str]:
+    ident, _, submitter = s.partition(":")
+    try:
+        domain = int(ident, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"domain id {ident!r} is not an integer") from None
+    if domain < 1:
+        raise argparse.ArgumentTypeError("domain ids start at 1")
+    return domain, _address(submitter) if submitter else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --recursive-batch: deploy verifier+adapter but do not call setAggregationVerifier",
     )
+    g = sub.add_parser(
+        "configure", help="owner setup of the deployed registry: domains, operators, threshold (idempotent)"
+    )
+    g.add_argument("--rpc-url", default=DEFAULT_RPC)
+    g.add_argument(
+        "--keystore", type=Path, default=None, help="owner keystore (password: $SHEAF_KEYSTORE_PASSWORD)"
+    )
+    g.add_argument("--expect-chain-id", type=int, default=None)
+    g.add_argument(
+        "--domain",
+        type=_domain,
+        action="append",
+        default=[],
+        metavar="ID[:SUBMITTER]",
+        help="create domain ID; only SUBMITTER may post to it (default: anyone)",
+    )
+    g.add_argument("--operator", type=_address, action="append", default=[], help="add an operator")
+    g.add_argument("--threshold", type=int, default=None, metavar="K", help="signatures needed")
     v = sub.add_parser("verify", help="check on-chain code against a recompilation (Sourcify rules)")
     v.add_argument("--rpc-url", default=DEFAULT_RPC)
     v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
@@ -132,6 +179,32 @@ def run(argv: Sequence[str] | None = None) -> int:
                 f"verifier {rd.verifier} adapter {rd.adapter} source {ev.source_path}"
             )
         print(f"manifest: {manifest_path(m.chain_id, out_dir)} (chain {int(w3.eth.chain_id)})")
+        return 0
+    if a.cmd == "configure":
+        w3 = connect(a.rpc_url, a.expect_chain_id)
+        acct = load_account(keystore=a.keystore)
+        m = load_manifest(int(w3.eth.chain_id), out_dir)
+        reg = registry(w3, m)
+        owner = str(reg.functions.owner().call())
+        if owner.lower() != acct.address.lower():
+            raise DeployError(NOT_OWNER, f"{acct.address} is not the registry owner {owner}: use its key")
+        if a.threshold is not None:
+            new_ops = {o for o in a.operator if not reg.functions.isOperator(o).call()}
+            count = int(reg.functions.operatorCount().call()) + len(new_ops)
+            if not 1 <= a.threshold <= count:
+                raise DeployError(
+                    CONFIG_INVALID, f"--threshold must be 1..{count} (the operators after this call)"
+                )
+        sent = configure_registry(
+            w3, acct, reg, domains=a.domain, operators=a.operator, threshold=a.threshold
+        )
+        exists = {d: bool(reg.functions.getDomain(d).call()[0]) for d, _ in a.domain}
+        domains = [f"domain {d} {'ok' if ok else 'MISSING'}" for d, ok in exists.items()]
+        print(
+            f"SheafRegistry {reg.address}: {len(sent)} transaction(s) sent; "
+            f"operators {int(reg.functions.operatorCount().call())}, "
+            f"threshold {int(reg.functions.threshold().call())}; " + ", ".join(domains)
+        )
         return 0
     if a.cmd == "verify":
         w3 = connect(a.rpc_url, a.expect_chain_id)

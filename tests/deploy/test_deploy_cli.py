@@ -15,7 +15,7 @@ from eth_account import Account
 from web3 import Web3
 
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil, free_port
-from deploy.api import load_manifest
+from deploy.api import load_manifest, registry
 from deploy.chain import connect
 from deploy.cli import main
 from deploy.errors import DeployError
@@ -226,3 +226,40 @@ def test_console_script_compile(tmp_path: Path) -> None:
         ].hex()
         in (art["runtime"])
     )
+
+
+def test_configure_registry_owner_setup(
+    node: Anvil,
+    tmp_path: Path,
+    env_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sheaf-deploy configure`: domains, operators and threshold on the deployed registry, idempotent;
+    a non-owner key and an impossible threshold are refused before anything is sent."""
+    out = tmp_path / "dep"
+    assert main(["--deployments-dir", str(out), "deploy", "--rpc-url", node.rpc_url, "--force"]) == 0
+    w3 = connect(node.rpc_url)
+    m = load_manifest(31337, out)
+    reg = registry(w3, m)
+    ops = [Account.from_key(k).address for k in ANVIL_DEV_KEYS[2:4]]
+    submitter = Account.from_key(ANVIL_DEV_KEYS[1]).address
+    base = ["--deployments-dir", str(out), "configure", "--rpc-url", node.rpc_url]
+    args = [*base, "--domain", "7", "--domain", f"8:{submitter}", "--operator", ops[0], "--operator", ops[1]]
+    capsys.readouterr()
+    assert main([*args, "--threshold", "2"]) == 0
+    assert "5 transaction(s) sent" in capsys.readouterr().out  # 2 domains + 2 operators + threshold
+    assert [reg.functions.isOperator(o).call() for o in ops] == [True, True]
+    assert reg.functions.threshold().call() == 2
+    assert reg.functions.getDomain(7).call()[0] and reg.functions.getDomain(8).call()[0]
+    assert main([*args, "--threshold", "2"]) == 0
+    assert "0 transaction(s) sent" in capsys.readouterr().out
+    assert main([*base, "--threshold", "3"]) == 2
+    assert "CONFIG_INVALID" in _err(capsys)
+    assert reg.functions.threshold().call() == 2
+    monkeypatch.setenv("SHEAF_DEPLOYER_KEY", ANVIL_DEV_KEYS[1])
+    assert main([*base, "--threshold", "1"]) == 2
+    assert "NOT_OWNER" in _err(capsys)
+    assert reg.functions.threshold().call() == 2
+    with pytest.raises(SystemExit):
+        main([*base, "--operator", "0x1234"])

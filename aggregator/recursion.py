@@ -190,9 +190,7 @@ class RecursiveProver:
     def _argv(self) -> list[str]:
         from normalizers.sidecar import find_binary
 
-        if self.binary and not (Path(self.binary).is_file() and os.access(self.binary, os.X_OK)):
-            raise FileNotFoundError(f"recursion.worker_bin {self.binary} is not an executable file")
-        binary = find_binary(self.binary or None)
+        binary = find_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
         argv = [str(binary), "aggregate", "serve", "--batch", str(self.batch), "--npub", str(self.npub)]
         if self.cache_dir:
             argv += ["--cache", self.cache_dir]

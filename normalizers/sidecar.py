@@ -26,8 +26,15 @@ DEFAULT_TIMEOUT = 60.0
 
 
 def find_binary(explicit: str | None = None) -> Path:
-    """SHEAF_GNARK_BIN, then the repo's build/bin, then PATH; a clear error if none exists."""
-    candidates = [explicit, os.environ.get("SHEAF_GNARK_BIN"), str(REPO_BIN), shutil.which("sheaf-gnark")]
+    """`explicit` if given (it must exist: a configured path never falls back to another binary),
+    else SHEAF_GNARK_BIN, the repo's build/bin, PATH; a clear error if none exists."""
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return Path(explicit)
+        raise NormalizeError(
+            Code.SIDECAR_UNAVAILABLE, "sidecar", f"sheaf-gnark binary not found: {explicit} is not executable"
+        )
+    candidates = [os.environ.get("SHEAF_GNARK_BIN"), str(REPO_BIN), shutil.which("sheaf-gnark")]
     for c in candidates:
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return Path(c)

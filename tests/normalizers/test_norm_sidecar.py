@@ -10,7 +10,7 @@ import pytest
 
 from normalizers.api import Normalizer
 from normalizers.errors import Code, NormalizeError
-from normalizers.sidecar import Sidecar
+from normalizers.sidecar import Sidecar, find_binary
 
 
 def test_ping_version(gnark_bin: Path) -> None:
@@ -93,6 +93,17 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     with Normalizer() as n, pytest.raises(NormalizeError) as ei:
         n.ctx.sidecar().request("ping")
     assert ei.value.code == Code.SIDECAR_UNAVAILABLE and "sheaf-gnark binary not found" in ei.value.message
+
+
+def test_explicit_binary_never_falls_back(
+    tmp_path: Path, gnark_bin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A configured path that does not exist is an error, even with a working binary elsewhere."""
+    monkeypatch.setenv("SHEAF_GNARK_BIN", str(gnark_bin))
+    with pytest.raises(NormalizeError) as ei:
+        find_binary(str(tmp_path / "typo"))
+    assert ei.value.code == Code.SIDECAR_UNAVAILABLE and "typo" in ei.value.message
+    assert find_binary(None) == gnark_bin
 
 
 def test_closed_client_refuses(gnark_bin: Path) -> None:

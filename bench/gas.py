@@ -35,33 +35,13 @@ from aggregator.attestation import Aggregation, sign_aggregation
 from aggregator.merkle import merkle_path, merkle_root
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry
-from deploy.chain import _send, deploy_contract, transact
+from deploy.chain import call_tx_gas, deploy_contract, exec_gas, transact
 from deploy.compile import REPO_ROOT, Artifact, compile_contracts, compile_files
 from normalizers.statement import keccak256
 
 FIX = REPO_ROOT / "tests" / "fixtures"
 RESULTS = REPO_ROOT / "bench" / "results"
 LEAF_COUNTS = (1, 8, 32, 128)
-
-
-def _calldata_gas(data: bytes) -> int:
-    return sum(4 if b == 0 else 16 for b in data)
-
-
-def _exec_gas(gas_used: int, data: bytes) -> int:
-    """Execution part of a call tx: receipt gas minus the 21000 base and calldata cost."""
-    return gas_used - 21_000 - _calldata_gas(data)
-
-
-def _raw_tx(w3: Web3, acct: LocalAccount, to: str, data: bytes, what: str) -> int:
-    # check the call succeeds (and returns true where the verifier returns a bool) before paying for it
-    ret = w3.eth.call({"from": acct.address, "to": Web3.to_checksum_address(to), "data": data})
-    if len(ret) == 32 and int.from_bytes(ret, "big") != 1:
-        raise RuntimeError(f"{what}: verifier returned false")
-    tx = {"to": Web3.to_checksum_address(to), "data": data, "gas": 5_000_000}
-    tx["maxFeePerGas"] = int(w3.eth.gas_price) * 2
-    tx["maxPriorityFeePerGas"] = 1
-    return _send(w3, acct, tx, what).gas_used
 
 
 def _ezkl_verifier(out: Path) -> tuple[Path, bytes] | None:
@@ -104,7 +84,7 @@ def direct_gnark_groth16(
             "verifyProof", [bytes.fromhex(cd["proof"][2:]), [int(x, 16) for x in cd["public_inputs"]]]
         )[2:]
     )
-    return _raw_tx(w3, acct, c.address, data, f"gnark groth16 {fixture.name}"), data, v.gas_used
+    return call_tx_gas(w3, acct, c.address, data, f"gnark groth16 {fixture.name}"), data, v.gas_used
 
 
 def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
@@ -123,7 +103,7 @@ def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
     )
     res["gnark_groth16"] = {
         "tx_gas": gas,
-        "exec_gas": _exec_gas(gas, data),
+        "exec_gas": exec_gas(gas, data),
         "calldata_bytes": len(data),
         "deploy_gas": deploy_gas,
         "public_inputs": 3,
@@ -138,10 +118,10 @@ def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
             2:
         ]
     )
-    gas = _raw_tx(w3, acct, c.address, data, "gnark plonk")
+    gas = call_tx_gas(w3, acct, c.address, data, "gnark plonk")
     res["gnark_plonk"] = {
         "tx_gas": gas,
-        "exec_gas": _exec_gas(gas, data),
+        "exec_gas": exec_gas(gas, data),
         "calldata_bytes": len(data),
         "deploy_gas": v.gas_used,
         "public_inputs": 3,
@@ -155,10 +135,10 @@ def _direct(w3: Web3, acct: LocalAccount) -> dict[str, Any]:
         earts = compile_files({"build/bench/ezkl/Halo2Verifier.sol": sol})
         name = next(k for k, x in earts.items() if ":" not in k and x.bytecode)
         v = deploy_contract(w3, acct, earts[name])
-        gas = _raw_tx(w3, acct, str(v.contract_address), data, "ezkl halo2")
+        gas = call_tx_gas(w3, acct, str(v.contract_address), data, "ezkl halo2")
         res["ezkl_halo2"] = {
             "tx_gas": gas,
-            "exec_gas": _exec_gas(gas, data),
+            "exec_gas": exec_gas(gas, data),
             "calldata_bytes": len(data),
             "deploy_gas": v.gas_used,
         }
@@ -299,8 +279,8 @@ def _recursive_real(
         if tuple(fn.call()) != (True, 1):
             raise RuntimeError("leaf of the recursive aggregation not included as RECURSIVE")
         data = bytes.fromhex(fn._encode_transaction_data()[2:])
-        g = _raw_tx(w3, acct, reg.address, data, "inclusion")
-        incl_exec = _exec_gas(g, data)
+        g = call_tx_gas(w3, acct, reg.address, data, "inclusion")
+        incl_exec = exec_gas(g, data)
         res[str(n)] = {
             "circuit_hash": ev.circuit_hash,
             "r1cs": ev.nb_constraints,
@@ -346,8 +326,8 @@ def main() -> dict[str, Any]:
             fn = reg.functions.verifyProofAggregation(1, agg_id, leaves[i], path, n, i)
             assert fn.call() is True
             data = bytes.fromhex(fn._encode_transaction_data()[2:])
-            g = _raw_tx(w3, acct, reg.address, data, "inclusion")
-            inclusion[str(n)] = {"tx_gas": g, "exec_gas": _exec_gas(g, data), "path_len": len(path)}
+            g = call_tx_gas(w3, acct, reg.address, data, "inclusion")
+            inclusion[str(n)] = {"tx_gas": g, "exec_gas": exec_gas(g, data), "path_len": len(path)}
         out["attested_submission"] = attested
         out["inclusion_check"] = inclusion
         # RECURSIVE (root variant) through the real gnark Groth16 verifier + adapter

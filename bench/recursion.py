@@ -128,10 +128,10 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
     check of its last leaf; plus direct verification of one inner proof (gnark Groth16, 1 public input)
     in the same run, the peer this route replaces."""
     from aggregator.merkle import merkle_path
-    from bench.gas import _exec_gas, _raw_tx, _registry, direct_gnark_groth16
+    from bench.gas import _registry, direct_gnark_groth16
     from deploy.anvil import ANVIL_DEV_KEYS, Anvil
     from deploy.api import configure_registry
-    from deploy.chain import _send, connect, deploy_contract, load_account, transact
+    from deploy.chain import _send, call_tx_gas, connect, deploy_contract, exec_gas, load_account, transact
     from deploy.compile import compile_contracts, compile_files
 
     arts = compile_contracts()
@@ -187,7 +187,7 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 if tuple(incl.call()) != (True, 1):
                     raise RuntimeError("leaf of the recursive aggregation is not included as RECURSIVE")
                 idata = bytes.fromhex(incl._encode_transaction_data()[2:])
-                incl_exec = _exec_gas(_raw_tx(w3, acct, reg.address, idata, "inclusion"), idata)
+                incl_exec = exec_gas(call_tx_gas(w3, acct, reg.address, idata, "inclusion"), idata)
                 res[name] = {
                     "adapter_verify_tx_gas": sent.gas_used,
                     "registry_submission_gas": sub.gas_used,

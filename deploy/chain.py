@@ -116,6 +116,34 @@ def transact(w3: Web3, acct: LocalAccount, fn: ContractFunction, what: str, gas:
     return _send(w3, acct, tx, what)
 
 
+def calldata_gas(data: bytes) -> int:
+    """Intrinsic calldata cost (EIP-2028): 4 gas per zero byte, 16 per non-zero byte."""
+    return sum(4 if b == 0 else 16 for b in data)
+
+
+def exec_gas(gas_used: int, data: bytes) -> int:
+    """Execution part of a call tx: receipt gas minus the 21000 base and calldata cost (what a
+    contract pays for the same call inside its own transaction)."""
+    return gas_used - 21_000 - calldata_gas(data)
+
+
+def call_tx_gas(w3: Web3, acct: LocalAccount, to: str, data: bytes, what: str) -> int:
+    """Send `data` to `to` as a transaction and return the receipt's gasUsed. The call is simulated
+    first and must neither revert nor return false (a bool-returning verifier): a failing verifier
+    call must not be measured as a cheap one (toolchain notes: estimates on such calls mislead)."""
+    target = Web3.to_checksum_address(to)
+    try:
+        ret = w3.eth.call({"from": acct.address, "to": target, "data": data})
+    except (ContractCustomError, ContractLogicError) as e:
+        raise DeployError(TX_FAILED, f"{what}: the call reverts ({getattr(e, 'data', None) or e})") from e
+    if len(ret) == 32 and int.from_bytes(ret, "big") != 1:
+        raise DeployError(TX_FAILED, f"{what}: the call returned false")
+    tx: dict[str, Any] = {"to": target, "data": data, "gas": 5_000_000}
+    tx["maxFeePerGas"] = int(w3.eth.gas_price) * 2
+    tx["maxPriorityFeePerGas"] = 1
+    return _send(w3, acct, tx, what).gas_used
+
+
 def constructor_types(art: Artifact) -> list[str]:
     for item in art.abi:
         if item.get("type") == "constructor":

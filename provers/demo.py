@@ -48,7 +48,15 @@ from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCErro
 
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import DeployedContract, Manifest, configure_registry, deploy_all, save_manifest
-from deploy.chain import _send, connect, constructor_types, deploy_contract, encode_constructor_args, transact
+from deploy.chain import (
+    call_tx_gas,
+    connect,
+    constructor_types,
+    deploy_contract,
+    encode_constructor_args,
+    exec_gas,
+    transact,
+)
 from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
 from deploy.verify import FULL, verify_contract, verify_manifest
 from normalizers.statement import BN254_R, Scheme, keccak256
@@ -188,24 +196,6 @@ def _child_env() -> dict[str, str]:
 
 def _addr(key: str) -> str:
     return str(Account.from_key(key).address)
-
-
-def _calldata_gas(data: bytes) -> int:
-    return sum(4 if b == 0 else 16 for b in data)
-
-
-def _raw_tx(w3: Web3, acct: LocalAccount, to: str, data: bytes, what: str) -> int:
-    """Send `data` to `to` and return the receipt's gasUsed (the call is checked to succeed first)."""
-    try:
-        ret = w3.eth.call({"from": acct.address, "to": Web3.to_checksum_address(to), "data": data})
-    except REVERTED as e:
-        raise DemoError(f"{what}: the call reverts: {e}") from e
-    if len(ret) == 32 and int.from_bytes(ret, "big") != 1:
-        raise DemoError(f"{what}: the verifier returned false")
-    tx: dict[str, Any] = {"to": Web3.to_checksum_address(to), "data": data, "gas": 5_000_000}
-    tx["maxFeePerGas"] = int(w3.eth.gas_price) * 2
-    tx["maxPriorityFeePerGas"] = 1
-    return _send(w3, acct, tx, what).gas_used
 
 
 def _record(
@@ -649,7 +639,7 @@ def _gnark_direct(d: Deployment, it: SliceOnChain, out: Path) -> tuple[int, int]
     pubs = [int.from_bytes(x, "big") for x in it.envelope.public_inputs]
     fn = "verifyProof" if it.proof.scheme == "groth16" else "Verify"
     data = bytes.fromhex(c.encode_abi(fn, [it.envelope.proof, pubs])[2:])
-    return sent.gas_used, _raw_tx(d.w3, d.owner, c.address, data, f"{it.proof.name}: direct {fn}")
+    return sent.gas_used, call_tx_gas(d.w3, d.owner, c.address, data, f"{it.proof.name}: direct {fn}")
 
 
 def _ezkl_direct(d: Deployment, it: SliceOnChain, out: Path, srs: Path) -> tuple[int, int]:
@@ -675,7 +665,7 @@ def _ezkl_direct(d: Deployment, it: SliceOnChain, out: Path, srs: Path) -> tuple
     [art] = [a for k, a in arts.items() if ":" in k and a.bytecode]
     sent = deploy_contract(d.w3, d.owner, art)
     data = bytes(ezkl.encode_evm_calldata(str(it.proof.proof), str(out / "calldata.bin"), None))
-    return sent.gas_used, _raw_tx(
+    return sent.gas_used, call_tx_gas(
         d.w3, d.owner, str(sent.contract_address), data, f"{it.proof.name}: direct ezkl verify"
     )
 
@@ -715,8 +705,8 @@ def gas(
             int(inc.leaf_count), int(inc.index),
         )  # fmt: skip
         data = bytes.fromhex(fn._encode_transaction_data()[2:])
-        incl_tx = _raw_tx(d.w3, d.owner, d.registry.address, data, f"{it.proof.name}: inclusion check")
-        incl = incl_tx - 21_000 - _calldata_gas(data)  # what an app pays inside its own transaction
+        incl_tx = call_tx_gas(d.w3, d.owner, d.registry.address, data, f"{it.proof.name}: inclusion check")
+        incl = exec_gas(incl_tx, data)  # what an app pays inside its own transaction
         sub = it.result.gas_used
         if sub is None:
             raise DemoError(f"{it.proof.name}: no receipt gas for the aggregation transaction")

@@ -20,7 +20,6 @@ Writes bench/results/gas.json.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -47,28 +46,13 @@ LEAF_COUNTS = (1, 8, 32, 128)
 def _ezkl_verifier(out: Path) -> tuple[Path, bytes] | None:
     """Write ezkl's EVM verifier for the gemm_relu fixture (create_evm_verifier fails after writing
     the .sol when it tries to download solc: expected) and the proof's calldata."""
-    import ezkl
+    from provers.ezkl_backend import evm_calldata, evm_verifier
 
     d = FIX / "ezkl" / "gemm_relu"
     srs = FIX / "ezkl" / "verifier-k1.srs"
     if not (d / "vk.key").exists() or not (d / "proof0.json").exists() or not srs.exists():
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    sol = out / "Halo2Verifier.sol"
-
-    async def gen() -> None:
-        try:
-            await ezkl.create_evm_verifier(
-                str(d / "vk.key"), str(d / "settings.json"), str(sol), str(out / "abi.json"), str(srs), False
-            )
-        except RuntimeError:
-            pass  # the solc download step
-
-    asyncio.run(gen())
-    if not sol.exists():
-        return None
-    data = bytes(ezkl.encode_evm_calldata(str(d / "proof0.json"), str(out / "calldata.bin"), None))
-    return sol, data
+    return evm_verifier(d / "vk.key", d / "settings.json", srs, out), evm_calldata(d / "proof0.json", out)
 
 
 def direct_gnark_groth16(

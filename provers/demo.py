@@ -23,7 +23,6 @@ Keys are anvil's public dev keys (0 owner/app, 1 aggregator submitter, 2-4 opera
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -62,6 +61,7 @@ from deploy.verify import FULL, verify_contract, verify_manifest
 from normalizers.statement import BN254_R, Scheme, keccak256
 from provers.cli import proof_table
 from provers.errors import ProverError
+from provers.ezkl_backend import evm_calldata, evm_verifier
 from provers.pipeline import SliceProof, SubmitResult, load_manifest, restrict_slices, submit_and_wait
 from provers.slicer import load_config
 from provers.srs import cut_verifier_srs, dev_srs_path, ensure_dev_srs
@@ -644,27 +644,12 @@ def _gnark_direct(d: Deployment, it: SliceOnChain, out: Path) -> tuple[int, int]
 
 def _ezkl_direct(d: Deployment, it: SliceOnChain, out: Path, srs: Path) -> tuple[int, int]:
     """(deploy gas, verify tx gas) of ezkl's EVM verifier for the slice, compiled with tools/solc."""
-    import ezkl as _ezkl
-
-    ezkl: Any = _ezkl
     assert it.proof.settings is not None
-    sol = out / "Halo2Verifier.sol"
-
-    async def gen() -> None:
-        try:
-            await ezkl.create_evm_verifier(
-                str(it.proof.vk), str(it.proof.settings), str(sol), str(out / "abi.json"), str(srs), False
-            )
-        except RuntimeError:
-            pass  # it writes the .sol, then fails fetching its own solc (offline): checked below
-
-    asyncio.run(gen())
-    if not sol.exists():
-        raise DemoError(f"{it.proof.name}: ezkl.create_evm_verifier wrote no Solidity verifier")
+    sol = evm_verifier(it.proof.vk, it.proof.settings, srs, out)
     arts = compile_files({f"demo/{it.proof.name}/Halo2Verifier.sol": sol})
     [art] = [a for k, a in arts.items() if ":" in k and a.bytecode]
     sent = deploy_contract(d.w3, d.owner, art)
-    data = bytes(ezkl.encode_evm_calldata(str(it.proof.proof), str(out / "calldata.bin"), None))
+    data = evm_calldata(it.proof.proof, out)
     return sent.gas_used, call_tx_gas(
         d.w3, d.owner, str(sent.contract_address), data, f"{it.proof.name}: direct ezkl verify"
     )

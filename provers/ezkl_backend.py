@@ -163,3 +163,39 @@ def verify(p: EzklProof, srs: Path | None = None) -> bool:
         return bool(ezkl.verify(str(p.proof), str(p.settings), str(p.vk), str(srs or ensure_dev_srs())))
     except RuntimeError:
         return False
+
+
+def evm_verifier(vk: Path, settings: Path, srs: Path, out_dir: Path) -> Path:
+    """ezkl's single-circuit Solidity verifier for (vk, settings), as `out_dir/Halo2Verifier.sol`.
+
+    ezkl 23 writes the .sol and then fails trying to download solc (offline here): that failure is
+    expected and tolerated, any other is an error; the project compiles the file with tools/solc."""
+    import asyncio
+
+    import ezkl as _ezkl
+
+    ez: Any = _ezkl  # its bundled stubs disagree with 23.0.5's signatures
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sol = out_dir / "Halo2Verifier.sol"
+
+    async def gen() -> None:
+        try:
+            await ez.create_evm_verifier(
+                str(vk), str(settings), str(sol), str(out_dir / "abi.json"), str(srs), False
+            )
+        except RuntimeError as e:
+            if "solc" not in str(e) and "svm" not in str(e):
+                raise ProverError("PROVER_BACKEND_FAILED", f"ezkl create_evm_verifier: {e}") from e
+
+    asyncio.run(gen())
+    if not sol.exists():
+        raise ProverError("PROVER_BACKEND_FAILED", f"ezkl create_evm_verifier wrote no {sol}")
+    return sol
+
+
+def evm_calldata(proof: Path, out_dir: Path) -> bytes:
+    """verifyProof calldata for an ezkl proof.json (ezkl.encode_evm_calldata)."""
+    import ezkl as _ezkl
+
+    ez: Any = _ezkl
+    return bytes(ez.encode_evm_calldata(str(proof), str(out_dir / "calldata.bin"), None))

@@ -383,12 +383,12 @@ class RecursiveProver:
     async def leaves(self, items: Sequence[Item], expected: Sequence[bytes]) -> list[dict[str, Any]]:
         """Worker leaves (canonical vk / proof / public inputs, hex) for the batch's items, each
         checked against the batch's statement hash."""
-        from deploy.recursive import leaf_statement_hash, snarkjs_leaf
+        from deploy.recursive import leaf_statement_hash
 
         out: list[dict[str, Any]] = []
         for i, it in enumerate(items):
             try:
-                leaf = await self._leaf(it, snarkjs_leaf)
+                leaf = await self._leaf(it)
             except ProverError as e:
                 self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
                 raise ProverError(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
@@ -406,7 +406,9 @@ class RecursiveProver:
             out.append(leaf)
         return out
 
-    async def _leaf(self, it: Item, snarkjs_leaf: Any) -> dict[str, Any]:
+    async def _leaf(self, it: Item) -> dict[str, Any]:
+        from deploy.recursive import snarkjs_leaf
+
         if it.scheme != "groth16":
             raise ProverError(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
         if it.format == "snarkjs":

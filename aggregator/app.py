@@ -149,14 +149,16 @@ class App:
             rc,
             batch=plan.batch,
             npub=plan.npub,
+            plonk=plan.plonk,
             normalizer=self.normalizer,
             metrics=self.metrics,
             expected_circuit_hash=plan.circuit_hash,
         )
         log.info(
-            "recursion: on (%s): batch %d, npub %d, circuit %s, keys under %s",
+            "recursion: on (%s): batch %d (%d PLONK slots), npub %d, circuit %s, keys under %s",
             plan.reason,
             plan.batch,
+            plan.plonk,
             plan.npub,
             plan.circuit_hash[:16] or "not pinned",
             cache_root(rc),

@@ -22,6 +22,9 @@ class RecursionConfig:
     enabled: bool | None = None
     batch: int = 0  # N leaves per outer proof; 0: from the deployment manifest
     npub: int = 0  # P public inputs per inner proof; 0: from the deployment manifest
+    # K of the N slots verify gnark PLONK proofs (recursion transcript), the rest Groth16;
+    # absent: from the deployment manifest (0 without one)
+    plonk: int | None = None
     worker_bin: str = ""  # sheaf-gnark; empty: $SHEAF_GNARK_BIN, build/bin/sheaf-gnark, PATH
     cache_dir: str = ""  # key cache root; empty: $SHEAF_CACHE/recursion (shared with sheaf-deploy)
     circuit_hash: str = ""  # expected outer circuit; empty: from the manifest (if it names one)
@@ -41,6 +44,10 @@ class RecursionConfig:
     def validate(self) -> None:
         if self.batch < 0 or self.npub < 0:
             raise ValueError("recursion.batch and recursion.npub must be >= 1 (or 0: from the manifest)")
+        if self.plonk is not None and (
+            isinstance(self.plonk, bool) or self.plonk < 0 or (self.batch and self.plonk > self.batch)
+        ):
+            raise ValueError("recursion.plonk must be in [0, recursion.batch]")
         if self.max_attempts < 1:
             raise ValueError("recursion.max_attempts must be >= 1")
         if self.prove_timeout_s <= 0 or self.ready_timeout_s <= 0:

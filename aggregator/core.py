@@ -134,8 +134,13 @@ class BatchProver(Protocol):
         ...
 
     def accepts(self, scheme: str, n_public: int) -> bool:
-        """Whether a recursion-eligible proof (Groth16, no commitment) with n_public inputs fits the
-        circuit; the rest is attested."""
+        """Whether a recursion-eligible proof (Groth16 without commitment, gnark PLONK with the
+        recursion transcript) with n_public inputs fits the circuit; the rest is attested."""
+        ...
+
+    def select(self, rows: Sequence[ProofRow]) -> list[ProofRow]:
+        """The next batch from queued candidates (oldest first), in tree order: what fits the
+        circuit's slots (e.g. at most N - K Groth16 and K PLONK proofs)."""
         ...
 
     async def prove(self, job: ProveJob) -> bytes: ...
@@ -494,7 +499,13 @@ class Core:
                 wait = self.cfg.recursion.max_wait_ms
             if not force and count < limit and now - oldest < wait:
                 continue
-            rows = await self.db.run(self.db.store.take_queued, domain, kind, limit)
+            if recursive:
+                assert self.prover is not None
+                # typed slots: look past the first N candidates for the kinds the batch still lacks
+                candidates = await self.db.run(self.db.store.take_queued, domain, kind, 8 * limit)
+                rows = self.prover.select(candidates)
+            else:
+                rows = await self.db.run(self.db.store.take_queued, domain, kind, limit)
             if not rows:
                 continue
             root = crypto.merkle_root([r.statement_hash for r in rows])

@@ -1,4 +1,5 @@
-"""The recursive prover: one long-lived `sheaf-gnark aggregate serve --batch N --npub P` worker.
+"""The recursive prover: one long-lived `sheaf-gnark aggregate serve --batch N --npub P [--plonk K]`
+worker.
 
     prover = RecursiveProver(batch=2, npub=1, normalizer=n, metrics=m)
     prover.start()                      # spawns the worker; keys load in the background
@@ -13,9 +14,11 @@ docs/recursion.md ("Aggregator worker interface").
 
 Leaves: gnark Groth16 items go through the normalizer (the sidecar decodes the gnark binaries
 into Sheaf's canonical vk/proof bytes), snarkjs Groth16 items through the snarkjs conversion of
-deploy/recursive.py (`snarkjs_leaf`). Each leaf's statement hash is recomputed and must equal the
-batch's leaf, and the worker's result must name exactly the batch's leaves: the proof that goes
-on chain is for the root the aggregator persisted.
+deploy/recursive.py (`snarkjs_leaf`); gnark PLONK items (recursion transcript, `--plonk K`
+slots) keep gnark's encodings plus the normalizer's canonical vk, which the worker checks. Each
+leaf's statement hash is recomputed and must equal the batch's leaf, and the worker's result must
+name exactly the batch's leaves: the proof that goes on chain is for the root the aggregator
+persisted.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class RecursiveProver:
         *,
         batch: int,
         npub: int,
+        plonk: int = 0,
         normalizer: Any,
         metrics: Metrics | None = None,
         binary: str = "",
@@ -84,9 +88,11 @@ class RecursiveProver:
         ready_timeout_s: float = 7200.0,
         restart_backoff_s: float = 1.0,
     ) -> None:
-        if batch < 1 or npub < 1:
-            raise ValueError(f"recursion batch and npub must be >= 1, got {batch}/{npub}")
-        self.batch, self.npub = batch, npub
+        if batch < 1 or npub < 1 or not 0 <= plonk <= batch:
+            raise ValueError(
+                f"recursion batch and npub must be >= 1 and plonk in [0, batch], got {batch}/{npub}/{plonk}"
+            )
+        self.batch, self.npub, self.plonk = batch, npub, plonk
         self.normalizer = normalizer
         self.metrics = metrics or Metrics()
         self.binary = binary
@@ -130,6 +136,7 @@ class RecursiveProver:
         *,
         batch: int,
         npub: int,
+        plonk: int = 0,
         normalizer: Any,
         metrics: Metrics | None = None,
         expected_circuit_hash: str = "",
@@ -137,6 +144,7 @@ class RecursiveProver:
         return cls(
             batch=batch,
             npub=npub,
+            plonk=plonk,
             normalizer=normalizer,
             metrics=metrics,
             binary=rc.worker_bin,
@@ -154,11 +162,22 @@ class RecursiveProver:
         return self.batch
 
     def accepts(self, scheme: str, n_public: int) -> bool:
-        return not self.disabled and scheme == "groth16" and n_public == self.npub
+        if self.disabled or n_public != self.npub:
+            return False
+        if scheme == "groth16":
+            return self.batch > self.plonk
+        return scheme == "plonk" and self.plonk > 0
+
+    def select(self, rows: Sequence[Any]) -> list[Any]:
+        """One batch from queued candidates (oldest first): at most N - K Groth16 and K PLONK
+        proofs, Groth16 first (the circuit's slot order is the tree order)."""
+        g16 = [r for r in rows if r.scheme == "groth16"][: self.batch - self.plonk]
+        plonk = [r for r in rows if r.scheme == "plonk"][: self.plonk]
+        return g16 + plonk
 
     @property
     def shape(self) -> str:
-        return f"b{self.batch}_p{self.npub}"
+        return f"b{self.batch}_p{self.npub}" + (f"_k{self.plonk}" if self.plonk else "")
 
     @property
     def worker_pid(self) -> int | None:
@@ -192,6 +211,8 @@ class RecursiveProver:
 
         binary = find_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
         argv = [str(binary), "aggregate", "serve", "--batch", str(self.batch), "--npub", str(self.npub)]
+        if self.plonk:
+            argv += ["--plonk", str(self.plonk)]
         if self.cache_dir:
             argv += ["--cache", self.cache_dir]
         return argv
@@ -241,7 +262,8 @@ class RecursiveProver:
     async def _setup_lock(self) -> IO[str]:
         from deploy.recursive import setup_lock_path
 
-        path = setup_lock_path(self.batch, self.npub, Path(self.cache_dir) if self.cache_dir else None)
+        cache = Path(self.cache_dir) if self.cache_dir else None
+        path = setup_lock_path(self.batch, self.npub, cache, self.plonk)
         path.parent.mkdir(parents=True, exist_ok=True)
         f = open(path, "a")  # held across awaits: closed by the caller (or below on failure)
         waited = False
@@ -281,8 +303,9 @@ class RecursiveProver:
                 continue
             shape = w.info.get("shape") or {}
             got_hash = str(w.info.get("circuit_hash", "")).lower()
-            if (shape.get("batch"), shape.get("npub")) != (self.batch, self.npub):
-                self.disabled = f"worker shape {shape} is not b{self.batch}/p{self.npub}"
+            got = (shape.get("batch"), shape.get("npub"), shape.get("plonk", 0))
+            if got != (self.batch, self.npub, self.plonk):
+                self.disabled = f"worker shape {shape} is not {self.shape}"
             elif self.expected_circuit_hash and got_hash != self.expected_circuit_hash:
                 self.disabled = (
                     f"worker circuit {got_hash[:16]} is not the deployed verifier's circuit "
@@ -409,9 +432,28 @@ class RecursiveProver:
     async def _leaf(self, it: Item) -> dict[str, Any]:
         from deploy.recursive import snarkjs_leaf
 
-        if it.scheme != "groth16":
+        if it.scheme == "plonk" and it.format == "gnark" and self.plonk:
+            from normalizers.api import ProofInput
+
+            env = await self.normalizer.anormalize(
+                ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
+            )
+            if not env.recursion_eligible:
+                raise ProverError(
+                    PROVER_BAD_LEAF,
+                    "gnark PLONK proof not made with the recursion transcript (or with commitments)",
+                )
+            # the worker takes gnark's own encodings and checks canonical_vk against them
+            leaf = {
+                "scheme": "plonk",
+                "vk": "0x" + bytes(it.vk).hex(),
+                "proof": "0x" + bytes(it.proof).hex(),
+                "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
+                "canonical_vk": "0x" + bytes(env.canonical_vk).hex(),
+            }
+        elif it.scheme != "groth16":
             raise ProverError(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
-        if it.format == "snarkjs":
+        elif it.format == "snarkjs":
             if it.public is None:
                 raise ProverError(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
             leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
@@ -570,6 +612,7 @@ class RecursionPlan:
     batch: int = 0
     npub: int = 0
     circuit_hash: str = ""  # expected (from config or the manifest); empty: not checked
+    plonk: int = 0
 
 
 def manifest_recursive(deployments_dir: str, chain_id: int, registry: str) -> dict[str, Any]:
@@ -596,9 +639,17 @@ def plan_recursion(rc: RecursionConfig, *, registry_verifier: str, manifest: dic
     live = bool(manifest) and str(manifest.get("adapter", "")).lower() == (registry_verifier or "").lower()
     batch = rc.batch or (int(manifest.get("batch", 0)) if live else 0)
     npub = rc.npub or (int(manifest.get("npub", 0)) if live else 0)
+    plonk = rc.plonk if rc.plonk is not None else (int(manifest.get("plonk", 0)) if live else 0)
     expected = rc.circuit_hash
-    if not expected and live and (batch, npub) == (manifest.get("batch"), manifest.get("npub")):
+    if (
+        not expected
+        and live
+        and (batch, npub, plonk)
+        == (manifest.get("batch"), manifest.get("npub"), int(manifest.get("plonk", 0)))
+    ):
         expected = str(manifest.get("circuit_hash", ""))
+    if batch and plonk > batch:
+        raise ValueError(f"recursion.plonk = {plonk} exceeds the batch size {batch}")
     if rc.enabled is None:
         if not has_verifier:
             return RecursionPlan(False, "auto: the registry has no aggregation verifier")
@@ -607,14 +658,15 @@ def plan_recursion(rc: RecursionConfig, *, registry_verifier: str, manifest: dic
                 False,
                 "auto: unknown circuit shape (set recursion.batch/npub, or deploy with sheaf-deploy)",
             )
-        return RecursionPlan(True, "auto: the registry has an aggregation verifier", batch, npub, expected)
+        why = "auto: the registry has an aggregation verifier"
+        return RecursionPlan(True, why, batch, npub, expected, plonk)
     if not (batch and npub):
         raise ValueError(
             "recursion.enabled = true needs recursion.batch and recursion.npub (or a deployment manifest "
             "whose recursive section is this registry's verifier)"
         )
     why = "enabled in the configuration" + ("" if has_verifier else " (the registry has NO verifier yet)")
-    return RecursionPlan(True, why, batch, npub, expected)
+    return RecursionPlan(True, why, batch, npub, expected, plonk)
 
 
 def cache_root(rc: RecursionConfig) -> str:

@@ -3,14 +3,16 @@
     sheaf-deploy compile [--out DIR]
     sheaf-deploy deploy --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--force]
                         [--expect-chain-id N] [--owner ADDR] [--consumer-vk-hash 0x.. ...]
-                        [--recursive-batch N [--recursive-npub P]]   (recursive-path verifier, see below)
+                        [--recursive-batch N [--recursive-npub P] [--recursive-plonk K]]
+                        (recursive-path verifier, see below)
     sheaf-deploy configure --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--domain ID[:SUBMITTER] ...]
                         [--operator ADDR ...] [--threshold K]   (owner setup, idempotent)
     sheaf-deploy verify [--rpc-url URL] [--chain-id N]
 
 --recursive-batch N also exports the gnark/aggregation outer verifier for batch size N (sheaf-gnark
 aggregate setup: a cold INSECURE dev setup takes minutes), compiles and deploys it with
-Groth16AggregationAdapter and makes the registry use it (deploy/recursive.py).
+Groth16AggregationAdapter and makes the registry use it (deploy/recursive.py). --recursive-plonk K
+makes K of the N slots gnark PLONK slots (recursion transcript; docs/recursion.md).
 
 Errors print `error: <CODE>: <message>` on stderr and exit 2 (codes in deploy/errors.py).
 """
@@ -37,7 +39,7 @@ from deploy.api import (
 from deploy.chain import connect, load_account
 from deploy.compile import REPO_ROOT, artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
-from deploy.recursive import deploy_recursive_verifier
+from deploy.recursive import deploy_recursive_verifier, verifier_key
 from deploy.verify import FULL, verify_manifest
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
@@ -100,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also deploy the recursive aggregation verifier for batch size N and plug it into the registry",
     )
     d.add_argument("--recursive-npub", type=int, default=1, metavar="P", help="public inputs per inner proof")
+    d.add_argument(
+        "--recursive-plonk",
+        type=int,
+        default=0,
+        metavar="K",
+        help="how many of the N slots verify gnark PLONK proofs (recursion transcript); the rest Groth16",
+    )
     d.add_argument(
         "--no-configure",
         action="store_true",
@@ -167,6 +176,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 account=acct,
                 batch=a.recursive_batch,
                 npub=a.recursive_npub,
+                plonk=a.recursive_plonk,
                 configure=not a.no_configure,
                 force=a.force,
                 expect_chain_id=a.expect_chain_id,
@@ -175,7 +185,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             )
             ev = rd.exported
             print(
-                f"recursive verifier b{ev.batch} p{ev.npub}: circuit {ev.circuit_hash} "
+                f"recursive verifier {verifier_key(ev.batch, ev.npub, ev.plonk)}: circuit {ev.circuit_hash} "
                 f"verifier {rd.verifier} adapter {rd.adapter} source {ev.source_path}"
             )
         print(f"manifest: {manifest_path(m.chain_id, out_dir)} (chain {int(w3.eth.chain_id)})")

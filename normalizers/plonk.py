@@ -147,8 +147,11 @@ class PlonkVerifier:
                     Code.INTERNAL, "sidecar", f"public_inputs[{i}] is not a canonical scalar"
                 )
         full_vk = ParsedVk(Scheme.PLONK, canonical_vk, len(pubs))
+        # gnark proofs made with the recursion transcript (and no BSB22 commitment) can be verified
+        # in the aggregation circuit; Solidity-transcript and snarkjs proofs cannot.
+        eligible = r.get("transcript") == "recursion" and r.get("commitments") == 0
         # plonk.normalize verifies as it decodes: a returned statement is a verified one
-        return Statement(full_vk, _hex(r, "proof"), pubs, recursion_eligible=False, verified=True)
+        return Statement(full_vk, _hex(r, "proof"), pubs, recursion_eligible=eligible, verified=True)
 
     def start_batch(
         self, items: Sequence[Statement], ctx: Context

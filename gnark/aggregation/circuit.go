@@ -32,6 +32,7 @@ import (
 	"github.com/consensys/gnark/std/math/emulated"
 	"github.com/consensys/gnark/std/math/emulated/emparams"
 	"github.com/consensys/gnark/std/math/uints"
+	recplonk "github.com/consensys/gnark/std/recursion/plonk"
 )
 
 const (
@@ -53,12 +54,18 @@ var (
 // VKLen is the length of a canonical Groth16 vk with nPub public inputs.
 func VKLen(nPub int) int { return vkHeaderLen + 64*(nPub+1) }
 
-// Shape fixes what one compiled aggregation circuit accepts: Batch slots, each a Groth16 proof
-// with exactly NPub public inputs.
+// Shape fixes what one compiled aggregation circuit accepts: Batch slots, each proof with
+// exactly NPub public inputs; the last Plonk of them are gnark PLONK slots (recursion transcript,
+// see plonk_slot.go), the others Groth16 slots. Plonk = 0 is the Groth16-only circuit (its
+// compiled form, hence its circuit hash and cached keys, is unchanged by the PLONK support).
 type Shape struct {
 	Batch int `json:"batch"`
 	NPub  int `json:"npub"`
+	Plonk int `json:"plonk,omitempty"`
 }
+
+// Groth16Slots is the number of Groth16 slots.
+func (s Shape) Groth16Slots() int { return s.Batch - s.Plonk }
 
 func (s Shape) validate() error {
 	if s.Batch < 1 || s.Batch > 64 {
@@ -66,6 +73,9 @@ func (s Shape) validate() error {
 	}
 	if s.NPub < 1 || s.NPub > 32 {
 		return fmt.Errorf("npub must be in [1, 32], got %d", s.NPub)
+	}
+	if s.Plonk < 0 || s.Plonk > s.Batch {
+		return fmt.Errorf("plonk slots must be in [0, batch=%d], got %d", s.Batch, s.Plonk)
 	}
 	return nil
 }
@@ -85,7 +95,11 @@ type Circuit struct {
 	RootHi frontend.Variable `gnark:",public"`
 	RootLo frontend.Variable `gnark:",public"`
 	Count  frontend.Variable `gnark:",public"`
-	Leaves []LeafWitness
+	Leaves []LeafWitness     // Groth16 slots
+	// PLONK slots and, when both kinds exist, CountG = the number of real Groth16 leaves (a
+	// one-element slice so that Plonk = 0 compiles to exactly the Groth16-only circuit).
+	PlonkLeaves []PlonkLeafWitness
+	CountG      []frontend.Variable
 
 	// noBinding drops the keccak statement binding (measurement only: NOT sound, the vk would
 	// be an unconstrained witness). Never set outside measurements.
@@ -94,10 +108,19 @@ type Circuit struct {
 
 // NewCircuit returns the placeholder circuit of a shape, for compiling.
 func NewCircuit(s Shape) *Circuit {
-	c := &Circuit{Leaves: make([]LeafWitness, s.Batch)}
+	c := &Circuit{Leaves: make([]LeafWitness, s.Groth16Slots())}
 	for i := range c.Leaves {
 		c.Leaves[i].VK = make([]frontend.Variable, VKLen(s.NPub))
 		c.Leaves[i].Pubs = make([]frontend.Variable, s.NPub*scalarLen)
+	}
+	if s.Plonk > 0 {
+		c.PlonkLeaves = make([]PlonkLeafWitness, s.Plonk)
+		for i := range c.PlonkLeaves {
+			c.PlonkLeaves[i] = newPlonkLeafWitness(s.NPub)
+		}
+		if len(c.Leaves) > 0 {
+			c.CountG = make([]frontend.Variable, 1)
+		}
 	}
 	return c
 }
@@ -108,7 +131,7 @@ type (
 )
 
 func (c *Circuit) Define(api frontend.API) error {
-	n := len(c.Leaves)
+	n := len(c.Leaves) + len(c.PlonkLeaves)
 	if n == 0 {
 		return fmt.Errorf("empty batch")
 	}
@@ -199,7 +222,26 @@ func (c *Circuit) Define(api frontend.API) error {
 		if c.noBinding {
 			continue
 		}
-		leafHashes = append(leafHashes, statementHash(api, vkB, pubB)...)
+		leafHashes = append(leafHashes, statementHashScheme(api, schemeGroth16, vkB, pubB)...)
+	}
+	if len(c.PlonkLeaves) > 0 {
+		verifier, err := recplonk.NewVerifier[sw_bn254.ScalarField, sw_bn254.G1Affine, sw_bn254.G2Affine, sw_bn254.GTEl](api)
+		if err != nil {
+			return err
+		}
+		env := &plonkEnv{api: api, bapi: bapi, fp: fp, fr: fr, pairing: pairing, verifier: verifier}
+		plonkHashes := make([]uints.U8, 0, 32*len(c.PlonkLeaves))
+		for i := range c.PlonkLeaves {
+			h, err := env.verifyPlonkSlot(i, &c.PlonkLeaves[i], !c.noBinding)
+			if err != nil {
+				return err
+			}
+			plonkHashes = append(plonkHashes, h...)
+		}
+		if c.noBinding {
+			return nil
+		}
+		leafHashes = c.interleave(api, bapi, leafHashes, plonkHashes)
 	}
 	if c.noBinding {
 		return nil
@@ -212,6 +254,46 @@ func (c *Circuit) Define(api frontend.API) error {
 	api.AssertIsEqual(c.RootHi, packBE(api, bapi, root[:16]))
 	api.AssertIsEqual(c.RootLo, packBE(api, bapi, root[16:]))
 	return nil
+}
+
+// interleave returns the tree's leaf list when both kinds of slot exist: the first CountG
+// Groth16 leaves, then the PLONK leaves, so real leaves are contiguous whatever the mix and the
+// padding slots of both kinds are outside the first Count positions. CountG is a free witness in
+// [0, #Groth16 slots] with Count - CountG in [0, #PLONK slots]: it only chooses which verified
+// leaves enter, never lets an unverified one in.
+func (c *Circuit) interleave(api frontend.API, bapi *uints.Bytes, g16, pl []uints.U8) []uints.U8 {
+	nG, nP := len(g16)/32, len(pl)/32
+	if nG == 0 {
+		return pl
+	}
+	g := c.CountG[0]
+	api.AssertIsLessOrEqual(g, nG)
+	api.AssertIsLessOrEqual(g, c.Count)
+	api.AssertIsLessOrEqual(api.Sub(c.Count, g), nP)
+	cmpr := cmp.NewBoundedComparator(api, big.NewInt(int64(2*(nG+nP)+2)), false)
+	out := make([]uints.U8, 0, len(g16)+len(pl))
+	for j := 0; j < nG+nP; j++ {
+		// PLONK candidate: pl[j - g] when 0 <= j-g < nP (else pl[0]: a position >= Count)
+		cand := pl[0:32]
+		for i := 1; i < nP; i++ {
+			hit := api.IsZero(api.Sub(j-i, g))
+			next := make([]uints.U8, 32)
+			for b := range next {
+				next[b] = bapi.Select(hit, pl[32*i+b], cand[b])
+			}
+			cand = next
+		}
+		if j < nG {
+			isG := cmpr.IsLess(j, g)
+			next := make([]uints.U8, 32)
+			for b := range next {
+				next[b] = bapi.Select(isG, g16[32*j+b], cand[b])
+			}
+			cand = next
+		}
+		out = append(out, cand...)
+	}
+	return out
 }
 
 // merkleRoot is Merkle.root over the first count of the n 32-byte leaves (count in [1, n],
@@ -281,10 +363,11 @@ func keccak(api frontend.API, parts ...[]uints.U8) []uints.U8 {
 	return h.Sum()
 }
 
-// statementHash is normalizers/statement.py's statement_hash for a Groth16 vk, in-circuit.
-func statementHash(api frontend.API, vk, pubs []uints.U8) []uints.U8 {
-	vkHash := keccak(api, uints.NewU8Array(vkTag), []uints.U8{uints.NewU8(schemeGroth16)}, vk)
+// statementHashScheme is normalizers/statement.py's statement_hash, in-circuit, over a
+// canonical vk of the given scheme.
+func statementHashScheme(api frontend.API, scheme uint8, vk, pubs []uints.U8) []uints.U8 {
+	vkHash := keccak(api, uints.NewU8Array(vkTag), []uints.U8{uints.NewU8(scheme)}, vk)
 	pubsHash := keccak(api, pubs)
 	return keccak(api, uints.NewU8Array(statementTag),
-		[]uints.U8{uints.NewU8(envelopeVersion), uints.NewU8(schemeGroth16)}, vkHash, pubsHash)
+		[]uints.U8{uints.NewU8(envelopeVersion), uints.NewU8(scheme)}, vkHash, pubsHash)
 }

@@ -97,7 +97,7 @@ func Setup(s Shape, cacheRoot string, log io.Writer) (*Keys, error) {
 		return nil, fmt.Errorf("hash circuit: %w", err)
 	}
 	k := &Keys{Shape: s, CCS: ccs, CircuitHash: hash, Dir: filepath.Join(cacheRoot, hash[:32]), CompileTime: time.Since(t0)}
-	fmt.Fprintf(log, "aggregate: batch=%d npub=%d r1cs=%d compiled in %s, keys in %s\n", s.Batch, s.NPub, ccs.GetNbConstraints(), k.CompileTime.Round(time.Millisecond), k.Dir)
+	fmt.Fprintf(log, "aggregate: batch=%d npub=%d plonk=%d r1cs=%d compiled in %s, keys in %s\n", s.Batch, s.NPub, s.Plonk, ccs.GetNbConstraints(), k.CompileTime.Round(time.Millisecond), k.Dir)
 	t1 := time.Now()
 	if err := k.load(); err == nil {
 		k.SetupTime = time.Since(t1)

@@ -38,12 +38,18 @@ func leafErr(i int, field, format string, a ...any) error {
 	return &Error{Code: CodeBadLeaf, Field: fmt.Sprintf("leaves[%d].%s", i, field), Msg: fmt.Sprintf(format, a...)}
 }
 
-// Leaf is one inner Groth16 BN254 proof in Sheaf's canonical byte forms.
+// Leaf is one inner BN254 proof. Groth16 (Scheme "" or "groth16"): Sheaf's canonical byte
+// forms. PLONK ("plonk"): gnark's own vk and proof encodings (WriteTo or WriteRawTo), recursion
+// transcript; the canonical vk is derived from them.
 type Leaf struct {
-	VK    []byte   // canonical vk (see VKLen)
-	Proof []byte   // 256 bytes: A(64) | B(128, x.c1|x.c0|y.c1|y.c0) | C(64)
-	Pubs  [][]byte // 32-byte big-endian scalars, each < r
+	Scheme string
+	VK     []byte   // groth16: canonical vk (see VKLen); plonk: gnark PLONK vk
+	Proof  []byte   // groth16: 256 bytes A(64) | B(128, x.c1|x.c0|y.c1|y.c0) | C(64); plonk: gnark proof
+	Pubs   [][]byte // 32-byte big-endian scalars, each < r
 }
+
+// IsPlonk reports whether the leaf goes to a PLONK slot.
+func (l *Leaf) IsPlonk() bool { return l.Scheme == SchemePlonk }
 
 // parsed holds the decoded points of a leaf.
 type parsed struct {
@@ -165,8 +171,16 @@ func keccak256(parts ...[]byte) []byte {
 // VKHash is Sheaf's vk_hash for a canonical Groth16 vk.
 func VKHash(vk []byte) []byte { return keccak256(vkTag, []byte{schemeGroth16}, vk) }
 
-// StatementHash is Sheaf's statement hash (normalizers/statement.py) of a Groth16 leaf.
+// StatementHash is Sheaf's statement hash (normalizers/statement.py) of a leaf (nil for a
+// PLONK leaf whose vk does not decode).
 func (l *Leaf) StatementHash() []byte {
+	if l.IsPlonk() {
+		canonical, _, err := PlonkCanonicalVK(l.VK)
+		if err != nil {
+			return nil
+		}
+		return keccak256(statementTag, []byte{envelopeVersion, schemePlonk}, PlonkVKHash(canonical), keccak256(l.Pubs...))
+	}
 	return keccak256(statementTag, []byte{envelopeVersion, schemeGroth16}, VKHash(l.VK), keccak256(l.Pubs...))
 }
 
@@ -198,9 +212,10 @@ func PublicInputs(leaves [][]byte) [3]*big.Int {
 	return [3]*big.Int{new(big.Int).SetBytes(r[:16]), new(big.Int).SetBytes(r[16:]), big.NewInt(int64(len(leaves)))}
 }
 
-// Assign validates the leaves (1..Batch of them, each with NPub public inputs) and builds the
-// full outer witness; missing slots are filled with copies of the last leaf (verified in-circuit
-// but outside the Merkle tree).
+// Assign validates the leaves (1..Batch of them, each with NPub public inputs, Groth16 leaves
+// first, then PLONK leaves: that is the tree order) and builds the full outer witness. Missing
+// slots of each kind are filled with copies of that kind's last leaf, or with a padding proof
+// when the batch has none of that kind (verified in-circuit, outside the Merkle tree).
 func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, nil, &Error{Code: CodeBadShape, Field: "shape", Msg: err.Error()}
@@ -208,22 +223,49 @@ func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 	if len(leaves) == 0 || len(leaves) > s.Batch {
 		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf("need 1..%d leaves, got %d", s.Batch, len(leaves))}
 	}
+	nG, nP := 0, 0
+	for i := range leaves {
+		switch {
+		case leaves[i].IsPlonk():
+			nP++
+		case nP > 0:
+			return nil, nil, &Error{Code: CodeBadBatch, Field: fmt.Sprintf("leaves[%d]", i), Msg: "Groth16 leaves must come before PLONK leaves (the tree order)"}
+		default:
+			nG++
+		}
+	}
+	if nG > s.Groth16Slots() || nP > s.Plonk {
+		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf(
+			"%d Groth16 and %d PLONK leaves do not fit this circuit's %d Groth16 and %d PLONK slots", nG, nP, s.Groth16Slots(), s.Plonk)}
+	}
 	c := NewCircuit(s)
 	hashes := make([][]byte, len(leaves))
 	for i := range leaves {
 		if len(leaves[i].Pubs) != s.NPub {
 			return nil, nil, leafErr(i, "public_inputs", "this circuit takes exactly %d public inputs, got %d", s.NPub, len(leaves[i].Pubs))
 		}
-		p, err := leaves[i].parse(i)
-		if err != nil {
-			return nil, nil, err
+		if leaves[i].IsPlonk() {
+			p, err := leaves[i].parsePlonk(i)
+			if err != nil {
+				return nil, nil, err
+			}
+			if err := assignPlonkSlot(&c.PlonkLeaves[i-nG], &leaves[i], p); err != nil {
+				return nil, nil, &Error{Code: CodeInternal, Field: fmt.Sprintf("leaves[%d]", i), Msg: err.Error()}
+			}
+		} else {
+			p, err := leaves[i].parse(i)
+			if err != nil {
+				return nil, nil, err
+			}
+			assignSlot(&c.Leaves[i], &leaves[i], p)
 		}
 		hashes[i] = leaves[i].StatementHash()
-		assignSlot(&c.Leaves[i], &leaves[i], p)
 	}
-	last := len(leaves) - 1
-	for i := len(leaves); i < s.Batch; i++ {
-		c.Leaves[i] = c.Leaves[last]
+	if err := pad(c, s, nG, nP); err != nil {
+		return nil, nil, err
+	}
+	if len(c.CountG) == 1 {
+		c.CountG[0] = nG
 	}
 	pub := PublicInputs(hashes)
 	c.RootHi, c.RootLo, c.Count = pub[0], pub[1], pub[2]

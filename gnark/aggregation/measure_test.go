@@ -159,12 +159,20 @@ func TestMeasure(t *testing.T) {
 		name string
 		c    func() frontend.Circuit
 	}{
-		{"sheaf_n1_p1", func() frontend.Circuit { return NewCircuit(Shape{1, 1}) }},
-		{"sheaf_n2_p1", func() frontend.Circuit { return NewCircuit(Shape{2, 1}) }},
-		{"sheaf_n1_p2", func() frontend.Circuit { return NewCircuit(Shape{1, 2}) }},
-		{"sheaf_n4_p1", func() frontend.Circuit { return NewCircuit(Shape{4, 1}) }},
-		{"sheaf_nobind_n1_p1", func() frontend.Circuit { c := NewCircuit(Shape{1, 1}); c.noBinding = true; return c }},
-		{"sheaf_nobind_n1_p2", func() frontend.Circuit { c := NewCircuit(Shape{1, 2}); c.noBinding = true; return c }},
+		{"sheaf_n1_p1", func() frontend.Circuit { return NewCircuit(Shape{Batch: 1, NPub: 1}) }},
+		{"sheaf_n2_p1", func() frontend.Circuit { return NewCircuit(Shape{Batch: 2, NPub: 1}) }},
+		{"sheaf_n1_p2", func() frontend.Circuit { return NewCircuit(Shape{Batch: 1, NPub: 2}) }},
+		{"sheaf_n4_p1", func() frontend.Circuit { return NewCircuit(Shape{Batch: 4, NPub: 1}) }},
+		{"sheaf_nobind_n1_p1", func() frontend.Circuit { c := NewCircuit(Shape{Batch: 1, NPub: 1}); c.noBinding = true; return c }},
+		{"sheaf_nobind_n1_p2", func() frontend.Circuit { c := NewCircuit(Shape{Batch: 1, NPub: 2}); c.noBinding = true; return c }},
+		{"sheaf_plonk1_p1", func() frontend.Circuit { return NewCircuit(Shape{Batch: 1, NPub: 1, Plonk: 1}) }},
+		{"sheaf_plonk1_p2", func() frontend.Circuit { return NewCircuit(Shape{Batch: 1, NPub: 2, Plonk: 1}) }},
+		{"sheaf_nobind_plonk1_p1", func() frontend.Circuit {
+			c := NewCircuit(Shape{Batch: 1, NPub: 1, Plonk: 1})
+			c.noBinding = true
+			return c
+		}},
+		{"sheaf_g2_plonk1_p1", func() frontend.Circuit { return NewCircuit(Shape{Batch: 3, NPub: 1, Plonk: 1}) }},
 		{"stock_vkwitness_p1", func() frontend.Circuit { return stockCircuit(t, sq, false) }},
 		{"stock_vkfixed_p1", func() frontend.Circuit { return stockCircuit(t, sq, true) }},
 		{"pairing_1x4", func() frontend.Circuit { return newPairingChecks(1, 4) }},

@@ -2,6 +2,7 @@ package aggregation
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -15,7 +16,8 @@ import (
 // Usage of the `sheaf-gnark aggregate` command family.
 const Usage = `usage: sheaf-gnark aggregate <subcommand> [flags]
 
-subcommands (all take --batch N --npub P [--cache DIR]; DIR defaults to $SHEAF_CACHE/recursion):
+subcommands (all take --batch N --npub P [--plonk K] [--cache DIR]; DIR defaults to
+$SHEAF_CACHE/recursion; K of the N slots verify gnark PLONK proofs, the others Groth16):
   setup            compile + INSECURE dev Groth16 setup (cached by circuit hash); prints JSON
   prove            --in batch.json --out proof.json: prove one batch
   verify           --in proof.json: check an outer proof against its leaf list natively
@@ -23,7 +25,9 @@ subcommands (all take --batch N --npub P [--cache DIR]; DIR defaults to $SHEAF_C
   serve            JSON lines on stdin/stdout, keys loaded once (protocol: docs/recursion.md)
 
 batch.json: {"leaves":[{"scheme":"groth16","vk":"0x<canonical vk>","proof":"0x<256 bytes>",
-             "public_inputs":["0x<32 bytes>", ...]}, ...]}
+             "public_inputs":["0x<32 bytes>", ...]}, ...,
+            {"scheme":"plonk","vk":"0x<gnark PLONK vk>","proof":"0x<gnark PLONK proof>",
+             "public_inputs":[...]}]}    (Groth16 leaves first: the order is the tree order)
 `
 
 // LeafJSON is the wire form of a Leaf.
@@ -32,6 +36,9 @@ type LeafJSON struct {
 	VK           string   `json:"vk"`
 	Proof        string   `json:"proof"`
 	PublicInputs []string `json:"public_inputs"`
+	// CanonicalVK (plonk, optional): the caller's canonical vk bytes; must equal the one derived
+	// from VK, so caller and circuit agree on the vk_hash before minutes of proving.
+	CanonicalVK string `json:"canonical_vk,omitempty"`
 }
 
 // BatchJSON is the input of `prove` and of a serve "prove" request.
@@ -43,8 +50,12 @@ type BatchJSON struct {
 func (b *BatchJSON) ToLeaves() ([]Leaf, error) {
 	out := make([]Leaf, len(b.Leaves))
 	for i, lj := range b.Leaves {
-		if lj.Scheme != "" && lj.Scheme != "groth16" {
-			return nil, leafErr(i, "scheme", "only groth16 (BN254, no commitments) is aggregated, got %q", lj.Scheme)
+		switch lj.Scheme {
+		case "", SchemeGroth16:
+		case SchemePlonk:
+			out[i].Scheme = SchemePlonk
+		default:
+			return nil, leafErr(i, "scheme", "groth16 (BN254, no commitments) and plonk (gnark BN254, recursion transcript) are aggregated, got %q", lj.Scheme)
 		}
 		var err error
 		if out[i].VK, err = DecodeHex(lj.VK); err != nil {
@@ -52,6 +63,22 @@ func (b *BatchJSON) ToLeaves() ([]Leaf, error) {
 		}
 		if out[i].Proof, err = DecodeHex(lj.Proof); err != nil {
 			return nil, leafErr(i, "proof", "bad hex: %v", err)
+		}
+		if lj.CanonicalVK != "" {
+			if out[i].Scheme != SchemePlonk {
+				return nil, leafErr(i, "canonical_vk", "only plonk leaves carry canonical_vk")
+			}
+			want, err := DecodeHex(lj.CanonicalVK)
+			if err != nil {
+				return nil, leafErr(i, "canonical_vk", "bad hex: %v", err)
+			}
+			got, _, err := PlonkCanonicalVK(out[i].VK)
+			if err != nil {
+				return nil, leafErr(i, "vk", "gnark PLONK vk: %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				return nil, leafErr(i, "canonical_vk", "differs from the canonical form of vk")
+			}
 		}
 		for k, p := range lj.PublicInputs {
 			b, err := DecodeHex(p)
@@ -74,6 +101,7 @@ func newCommon(name string) *common {
 	c := &common{fs: flag.NewFlagSet("aggregate "+name, flag.ContinueOnError)}
 	c.fs.IntVar(&c.shape.Batch, "batch", 0, "batch size N (slots)")
 	c.fs.IntVar(&c.shape.NPub, "npub", 1, "public inputs per inner proof")
+	c.fs.IntVar(&c.shape.Plonk, "plonk", 0, "how many of the batch slots are gnark PLONK slots (recursion transcript)")
 	c.fs.StringVar(&c.cache, "cache", "", "key cache root (default $SHEAF_CACHE/recursion)")
 	return c
 }
@@ -89,7 +117,7 @@ func (c *common) parse(args []string) error {
 		c.cache = CacheRoot()
 	}
 	if err := c.shape.validate(); err != nil {
-		return &Error{Code: CodeBadShape, Field: "--batch/--npub", Msg: err.Error()}
+		return &Error{Code: CodeBadShape, Field: "--batch/--npub/--plonk", Msg: err.Error()}
 	}
 	return nil
 }

@@ -250,13 +250,17 @@ func opPlonkNormalize(line []byte) (map[string]any, error) {
 	default:
 		return nil, &verify.Error{Code: verify.CodeUnsupportedFormat, Field: "format", Message: fmt.Sprintf("plonk.normalize supports formats \"gnark\" and \"snarkjs\", got %q", req.Format)}
 	}
-	return map[string]any{
+	out := map[string]any{
 		"canonical_vk":  hex0x(n.CanonicalVK),
 		"proof":         hex0x(n.Proof),
 		"public_inputs": publicHexList(n.Public),
 		"n_public":      n.NPublic,
 		"commitments":   n.Commitments,
-	}, nil
+	}
+	if n.Transcript != "" {
+		out["transcript"] = n.Transcript
+	}
+	return out, nil
 }
 
 type parseVKReq struct {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/consensys/gnark-crypto/ecc"
 	bn "github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	"github.com/consensys/gnark-crypto/ecc/bn254/kzg"
 	"github.com/consensys/gnark/backend"
 	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/backend/solidity"
+	recplonk "github.com/consensys/gnark/std/recursion/plonk"
 )
 
 // Producer tags: first byte of a canonical PLONK vk (gnark and snarkjs PLONK are different
@@ -205,6 +207,32 @@ type GnarkPlonkProof struct {
 // Canonical is gnark's MarshalSolidity layout (what the exported Solidity verifier takes).
 func (p *GnarkPlonkProof) Canonical() []byte { return p.p.MarshalSolidity() }
 
+// Gnark is the decoded gnark proof (for the in-circuit verifier's witness).
+func (p *GnarkPlonkProof) Gnark() *plonkbn254.Proof { return &p.p }
+
+// Fiat-Shamir transcripts of gnark PLONK proofs. A proof verifies under exactly one of them:
+// "solidity" (SHA-256, what gnark's exported Solidity verifier takes) or "recursion" (MiMC,
+// std/recursion/plonk.GetNativeProverOptions: what an outer gnark circuit can verify).
+const (
+	TranscriptSolidity  = "solidity"
+	TranscriptRecursion = "recursion"
+)
+
+// VerifyGnarkPlonkTranscript runs gnark's PLONK verifier with one transcript.
+func VerifyGnarkPlonkTranscript(p *plonkbn254.Proof, vk *plonkbn254.VerifyingKey, pub []fr.Element, transcript string) error {
+	var opt backend.VerifierOption
+	switch transcript {
+	case TranscriptSolidity:
+		opt = solidity.WithVerifierTargetSolidityVerifier(backend.PLONK)
+	case TranscriptRecursion:
+		f := ecc.BN254.ScalarField()
+		opt = recplonk.GetNativeVerifierOptions(f, f)
+	default:
+		return fmt.Errorf("unknown transcript %q", transcript)
+	}
+	return plonkbn254.Verify(p, vk, append([]fr.Element{}, pub...), opt)
+}
+
 // ParseGnarkPlonkProof strictly decodes a gnark bn254 PLONK proof (WriteTo or WriteRawTo).
 func ParseGnarkPlonkProof(b []byte, vk *GnarkPlonkVK) (*GnarkPlonkProof, error) {
 	raw, err := gnarkRawFlag(b, "proof")
@@ -266,10 +294,12 @@ type PlonkNormalized struct {
 	Public      []fr.Element
 	NPublic     int
 	Commitments int
+	Transcript  string // gnark proofs: TranscriptSolidity or TranscriptRecursion
 }
 
-// NormalizeGnarkPlonk validates gnark PLONK vk/proof bytes and verifies with gnark's verifier
-// (SHA-256 transcript, i.e. proofs the exported Solidity verifier accepts).
+// NormalizeGnarkPlonk validates gnark PLONK vk/proof bytes and verifies with gnark's verifier,
+// with the Solidity transcript first and, if that fails, the recursion transcript (a valid proof
+// passes under exactly one; an invalid one costs two verifications).
 func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized, error) {
 	key, err := gnarkPlonkKeys.get(vkb, parseGnarkPlonkKey)
 	if err != nil {
@@ -283,11 +313,15 @@ func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized
 	if uint64(len(pub)) != vk.NbPublic {
 		return nil, errf(CodePublicInputCount, "public", "vk expects %d public inputs, got %d", vk.NbPublic, len(pub))
 	}
-	if err := plonkbn254.Verify(&p.p, key.gvk, append([]fr.Element{}, pub...), solidity.WithVerifierTargetSolidityVerifier(backend.PLONK)); err != nil {
-		return nil, errf(CodeVerificationFailed, "proof", "gnark PLONK verifier: %v", err)
+	transcript := TranscriptSolidity
+	if err := VerifyGnarkPlonkTranscript(&p.p, key.gvk, pub, TranscriptSolidity); err != nil {
+		if VerifyGnarkPlonkTranscript(&p.p, key.gvk, pub, TranscriptRecursion) != nil {
+			return nil, errf(CodeVerificationFailed, "proof", "gnark PLONK verifier (Solidity and recursion transcripts): %v", err)
+		}
+		transcript = TranscriptRecursion
 	}
 	return &PlonkNormalized{CanonicalVK: key.canonical, Proof: p.Canonical(), Public: pub,
-		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp)}, nil
+		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp), Transcript: transcript}, nil
 }
 
 // parseGnarkPlonkKey validates a gnark PLONK vk and decodes it again with gnark (its verifier's

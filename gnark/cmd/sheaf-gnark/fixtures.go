@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sheaf-zk/sheaf/gnark/fixtures"
 )
@@ -12,6 +13,7 @@ func runFixtures(args []string) error {
 	fs := flag.NewFlagSet("fixtures", flag.ContinueOnError)
 	out := fs.String("out", "", "output directory (e.g. tests/fixtures/gnark)")
 	cache := fs.String("cache", fixtures.CacheDir(), "key cache directory")
+	only := fs.String("only", "", "comma-separated fixture names to regenerate (the others are kept)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -21,7 +23,11 @@ func runFixtures(args []string) error {
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
-	m, err := fixtures.Generate(*out, *cache, os.Stderr)
+	var names []string
+	if *only != "" {
+		names = strings.Split(*only, ",")
+	}
+	m, err := fixtures.Generate(*out, *cache, os.Stderr, names...)
 	if err != nil {
 		return err
 	}

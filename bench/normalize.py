@@ -85,6 +85,8 @@ def _gnark(scheme: str, proof_kind: str = "proof") -> list[ProofInput]:
     for f in m["fixtures"]:
         if f["scheme"] != scheme or f.get("producer", "gnark") != "gnark" or f.get("commitments", 0):
             continue
+        if f.get("transcript", "solidity") != "solidity":  # recursion-transcript proofs: 2 verifications
+            continue
         fl = f["files"]
         out.append(ProofInput(scheme, "gnark", (FIX / "gnark" / fl[proof_kind]).read_bytes(),
                               (FIX / "gnark" / fl["vk"]).read_bytes(),

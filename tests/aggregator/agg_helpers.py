@@ -109,7 +109,7 @@ def fixture_inputs() -> list[Input]:
                         )
                     )
     g = FIX / "gnark"
-    for name in ("groth16_n1", "groth16_n3", "plonk_n1"):
+    for name in ("groth16_n1", "groth16_n3", "plonk_n1", "plonk_n1_recursion"):
         d = g / name
         if d.exists():
             out.append(

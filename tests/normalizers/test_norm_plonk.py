@@ -17,12 +17,16 @@ from normalizers.errors import Code, NormalizeError
 from normalizers.statement import BN254_P, BN254_R, keccak256
 
 SNARKJS_CASES = [("mul1", 0), ("mul1", 1), ("multi5", 0), ("multi5", 1), ("sq1", 0)]
-GNARK_PLONK = [f for f in json.loads((GNARK / "manifest.json").read_text())["fixtures"]
-               if f["scheme"] == "plonk" and f.get("producer", "gnark") == "gnark"]  # fmt: skip
+_GNARK_ALL = [f for f in json.loads((GNARK / "manifest.json").read_text())["fixtures"]
+              if f["scheme"] == "plonk" and f.get("producer", "gnark") == "gnark"]  # fmt: skip
+# proofs for gnark's exported Solidity verifier (SHA-256 transcript)
+GNARK_PLONK = [f for f in _GNARK_ALL if f.get("transcript", "solidity") == "solidity"]
+# proofs made with the recursion transcript (MiMC), verifiable in the aggregation circuit
+GNARK_PLONK_RECURSION = [f for f in _GNARK_ALL if f.get("transcript") == "recursion"]
 
 
 def gnark_case(name: str, proof: str = "proof", vk: str = "vk") -> ProofInput:
-    f = next(x for x in GNARK_PLONK if x["name"] == name)
+    f = next(x for x in _GNARK_ALL if x["name"] == name)
     files = f["files"]
     return ProofInput(
         "plonk", "gnark", (GNARK / files[proof]).read_bytes(), (GNARK / files[vk]).read_bytes(),
@@ -40,12 +44,12 @@ def _fr(x: str) -> bytes:
     return int(x).to_bytes(32, "big")
 
 
-def _check_statement(env: Any) -> None:
+def _check_statement(env: Any, recursion_eligible: bool = False) -> None:
     assert env.vk_hash == keccak256(b"sheaf/vk\x02" + env.canonical_vk)
     assert env.statement_hash == keccak256(
         b"sheaf/statement\x01\x02" + env.vk_hash + keccak256(b"".join(env.public_inputs))
     )
-    assert env.scheme == "plonk" and env.recursion_eligible is False
+    assert env.scheme == "plonk" and env.recursion_eligible is recursion_eligible
 
 
 @pytest.mark.parametrize(("circuit", "i"), SNARKJS_CASES)
@@ -81,6 +85,31 @@ def test_gnark_valid(normalizer: Normalizer, name: str, kind: tuple[str, str]) -
     )
     assert env.canonical_vk[:1] == b"\x01" and env.producer_kind == "gnark"
     _check_statement(env)
+
+
+@pytest.mark.parametrize("name", [f["name"] for f in GNARK_PLONK_RECURSION])
+@pytest.mark.parametrize("kind", [("proof", "vk"), ("proof_raw", "vk_raw")])
+def test_gnark_recursion_transcript(normalizer: Normalizer, name: str, kind: tuple[str, str]) -> None:
+    """A recursion-transcript proof is verified (the sidecar tries the Solidity transcript, then
+    MiMC's) and marked recursion-eligible; tampering it is still rejected."""
+    f = next(x for x in GNARK_PLONK_RECURSION if x["name"] == name)
+    env = normalizer.normalize(gnark_case(name, *kind))
+    assert ["0x" + p.hex() for p in env.public_inputs] == json.loads(
+        (GNARK / f["files"]["public_json"]).read_text()
+    )
+    assert env.canonical_vk[:1] == b"\x01" and env.producer_kind == "gnark"
+    _check_statement(env, recursion_eligible=True)
+    inp = gnark_case(name, *kind)
+    pub = bytearray(inp.public or b"")
+    pub[-1] ^= 1  # another statement, same proof
+    with pytest.raises(NormalizeError) as e:
+        normalizer.normalize(dataclasses.replace(inp, public=bytes(pub)))
+    assert e.value.code == Code.VERIFICATION_FAILED
+    assert "recursion" in e.value.message
+
+
+def test_recursion_fixture_exists() -> None:
+    assert GNARK_PLONK_RECURSION, "tests/fixtures/gnark has no recursion-transcript PLONK fixture"
 
 
 def test_gnark_and_snarkjs_vk_hashes_are_distinct(normalizer: Normalizer) -> None:

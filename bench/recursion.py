@@ -1,4 +1,4 @@
-"""Recursive aggregation benchmark: outer Groth16 proof over N inner Groth16 proofs (gnark/aggregation).
+"""Recursive aggregation benchmark: outer Groth16 proof over N inner proofs (gnark/aggregation).
 
 For each batch size (env SHEAF_RECURSION_BATCHES, default "1,2"; add 4 where memory allows): start
 one long-lived `sheaf-gnark aggregate serve --batch N --npub 1` (compile + INSECURE dev setup, cached in
@@ -7,6 +7,12 @@ committed fixture (real gnark inner proofs of two different circuits), and recor
 compile/setup/prove times and the peak RSS of the worker. Then deploy the exported outer verifier +
 contracts/src/Groth16AggregationAdapter.sol on anvil and measure verifyAggregation gas from the
 receipt (a wrong root must revert). Writes bench/results/recursion.json.
+
+PLONK leaves: `aggregate compile` of the one-PLONK-slot circuit gives r1cs_per_plonk_leaf. The mixed
+circuit (SHEAF_RECURSION_MIXED, default "3:1": 3 slots, the last PLONK) is proved over a gnark
+Groth16, a second Groth16 and a gnark PLONK leaf (tests/fixtures/gnark/plonk_n1_recursion) when
+its keys are in the cache, or always with SHEAF_RECURSION_MIXED_SETUP=1 (a ~40 min, ~19 GB dev
+setup on 2 cores); otherwise only its R1CS count is reported.
 
 A first run with an empty cache runs the dev setup: minutes and several GB per batch size.
 """
@@ -61,10 +67,33 @@ def _request(proc: subprocess.Popen[str], req: dict[str, Any]) -> dict[str, Any]
     return result
 
 
-def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]]) -> dict[str, Any]:
+def compile_only(binary: Path, batch: int, plonk: int) -> dict[str, Any]:
+    """`aggregate compile`: R1CS count, circuit hash and whether its keys are cached (no setup)."""
+    r = subprocess.run(
+        [str(binary), "aggregate", "compile", "--batch", str(batch), "--npub", "1", "--plonk", str(plonk)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    info: dict[str, Any] = json.loads(r.stdout)
+    return info
+
+
+def plonk_leaf() -> dict[str, Any]:
+    """The committed gnark PLONK proof made with the recursion transcript, as a worker leaf."""
+    d = REPO / "tests" / "fixtures" / "gnark" / "plonk_n1_recursion"
+    return {
+        "scheme": "plonk",
+        "vk": "0x" + (d / "vk.bin").read_bytes().hex(),
+        "proof": "0x" + (d / "proof.bin").read_bytes().hex(),
+        "public_inputs": json.loads((d / "public.json").read_text()),
+    }
+
+
+def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]], plonk: int = 0) -> dict[str, Any]:
     start = time.monotonic()
     proc = subprocess.Popen(
-        [str(binary), "aggregate", "serve", "--batch", str(batch), "--npub", "1"],
+        [str(binary), "aggregate", "serve", "--batch", str(batch), "--npub", "1", "--plonk", str(plonk)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -77,9 +106,12 @@ def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]]) -> dict[st
             raise RuntimeError(f"unexpected first line {ready}")
         info = ready["result"]
         ready_s = time.monotonic() - start
-        full = leaves[:batch] if len(leaves) >= batch else (leaves * batch)[:batch]
+        if plonk:
+            full = leaves[:batch]  # Groth16 leaves first, then PLONK: the caller's order
+        else:
+            full = leaves[:batch] if len(leaves) >= batch else (leaves * batch)[:batch]
         proofs = {"full": _request(proc, {"id": 1, "op": "prove", "leaves": full})}
-        if batch > 1:
+        if batch > 1 and not plonk:
             proofs["partial_1"] = _request(proc, {"id": 2, "op": "prove", "leaves": leaves[:1]})
         # the worker also verifies: the full proof must not verify for the reordered list
         p = proofs["full"]
@@ -98,6 +130,7 @@ def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]]) -> dict[st
     return {
         "batch": batch,
         "npub": 1,
+        "plonk": plonk,
         "r1cs": info["nb_constraints"],
         "r1cs_per_slot": info["nb_constraints"] // batch,
         "circuit_hash": info["circuit_hash"],
@@ -147,7 +180,7 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out["direct_gnark_groth16_1pub_tx_gas"] = direct_gnark_groth16(w3, acct, da, g1)[0]
         for domain, row in enumerate(rows, start=10):
             sol = Path(row["keys_dir"]) / "Verifier.sol"
-            varts = compile_files({f"recursion/b{row['batch']}/Verifier.sol": sol})
+            varts = compile_files({f"recursion/b{row['batch']}k{row.get('plonk', 0)}/Verifier.sol": sol})
             v = deploy_contract(w3, acct, varts["Verifier"])
             v_addr = Web3.to_checksum_address(str(v.contract_address))
             ad = deploy_contract(w3, acct, arts["Groth16AggregationAdapter"], [v_addr])
@@ -176,7 +209,7 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     w3,
                     acct,
                     reg.functions.submitRecursiveAggregationRoot(domain, agg_id, root, s["count"], proof),
-                    f"submit b{row['batch']} {name}",
+                    f"submit b{row['batch']} k{row.get('plonk', 0)} {name}",
                     gas=3_000_000,
                 )
                 leaves = [bytes.fromhex(x[2:]) for x in s["leaves"]][: s["count"]]
@@ -194,8 +227,12 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "inclusion_exec_gas": incl_exec,
                     "count": s["count"],
                 }
-            out[str(row["batch"])] = res
+            out[_key(row)] = res
     return out
+
+
+def _key(row: dict[str, Any]) -> str:
+    return str(row["batch"]) + (f"_k{row['plonk']}" if row.get("plonk") else "")
 
 
 # Extrapolation horizon named in the issue: the outer proof's gas does not grow with N (3 public inputs),
@@ -205,20 +242,30 @@ EXTRAPOLATE_TO = 64
 INCLUSION_GAS_PER_LEVEL = 408
 
 
-def summary(rows: list[dict[str, Any]], g: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's per-batch-size figures, plus the gas extrapolation to EXTRAPOLATE_TO leaves."""
+def summary(
+    rows: list[dict[str, Any]], g: dict[str, Any], plonk_r1cs: int | None = None
+) -> list[dict[str, Any]]:
+    """The issue's per-batch-size figures, plus the gas extrapolation to EXTRAPOLATE_TO leaves.
+    plonk_r1cs: R1CS of the one-PLONK-slot circuit (the PLONK analogue of N=1)."""
     direct = g["direct_gnark_groth16_1pub_tx_gas"]
     out: list[dict[str, Any]] = []
+    g16_rows = [r for r in rows if not r.get("plonk")]
     for r in rows:
         n = r["batch"]
-        full = g[str(n)]["full"]
+        full = g[_key(r)]["full"]
         per_proof = full["registry_submission_gas"] / n + full["inclusion_exec_gas"]
+        k = r.get("plonk", 0)
+        g16_slot = g16_rows[0]["r1cs"] / g16_rows[0]["batch"] if g16_rows else None
         out.append(
             {
                 "batch": n,
+                "plonk_slots": k,
                 "r1cs": r["r1cs"],
-                "r1cs_per_groth16_leaf": round(r["r1cs"] / n),
-                "r1cs_per_plonk_leaf": None,  # PLONK leaves are not verified in-circuit yet (attested path)
+                "r1cs_per_groth16_leaf": round(r["r1cs"] / n) if not k else round(g16_slot or 0),
+                # PLONK: the one-slot circuit; in a mixed row, what the slots add beyond the Groth16 ones
+                "r1cs_per_plonk_leaf": (
+                    plonk_r1cs if not k or g16_slot is None else round((r["r1cs"] - (n - k) * g16_slot) / k)
+                ),
                 "prove_s_per_leaf": round(r["prove_s"]["full"] / n, 1),
                 "peak_rss_gb": round(r["peak_rss_mib"] / 1024, 2),
                 "gas_per_aggregation": full["registry_submission_gas"],
@@ -227,8 +274,9 @@ def summary(rows: list[dict[str, Any]], g: dict[str, Any]) -> list[dict[str, Any
                 "direct_over_aggregated": round(direct / per_proof, 2),
             }
         )
-    if out:
-        last = out[-1]
+    g16_out = [t for t in out if not t["plonk_slots"]]
+    if g16_out:
+        last = g16_out[-1]
         levels = max(0, (EXTRAPOLATE_TO - 1).bit_length() - (last["batch"] - 1).bit_length())
         incl = g[str(last["batch"])]["full"]["inclusion_exec_gas"] + levels * INCLUSION_GAS_PER_LEVEL
         est = last["gas_per_aggregation"] / EXTRAPOLATE_TO + incl
@@ -250,31 +298,56 @@ def main() -> dict[str, Any]:
     leaves = json.loads(FIXTURE.read_text())["leaves"]
     binary = _binary()
     rows = [run_batch(binary, n, leaves) for n in batches]
+    plonk1 = compile_only(binary, 1, 1)
+    mixed_spec = os.environ.get("SHEAF_RECURSION_MIXED", "3:1")
+    mixed: dict[str, Any] = {"plonk_only_n1": {k: plonk1[k] for k in ("nb_constraints", "compile_ms")}}
+    if mixed_spec:
+        mb, mk = (int(x) for x in mixed_spec.split(":"))
+        info = compile_only(binary, mb, mk)
+        mixed["shape"] = {
+            "batch": mb,
+            "plonk": mk,
+            "r1cs": info["nb_constraints"],
+            "keys_cached": info["keys_cached"],
+        }
+        if info["keys_cached"] or os.environ.get("SHEAF_RECURSION_MIXED_SETUP"):
+            mleaves = (leaves * mb)[: mb - mk] + [plonk_leaf()] * mk
+            rows.append(run_batch(binary, mb, mleaves, plonk=mk))
     g = gas(rows)
-    table = summary(rows, g)
+    table = summary(rows, g, plonk1["nb_constraints"])
     print(
-        f"{'batch':>5} {'r1cs':>10} {'r1cs/leaf':>10} {'compile s':>9} {'setup s':>8} {'prove s':>8} "
+        f"{'batch':>7} {'r1cs':>10} {'r1cs/leaf':>10} {'compile s':>9} {'setup s':>8} {'prove s':>8} "
         f"{'s/leaf':>6} {'RSS GB':>6} {'agg gas':>8} {'gas/proof':>9} {'direct':>7} {'ratio':>6}"
     )
     for r, t in zip(rows, table, strict=False):
+        name = str(r["batch"]) + (f"+{r['plonk']}P" if r.get("plonk") else "")
         print(
-            f"{r['batch']:>5} {r['r1cs']:>10} {t['r1cs_per_groth16_leaf']:>10} {r['compile_s']:>9} "
+            f"{name:>7} {r['r1cs']:>10} {t['r1cs_per_groth16_leaf']:>10} {r['compile_s']:>9} "
             f"{r['setup_or_load_s']:>7}{'*' if r['keys_created'] else ' '} {r['prove_s']['full']:>8} "
             f"{t['prove_s_per_leaf']:>6} {t['peak_rss_gb']:>6} {t['gas_per_aggregation']:>8} "
             f"{t['gas_per_proof']:>9} {t['direct_gas_per_proof']:>7} {t['direct_over_aggregated']:>6}"
         )
-    if table:
-        e = table[-1]
+    e = table[-1]
+    if "extrapolated_from" in e:
         print(
-            f"{e['batch']:>5} (extrapolated from N={e['extrapolated_from']}: same outer proof gas, "
+            f"{e['batch']:>7} (extrapolated from N={e['extrapolated_from']}, Groth16: same outer proof gas, "
             f"{(EXTRAPOLATE_TO - 1).bit_length()}-level inclusion path) gas/proof {e['gas_per_proof']}, "
             f"direct/aggregated {e['direct_over_aggregated']}"
         )
     print("  * keys generated in this run (INSECURE dev setup); otherwise loaded from the cache")
-    print("  r1cs_per_plonk_leaf: PLONK leaves are not verified in-circuit yet (they go the attested path)")
+    print(
+        f"  r1cs_per_plonk_leaf: {plonk1['nb_constraints']} (one-PLONK-slot circuit, compile only)"
+        + (
+            f"; mixed {mixed['shape']['batch']}-slot circuit with {mixed['shape']['plonk']} PLONK: "
+            f"{mixed['shape']['r1cs']} R1CS"
+            + ("" if any(r.get("plonk") for r in rows) else " (keys not cached: not proved in this run)")
+            if "shape" in mixed
+            else ""
+        )
+    )
     for r in rows:
         r.pop("sample", None)
-    result = {"summary": table, "batches": rows, "gas": g}
+    result = {"summary": table, "batches": rows, "gas": g, "plonk": mixed}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "recursion.json").write_text(json.dumps(result, indent=2) + "\n")
     return result

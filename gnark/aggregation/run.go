@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -18,6 +19,7 @@ const Usage = `usage: sheaf-gnark aggregate <subcommand> [flags]
 
 subcommands (all take --batch N --npub P [--plonk K] [--cache DIR]; DIR defaults to
 $SHEAF_CACHE/recursion; K of the N slots verify gnark PLONK proofs, the others Groth16):
+  compile          compile only; prints JSON: nb_constraints, circuit_hash, keys_cached (no setup)
   setup            compile + INSECURE dev Groth16 setup (cached by circuit hash); prints JSON
   prove            --in batch.json --out proof.json: prove one batch
   verify           --in proof.json: check an outer proof against its leaf list natively
@@ -170,7 +172,7 @@ func Run(args []string) error {
 		c.fs.StringVar(&out, "out", "-", "output JSON path (- for stdout)")
 	case "export-solidity":
 		c.fs.StringVar(&out, "out", "-", "output .sol path (- for stdout)")
-	case "setup", "serve":
+	case "setup", "serve", "compile":
 	default:
 		return fmt.Errorf("unknown aggregate subcommand %q\n%s", sub, Usage)
 	}
@@ -178,6 +180,21 @@ func Run(args []string) error {
 		return err
 	}
 	switch sub {
+	case "compile":
+		t0 := time.Now()
+		ccs, err := Compile(c.shape)
+		if err != nil {
+			return err
+		}
+		ms := time.Since(t0).Milliseconds()
+		hash, err := hashCCS(ccs)
+		if err != nil {
+			return err
+		}
+		dir := filepath.Join(c.cache, hash[:32])
+		_, statErr := os.Stat(filepath.Join(dir, "vk.bin"))
+		return writeJSON("-", map[string]any{"shape": c.shape, "nb_constraints": ccs.GetNbConstraints(),
+			"circuit_hash": hash, "compile_ms": ms, "dir": dir, "keys_cached": statErr == nil})
 	case "setup":
 		k, err := Setup(c.shape, c.cache, os.Stderr)
 		if err != nil {

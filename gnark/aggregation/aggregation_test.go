@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/big"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -23,6 +24,11 @@ var (
 	ccs2Err  error
 	shape2   = Shape{Batch: 2, NPub: 1}
 )
+
+func releaseCompiled2() {
+	ccs2, ccs2Err, ccs2Once = nil, nil, sync.Once{}
+	runtime.GC()
+}
 
 func compiled2(t *testing.T) constraint.ConstraintSystem {
 	t.Helper()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/big"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,11 @@ var (
 	ccsMixedErr  error
 	shapeMixed   = Shape{Batch: 2, NPub: 1, Plonk: 1}
 )
+
+func releaseCompiledMixed() {
+	ccsMixed, ccsMixedErr, ccsMixedOnce = nil, nil, sync.Once{}
+	runtime.GC()
+}
 
 func compiledMixed(t *testing.T) constraint.ConstraintSystem {
 	t.Helper()
@@ -156,6 +162,10 @@ func TestPlonkSlotSoundness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles a 7.4M-constraint circuit")
 	}
+	// keep one big constraint system in memory at a time (~5 GB + ~8 GB otherwise): the batch-2
+	// one is recompiled by the tests that need it after this one
+	releaseCompiled2()
+	defer releaseCompiledMixed()
 	testLeaves(t)
 	sq := leafSq
 	pls := plonkProofs(t, verify.TranscriptRecursion, 0, 4, 9)

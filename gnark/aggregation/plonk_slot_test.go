@@ -270,3 +270,35 @@ func TestAssignMixedOrderAndCapacity(t *testing.T) {
 		t.Fatalf("want leaves[0].scheme error, got %v", err)
 	}
 }
+
+func TestToLeavesPlonkCanonicalVK(t *testing.T) {
+	pl := plonkProofs(t, verify.TranscriptRecursion, 0, 4)[0]
+	canonical, _, err := PlonkCanonicalVK(pl.VK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lj := LeafJSON{Scheme: SchemePlonk, VK: hexs(pl.VK), Proof: hexs(pl.Proof), PublicInputs: []string{hexs(pl.Pubs[0])},
+		CanonicalVK: hexs(canonical)}
+	ls, err := (&BatchJSON{Leaves: []LeafJSON{lj}}).ToLeaves()
+	if err != nil || !ls[0].IsPlonk() || !bytes.Equal(ls[0].StatementHash(), pl.StatementHash()) {
+		t.Fatalf("valid plonk leaf: %v", err)
+	}
+	var e *Error
+	bad := lj
+	wrong := bytes.Clone(canonical)
+	wrong[len(wrong)-1] ^= 1
+	bad.CanonicalVK = hexs(wrong)
+	if _, err := (&BatchJSON{Leaves: []LeafJSON{bad}}).ToLeaves(); !errors.As(err, &e) || e.Field != "leaves[0].canonical_vk" {
+		t.Fatalf("want leaves[0].canonical_vk error, got %v", err)
+	}
+	g := LeafJSON{Scheme: SchemeGroth16, VK: "0x00", Proof: "0x00", CanonicalVK: hexs(canonical)}
+	if _, err := (&BatchJSON{Leaves: []LeafJSON{g}}).ToLeaves(); !errors.As(err, &e) || e.Field != "leaves[0].canonical_vk" {
+		t.Fatalf("want canonical_vk refused on a groth16 leaf, got %v", err)
+	}
+	// the PLONK statement hash is normalizers/statement.py's: keccak("sheaf/vk" || 0x02 || canonical)
+	want := keccak256([]byte("sheaf/statement"), []byte{1, 2}, keccak256([]byte("sheaf/vk"), []byte{2}, canonical),
+		keccak256(pl.Pubs[0]))
+	if !bytes.Equal(pl.StatementHash(), want) || len(canonical) != PlonkVKLen {
+		t.Fatal("PLONK statement hash or canonical vk length differs from the spec")
+	}
+}

@@ -96,15 +96,21 @@ func (e *plonkEnv) verifyPlonkSlot(i int, l *PlonkLeafWitness, bind bool) ([]uin
 	}
 	// The fixed header bytes pin the compiled shape: producer tag, NbPublic = nPub, no BSB22
 	// commitments (n_qcp = n_idx = 0).
-	fixed := map[int]byte{0: plonkProducerGnark}
+	// (a slice, not a map: constraint order must not depend on map iteration, or the circuit hash
+	// and with it the cached keys would change from one compile to the next)
+	type fixedByte struct {
+		off  int
+		want byte
+	}
+	fixed := []fixedByte{{0, plonkProducerGnark}}
 	for k := 0; k < 8; k++ {
-		fixed[plonkOffNbPublic+k] = byte(uint64(nPub) >> (56 - 8*k))
+		fixed = append(fixed, fixedByte{plonkOffNbPublic + k, byte(uint64(nPub) >> (56 - 8*k))})
 	}
 	for k := 0; k < 8; k++ {
-		fixed[plonkOffCounts+k] = 0
+		fixed = append(fixed, fixedByte{plonkOffCounts + k, 0})
 	}
-	for off, want := range fixed {
-		api.AssertIsEqual(bapi.ValueUnchecked(vkB[off]), want)
+	for _, f := range fixed {
+		api.AssertIsEqual(bapi.ValueUnchecked(vkB[f.off]), f.want)
 	}
 
 	// Size: a power of two in [2, 2^27] (the native parser's bound; fixedExpN assumes a power

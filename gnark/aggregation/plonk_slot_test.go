@@ -302,3 +302,29 @@ func TestToLeavesPlonkCanonicalVK(t *testing.T) {
 		t.Fatal("PLONK statement hash or canonical vk length differs from the spec")
 	}
 }
+
+// The circuit hash keys the cached proving keys and pins the deployed verifier: compiling the same
+// shape twice must give the same constraint system (no map iteration order, no randomness).
+func TestCompileIsDeterministic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles a 4.8M-constraint circuit twice")
+	}
+	releaseCompiled2()
+	s := Shape{Batch: 1, NPub: 1, Plonk: 1}
+	hash := func() string {
+		ccs, err := Compile(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := hashCCS(ccs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	a := hash()
+	runtime.GC()
+	if b := hash(); a != b {
+		t.Fatalf("two compiles of %+v differ: %s vs %s", s, a[:16], b[:16])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -89,19 +90,32 @@ func parseLoose(l *Leaf) (*parsed, error) {
 
 func solves(t *testing.T, c *Circuit) error {
 	t.Helper()
+	return solvesWith(t, compiled2(t), c)
+}
+
+func solvesWith(t *testing.T, ccs constraint.ConstraintSystem, c *Circuit) error {
+	t.Helper()
 	w, err := frontend.NewWitness(c, ecc.BN254.ScalarField())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return compiled2(t).IsSolved(w)
+	return ccs.IsSolved(w)
 }
 
 // rejects asserts the constraint system is unsatisfied and logs which constraint failed.
 func rejects(t *testing.T, c *Circuit, what string) {
 	t.Helper()
-	err := solves(t, c)
+	rejectsWith(t, compiled2(t), c, what)
+}
+
+func rejectsWith(t *testing.T, ccs constraint.ConstraintSystem, c *Circuit, what string) {
+	t.Helper()
+	err := solvesWith(t, ccs, c)
 	if err == nil {
 		t.Fatal(what)
+	}
+	if strings.Contains(err.Error(), "inputs missing") {
+		t.Fatalf("%s: rejected for a broken witness, not by a constraint: %v", what, err)
 	}
 	msg := err.Error()
 	if len(msg) > 160 {

@@ -272,17 +272,22 @@ func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 	return c, hashes, nil
 }
 
-func assignSlot(w *LeafWitness, l *Leaf, p *parsed) {
-	for j, b := range l.VK {
-		w.VK[j] = b
+// assignBytes fills byte witnesses: the vk, then the public inputs concatenated.
+func assignBytes(vkW, pubW []frontend.Variable, vk []byte, pubs [][]byte) {
+	for j, b := range vk {
+		vkW[j] = b
 	}
 	k := 0
-	for _, pb := range l.Pubs {
+	for _, pb := range pubs {
 		for _, b := range pb {
-			w.Pubs[k] = b
+			pubW[k] = b
 			k++
 		}
 	}
+}
+
+func assignSlot(w *LeafWitness, l *Leaf, p *parsed) {
+	assignBytes(w.VK, w.Pubs, l.VK, l.Pubs)
 	w.Ar = sw_bn254.NewG1Affine(p.a)
 	w.Krs = sw_bn254.NewG1Affine(p.c)
 	w.Bs = sw_bn254.NewG2Affine(p.b)

@@ -88,16 +88,7 @@ func (l *Leaf) parsePlonk(i int) (*plonkParsed, error) {
 }
 
 func assignPlonkSlot(w *PlonkLeafWitness, l *Leaf, p *plonkParsed) error {
-	for j, b := range p.canonical {
-		w.VK[j] = b
-	}
-	k := 0
-	for _, pb := range l.Pubs {
-		for _, b := range pb {
-			w.Pubs[k] = b
-			k++
-		}
-	}
+	assignBytes(w.VK, w.Pubs, p.canonical, l.Pubs)
 	var err error
 	w.Proof, err = recplonk.ValueOfProof[sw_bn254.ScalarField, sw_bn254.G1Affine, sw_bn254.G2Affine](p.proof)
 	return err

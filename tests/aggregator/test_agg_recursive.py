@@ -430,10 +430,9 @@ class RecEnv:
     deploy_s: float
 
 
-@pytest.fixture(scope="module")
-def rec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecEnv]:
+def _deploy_env(factory: pytest.TempPathFactory, batch: int, npub: int, plonk: int = 0) -> Iterator[RecEnv]:
     with Anvil(block_time=0.5) as node:
-        out = tmp_path_factory.mktemp("deployments")
+        out = factory.mktemp("deployments")
         deploy_all(node.rpc_url, OWNER_KEY, out_dir=out)
         w3 = connect(node.rpc_url)
         reg = registry(w3, load_manifest(31337, out))
@@ -443,8 +442,38 @@ def rec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecEnv]:
         # domain 1: only the aggregator's key may post recursive aggregations
         configure_registry(w3, owner, reg, domains=[(1, submitter)], operators=ops, threshold=2)
         t0 = time.monotonic()
-        r = deploy_recursive_verifier(node.rpc_url, OWNER_KEY, batch=N, npub=P, out_dir=out, log=print)
+        r = deploy_recursive_verifier(
+            node.rpc_url, OWNER_KEY, batch=batch, npub=npub, plonk=plonk, out_dir=out, log=print
+        )
         yield RecEnv(node, out, str(reg.address), ops, r, time.monotonic() - t0)
+
+
+@pytest.fixture(scope="module")
+def rec_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecEnv]:
+    yield from _deploy_env(tmp_path_factory, N, P)
+
+
+@dataclass
+class Live:
+    """What a test drives next to a started App: 2 operator processes and chain handles."""
+
+    ops: list[Any]
+    chain: Chain
+    w3: Web3
+    reg: Any
+
+
+def _live(env: RecEnv, target: str, tmp_path: Path) -> Live:
+    ops = [
+        start_operator(target, k, tmp_path / f"op{i}.log", env.registry)
+        for i, k in enumerate(OPERATOR_KEYS[:2])
+    ]
+    return Live(
+        ops,
+        Chain(env.node.rpc_url, env.registry),
+        Web3(Web3.HTTPProvider(env.node.rpc_url)),
+        registry(connect(env.node.rpc_url), load_manifest(31337, env.out)),
+    )
 
 
 def _selector(sig: str) -> str:
@@ -569,13 +598,8 @@ async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> No
     p2 = app2.prover
     assert isinstance(p2, RecursiveProver)
     target = f"127.0.0.1:{app2.grpc.port}"
-    ops = [
-        start_operator(target, k, tmp_path / f"op{i}.log", rec_env.registry)
-        for i, k in enumerate(OPERATOR_KEYS[:2])
-    ]
-    chain = Chain(rec_env.node.rpc_url, rec_env.registry)
-    w3 = Web3(Web3.HTTPProvider(rec_env.node.rpc_url))
-    reg = registry(connect(rec_env.node.rpc_url), load_manifest(31337, rec_env.out))
+    live = _live(rec_env, target, tmp_path)
+    ops, chain, w3, reg = live.ops, live.chain, live.w3, live.reg
     try:
         t_ready0 = time.monotonic()
         # while the worker loads (or would create) the keys it holds the shape's setup lock, which
@@ -748,21 +772,7 @@ MIXED = (3, 1, 1)  # batch, npub, PLONK slots
 
 @pytest.fixture(scope="module")
 def mixed_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecEnv]:
-    batch, npub, plonk = MIXED
-    with Anvil(block_time=0.5) as node:
-        out = tmp_path_factory.mktemp("deployments-mixed")
-        deploy_all(node.rpc_url, OWNER_KEY, out_dir=out)
-        w3 = connect(node.rpc_url)
-        reg = registry(w3, load_manifest(31337, out))
-        ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
-        owner = Account.from_key(OWNER_KEY)
-        submitter = Account.from_key(SUBMITTER_KEY).address
-        configure_registry(w3, owner, reg, domains=[(1, submitter)], operators=ops, threshold=2)
-        t0 = time.monotonic()
-        r = deploy_recursive_verifier(
-            node.rpc_url, OWNER_KEY, batch=batch, npub=npub, plonk=plonk, out_dir=out, log=print
-        )
-        yield RecEnv(node, out, str(reg.address), ops, r, time.monotonic() - t0)
+    yield from _deploy_env(tmp_path_factory, *MIXED)
 
 
 @pytest.mark.slow
@@ -806,13 +816,8 @@ async def test_mixed_batch_end_to_end(mixed_env: RecEnv, tmp_path: Path) -> None
     assert isinstance(p, RecursiveProver)
     assert (p.batch, p.npub, p.plonk, p.expected_circuit_hash) == (*MIXED, man["circuit_hash"])
     target = f"127.0.0.1:{app.grpc.port}"
-    ops = [
-        start_operator(target, k, tmp_path / f"op{i}.log", mixed_env.registry)
-        for i, k in enumerate(OPERATOR_KEYS[:2])
-    ]
-    chain = Chain(mixed_env.node.rpc_url, mixed_env.registry)
-    w3 = Web3(Web3.HTTPProvider(mixed_env.node.rpc_url))
-    reg = registry(connect(mixed_env.node.rpc_url), load_manifest(31337, mixed_env.out))
+    live = _live(mixed_env, target, tmp_path)
+    ops, chain, w3, reg = live.ops, live.chain, live.w3, live.reg
     try:
         info = await p.wait_ready()
         assert info["circuit_hash"] == man["circuit_hash"]

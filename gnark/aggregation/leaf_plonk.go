@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/consensys/gnark-crypto/ecc/bn254"
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 	plonkbn254 "github.com/consensys/gnark/backend/plonk/bn254"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
@@ -35,10 +34,10 @@ func PlonkCanonicalVK(b []byte) ([]byte, *verify.GnarkPlonkVK, error) {
 }
 
 // parsePlonk validates PLONK leaf i for the in-circuit verifier: strict decoding (the
-// normalizer's parser), exactly the leaf's public-input count, no BSB22 commitments, no point at
-// infinity in the vk (the in-circuit transcript encodes points as plain coordinates, gnark's
-// native one flags infinity: such a key would never verify in-circuit) and a native verification
-// with the recursion transcript.
+// normalizer's parser), exactly the leaf's public-input count, no BSB22 commitments and a native
+// verification with the recursion transcript. vk points at infinity (e.g. Qk of a circuit without
+// constants) are fine: canonically 64 zero bytes, (0,0) in-circuit, which the emulated curve
+// treats as infinity in its complete formulas and marshals with gnark's infinity flag.
 func (l *Leaf) parsePlonk(i int) (*plonkParsed, error) {
 	if len(l.Pubs) == 0 {
 		return nil, leafErr(i, "public_inputs", "no public inputs")
@@ -55,11 +54,6 @@ func (l *Leaf) parsePlonk(i int) (*plonkParsed, error) {
 	}
 	if len(canonical) != PlonkVKLen {
 		return nil, leafErr(i, "vk", "canonical vk is %d bytes, want %d", len(canonical), PlonkVKLen)
-	}
-	for k, p := range []*bn254.G1Affine{&vk.S[0], &vk.S[1], &vk.S[2], &vk.Ql, &vk.Qr, &vk.Qm, &vk.Qo, &vk.Qk} {
-		if p.IsInfinity() {
-			return nil, leafErr(i, "vk", "%s is the point at infinity: not verifiable in-circuit", []string{"S1", "S2", "S3", "Ql", "Qr", "Qm", "Qo", "Qk"}[k])
-		}
 	}
 	pf, err := verify.ParseGnarkPlonkProof(l.Proof, vk)
 	if err != nil {

@@ -62,8 +62,7 @@ func pad(c *Circuit, s Shape, nG, nP int) error {
 	return nil
 }
 
-// paddingCircuit: (X0 + Y + 7) * Y == Z. Every PLONK selector (ql, qr, qm, qo, qk) is used, so
-// no vk commitment is the point at infinity (which the in-circuit verifier cannot take).
+// paddingCircuit: (X0 + Y + 7) * Y == Z, a tiny circuit using every PLONK selector.
 type paddingCircuit struct {
 	X []frontend.Variable `gnark:",public"`
 	Y frontend.Variable

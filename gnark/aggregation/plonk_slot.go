@@ -168,7 +168,8 @@ func (e *plonkEnv) verifyPlonkSlot(i int, l *PlonkLeafWitness, bind bool) ([]uin
 	vk.S = [3]kzg.Commitment[sw_bn254.G1Affine]{cm(0), cm(1), cm(2)}
 	vk.Ql, vk.Qr, vk.Qm, vk.Qo, vk.Qk = cm(3), cm(4), cm(5), cm(6), cm(7)
 	// vk points enter MSMs, the transcript and the pairing: all must be on the curve (G1 has
-	// cofactor 1); the KZG G2 points are subgroup-checked by PairingCheck.
+	// cofactor 1) or (0,0), the infinity of the complete formulas (a selector commitment of a
+	// circuit that never uses it); the KZG G2 points are subgroup-checked by PairingCheck.
 	for _, p := range []*sw_bn254.G1Affine{&vk.S[0].G1El, &vk.S[1].G1El, &vk.S[2].G1El, &vk.Ql.G1El, &vk.Qr.G1El,
 		&vk.Qm.G1El, &vk.Qo.G1El, &vk.Qk.G1El, &vk.Kzg.G1} {
 		e.pairing.AssertIsOnG1(p)

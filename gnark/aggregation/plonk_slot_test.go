@@ -2,8 +2,10 @@ package aggregation
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math/big"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -170,6 +172,35 @@ func TestPlonkSlotSoundness(t *testing.T) {
 		}
 		if err := solvesMixed(t, c); err != nil {
 			t.Fatalf("valid mixed batch rejected: %v", err)
+		}
+	})
+	t.Run("committed fixture: vk with Qk at infinity (circuit without constants)", func(t *testing.T) {
+		d := "../../tests/fixtures/gnark/plonk_n1_recursion/"
+		vkb, err1 := os.ReadFile(d + "vk.bin")
+		pfb, err2 := os.ReadFile(d + "proof.bin")
+		pubs, err3 := os.ReadFile(d + "public.json")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		_, vk, err := PlonkCanonicalVK(vkb)
+		if err != nil || !vk.Qk.IsInfinity() {
+			t.Fatalf("fixture vk: %v (Qk at infinity: %v)", err, err == nil && vk.Qk.IsInfinity())
+		}
+		var hexPubs []string
+		if err := json.Unmarshal(pubs, &hexPubs); err != nil {
+			t.Fatal(err)
+		}
+		fx := Leaf{Scheme: SchemePlonk, VK: vkb, Proof: pfb}
+		for _, h := range hexPubs {
+			b, _ := DecodeHex(h)
+			fx.Pubs = append(fx.Pubs, b)
+		}
+		c, _, err := Assign(shapeMixed, []Leaf{sq, fx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := solvesMixed(t, c); err != nil {
+			t.Fatalf("valid PLONK leaf with an infinity selector commitment rejected: %v", err)
 		}
 	})
 	t.Run("PLONK only, Groth16 slot padded", func(t *testing.T) {

@@ -81,8 +81,12 @@ func TestServeProtocol(t *testing.T) {
 	}
 	proveBad, _ := json.Marshal(map[string]any{"id": 4, "op": "prove", "leaves": []LeafJSON{lj(leafCube), lj(forged)}})
 	wrongScheme := lj(leafCube)
-	wrongScheme.Scheme = "plonk"
+	wrongScheme.Scheme = "halo2"
 	proveScheme, _ := json.Marshal(map[string]any{"id": 5, "op": "prove", "leaves": []LeafJSON{wrongScheme}})
+	// a PLONK leaf is a valid scheme, but this Groth16-only circuit has no PLONK slot
+	plonkLeaf := lj(leafCube)
+	plonkLeaf.Scheme = SchemePlonk
+	provePlonk, _ := json.Marshal(map[string]any{"id": 7, "op": "prove", "leaves": []LeafJSON{plonkLeaf}})
 	in := strings.Join([]string{
 		`{"id": 1, "op": "info"}`,
 		`not json`,
@@ -90,6 +94,7 @@ func TestServeProtocol(t *testing.T) {
 		string(proveBad),
 		string(proveScheme),
 		`{"id": 6, "op": "verify", "leaves": ["0x12"], "proof": "0x00"}`,
+		string(provePlonk),
 		"",
 	}, "\n")
 	var out bytes.Buffer
@@ -97,8 +102,8 @@ func TestServeProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 7 {
-		t.Fatalf("want ready + 6 responses, got %d lines:\n%s", len(lines), out.String())
+	if len(lines) != 8 {
+		t.Fatalf("want ready + 7 responses, got %d lines:\n%s", len(lines), out.String())
 	}
 	var rs []Response
 	for _, l := range lines {
@@ -113,7 +118,7 @@ func TestServeProtocol(t *testing.T) {
 	}
 	want := []struct{ code, field string }{
 		{"bad_request", "line"}, {"bad_request", "op"}, {CodeBadLeaf, "leaves[1].proof"},
-		{CodeBadLeaf, "leaves[0].scheme"}, {CodeBadBatch, "leaves[0]"},
+		{CodeBadLeaf, "leaves[0].scheme"}, {CodeBadBatch, "leaves[0]"}, {CodeBadBatch, "leaves"},
 	}
 	for i, w := range want {
 		r := rs[i+2]

@@ -1,7 +1,6 @@
 package aggregation
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
@@ -23,14 +22,11 @@ type plonkParsed struct {
 	proof     *plonkbn254.Proof
 }
 
-// PlonkCanonicalVK decodes a gnark BN254 PLONK vk (WriteTo or WriteRawTo) and returns Sheaf's
-// canonical bytes (what vk_hash covers) plus the gnark key for native verification.
+// PlonkCanonicalVK decodes a gnark BN254 PLONK vk (WriteTo or WriteRawTo) with the normalizer's
+// parser and returns Sheaf's canonical bytes (what vk_hash covers) plus the validated key.
 func PlonkCanonicalVK(b []byte) ([]byte, *verify.GnarkPlonkVK, error) {
-	vk, err := verify.ParseGnarkPlonkVK(b)
-	if err != nil {
-		return nil, nil, err
-	}
-	return vk.Canonical(), vk, nil
+	vk, _, canonical, err := verify.LoadGnarkPlonkKey(b)
+	return canonical, vk, err
 }
 
 // parsePlonk validates PLONK leaf i for the in-circuit verifier: strict decoding (the
@@ -42,7 +38,7 @@ func (l *Leaf) parsePlonk(i int) (*plonkParsed, error) {
 	if len(l.Pubs) == 0 {
 		return nil, leafErr(i, "public_inputs", "no public inputs")
 	}
-	canonical, vk, err := PlonkCanonicalVK(l.VK)
+	vk, gvk, canonical, err := verify.LoadGnarkPlonkKey(l.VK)
 	if err != nil {
 		return nil, leafErr(i, "vk", "gnark PLONK vk: %v", err)
 	}
@@ -67,10 +63,6 @@ func (l *Leaf) parsePlonk(i int) (*plonkParsed, error) {
 		if pubs[k], err = verify.FrCanonical(b, "public_inputs"); err != nil {
 			return nil, leafErr(i, fmt.Sprintf("public_inputs[%d]", k), "not a canonical BN254 scalar (>= r)")
 		}
-	}
-	gvk := &plonkbn254.VerifyingKey{}
-	if _, err := gvk.ReadFrom(bytes.NewReader(l.VK)); err != nil {
-		return nil, leafErr(i, "vk", "gnark: %v", err)
 	}
 	if err := verify.VerifyGnarkPlonkTranscript(pf.Gnark(), gvk, pubs, verify.TranscriptRecursion); err != nil {
 		if verify.VerifyGnarkPlonkTranscript(pf.Gnark(), gvk, pubs, verify.TranscriptSolidity) == nil {

@@ -324,6 +324,17 @@ func NormalizeGnarkPlonk(vkb, proofb []byte, pub []fr.Element) (*PlonkNormalized
 		NPublic: int(vk.NbPublic), Commitments: len(vk.Qcp), Transcript: transcript}, nil
 }
 
+// LoadGnarkPlonkKey is the normalizer's decode of a gnark PLONK vk, shared with other callers
+// (the aggregation worker): the validated key, gnark's verifier key object and Sheaf's canonical
+// bytes, cached by the exact vk bytes like plonk.normalize's.
+func LoadGnarkPlonkKey(vkb []byte) (*GnarkPlonkVK, *plonkbn254.VerifyingKey, []byte, error) {
+	key, err := gnarkPlonkKeys.get(vkb, parseGnarkPlonkKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key.vk, key.gvk, key.canonical, nil
+}
+
 // parseGnarkPlonkKey validates a gnark PLONK vk and decodes it again with gnark (its verifier's
 // key object); the result is cached by the exact bytes.
 func parseGnarkPlonkKey(vkb []byte) (*gnarkPlonkKey, error) {

@@ -163,14 +163,7 @@ func (c *Circuit) Define(api frontend.API) error {
 		if len(l.Pubs)%scalarLen != 0 || nPub == 0 || len(l.VK) != VKLen(nPub) {
 			return fmt.Errorf("leaf %d: inconsistent witness sizes (vk %d bytes, pubs %d bytes)", i, len(l.VK), len(l.Pubs))
 		}
-		vkB := make([]uints.U8, len(l.VK))
-		for j := range l.VK {
-			vkB[j] = bapi.ValueOf(l.VK[j])
-		}
-		pubB := make([]uints.U8, len(l.Pubs))
-		for j := range l.Pubs {
-			pubB[j] = bapi.ValueOf(l.Pubs[j])
-		}
+		vkB, pubB := byteWitnesses(bapi, l.VK), byteWitnesses(bapi, l.Pubs)
 		// n_ic is part of the hashed bytes: pin it to the compiled shape
 		nic := uint32(nPub + 1)
 		for j, want := range []byte{byte(nic >> 24), byte(nic >> 16), byte(nic >> 8), byte(nic)} {
@@ -342,6 +335,15 @@ func decodeEl[T emulated.FieldParams](api frontend.API, bapi *uints.Bytes, f *em
 	e := f.UnsafeFromLimbs(limbs) // sound: each limb is a combination of 8 range-checked bytes
 	f.AssertIsInRange(e)
 	return e
+}
+
+// byteWitnesses range-checks byte witnesses (each must be in [0, 255]).
+func byteWitnesses(bapi *uints.Bytes, vs []frontend.Variable) []uints.U8 {
+	out := make([]uints.U8, len(vs))
+	for j := range vs {
+		out[j] = bapi.ValueOf(vs[j])
+	}
+	return out
 }
 
 func packBE(api frontend.API, bapi *uints.Bytes, b []uints.U8) frontend.Variable {

@@ -86,14 +86,7 @@ func (e *plonkEnv) verifyPlonkSlot(i int, l *PlonkLeafWitness, bind bool) ([]uin
 	if len(l.Pubs)%scalarLen != 0 || nPub == 0 || len(l.VK) != PlonkVKLen {
 		return nil, fmt.Errorf("plonk leaf %d: inconsistent witness sizes (vk %d bytes, pubs %d bytes)", i, len(l.VK), len(l.Pubs))
 	}
-	vkB := make([]uints.U8, len(l.VK))
-	for j := range l.VK {
-		vkB[j] = bapi.ValueOf(l.VK[j])
-	}
-	pubB := make([]uints.U8, len(l.Pubs))
-	for j := range l.Pubs {
-		pubB[j] = bapi.ValueOf(l.Pubs[j])
-	}
+	vkB, pubB := byteWitnesses(bapi, l.VK), byteWitnesses(bapi, l.Pubs)
 	// The fixed header bytes pin the compiled shape: producer tag, NbPublic = nPub, no BSB22
 	// commitments (n_qcp = n_idx = 0).
 	// (a slice, not a map: constraint order must not depend on map iteration, or the circuit hash

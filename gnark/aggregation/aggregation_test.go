@@ -17,28 +17,41 @@ import (
 	"github.com/consensys/gnark/frontend"
 )
 
-// One compiled batch-2 circuit (~4.9M R1CS, ~1 min, ~5 GB) is shared by the soundness tests;
-// each case solves the real constraint system with a (possibly tampered) full witness.
-var (
-	ccs2Once sync.Once
-	ccs2     constraint.ConstraintSystem
-	ccs2Err  error
-	shape2   = Shape{Batch: 2, NPub: 1}
-)
+// lazyCCS is one shape's constraint system, compiled on first use and shared by the test cases
+// that solve it; release drops it so that only one big system is held at a time.
+type lazyCCS struct {
+	shape Shape
+	mu    sync.Mutex
+	ccs   constraint.ConstraintSystem
+}
 
-func releaseCompiled2() {
-	ccs2, ccs2Err, ccs2Once = nil, nil, sync.Once{}
+func (l *lazyCCS) get(t *testing.T) constraint.ConstraintSystem {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ccs == nil {
+		ccs, err := Compile(l.shape)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.ccs = ccs
+	}
+	return l.ccs
+}
+
+func (l *lazyCCS) release() {
+	l.mu.Lock()
+	l.ccs = nil
+	l.mu.Unlock()
 	runtime.GC()
 }
 
-func compiled2(t *testing.T) constraint.ConstraintSystem {
-	t.Helper()
-	ccs2Once.Do(func() { ccs2, ccs2Err = Compile(shape2) })
-	if ccs2Err != nil {
-		t.Fatal(ccs2Err)
-	}
-	return ccs2
-}
+// One compiled batch-2 circuit (~4.9M R1CS, ~1 min, ~5 GB) is shared by the soundness tests;
+// each case solves the real constraint system with a (possibly tampered) full witness.
+var (
+	shape2 = Shape{Batch: 2, NPub: 1}
+	ccs2   = &lazyCCS{shape: shape2}
+)
 
 var (
 	leavesOnce sync.Once
@@ -90,7 +103,7 @@ func parseLoose(l *Leaf) (*parsed, error) {
 
 func solves(t *testing.T, c *Circuit) error {
 	t.Helper()
-	return solvesWith(t, compiled2(t), c)
+	return solvesWith(t, ccs2.get(t), c)
 }
 
 func solvesWith(t *testing.T, ccs constraint.ConstraintSystem, c *Circuit) error {
@@ -105,7 +118,7 @@ func solvesWith(t *testing.T, ccs constraint.ConstraintSystem, c *Circuit) error
 // rejects asserts the constraint system is unsatisfied and logs which constraint failed.
 func rejects(t *testing.T, c *Circuit, what string) {
 	t.Helper()
-	rejectsWith(t, compiled2(t), c, what)
+	rejectsWith(t, ccs2.get(t), c, what)
 }
 
 func rejectsWith(t *testing.T, ccs constraint.ConstraintSystem, c *Circuit, what string) {
@@ -146,7 +159,7 @@ func TestBatchSoundness(t *testing.T) {
 	}
 	testLeaves(t)
 	sq, cube, sq5 := leafSq, leafCube, leafSq5
-	t.Logf("batch=%d npub=%d: %d R1CS", shape2.Batch, shape2.NPub, compiled2(t).GetNbConstraints())
+	t.Logf("batch=%d npub=%d: %d R1CS", shape2.Batch, shape2.NPub, ccs2.get(t).GetNbConstraints())
 
 	t.Run("valid two different vks", func(t *testing.T) {
 		c, hs, err := Assign(shape2, []Leaf{sq, cube})

@@ -7,14 +7,12 @@ import (
 	"math/big"
 	"os"
 	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend"
 	"github.com/consensys/gnark/backend/plonk"
 	"github.com/consensys/gnark/backend/solidity"
-	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/scs"
 	recplonk "github.com/consensys/gnark/std/recursion/plonk"
@@ -25,25 +23,9 @@ import (
 // The mixed circuit: one Groth16 slot and one PLONK slot (~7.4M R1CS, ~40 s, ~8 GB), shared by
 // the PLONK soundness cases; each case solves the real constraint system.
 var (
-	ccsMixedOnce sync.Once
-	ccsMixed     constraint.ConstraintSystem
-	ccsMixedErr  error
-	shapeMixed   = Shape{Batch: 2, NPub: 1, Plonk: 1}
+	shapeMixed = Shape{Batch: 2, NPub: 1, Plonk: 1}
+	ccsMixed   = &lazyCCS{shape: shapeMixed}
 )
-
-func releaseCompiledMixed() {
-	ccsMixed, ccsMixedErr, ccsMixedOnce = nil, nil, sync.Once{}
-	runtime.GC()
-}
-
-func compiledMixed(t *testing.T) constraint.ConstraintSystem {
-	t.Helper()
-	ccsMixedOnce.Do(func() { ccsMixed, ccsMixedErr = Compile(shapeMixed) })
-	if ccsMixedErr != nil {
-		t.Fatal(ccsMixedErr)
-	}
-	return ccsMixed
-}
 
 // plonkProofs proves the padding circuit's statement X0 = x for each x under ONE PLONK setup,
 // with the given transcript. unsafekzg caches its SRS by size in memory (so one circuit always
@@ -136,12 +118,12 @@ func assignMixed(t *testing.T, g16 Leaf, pl plonkSlot, countG int, claimed [][]b
 
 func solvesMixed(t *testing.T, c *Circuit) error {
 	t.Helper()
-	return solvesWith(t, compiledMixed(t), c)
+	return solvesWith(t, ccsMixed.get(t), c)
 }
 
 func rejectsMixed(t *testing.T, c *Circuit, what string) {
 	t.Helper()
-	rejectsWith(t, compiledMixed(t), c, what)
+	rejectsWith(t, ccsMixed.get(t), c, what)
 }
 
 func TestPlonkSlotSoundness(t *testing.T) {
@@ -150,8 +132,8 @@ func TestPlonkSlotSoundness(t *testing.T) {
 	}
 	// keep one big constraint system in memory at a time (~5 GB + ~8 GB otherwise): the batch-2
 	// one is recompiled by the tests that need it after this one
-	releaseCompiled2()
-	defer releaseCompiledMixed()
+	ccs2.release()
+	defer ccsMixed.release()
 	testLeaves(t)
 	sq := leafSq
 	pls := plonkProofs(t, verify.TranscriptRecursion, 0, 4, 9)
@@ -160,7 +142,7 @@ func TestPlonkSlotSoundness(t *testing.T) {
 	if bytes.Equal(other.VK, pl.VK) {
 		t.Fatal("test setup: the substitute vk equals the original")
 	}
-	t.Logf("mixed shape %+v: %d R1CS", shapeMixed, compiledMixed(t).GetNbConstraints())
+	t.Logf("mixed shape %+v: %d R1CS", shapeMixed, ccsMixed.get(t).GetNbConstraints())
 
 	t.Run("valid Groth16 + PLONK", func(t *testing.T) {
 		c, hs, err := Assign(shapeMixed, []Leaf{sq, pl})
@@ -324,7 +306,7 @@ func TestCompileIsDeterministic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles a 4.8M-constraint circuit twice")
 	}
-	releaseCompiled2()
+	ccs2.release()
 	s := Shape{Batch: 1, NPub: 1, Plonk: 1}
 	hash := func() string {
 		ccs, err := Compile(s)

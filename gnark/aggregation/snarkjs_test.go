@@ -69,7 +69,7 @@ func TestServeProtocol(t *testing.T) {
 		t.Skip("needs the compiled circuit")
 	}
 	testLeaves(t)
-	k := &Keys{Shape: shape2, CCS: compiled2(t), CircuitHash: "test"}
+	k := &Keys{Shape: shape2, CCS: ccs2.get(t), CircuitHash: "test"}
 	forged := clone(leafSq)
 	forged.Pubs[0][31] ^= 1
 	lj := func(l Leaf) LeafJSON {

@@ -197,20 +197,36 @@ def test_store_deferred_ids_and_reroute(tmp_path: Path) -> None:
 # -- fast: routing of real proofs and their conversion to worker leaves ---------------------------
 
 
-async def test_routing_and_leaf_conversion(tmp_path: Path) -> None:
-    inputs = _inputs()
-    n = Normalizer(srs=SRS, groth16_backend="groth16py")
-    # batch 8: two recursive proofs never fill a batch, so no worker is started here
-    prover = RecursiveProver(batch=8, npub=P, normalizer=n)
+def _routing_core(tmp_path: Path, n: Normalizer, prover: RecursiveProver) -> Core:
+    """A started Core on a real SQLite store that routes but never batches (routing only)."""
     cfg = Config(
         db_path=str(tmp_path / "agg.db"),
         max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=3_600_000),  # no batch is made: routing only
+        recursion=RecursionConfig(max_wait_ms=3_600_000),
         groth16_backend="groth16py",
         srs_path=str(SRS),
     )
     core = Core(cfg, Store(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), prover)
     core.start()
+    return core
+
+
+async def _submit_named(core: Core, inputs: dict[str, Input], names: list[str]) -> dict[str, Any]:
+    """Submit the named fixtures in order; their stored rows by name."""
+    rows = {}
+    for name in names:
+        i = inputs[name]
+        r = await core.submit(Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings))
+        rows[name] = await core.proof(r.proof_id)
+    return rows
+
+
+async def test_routing_and_leaf_conversion(tmp_path: Path) -> None:
+    inputs = _inputs()
+    n = Normalizer(srs=SRS, groth16_backend="groth16py")
+    # batch 8: two recursive proofs never fill a batch, so no worker is started here
+    prover = RecursiveProver(batch=8, npub=P, normalizer=n)
+    core = _routing_core(tmp_path, n, prover)
     expect = {
         "gnark/groth16_n1": KIND_RECURSIVE,  # gnark, no commitment, 1 public input
         "snarkjs/mul1_groth16/0": KIND_RECURSIVE,  # snarkjs, 1 public input
@@ -222,11 +238,7 @@ async def test_routing_and_leaf_conversion(tmp_path: Path) -> None:
         "ezkl/gemm_relu/proof0": KIND_ATTESTED,  # Halo2
     }
     try:
-        rows = {}
-        for name in expect:
-            i = inputs[name]
-            r = await core.submit(Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings))
-            rows[name] = await core.proof(r.proof_id)
+        rows = await _submit_named(core, inputs, list(expect))
         assert {k: r.kind for k, r in rows.items()} == expect
         assert core.metrics.counter_value("sheaf_routed_total", kind=KIND_RECURSIVE) == 2
         assert core.metrics.counter_value("sheaf_routed_total", kind=KIND_ATTESTED) == len(expect) - 2
@@ -269,15 +281,7 @@ async def test_routing_and_leaves_with_plonk_slots(tmp_path: Path) -> None:
     assert not RecursiveProver(batch=2, npub=P, plonk=2, normalizer=n).accepts("groth16", P)
     with pytest.raises(ValueError, match="plonk"):
         RecursiveProver(batch=2, npub=P, plonk=3, normalizer=n)
-    cfg = Config(
-        db_path=str(tmp_path / "agg.db"),
-        max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=3_600_000),
-        groth16_backend="groth16py",
-        srs_path=str(SRS),
-    )
-    core = Core(cfg, Store(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), prover)
-    core.start()
+    core = _routing_core(tmp_path, n, prover)
     expect = {
         "gnark/plonk_n1_recursion": KIND_RECURSIVE,
         "gnark/plonk_n1": KIND_ATTESTED,  # Solidity transcript: not verifiable in-circuit
@@ -287,11 +291,7 @@ async def test_routing_and_leaves_with_plonk_slots(tmp_path: Path) -> None:
         "snarkjs/mul1_groth16/1": KIND_RECURSIVE,
     }
     try:
-        rows = {}
-        for name in expect:
-            i = inputs[name]
-            r = await core.submit(Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings))
-            rows[name] = await core.proof(r.proof_id)
+        rows = await _submit_named(core, inputs, list(expect))
         assert {k: r.kind for k, r in rows.items()} == expect
         # slot-aware selection from the queue (oldest first): 2 Groth16 + 1 PLONK, Groth16 first
         queued = await core.db.run(core.db.store.take_queued, 1, KIND_RECURSIVE, 100)

@@ -46,7 +46,7 @@ $(STAMP)/npm: package.json package-lock.json
 # Generated at setup (not committed): protoc from grpcio-tools, so the code always matches proto/.
 $(STAMP)/proto: $(PROTO_SRC) $(STAMP)/venv
 	@mkdir -p $(STAMP)
-	rm -rf sheaf && mkdir -p sheaf
+	rm -rf sheaf/v1 && mkdir -p sheaf/v1
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTO_SRC)
 	@touch $@
 
@@ -85,4 +85,4 @@ lock-python:
 	$(PY) -m pip freeze --exclude-editable > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf build sheaf .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build sheaf/v1 .pytest_cache .mypy_cache .ruff_cache

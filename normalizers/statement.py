@@ -14,9 +14,20 @@ encoding (see `vk_hash`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import IntEnum
 
-from Crypto.Hash import keccak as _keccak
+from sheaf.hashing import keccak256
+from sheaf.schemes import Scheme
+
+__all__ = [
+    "BN254_P",
+    "BN254_R",
+    "ENVELOPE_VERSION",
+    "Scheme",
+    "keccak256",
+    "pubs_hash",
+    "statement_hash",
+    "vk_hash",
+]
 
 ENVELOPE_VERSION = 1
 STATEMENT_TAG = b"sheaf/statement"
@@ -25,16 +36,6 @@ VK_TAG = b"sheaf/vk"
 BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 # BN254 base field modulus (p).
 BN254_P = 21888242871839275222246405745257275088696311157297823662689037894645226208583
-
-
-class Scheme(IntEnum):
-    GROTH16 = 1
-    PLONK = 2
-    HALO2 = 3
-
-
-def keccak256(data: bytes) -> bytes:
-    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 def pubs_hash(public_inputs: Sequence[bytes]) -> bytes:

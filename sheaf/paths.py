@@ -1,0 +1,57 @@
+"""Where Sheaf's files are: the sheaf-gnark binary, the key/SRS cache ($SHEAF_CACHE) and the
+dev SRS. The one module that reads these environment variables."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_BIN = REPO_ROOT / "build" / "bin" / "sheaf-gnark"
+DEFAULT_SRS_LOGROWS = 17
+
+
+class BinaryNotFound(FileNotFoundError):
+    """No usable sheaf-gnark binary; the message says how to get one."""
+
+
+def gnark_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """`explicit` if given (it must exist: a configured path never falls back to another binary),
+    else $SHEAF_GNARK_BIN, the repo's build/bin, PATH."""
+    if explicit:
+        p = Path(explicit)
+        if p.is_file() and os.access(p, os.X_OK):
+            return p
+        raise BinaryNotFound(f"sheaf-gnark binary not found: {p} is not executable")
+    for c in (os.environ.get("SHEAF_GNARK_BIN"), str(REPO_BIN), shutil.which("sheaf-gnark")):
+        if c and Path(c).is_file() and os.access(c, os.X_OK):
+            return Path(c)
+    raise BinaryNotFound(
+        f"sheaf-gnark binary not found (set SHEAF_GNARK_BIN or run `make setup`; looked at {REPO_BIN})"
+    )
+
+
+def cache_dir() -> Path:
+    """$SHEAF_CACHE, else ~/.cache/sheaf: keys, SRS and prover artifacts (outside the clone)."""
+    return Path(os.environ.get("SHEAF_CACHE") or Path.home() / ".cache" / "sheaf")
+
+
+def recursion_cache_dir() -> Path:
+    """Key cache root of `sheaf-gnark aggregate` (shared by the aggregator and sheaf-deploy)."""
+    return cache_dir() / "recursion"
+
+
+def dev_srs_path(logrows: int = DEFAULT_SRS_LOGROWS) -> Path:
+    """The INSECURE dev KZG SRS (known toxic waste; dev and tests only)."""
+    return cache_dir() / "srs" / f"dev-INSECURE-kzg-bn254-k{logrows}.srs"
+
+
+def default_srs() -> str | None:
+    """$SHEAF_SRS, else the INSECURE dev SRS if this machine has one (dev/test convenience: a
+    production deployment passes its ceremony SRS explicitly)."""
+    env = os.environ.get("SHEAF_SRS")
+    if env:
+        return env
+    p = dev_srs_path()
+    return str(p) if p.is_file() else None

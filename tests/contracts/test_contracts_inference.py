@@ -1,0 +1,376 @@
+"""Whole-inference verification (docs/inference.md): the Python spec (sheaf/inference.py) against its
+vectors, eth-abi and the normalizer's statement hash; then SheafInference on a real anvil: model ids and
+registration refusals equal the spec's, verifyInference returns what the spec's receipt check returns
+(attested aggregations signed with real keys, paths from aggregator/merkle.py), refusals carry the
+spec's revert data, and the gas of a whole-model acceptance vs one ExampleConsumer.acceptResult per slice
+is measured from receipts.
+
+Regenerate the vectors with `python -m tests.contracts.test_contracts_inference`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_abi.abi import encode as abi_encode
+
+from sheaf.hashing import keccak256
+from sheaf.inference import (
+    BN254_R,
+    INFERENCE_TAG,
+    MODEL_ID_TAG,
+    InferenceError,
+    SliceProof,
+    SliceSpec,
+    encode_model,
+    model_id,
+    statement_hash,
+    validate_model,
+    verify_inference,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+VECTORS = REPO / "tests" / "vectors" / "model_id.json"
+SLICE_ABI = "(bool,uint8,bytes32,uint16,uint16,uint16,uint16[])"
+
+
+# ---------------------------------------------------------------------------- the vectors
+
+
+def vk(scheme: int, name: str) -> bytes:
+    """A stand-in vk hash, computed like the real ones (keccak256("sheaf/vk" || u8 scheme || vk))."""
+    return keccak256(b"sheaf/vk" + bytes([scheme]) + f"example-vk/{name}".encode())
+
+
+def g16(name: str) -> SliceSpec:
+    """A gnark slice: public inputs [in_commit, out_commit]."""
+    return SliceSpec(True, 1, vk(1, name), 2, 0, 1)
+
+
+def plonk(name: str) -> SliceSpec:
+    return SliceSpec(True, 2, vk(2, name), 2, 0, 1)
+
+
+def halo2_out(name: str, n_out: int = 3) -> SliceSpec:
+    """An ezkl output slice: [poseidon(input), poseidon(output), output values...]."""
+    return SliceSpec(True, 3, vk(3, name), 2 + n_out, 0, 1, tuple(range(2, 2 + n_out)))
+
+
+def with_output(s: SliceSpec, outs: tuple[int, ...]) -> SliceSpec:
+    return dataclasses.replace(s, output_indices=outs)
+
+
+U = SliceSpec.unproven()
+THREE = [g16("m3/0"), plonk("m3/1"), halo2_out("m3/2")]
+EIGHT = [[g16, plonk][i % 2](f"m8/{i}") for i in range(7)] + [halo2_out("m8/7", 2)]
+PARTIAL = [g16("p/0"), U, plonk("p/2"), with_output(g16("p/3"), (1,)), U]
+
+VALID_CASES: list[tuple[str, list[SliceSpec]]] = [
+    ("three_slices_mixed_schemes", THREE),
+    ("eight_slices", EIGHT),
+    ("single_slice_output_is_commitment", [with_output(g16("one"), (1,))]),
+    ("dsperse_partial", PARTIAL),
+    ("max_slices", [g16(f"max/{i}") for i in range(63)] + [with_output(g16("max/63"), (1,))]),
+]
+
+
+def _bad(i: int, **kw: Any) -> list[SliceSpec]:
+    spec = list(THREE)
+    spec[i] = dataclasses.replace(spec[i], **kw)
+    return spec
+
+
+INVALID_CASES: list[tuple[str, list[SliceSpec]]] = [
+    ("no_slices", []),
+    ("too_many_slices", [g16(f"big/{i}") for i in range(64)] + [with_output(g16("big/64"), (1,))]),
+    ("no_proven_slice", [U, U]),
+    ("scheme_zero", _bad(1, scheme=0)),
+    ("scheme_four", _bad(0, scheme=4)),
+    ("zero_vk_hash", _bad(1, vk_hash=bytes(32))),
+    ("zero_public_input_count", _bad(0, public_input_count=0, out_commit_index=0)),
+    ("in_commit_out_of_range", _bad(1, in_commit_index=2)),
+    ("out_commit_out_of_range", _bad(2, out_commit_index=5)),
+    ("same_in_out_commit", _bad(1, out_commit_index=0)),
+    ("output_index_out_of_range", _bad(2, output_indices=(2, 3, 5))),
+    ("output_indices_not_ascending", _bad(2, output_indices=(2, 4, 3))),
+    ("output_indices_duplicate", _bad(2, output_indices=(2, 2))),
+    ("output_on_non_output_slice", _bad(0, output_indices=(1,))),
+    ("no_output", _bad(2, output_indices=())),
+    (
+        "unproven_with_vk",
+        [g16("u/0"), dataclasses.replace(U, vk_hash=vk(1, "u")), with_output(g16("u/2"), (1,))],
+    ),
+    ("unproven_with_scheme", [dataclasses.replace(U, scheme=1), with_output(g16("u/2"), (1,))]),
+    ("unproven_with_output", [with_output(g16("u/0"), (1,)), dataclasses.replace(U, output_indices=(0,))]),
+    ("output_not_on_last_proven", [with_output(g16("o/0"), (1,)), g16("o/1")]),
+]
+
+
+def slice_json(s: SliceSpec) -> dict[str, Any]:
+    return {
+        "proven": s.proven,
+        "scheme": s.scheme,
+        "vk_hash": "0x" + s.vk_hash.hex(),
+        "public_input_count": s.public_input_count,
+        "in_commit_index": s.in_commit_index,
+        "out_commit_index": s.out_commit_index,
+        "output_indices": list(s.output_indices),
+    }
+
+
+def vectors() -> dict[str, Any]:
+    cases: list[dict[str, Any]] = []
+    for name, spec in VALID_CASES + INVALID_CASES:
+        case: dict[str, Any] = {
+            "name": name,
+            "slice_count": len(spec),
+            "slices": [slice_json(s) for s in spec],
+            "encoded": "0x" + encode_model(spec).hex(),
+            "model_id": "0x" + model_id(spec).hex(),
+        }
+        try:
+            out, segs, mask = validate_model(spec)
+            case.update(valid=True, output_slice=out, segment_count=segs, proven_mask=mask, revert_data="0x")
+        except InferenceError as e:
+            case.update(valid=False, error=e.signature, revert_data="0x" + e.revert_data().hex())
+        cases.append(case)
+    return {
+        "spec": "model_id = keccak256(abi.encode(MODEL_ID_TAG, SliceSpec[] slices)); "
+        "MODEL_ID_TAG = keccak256('sheaf/model/v1'); SliceSpec = " + SLICE_ABI + " = (proven, scheme, "
+        "vkHash, publicInputCount, inCommitIndex, outCommitIndex, outputIndices). Made by "
+        "`python -m tests.contracts.test_contracts_inference` from sheaf/inference.py.",
+        "model_id_tag": "0x" + MODEL_ID_TAG.hex(),
+        "inference_tag": "0x" + INFERENCE_TAG.hex(),
+        "cases": cases,
+    }
+
+
+def render() -> str:
+    return json.dumps(vectors(), indent=1) + "\n"
+
+
+# ---------------------------------------------------------------------------- the spec, offline
+
+
+def test_vectors_file_is_what_the_spec_produces() -> None:
+    assert VECTORS.read_text() == render(), "regenerate: python -m tests.contracts.test_contracts_inference"
+    data = json.loads(VECTORS.read_text())
+    assert sum(c["valid"] for c in data["cases"]) == len(VALID_CASES) >= 5
+    assert sum(not c["valid"] for c in data["cases"]) == len(INVALID_CASES) >= 15
+    # every registration error of the contract has a vector but ModelAlreadyRegistered
+    named = {c["error"].split("(")[0] for c in data["cases"] if not c["valid"]}
+    assert named == {
+        "NoSlices",
+        "TooManySlices",
+        "NoProvenSlice",
+        "InvalidScheme",
+        "ZeroVkHash",
+        "ZeroPublicInputCount",
+        "CommitIndexOutOfRange",
+        "SameInOutCommit",
+        "OutputIndexOutOfRange",
+        "OutputIndicesNotAscending",
+        "OutputOnNonOutputSlice",
+        "NoOutput",
+        "UnprovenSliceNotEmpty",
+    }
+
+
+def _abi_tuple(s: SliceSpec) -> tuple[Any, ...]:
+    return (
+        s.proven,
+        s.scheme,
+        s.vk_hash,
+        s.public_input_count,
+        s.in_commit_index,
+        s.out_commit_index,
+        list(s.output_indices),
+    )
+
+
+@pytest.mark.parametrize(
+    "name,spec", VALID_CASES + INVALID_CASES, ids=[n for n, _ in VALID_CASES + INVALID_CASES]
+)
+def test_encoding_is_abi_encode(name: str, spec: list[SliceSpec]) -> None:
+    ref = abi_encode(["bytes32", SLICE_ABI + "[]"], [MODEL_ID_TAG, [_abi_tuple(s) for s in spec]])
+    assert encode_model(spec) == ref
+    assert model_id(spec) == keccak256(ref)
+
+
+def test_model_id_worked_vector() -> None:
+    """The worked example of docs/inference.md."""
+    spec = [SliceSpec(True, 1, bytes([0x11]) * 32, 2, 0, 1, (1,))]
+    enc = encode_model(spec)
+    assert len(enc) == 32 * 13
+    assert enc[32:64] == (0x40).to_bytes(32, "big") and enc[64:96] == (1).to_bytes(32, "big")
+    assert model_id(spec).hex() == "ae720c57f2bee48088da2d99f998fe1a27e5d251269878a071d31eb48527b88b"
+
+
+def test_model_id_changes_with_any_field() -> None:
+    base = THREE
+    seen = {model_id(base)}
+    for i in range(len(base)):
+        s = base[i]
+        for change in (
+            {"proven": not s.proven},
+            {"scheme": s.scheme % 3 + 1},
+            {"vk_hash": keccak256(s.vk_hash)},
+            {"public_input_count": s.public_input_count + 1},
+            {"in_commit_index": s.in_commit_index + 1},
+            {"out_commit_index": s.out_commit_index + 1},
+            {"output_indices": (*s.output_indices, 9)},
+        ):
+            spec = list(base)
+            spec[i] = dataclasses.replace(s, **change)
+            mid = model_id(spec)
+            assert mid not in seen, (i, change)
+            seen.add(mid)
+    # order, count
+    for spec in (base[::-1], base[:2], [*base, U]):
+        assert model_id(spec) not in seen
+        seen.add(model_id(spec))
+
+
+def test_statement_hash_is_the_normalizers() -> None:
+    from normalizers.statement import Scheme
+    from normalizers.statement import statement_hash as norm_statement_hash
+
+    for scheme in Scheme:
+        for pubs in ([], [0], [1, 2], [BN254_R - 1, 5, 7, 11]):
+            v = vk(int(scheme), f"s{len(pubs)}")
+            assert statement_hash(int(scheme), v, pubs) == norm_statement_hash(
+                scheme, v, [p.to_bytes(32, "big") for p in pubs]
+            )
+
+
+# A toy registry for the receipt check: {aggregation_id: (kind, leaves)}; paths are not looked at.
+class ToyRegistry:
+    def __init__(self) -> None:
+        self.aggs: dict[int, tuple[int, list[bytes]]] = {}
+
+    def post(self, kind: int, leaves: list[bytes]) -> int:
+        agg_id = len(self.aggs) + 1
+        self.aggs[agg_id] = (kind, list(leaves))
+        return agg_id
+
+    def included(self, agg_id: int, leaf: bytes, path: Sequence[bytes], leaf_count: int, index: int) -> int:
+        kind, leaves = self.aggs.get(agg_id, (0, []))
+        ok = leaf_count == len(leaves) and 0 <= index < len(leaves) and leaves[index] == leaf
+        return kind if ok else 0
+
+    def proofs(
+        self, spec: Sequence[SliceSpec], pubs: Sequence[Sequence[int]], agg_id: int
+    ) -> list[SliceProof]:
+        _, leaves = self.aggs[agg_id]
+        out = []
+        for s, p in zip(spec, pubs, strict=True):
+            if not s.proven:
+                out.append(SliceProof())
+                continue
+            stmt = statement_hash(s.scheme, s.vk_hash, p)
+            out.append(SliceProof(tuple(p), agg_id, (), len(leaves), leaves.index(stmt)))
+        return out
+
+
+def chain_pubs(spec: Sequence[SliceSpec], seed: int, outputs: Sequence[int]) -> list[list[int]]:
+    """Public inputs of a linked run: slice i commits c_i -> c_{i+1}; the output slice carries `outputs`."""
+    c = [
+        int.from_bytes(keccak256(f"commit/{seed}/{i}".encode()), "big") % BN254_R
+        for i in range(len(spec) + 1)
+    ]
+    out: list[list[int]] = []
+    for i, s in enumerate(spec):
+        if not s.proven:
+            out.append([])
+            continue
+        p = [0] * s.public_input_count
+        p[s.in_commit_index], p[s.out_commit_index] = c[i], c[i + 1]
+        for k, j in enumerate(s.output_indices):
+            if j not in (s.in_commit_index, s.out_commit_index):
+                p[j] = outputs[k]
+        out.append(p)
+    return out
+
+
+def _stmts(spec: Sequence[SliceSpec], pubs: Sequence[Sequence[int]]) -> list[bytes]:
+    return [statement_hash(s.scheme, s.vk_hash, p) for s, p in zip(spec, pubs, strict=True) if s.proven]
+
+
+def test_receipt_check_accepts_and_refuses_like_the_contract() -> None:
+    reg = ToyRegistry()
+    pubs = chain_pubs(THREE, 1, [7, 8, 9])
+    agg = reg.post(2, [keccak256(b"filler"), *_stmts(THREE, pubs)])
+    proofs = reg.proofs(THREE, pubs, agg)
+    r = verify_inference(THREE, proofs, 0, reg.included)
+    assert r.output == (7, 8, 9) and r.output_slice == 2 and r.fully_proven and r.proven_mask == 0b111
+    assert [(s.first, s.last, s.in_commit, s.out_commit) for s in r.segments] == [
+        (0, 2, pubs[0][0], pubs[2][1])
+    ]
+    assert r.kinds == (2, 2, 2)
+    assert r.inference_hash == keccak256(INFERENCE_TAG + model_id(THREE) + b"".join(_stmts(THREE, pubs)))
+    assert verify_inference(THREE, proofs, 2, reg.included) == r
+
+    def refused(proofs_: Sequence[SliceProof], kind: int = 0) -> tuple[Any, ...]:
+        with pytest.raises(InferenceError) as e:
+            verify_inference(THREE, proofs_, kind, reg.included)
+        return (e.value.error, *e.value.args_)
+
+    assert refused(proofs, 1) == ("SliceWrongKind", 0, 1, 2)
+    assert refused(proofs, 3) == ("InvalidRequiredKind", 3)
+    assert refused(proofs[:2]) == ("SliceCountMismatch", 3, 2)
+    assert refused([proofs[1], proofs[0], proofs[2]])[:2] == ("SliceNotIncluded", 0)
+    # slice 1 proven on another input (its statement is included): the link to slice 0 breaks
+    other = list(pubs[1])
+    other[0] += 1
+    agg2 = reg.post(2, [statement_hash(2, THREE[1].vk_hash, other)])
+    assert refused([proofs[0], SliceProof(tuple(other), agg2, (), 1, 0), proofs[2]]) == (
+        "BrokenLink",
+        1,
+        pubs[0][1],
+        other[0],
+    )
+    # a claimed output the last slice did not produce
+    forged = list(pubs[2])
+    forged[3] += 1
+    assert refused([*proofs[:2], dataclasses.replace(proofs[2], public_inputs=tuple(forged))])[:2] == (
+        "SliceNotIncluded",
+        2,
+    )
+    assert refused([*proofs[:2], dataclasses.replace(proofs[2], public_inputs=(1, 2))]) == (
+        "PublicInputCountMismatch",
+        2,
+        5,
+        2,
+    )
+    big = list(pubs[0])
+    big[1] = BN254_R
+    assert refused([dataclasses.replace(proofs[0], public_inputs=tuple(big)), *proofs[1:]]) == (
+        "NonCanonicalPublicInput",
+        0,
+        1,
+    )
+
+
+def test_receipt_check_partial_model_segments() -> None:
+    reg = ToyRegistry()
+    pubs = chain_pubs(PARTIAL, 2, [])
+    # across the unproven slice 1 the commitments need not match: slice 2 starts a new segment
+    pubs[2][0] = 12345
+    agg = reg.post(1, _stmts(PARTIAL, pubs))
+    proofs = reg.proofs(PARTIAL, pubs, agg)
+    r = verify_inference(PARTIAL, proofs, 1, reg.included)
+    assert [(s.first, s.last) for s in r.segments] == [(0, 0), (2, 3)]
+    assert r.segments[1].in_commit == 12345 and not r.fully_proven and r.proven_mask == 0b01101
+    assert r.output == (pubs[3][1],) and r.output_slice == 3 and r.kinds == (1, 0, 1, 1, 0)
+    with pytest.raises(InferenceError) as e:
+        verify_inference(PARTIAL, [*proofs[:4], SliceProof(aggregation_id=1)], 0, reg.included)
+    assert (e.value.error, *e.value.args_) == ("UnprovenSliceHasProof", 4)
+
+
+if __name__ == "__main__":
+    VECTORS.write_text(render())
+    print(f"wrote {VECTORS.relative_to(REPO)}")

@@ -1,45 +1,45 @@
 """Public API of the normalizers: ProofInput in, Envelope out (docs/envelope.md).
 
-n = Normalizer()                       # owns the gnark sidecar and the ezkl SRS path
+n = Normalizer()                       # owns the gnark sidecar, the ezkl SRS path and the caches
 env = n.normalize(ProofInput("groth16", "snarkjs", proof, vk, public=pub))
 envs = n.normalize_many(inputs)        # Groth16 verification batched in one sidecar call
-canonical_vk, vk_hash = parse_vk("halo2", "ezkl", vk_bytes, settings_bytes)
+canonical_vk, vk_hash = parse_vk("halo2", "ezkl", vk_bytes, settings_bytes, normalizer=n)
+
+Every scheme is reached through the `SchemeVerifier` interface (normalizers.base) of the verifier
+that `normalizers.registry` lists for it; nothing here knows a concrete scheme.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from normalizers import groth16, halo2, plonk
-from normalizers.base import Context, ParsedVk, SchemeVerifier, Statement
+from normalizers.base import Batch, Context, ParsedVk, Pending, SchemeVerifier, Statement
 from normalizers.errors import Code, NormalizeError
 from normalizers.limits import DEFAULT_LIMITS, Limits, check_size
+from normalizers.registry import VERIFIERS, VerifierFactory
 from normalizers.statement import ENVELOPE_VERSION, statement_hash
+from sheaf.paths import default_srs
+from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES, Producer, Scheme, formats_of
 
-SCHEMES: dict[str, SchemeVerifier] = {
-    "groth16": groth16.VERIFIER,
-    "plonk": plonk.VERIFIER,
-    "halo2": halo2.VERIFIER,
-}
-PRODUCERS = ("gnark", "snarkjs", "ezkl")
+SCHEMES: tuple[str, ...] = SCHEME_NAMES
+PRODUCERS: tuple[str, ...] = PRODUCER_NAMES
 CURVE = "bn254"
+
+_BY_LABEL: dict[str, Scheme] = {s.label: s for s in Scheme}
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class ProofInput:
     """Raw file contents as the prover wrote them."""
 
-    scheme: str  # "groth16" | "plonk" | "halo2"
-    format: str  # "gnark" | "snarkjs" | "ezkl"
+    scheme: str  # one of SCHEMES: "groth16" | "plonk" | "halo2"
+    format: str  # one of sheaf.schemes.formats_of(scheme): "gnark" | "snarkjs" | "ezkl"
     proof: bytes
     vk: bytes
     public: bytes | None = None
@@ -77,6 +77,8 @@ class Envelope:
         return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
 
     def to_proto(self) -> Any:
+        # Lazy on purpose: sheaf.v1 is generated from proto/ at `make setup` (never committed), and
+        # only callers that want protobuf need it; normalizing works without the generated code.
         from sheaf.v1 import envelope_pb2 as pb
 
         return pb.Envelope(
@@ -93,38 +95,57 @@ class Envelope:
         )
 
 
-def _scheme(inp_scheme: str, fmt: str) -> SchemeVerifier:
-    v = SCHEMES.get(inp_scheme)
-    if v is None:
-        raise NormalizeError(Code.UNSUPPORTED_FORMAT, "scheme", f"unknown scheme {inp_scheme!r:.40}")
-    if fmt not in v.formats:
-        raise NormalizeError(
-            Code.UNSUPPORTED_FORMAT,
-            "format",
-            f"{inp_scheme} does not support format {fmt!r:.40} (use {sorted(v.formats)})",
-        )
-    return v
-
-
-def _envelope(scheme: SchemeVerifier, fmt: str, st: Statement) -> Envelope:
+def _envelope(scheme: Scheme, fmt: str, st: Statement) -> Envelope:
     vh = st.vk.vk_hash
     return Envelope(
-        scheme=scheme.scheme.name.lower(),
+        scheme=scheme.label,
         curve=CURVE,
-        producer_kind=fmt,
+        producer_kind=Producer[fmt.upper()].label,
         producer_version=st.producer_version,
         vk_hash=vh,
         public_inputs=st.public_inputs,
         proof=st.proof,
-        statement_hash=statement_hash(scheme.scheme, vh, st.public_inputs),
+        statement_hash=statement_hash(scheme, vh, st.public_inputs),
         canonical_vk=st.vk.canonical,
         recursion_eligible=st.recursion_eligible,
     )
 
 
+def _guard(fn: Callable[[], _T]) -> _T:
+    """Run a scheme's code: a parser/verifier bug must still surface as a coded error, not a crash."""
+    try:
+        return fn()
+    except NormalizeError:
+        raise
+    except Exception as e:
+        raise NormalizeError(Code.INTERNAL, "input", f"{type(e).__name__}: {e}"[:300]) from e
+
+
+def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:
+    # empty = absent: protobuf/gRPC callers cannot send None for a bytes field
+    return bytes(x) if x else None
+
+
+@dataclass(frozen=True)
+class _Routed:
+    """A prechecked input: its scheme, verifier and bytes."""
+
+    scheme: Scheme
+    fmt: str
+    verifier: SchemeVerifier
+    proof: bytes
+    vk: bytes
+    public: bytes | None
+    settings: bytes | None
+
+    def submit(self, batch: Batch) -> Pending:
+        return _guard(lambda: batch.submit(self.fmt, self.proof, self.vk, self.public, self.settings))
+
+
 class Normalizer:
-    """Thread-safe. Verifying keys are cached by the hash of their raw bytes (vk checks such as
-    the G2 subgroup test cost ms; proofs for one circuit share one vk)."""
+    """Thread-safe. Owns one verifier per scheme (made by `verifiers`, default the registry), the
+    sidecar and every cache (bounded: `vk_cache_size` validated keys, and as many per-vk entries
+    in each scheme's caches); `close` releases them."""
 
     def __init__(
         self,
@@ -135,40 +156,47 @@ class Normalizer:
         groth16_backend: str = "sidecar",
         vk_cache_size: int = 256,
         chunk_size: int = 128,
+        verifiers: Mapping[Scheme, VerifierFactory] = VERIFIERS,
     ) -> None:
-        self.chunk_size = chunk_size
         if srs is None:
-            srs = _default_srs()
+            srs = default_srs()
         self.ctx = Context(
             limits=limits,
             srs_path=str(srs) if srs else None,
             sidecar_bin=sidecar_bin,
             groth16_backend=groth16_backend,
+            vk_cache_size=vk_cache_size,
+            chunk_size=chunk_size,
         )
-        self._vks: OrderedDict[bytes, ParsedVk] = OrderedDict()
-        self._vk_lock = threading.Lock()
-        self._vk_cache_size = vk_cache_size
+        self._verifiers: dict[Scheme, SchemeVerifier] = {s: make(self.ctx) for s, make in verifiers.items()}
 
-    # -- vk
-    def _parse_vk(self, v: SchemeVerifier, inp: ProofInput) -> ParsedVk:
-        key = hashlib.sha256(
-            f"{inp.scheme}/{inp.format}/".encode()
-            + hashlib.sha256(inp.vk).digest()
-            + hashlib.sha256(inp.settings or b"").digest()
-        ).digest()
-        with self._vk_lock:
-            hit = self._vks.get(key)
-            if hit is not None:
-                self._vks.move_to_end(key)
-                return hit
-        vk = v.parse_vk(inp.format, bytes(inp.vk), _b(inp.settings), self.ctx)
-        with self._vk_lock:
-            self._vks[key] = vk
-            while len(self._vks) > self._vk_cache_size:
-                self._vks.popitem(last=False)
-        return vk
+    @property
+    def chunk_size(self) -> int:
+        return self.ctx.chunk_size
 
-    def _check_sizes(self, inp: ProofInput) -> None:
+    # -- routing and prechecks (scheme-independent)
+    def _verifier(self, scheme: object, fmt: object) -> tuple[Scheme, SchemeVerifier]:
+        s = _BY_LABEL.get(scheme) if isinstance(scheme, str) else None
+        v = self._verifiers.get(s) if s is not None else None
+        if s is None or v is None:
+            raise NormalizeError(Code.UNSUPPORTED_FORMAT, "scheme", f"unknown scheme {scheme!r:.40}")
+        formats = formats_of(s)
+        if fmt not in formats:
+            raise NormalizeError(
+                Code.UNSUPPORTED_FORMAT,
+                "format",
+                f"{s.label} does not support format {fmt!r:.40} (use {sorted(formats)})",
+            )
+        return s, v
+
+    def _precheck(self, inp: ProofInput) -> _Routed:
+        if not isinstance(inp, ProofInput):
+            raise NormalizeError(Code.MALFORMED, "input", "expected a ProofInput")
+        s, v = self._verifier(inp.scheme, inp.format)
+        for name in ("proof", "vk", "public", "settings"):
+            val = getattr(inp, name)
+            if val is not None and not isinstance(val, bytes | bytearray | memoryview):
+                raise NormalizeError(Code.MALFORMED, name, f"expected bytes, got {type(val).__name__}")
         lim = self.ctx.limits
         check_size("proof", inp.proof, lim.max_proof_bytes)
         check_size("vk", inp.vk, lim.max_vk_bytes)
@@ -176,115 +204,52 @@ class Normalizer:
             check_size("public", inp.public, lim.max_public_bytes)
         if inp.settings is not None:
             check_size("settings", inp.settings, lim.max_settings_bytes)
+        return _Routed(s, inp.format, v, bytes(inp.proof), bytes(inp.vk), _b(inp.public), _b(inp.settings))
 
-    def _precheck(self, inp: ProofInput) -> SchemeVerifier:
-        if not isinstance(inp, ProofInput):
-            raise NormalizeError(Code.MALFORMED, "input", "expected a ProofInput")
-        v = _scheme(inp.scheme, inp.format)
-        for name in ("proof", "vk", "public", "settings"):
-            val = getattr(inp, name)
-            if val is not None and not isinstance(val, bytes | bytearray | memoryview):
-                raise NormalizeError(Code.MALFORMED, name, f"expected bytes, got {type(val).__name__}")
-        if inp.settings and inp.scheme != "halo2":
-            raise NormalizeError(
-                Code.MALFORMED, "settings", f"settings are only used by ezkl (halo2), not {inp.scheme}"
-            )
-        self._check_sizes(inp)
-        return v
-
-    def parse(self, inp: ProofInput) -> tuple[SchemeVerifier, Statement]:
-        """Strict decoding and validation without the final proof verification."""
-        v = self._precheck(inp)
-        try:
-            if isinstance(v, groth16.Groth16Verifier) and inp.format == "gnark":
-                return v, v.normalize_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx)
-            vk = self._parse_vk(v, inp)
-            return v, v.parse(inp.format, bytes(inp.proof), vk, _b(inp.public), self.ctx)
-        except NormalizeError:
-            raise
-        except Exception as e:  # a parser bug must still surface as a coded error, not a crash
-            raise NormalizeError(Code.INTERNAL, "input", f"{type(e).__name__}: {e}"[:300]) from e
+    # -- the API
+    def validate_vk(self, scheme: str, format: str, vk: bytes, settings: bytes | None = None) -> ParsedVk:
+        """The validated canonical key (what `normalize` hashes), without a proof; cached."""
+        _, v = self._verifier(scheme, format)
+        check_size("vk", vk, self.ctx.limits.max_vk_bytes)
+        if settings is not None:
+            check_size("settings", settings, self.ctx.limits.max_settings_bytes)
+        return _guard(lambda: v.validate_vk(format, bytes(vk), _b(settings)))
 
     def normalize(self, inp: ProofInput) -> Envelope:
-        v, st = self.parse(inp)
-        err = v.verify_batch([st], self.ctx)[0]
-        if err is not None:
-            raise err
-        return _envelope(v, inp.format, st)
+        r = self._precheck(inp)
+        batch = r.verifier.batch()
+        pending = r.submit(batch)
+        batch.flush()
+        return _envelope(r.scheme, r.fmt, _guard(pending.result))
 
     def normalize_many(self, inputs: Sequence[ProofInput]) -> list[Envelope | NormalizeError]:
-        """Parse all, verifying in chunks as they fill: Groth16 chunks go to the sidecar as one
-        verify_batch each while Python parses the next chunk (Go and Python on separate cores);
-        gnark decodes are all put in flight first."""
-        out: list[Envelope | NormalizeError | None] = [None] * len(inputs)
-        chunks: dict[int, tuple[SchemeVerifier, list[tuple[int, str, Statement]]]] = {}
-        waiters: list[tuple[list[tuple[int, str, Statement]], SchemeVerifier, Any]] = []
-
-        def flush(v: SchemeVerifier) -> None:
-            items = chunks.pop(id(v), (v, []))[1]
-            if items:
-                try:
-                    waiters.append((items, v, v.start_batch([st for _, _, st in items], self.ctx)))
-                except NormalizeError as e:
-                    failed = [e] * len(items)
-                    waiters.append((items, v, lambda failed=failed: failed))
-
-        def add(i: int, v: SchemeVerifier, fmt: str, st: Statement) -> None:
-            group = chunks.setdefault(id(v), (v, []))[1]
-            group.append((i, fmt, st))
-            if len(group) >= self.chunk_size:
-                flush(v)
-
-        decoding: list[tuple[int, bytes, Any]] = []
-        pending: list[tuple[int, str, Any]] = []  # PLONK: decoded + verified by the sidecar, in flight
+        """Submit all, then read the results: each scheme's batch keeps its sidecar work in flight
+        while Python parses the next input (Groth16 chunks are verified as one RLC batch each as
+        they fill; gnark and PLONK decodes are in flight from submit on)."""
+        out: list[Envelope | NormalizeError] = []
+        batches: dict[Scheme, Batch] = {}
+        submitted: list[tuple[int, Scheme, str, Pending]] = []
         for i, inp in enumerate(inputs):
+            out.append(NormalizeError(Code.INTERNAL, "input", "not processed"))
             try:
-                v = self._precheck(inp)
-                if isinstance(v, groth16.Groth16Verifier) and inp.format == "gnark":
-                    fast = v.fast_gnark(bytes(inp.vk), bytes(inp.proof), _b(inp.public))
-                    if fast is not None:
-                        add(i, v, "gnark", fast)
-                        continue
-                    vk_raw = bytes(inp.vk)
-                    decoding.append(
-                        (i, vk_raw, v.submit_gnark(vk_raw, bytes(inp.proof), _b(inp.public), self.ctx))
-                    )
-                    continue
-                if isinstance(v, plonk.PlonkVerifier):
-                    pending.append(
-                        (
-                            i,
-                            inp.format,
-                            v.submit(inp.format, bytes(inp.vk), bytes(inp.proof), _b(inp.public), self.ctx),
-                        )
-                    )
-                    continue
-                _, st = self.parse(inp)
+                r = self._precheck(inp)
+                batch = batches.get(r.scheme)
+                if batch is None:
+                    batch = batches[r.scheme] = r.verifier.batch()
+                submitted.append((i, r.scheme, r.fmt, r.submit(batch)))
             except NormalizeError as e:
                 out[i] = e
-                continue
-            add(i, v, inp.format, st)
-        for i, fmt, pfut in pending:
+        for batch in batches.values():
             try:
-                add(i, plonk.VERIFIER, fmt, plonk.VERIFIER.finish(pfut, self.ctx))
+                _guard(batch.flush)
+            except NormalizeError:
+                pass  # each pending of that batch reports it when read
+        for i, scheme, fmt, pending in submitted:
+            try:
+                out[i] = _envelope(scheme, fmt, _guard(pending.result))
             except NormalizeError as e:
                 out[i] = e
-        g16 = groth16.VERIFIER
-        for i, vk_raw, fut in decoding:
-            try:
-                add(i, g16, "gnark", g16.finish_gnark(fut, self.ctx, vk_raw))
-            except NormalizeError as e:
-                out[i] = e
-        for v, _ in list(chunks.values()):
-            flush(v)
-        for items, v, wait in waiters:
-            try:
-                results = wait()
-            except NormalizeError as e:
-                results = [e] * len(items)
-            for (i, fmt, st), err in zip(items, results, strict=True):
-                out[i] = err if err is not None else _envelope(v, fmt, st)
-        return [x if x is not None else NormalizeError(Code.INTERNAL, "input", "not processed") for x in out]
+        return out
 
     async def anormalize(self, inp: ProofInput) -> Envelope:
         return await asyncio.to_thread(self.normalize, inp)
@@ -293,6 +258,8 @@ class Normalizer:
         return await asyncio.to_thread(self.normalize_many, inputs)
 
     def close(self) -> None:
+        for v in self._verifiers.values():
+            v.close()
         self.ctx.close()
 
     def __enter__(self) -> Normalizer:
@@ -300,27 +267,6 @@ class Normalizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _default_srs() -> str | None:
-    """$SHEAF_SRS, else the INSECURE dev SRS if this machine has one (dev/test convenience: a
-    production deployment passes its ceremony SRS explicitly)."""
-    env = os.environ.get("SHEAF_SRS")
-    if env:
-        return env
-    from provers.srs import dev_srs_path
-
-    p = dev_srs_path()
-    return str(p) if p.is_file() else None
-
-
-def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:
-    # empty = absent: protobuf/gRPC callers cannot send None for a bytes field
-    return bytes(x) if x else None
-
-
-_default: Normalizer | None = None
-_default_lock = threading.Lock()
 
 
 def parse_vk(
@@ -331,21 +277,12 @@ def parse_vk(
     *,
     normalizer: Normalizer | None = None,
 ) -> tuple[bytes, bytes]:
-    """(canonical_vk, vk_hash) for registering a key by hash. Uses a shared Normalizer unless
-    one is passed (gnark keys need the sidecar)."""
-    global _default
-    n = normalizer
-    if n is None:
-        with _default_lock:
-            if _default is None:
-                _default = Normalizer()
-            n = _default
-    v = _scheme(scheme, format)
-    check_size("vk", vk_bytes, n.ctx.limits.max_vk_bytes)
-    if settings is not None:
-        check_size("settings", settings, n.ctx.limits.max_settings_bytes)
-    if isinstance(v, plonk.PlonkVerifier):
-        vk = v.canonical_vk(format, bytes(vk_bytes), n.ctx)
+    """(canonical_vk, vk_hash) for registering a key by hash: `normalizer.validate_vk`. Without a
+    normalizer, a temporary one is made and closed (gnark keys then start a sidecar for the call:
+    pass the long-lived one)."""
+    if normalizer is not None:
+        vk = normalizer.validate_vk(scheme, format, vk_bytes, settings)
     else:
-        vk = v.parse_vk(format, bytes(vk_bytes), _b(settings), n.ctx)
+        with Normalizer() as n:
+            vk = n.validate_vk(scheme, format, vk_bytes, settings)
     return vk.canonical, vk.vk_hash

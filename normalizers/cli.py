@@ -12,6 +12,8 @@ from pathlib import Path
 
 from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
+from sheaf.paths import dev_srs_path
+from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES, Scheme
 
 EXIT_OK = 0
 EXIT_REJECTED = 2
@@ -25,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scheme", required=True, choices=["groth16", "plonk", "halo2"])
-    p.add_argument("--format", required=True, choices=["gnark", "snarkjs", "ezkl"])
+    p.add_argument("--scheme", required=True, choices=SCHEME_NAMES)
+    p.add_argument("--format", required=True, choices=PRODUCER_NAMES)
     p.add_argument("--proof", required=True, type=Path)
     p.add_argument("--vk", required=True, type=Path)
     p.add_argument("--public", type=Path, help="public inputs (snarkjs public.json / gnark public witness)")
@@ -55,9 +57,7 @@ def run(args: argparse.Namespace) -> int:
             settings=_read("settings", args.settings),
         )
         srs = args.srs
-        if srs is None and args.scheme == "halo2":
-            from provers.srs import dev_srs_path
-
+        if srs is None and args.scheme == Scheme.HALO2.label:  # the only scheme with an SRS file
             srs = dev_srs_path()
         with Normalizer(srs=srs) as n:
             env = n.normalize(inp)

@@ -1,12 +1,17 @@
 """Normalization errors: one exception type with a stable machine-readable code.
 
 Codes are part of the public interface (the aggregator maps them to gRPC/HTTP errors and the CLI
-prints them); never rename one, only add.
+prints them); never rename one, only add. The status of a code comes from `sheaf.errors.BY_CODE`
+(SIDECAR_UNAVAILABLE -> UNAVAILABLE, INTERNAL -> INTERNAL, TOO_LARGE -> RESOURCE_EXHAUSTED), else
+the class default INVALID_ARGUMENT: a rejected input is the prover's to fix.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import ClassVar
+
+from sheaf.errors import INVALID_ARGUMENT, SheafError, Status
 
 
 class Code(StrEnum):
@@ -25,14 +30,17 @@ class Code(StrEnum):
     INTERNAL = "INTERNAL"  # a bug on our side; never the prover's fault
 
 
-class NormalizeError(Exception):
-    """A rejected input. `field` names the offending part, e.g. "proof.pi_b[0][1]" or "vk"."""
+class NormalizeError(SheafError):
+    """A rejected input. `field` names the offending part, e.g. "proof.pi_b[0][1]" or "vk".
+
+    Compared and hashed by value (a batch reports one error object per item, and tests compare
+    them); pickles by value (it crosses process pools)."""
+
+    status: ClassVar[Status] = INVALID_ARGUMENT
+    code: Code
 
     def __init__(self, code: Code | str, field: str, message: str) -> None:
-        self.code = Code(code) if not isinstance(code, Code) else code
-        self.field = field
-        self.message = message
-        super().__init__(f"{self.code.value}: {field}: {message}")
+        super().__init__(Code(code), field, message)
 
     def __reduce__(self) -> tuple[type[NormalizeError], tuple[str, str, str]]:
         return (NormalizeError, (self.code.value, self.field, self.message))
@@ -46,6 +54,3 @@ class NormalizeError(Exception):
 
     def __hash__(self) -> int:
         return hash((self.code, self.field, self.message))
-
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code.value, "field": self.field, "message": self.message}

@@ -8,29 +8,28 @@ The point at infinity is encoded as all zeros (EIP-196/197), allowed only for IC
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
+import json
 import struct
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+import groth16py
 
 from normalizers import bn254
-from normalizers.base import Context, ParsedVk, Statement
+from normalizers.base import Context, ParsedVk, Pending, Statement, vk_cache_key
 from normalizers.errors import Code, NormalizeError
 from normalizers.jsonstrict import loads
 from normalizers.limits import check_count
+from normalizers.sidecar_ops import b64, hex_bytes, item_result, n_public, scalar32
+from normalizers.sidecar_ops import parse_vk as sidecar_parse_vk
+from normalizers.snarkjs_json import G1_LEN, G2_LEN, array, dec, obj, snarkjs_g1, snarkjs_g2
+from normalizers.snarkjs_json import snarkjs_public as snarkjs_public  # re-export (deploy.recursive)
 from normalizers.statement import BN254_P, BN254_R, Scheme
+from sheaf.lru import LRU
 
-G1_LEN = 64
-G2_LEN = 128
 PROOF_LEN = G1_LEN + G2_LEN + G1_LEN
 VK_FIXED_LEN = G1_LEN + 3 * G2_LEN + 4
-
-_DEC = re.compile(r"0|[1-9][0-9]{0,77}")
 
 SNARKJS_PROOF_KEYS = frozenset({"pi_a", "pi_b", "pi_c", "protocol", "curve"})
 SNARKJS_VK_KEYS = frozenset(
@@ -48,95 +47,11 @@ SNARKJS_VK_KEYS = frozenset(
 )
 
 
-# ---------------------------------------------------------------- strict snarkjs value decoding
-
-
-def dec(v: Any, field: str, modulus: int) -> int:
-    """A snarkjs decimal string: digits only, no sign/leading zeros/whitespace, value < modulus."""
-    if not isinstance(v, str):
-        raise NormalizeError(Code.MALFORMED, field, f"expected a decimal string, got {type(v).__name__}")
-    if not _DEC.fullmatch(v):
-        raise NormalizeError(
-            Code.MALFORMED, field, "expected a canonical decimal string (digits, no leading zeros)"
-        )
-    n = int(v)
-    if n >= modulus:
-        what = "base field p" if modulus == BN254_P else "scalar field r"
-        raise NormalizeError(Code.NON_CANONICAL_SCALAR, field, f"value is not reduced modulo the {what}")
-    return n
-
-
-def _list(v: Any, field: str, n: int) -> list[Any]:
-    if not isinstance(v, list):
-        raise NormalizeError(Code.MALFORMED, field, f"expected a list, got {type(v).__name__}")
-    if len(v) != n:
-        raise NormalizeError(Code.MALFORMED, field, f"expected {n} elements, got {len(v)}")
-    return v
-
-
-def _obj(v: Any, field: str, keys: frozenset[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise NormalizeError(Code.MALFORMED, field, f"expected a JSON object, got {type(v).__name__}")
-    missing = sorted(keys - optional - v.keys())
-    if missing:
-        raise NormalizeError(Code.MALFORMED, f"{field}.{missing[0]}", "missing field")
-    extra = sorted(v.keys() - keys)
-    if extra:
-        raise NormalizeError(Code.MALFORMED, f"{field}.{extra[0][:40]}", "unexpected field")
-    return v
-
-
-def snarkjs_g1(v: Any, field: str, allow_infinity: bool = False) -> bytes:
-    x_, y_, z_ = _list(v, field, 3)
-    x, y, z = (
-        dec(x_, f"{field}[0]", BN254_P),
-        dec(y_, f"{field}[1]", BN254_P),
-        dec(z_, f"{field}[2]", BN254_P),
-    )
-    if z == 0:
-        if not allow_infinity:
-            raise NormalizeError(Code.POINT_AT_INFINITY, field, "the point at infinity is not allowed here")
-        if (x, y) != (0, 1):
-            raise NormalizeError(Code.INVALID_POINT, field, 'infinity must be written ["0","1","0"]')
-        return bytes(G1_LEN)
-    if z != 1:
-        raise NormalizeError(Code.MALFORMED, f"{field}[2]", 'projective z must be "1" (affine)')
-    if not bn254.g1_on_curve(x, y):
-        raise NormalizeError(Code.INVALID_POINT, field, "not on the BN254 G1 curve")
-    return x.to_bytes(32, "big") + y.to_bytes(32, "big")
-
-
-def snarkjs_g2(v: Any, field: str, subgroup: bool) -> bytes:
-    xs, ys, zs = _list(v, field, 3)
-    x = tuple(dec(c, f"{field}[0][{i}]", BN254_P) for i, c in enumerate(_list(xs, f"{field}[0]", 2)))
-    y = tuple(dec(c, f"{field}[1][{i}]", BN254_P) for i, c in enumerate(_list(ys, f"{field}[1]", 2)))
-    z = tuple(dec(c, f"{field}[2][{i}]", BN254_P) for i, c in enumerate(_list(zs, f"{field}[2]", 2)))
-    if z == (0, 0):
-        raise NormalizeError(Code.POINT_AT_INFINITY, field, "the point at infinity is not allowed here")
-    if z != (1, 0):
-        raise NormalizeError(Code.MALFORMED, f"{field}[2]", 'projective z must be ["1","0"] (affine)')
-    xf: bn254.Fp2 = (x[0], x[1])
-    yf: bn254.Fp2 = (y[0], y[1])
-    if not bn254.g2_on_curve(xf, yf):
-        raise NormalizeError(Code.INVALID_POINT, field, "not on the BN254 G2 twist")
-    if subgroup and not bn254.g2_in_subgroup(xf, yf):
-        raise NormalizeError(Code.NOT_IN_SUBGROUP, field, "G2 point is on the twist but not in the r-torsion")
-    # snarkjs lists c0 first; the canonical (EVM/gnark) order is c1 first
-    return b"".join(c.to_bytes(32, "big") for c in (x[1], x[0], y[1], y[0]))
-
-
-def snarkjs_public(data: bytes, field: str, ctx: Context) -> tuple[bytes, ...]:
-    v = loads(field, data, ctx.limits)
-    if not isinstance(v, list):
-        raise NormalizeError(
-            Code.MALFORMED, field, f"expected a JSON list of decimal strings, got {type(v).__name__}"
-        )
-    check_count(field, len(v), ctx.limits.max_public_inputs)
-    return tuple(dec(x, f"{field}[{i}]", BN254_R).to_bytes(32, "big") for i, x in enumerate(v))
+# ---------------------------------------------------------------- snarkjs files
 
 
 def parse_snarkjs_vk(data: bytes, ctx: Context, field: str = "vk") -> ParsedVk:
-    v = _obj(loads(field, data, ctx.limits), field, SNARKJS_VK_KEYS, optional=frozenset({"vk_alphabeta_12"}))
+    v = obj(loads(field, data, ctx.limits), field, SNARKJS_VK_KEYS, optional=frozenset({"vk_alphabeta_12"}))
     if v["protocol"] != "groth16":
         raise NormalizeError(
             Code.UNSUPPORTED_FORMAT, f"{field}.protocol", f'expected "groth16", got {v["protocol"]!r:.40}'
@@ -158,10 +73,10 @@ def parse_snarkjs_vk(data: bytes, ctx: Context, field: str = "vk") -> ParsedVk:
         )
     if "vk_alphabeta_12" in v:
         # derived value e(alpha, beta): shape-checked, not trusted, not part of the canonical vk
-        ab = _list(v["vk_alphabeta_12"], f"{field}.vk_alphabeta_12", 2)
+        ab = array(v["vk_alphabeta_12"], f"{field}.vk_alphabeta_12", 2)
         for i, row in enumerate(ab):
-            for j, pair in enumerate(_list(row, f"{field}.vk_alphabeta_12[{i}]", 3)):
-                for k, c in enumerate(_list(pair, f"{field}.vk_alphabeta_12[{i}][{j}]", 2)):
+            for j, pair in enumerate(array(row, f"{field}.vk_alphabeta_12[{i}]", 3)):
+                for k, c in enumerate(array(pair, f"{field}.vk_alphabeta_12[{i}][{j}]", 2)):
                     dec(c, f"{field}.vk_alphabeta_12[{i}][{j}][{k}]", BN254_P)
     parts = [
         snarkjs_g1(v["vk_alpha_1"], f"{field}.vk_alpha_1"),
@@ -175,7 +90,7 @@ def parse_snarkjs_vk(data: bytes, ctx: Context, field: str = "vk") -> ParsedVk:
 
 
 def parse_snarkjs_proof(data: bytes, ctx: Context, field: str = "proof") -> bytes:
-    v = _obj(loads(field, data, ctx.limits), field, SNARKJS_PROOF_KEYS)
+    v = obj(loads(field, data, ctx.limits), field, SNARKJS_PROOF_KEYS)
     if v["protocol"] != "groth16":
         raise NormalizeError(
             Code.UNSUPPORTED_FORMAT, f"{field}.protocol", f'expected "groth16", got {v["protocol"]!r:.40}'
@@ -228,90 +143,63 @@ def canonical_vk_to_snarkjs(canonical: bytes) -> dict[str, Any]:
 # ---------------------------------------------------------------- the scheme verifier
 
 
-@dataclass
-class _GnarkDecoded:
-    vk: ParsedVk
-    proof: bytes
-    public: tuple[bytes, ...]
-    commitments: int
-
-
 class Groth16Verifier:
-    scheme = Scheme.GROTH16
-    formats = frozenset({"snarkjs", "gnark"})
+    """Groth16 behind the `SchemeVerifier` interface.
 
-    def __init__(self) -> None:
-        self._py_verifiers: dict[bytes, Any] = {}
-        self._py_lock = threading.Lock()
-        self._gnark_vks: dict[bytes, tuple[ParsedVk, int]] = {}
+    snarkjs: vk and proof parsed strictly in Python; proofs verified in chunks of `ctx.chunk_size`
+    (one sidecar `groth16.verify_batch` RLC batch each, or groth16py in-process).
+    gnark: the first proof of a vk goes to the sidecar's `groth16.normalize`, which decodes vk,
+    proof and witness together and verifies (kept in flight while Python parses the next input);
+    its decoded vk is cached, and later RAW/compressed proofs without commitments for that vk are
+    decoded here (fast path) and verified in the chunks like snarkjs proofs (Go strictly
+    re-validates every point)."""
+
+    scheme: ClassVar[Scheme] = Scheme.GROTH16
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._py_verifiers: LRU[bytes, groth16py.Verifier] = LRU(ctx.vk_cache_size)  # by vk_hash
+
+    def validate_vk(self, fmt: str, vk: bytes, settings: bytes | None) -> ParsedVk:
+        if fmt == "snarkjs":
+            return self.ctx.cached_vk(self.scheme, fmt, vk, None, lambda: parse_snarkjs_vk(vk, self.ctx))
+        if fmt == "gnark":
+            return self.ctx.cached_vk(self.scheme, fmt, vk, None, lambda: self._gnark_vk(vk))
+        raise _unsupported(fmt)
+
+    def batch(self) -> _Groth16Batch:
+        return _Groth16Batch(self)
+
+    def close(self) -> None:
+        self._py_verifiers.clear()
 
     # -- vk
-    def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
-        if fmt == "snarkjs":
-            return parse_snarkjs_vk(vk, ctx)
-        if fmt == "gnark":
-            return self._gnark_vk(vk, ctx)
-        raise NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"groth16 does not support format {fmt!r}")
-
-    def _gnark_vk(self, vk: bytes, ctx: Context) -> ParsedVk:
-        from normalizers.plonk import sidecar_parse_vk
-
-        r = sidecar_parse_vk(ctx, "groth16", vk)
-        n_pub = r.get("n_public")
-        if not isinstance(n_pub, int):
-            raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.parse_vk returned no n_public")
-        vk_parsed = ParsedVk(Scheme.GROTH16, _hex(r, "canonical_vk"), n_pub)
-        self.remember_gnark_vk(
-            vk, vk_parsed, int(r.get("commitments", 0))
-        )  # registered keys take the fast path
-        return vk_parsed
-
-    # -- proof
-    def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:
-        if fmt == "snarkjs":
-            if public is None:
-                raise NormalizeError(Code.MALFORMED, "public", "snarkjs Groth16 needs public.json")
-            canonical_proof = parse_snarkjs_proof(proof, ctx)
-            pubs = snarkjs_public(public, "public", ctx)
-            _check_count(vk, pubs)
-            return Statement(vk, canonical_proof, pubs, recursion_eligible=True)
-        if fmt == "gnark":
-            raise NormalizeError(Code.INTERNAL, "format", "gnark Groth16 is normalized together with its vk")
-        raise NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"groth16 does not support format {fmt!r}")
-
-    def submit_gnark(
-        self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context
-    ) -> Future[dict[str, Any]]:
-        """gnark binaries go to the sidecar in one call (it decodes vk, proof and witness together);
-        returns at once so many decodes can be in flight."""
-        if public is None:
-            raise NormalizeError(Code.MALFORMED, "public", "gnark Groth16 needs the public witness")
-        return ctx.sidecar().submit(
-            "groth16.normalize",
-            format="gnark",
-            vk=base64.b64encode(vk_raw).decode(),
-            proof=base64.b64encode(proof).decode(),
-            public=base64.b64encode(public).decode(),
+    def _gnark_vk(self, vk: bytes) -> ParsedVk:
+        r = sidecar_parse_vk(self.ctx, "groth16", vk)
+        return ParsedVk(
+            Scheme.GROTH16,
+            hex_bytes(r.get("canonical_vk"), "canonical_vk"),
+            n_public(r, "groth16.parse_vk"),
+            commitments=int(r.get("commitments", 0)),
         )
 
-    # -- gnark fast path: a vk already decoded by the sidecar + a RAW (WriteRawTo) proof without
-    # commitments is decoded here (it is the canonical bytes plus an empty commitment trailer), and
-    # only the batched verify_batch runs in Go, which strictly re-validates every point.
-    def _vk_key(self, vk_raw: bytes) -> bytes:
-        return hashlib.sha256(vk_raw).digest()
+    # -- proofs
+    def _snarkjs(self, proof: bytes, vk_raw: bytes, public: bytes | None) -> Statement:
+        vk = self.validate_vk("snarkjs", vk_raw, None)
+        if public is None:
+            raise NormalizeError(Code.MALFORMED, "public", "snarkjs Groth16 needs public.json")
+        canonical_proof = parse_snarkjs_proof(proof, self.ctx)
+        pubs = snarkjs_public(public, "public", self.ctx)
+        _check_count(vk, pubs)
+        return Statement(vk, canonical_proof, pubs, recursion_eligible=True)
 
-    def remember_gnark_vk(self, vk_raw: bytes, vk: ParsedVk, commitments: int) -> None:
-        with self._py_lock:
-            self._gnark_vks[self._vk_key(vk_raw)] = (vk, commitments)
-            if len(self._gnark_vks) > 1024:
-                self._gnark_vks.pop(next(iter(self._gnark_vks)))
-
-    def fast_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None) -> Statement | None:
-        with self._py_lock:
-            hit = self._gnark_vks.get(self._vk_key(vk_raw))
-        if hit is None or hit[1] != 0 or public is None:
-            return None  # first sight of this vk or commitments: the sidecar decodes it
-        vk = hit[0]
+    def _fast_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None) -> Statement | None:
+        """A vk already decoded by the sidecar + a RAW (WriteRawTo) proof without commitments is
+        the canonical bytes plus an empty commitment trailer (compressed ones are decompressed
+        here); None = the sidecar must decode it (unknown vk, commitments, odd length)."""
+        vk = self.ctx.vks.get(vk_cache_key(self.scheme, "gnark", vk_raw, None))
+        if vk is None or vk.commitments != 0 or public is None:
+            return None
         if len(proof) == RAW_PROOF_LEN and not proof[0] & 0xC0:
             for off, name, is_g2 in (
                 (0, "proof.Ar", False),
@@ -341,63 +229,46 @@ class Groth16Verifier:
         _check_count(vk, pubs)
         return Statement(vk, canonical, pubs, recursion_eligible=True)
 
-    def finish_gnark(
-        self, fut: Future[dict[str, Any]], ctx: Context, vk_raw: bytes | None = None
-    ) -> Statement:
-        r = ctx.sidecar().result(fut, "groth16.normalize")
-        canonical = _hex(r, "canonical_vk")
-        # with a commitment, IC has an extra entry: trust the decoder's count, not len(IC)-1
-        n_pub = r.get("n_public")
-        if not isinstance(n_pub, int):
-            raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.normalize returned no n_public")
-        vk = ParsedVk(Scheme.GROTH16, canonical, n_pub)
-        pubs = tuple(_hex32(x, f"public_inputs[{i}]") for i, x in enumerate(r.get("public_inputs", [])))
-        _check_count(vk, pubs)
-        commitments = int(r.get("commitments", 0))
-        if vk_raw is not None:
-            self.remember_gnark_vk(vk_raw, vk, commitments)
-        # groth16.normalize verifies the proof as it decodes (gnark's verifier and the batch verifier)
-        return Statement(
-            vk,
-            _hex(r, "proof"),
-            pubs,
-            producer_version="",
-            recursion_eligible=commitments == 0,
-            verified=True,
+    def _decode_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None) -> Pending:
+        """Put one `groth16.normalize` in flight (it decodes and verifies); returns at once."""
+        if public is None:
+            raise NormalizeError(Code.MALFORMED, "public", "gnark Groth16 needs the public witness")
+        sc = self.ctx.sidecar()
+        fut = sc.submit(
+            "groth16.normalize", format="gnark", vk=b64(vk_raw), proof=b64(proof), public=b64(public)
         )
 
-    def normalize_gnark(self, vk_raw: bytes, proof: bytes, public: bytes | None, ctx: Context) -> Statement:
-        fast = self.fast_gnark(vk_raw, proof, public)
-        if fast is not None:
-            return fast
-        return self.finish_gnark(self.submit_gnark(vk_raw, proof, public, ctx), ctx, vk_raw)
+        def decoded() -> Statement:
+            r = sc.result(fut, "groth16.normalize")
+            # with a commitment, IC has an extra entry: trust the decoder's count, not len(IC)-1
+            commitments = int(r.get("commitments", 0))
+            vk = ParsedVk(
+                Scheme.GROTH16,
+                hex_bytes(r.get("canonical_vk"), "canonical_vk"),
+                n_public(r, "groth16.normalize"),
+                commitments=commitments,
+            )
+            raw_pubs = r.get("public_inputs", [])
+            if not isinstance(raw_pubs, list):
+                raise NormalizeError(Code.INTERNAL, "sidecar", "groth16.normalize returned no public_inputs")
+            pubs = tuple(scalar32(x, f"public_inputs[{i}]") for i, x in enumerate(raw_pubs))
+            _check_count(vk, pubs)
+            self.ctx.vks.put(vk_cache_key(self.scheme, "gnark", vk_raw, None), vk)  # later: fast path
+            # groth16.normalize verified the proof as it decoded it
+            return Statement(
+                vk, hex_bytes(r.get("proof"), "proof"), pubs, recursion_eligible=commitments == 0
+            )
+
+        return Pending(decoded)
 
     # -- verification
-    def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
-        return self.start_batch(items, ctx)()
-
-    def start_batch(
-        self, items: Sequence[Statement], ctx: Context
-    ) -> Callable[[], list[NormalizeError | None]]:
+    def _start_verify(self, items: Sequence[Statement]) -> Callable[[], list[NormalizeError | None]]:
         """Send one verify_batch to the sidecar and return a waiter, so the caller can parse the
         next chunk in Python while Go verifies this one (the two run on different cores)."""
-        todo = [k for k, s in enumerate(items) if not s.verified]
-        if len(todo) < len(items):
-            inner = self.start_batch([items[k] for k in todo], ctx) if todo else list
-
-            def merge() -> list[NormalizeError | None]:
-                res: list[NormalizeError | None] = [None] * len(items)
-                for k, r in zip(todo, inner(), strict=True):
-                    res[k] = r
-                return res
-
-            return merge
-        if not items:
-            return list
-        if ctx.groth16_backend == "groth16py":
+        if self.ctx.groth16_backend == "groth16py":
             res = [self._verify_py(s) for s in items]
             return lambda: res
-        sc = ctx.sidecar()
+        sc = self.ctx.sidecar()
         fut = sc.submit(
             "groth16.verify_batch",
             items=[
@@ -417,23 +288,17 @@ class Groth16Verifier:
                 raise NormalizeError(
                     Code.INTERNAL, "sidecar", "verify_batch returned a wrong number of results"
                 )
-            return [_result(x) for x in results]
+            return [item_result(x) for x in results]
 
         return wait
 
     def _verify_py(self, s: Statement) -> NormalizeError | None:
-        import json
-
-        import groth16py
-
-        key = s.vk.vk_hash
-        with self._py_lock:
-            ver = self._py_verifiers.get(key)
-            if ver is None:
-                ver = groth16py.Verifier(
-                    groth16py.VerifyingKey.from_snarkjs(json.dumps(canonical_vk_to_snarkjs(s.vk.canonical)))
-                )
-                self._py_verifiers[key] = ver
+        ver = self._py_verifiers.get_or_put(
+            s.vk.vk_hash,
+            lambda: groth16py.Verifier(
+                groth16py.VerifyingKey.from_snarkjs(json.dumps(canonical_vk_to_snarkjs(s.vk.canonical)))
+            ),
+        )
         try:
             ok = ver.verify(s.proof, [int.from_bytes(p, "big") for p in s.public_inputs])
         except Exception as e:  # groth16py raises EncodingError for off-subgroup points
@@ -443,6 +308,87 @@ class Groth16Verifier:
         return (
             None if ok else NormalizeError(Code.VERIFICATION_FAILED, "proof", "Groth16 pairing check failed")
         )
+
+
+class _Chunk:
+    """Statements verified together by one `_start_verify` (one RLC batch)."""
+
+    def __init__(self, v: Groth16Verifier) -> None:
+        self._v = v
+        self.items: list[Statement] = []
+        self._wait: Callable[[], list[NormalizeError | None]] | None = None
+        self._results: list[NormalizeError | None] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._wait is not None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._wait is None:
+                try:
+                    self._wait = self._v._start_verify(self.items)
+                except NormalizeError as e:  # e.g. no sidecar: every item of the chunk hears it
+                    failed: list[NormalizeError | None] = [e] * len(self.items)
+                    self._wait = lambda: failed
+
+    def outcome(self, k: int) -> Statement:
+        self.start()
+        with self._lock:
+            if self._results is None:
+                assert self._wait is not None
+                try:
+                    self._results = self._wait()
+                except NormalizeError as e:
+                    self._results = [e] * len(self.items)
+        err = self._results[k]
+        if err is not None:
+            raise err
+        return self.items[k]
+
+
+class _Groth16Batch:
+    """One call's Groth16 proofs: chunks start verifying as they fill (Go verifies a chunk while
+    Python parses the next), gnark decodes are in flight from submit on. One thread at a time."""
+
+    def __init__(self, v: Groth16Verifier) -> None:
+        self._v = v
+        self._chunk = _Chunk(v)
+
+    def submit(
+        self, fmt: str, proof: bytes, vk: bytes, public: bytes | None, settings: bytes | None
+    ) -> Pending:
+        if settings:
+            raise NormalizeError(
+                Code.MALFORMED, "settings", "settings are only used by ezkl (halo2), not groth16"
+            )
+        if fmt == "snarkjs":
+            return self._queue(self._v._snarkjs(proof, vk, public))
+        if fmt == "gnark":
+            fast = self._v._fast_gnark(vk, proof, public)
+            if fast is not None:
+                return self._queue(fast)
+            return self._v._decode_gnark(vk, proof, public)
+        raise _unsupported(fmt)
+
+    def _queue(self, st: Statement) -> Pending:
+        if self._chunk.started:  # a result was read early: later proofs go to a new chunk
+            self._chunk = _Chunk(self._v)
+        chunk, k = self._chunk, len(self._chunk.items)
+        chunk.items.append(st)
+        if len(chunk.items) >= self._v.ctx.chunk_size:
+            self.flush()
+        return Pending(lambda: chunk.outcome(k))
+
+    def flush(self) -> None:
+        if self._chunk.items and not self._chunk.started:
+            self._chunk.start()
+        self._chunk = _Chunk(self._v)
+
+
+def _unsupported(fmt: str) -> NormalizeError:
+    return NormalizeError(Code.UNSUPPORTED_FORMAT, "format", f"groth16 does not support format {fmt!r:.40}")
 
 
 RAW_PROOF_LEN = 256 + 4 + 64  # Ar | Bs | Krs | u32 0 commitments | PoK (infinity = zeros)
@@ -564,33 +510,3 @@ def _check_count(vk: ParsedVk, pubs: tuple[bytes, ...]) -> None:
             "public",
             f"{len(pubs)} public inputs, the verifying key expects {vk.n_public}",
         )
-
-
-def _hex(r: dict[str, Any], key: str) -> bytes:
-    v = r.get(key)
-    if not isinstance(v, str):
-        raise NormalizeError(Code.INTERNAL, "sidecar", f"response lacks {key}")
-    return bytes.fromhex(v.removeprefix("0x"))
-
-
-def _hex32(v: Any, field: str) -> bytes:
-    if not isinstance(v, str):
-        raise NormalizeError(Code.INTERNAL, "sidecar", f"{field} is not a hex string")
-    b = bytes.fromhex(v.removeprefix("0x"))
-    if len(b) != 32 or int.from_bytes(b, "big") >= BN254_R:
-        raise NormalizeError(Code.INTERNAL, "sidecar", f"{field} is not a canonical 32-byte scalar")
-    return b
-
-
-def _result(x: dict[str, Any]) -> NormalizeError | None:
-    if x.get("ok") is True:
-        return None
-    code = str(x.get("code") or "VERIFICATION_FAILED")
-    if code not in Code.__members__:
-        code = "VERIFICATION_FAILED"
-    return NormalizeError(
-        code, str(x.get("field") or "proof"), str(x.get("message") or "verification failed")
-    )
-
-
-VERIFIER = Groth16Verifier()

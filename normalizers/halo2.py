@@ -19,15 +19,18 @@ import os
 import re
 import struct
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
-from normalizers.base import Context, ParsedVk, Statement
+import ezkl
+
+from normalizers.base import Context, ParsedVk, Pending, Statement
 from normalizers.errors import Code, NormalizeError
 from normalizers.jsonstrict import loads
 from normalizers.limits import check_count
 from normalizers.statement import BN254_R, Scheme
+from sheaf.lru import LRU
 
 VK_DOMAIN = b"ezkl-halo2-kzg-bn254/v1"
 # ezkl 23.0.x settings.json (GraphSettings) top-level and run_args keys. Unknown keys are rejected
@@ -267,13 +270,19 @@ def _memfd(name: str, data: bytes) -> int:
 
 
 class _KeyFiles:
-    """vk.key and settings.json of one vk as memfds, written once and reused by every proof."""
+    """vk.key and settings.json of one vk as memfds, written once and reused by every proof. An fd
+    number must not be closed (and reused) while a verification may still open it by path: the
+    owner counts `users` and closes only once the files are `dropped` (evicted) and unused."""
 
     def __init__(self, vk: bytes, settings: bytes) -> None:
         self.vk = _memfd("vk", vk)
-        self.settings = _memfd("settings", settings)
+        try:
+            self.settings = _memfd("settings", settings)
+        except BaseException:
+            os.close(self.vk)
+            raise
         self.users = 0  # verifications in progress; guarded by the owner's lock
-        self.evicted = False
+        self.dropped = False
 
     def close(self) -> None:
         os.close(self.vk)
@@ -281,8 +290,6 @@ class _KeyFiles:
 
 
 def ezkl_verify(proof_json: bytes, keys: _KeyFiles, srs_path: str) -> NormalizeError | None:
-    import ezkl
-
     fd = _memfd("proof", proof_json)
     try:
         ok = ezkl.verify(
@@ -310,89 +317,114 @@ def _with_proof_bytes(clean_json: bytes, raw: bytes) -> bytes:
 
 
 class Halo2Verifier:
-    """halo2's transcript reader ignores trailing bytes of both the proof and vk.key, so ezkl.verify
+    """Halo2 behind the `SchemeVerifier` interface; ezkl verifies in-process, one proof at a time,
+    when its result is read (so sidecar work of the same call overlaps it). A batch holds no
+    state: the verifier is its own `Batch`.
+
+    halo2's transcript reader ignores trailing bytes of both the proof and vk.key, so ezkl.verify
     accepts padded inputs (the EVM verifier does not: it checks the proof length). The first time a
     vk verifies a proof we probe both with their tails cut; exact lengths are then cached per
     vk hash, so later proofs for that vk cost one ezkl.verify and a length compare."""
 
-    scheme = Scheme.HALO2
-    formats = frozenset({"ezkl"})
+    scheme: ClassVar[Scheme] = Scheme.HALO2
 
-    MAX_KEY_FILES = 64
+    MAX_KEY_FILES = 64  # two fds each
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proof_len: dict[bytes, int] = {}
-        self._files: OrderedDict[bytes, _KeyFiles] = OrderedDict()
-        self._srs_ok: dict[str, str] = {}  # SRS path -> verifier (k=1) SRS path
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.RLock()  # RLock: LRU.put calls _drop (on_evict) under it
+        self._proof_len: LRU[bytes, int] = LRU(ctx.vk_cache_size)  # vk_hash -> exact proof length
+        self._files: LRU[bytes, _KeyFiles] = LRU(
+            min(self.MAX_KEY_FILES, ctx.vk_cache_size), on_evict=lambda _, kf: self._drop(kf)
+        )
+        self._srs: tuple[str, str, int | None] | None = None  # (SRS path, verifier SRS path, memfd)
+        self._stale_srs_fds: list[int] = []  # replaced cuts (ctx.srs_path changed): closed by close()
 
-    def _acquire(self, vk: ParsedVk) -> _KeyFiles:
-        with self._lock:
-            kf = self._files.get(vk.vk_hash)
-            if kf is None:
-                kf = self._files[vk.vk_hash] = _KeyFiles(vk.native, vk.settings)
-                while len(self._files) > self.MAX_KEY_FILES:
-                    old = self._files.popitem(last=False)[1]
-                    old.evicted = True
-                    if old.users == 0:
-                        old.close()
-            self._files.move_to_end(vk.vk_hash)
-            kf.users += 1
-            return kf
-
-    def _release(self, kf: _KeyFiles) -> None:
-        # an fd number must not be closed (and reused) while a verify may still open it by path
-        with self._lock:
-            kf.users -= 1
-            if kf.evicted and kf.users == 0:
-                kf.close()
-
-    def parse_vk(self, fmt: str, vk: bytes, settings: bytes | None, ctx: Context) -> ParsedVk:
+    def validate_vk(self, fmt: str, vk: bytes, settings: bytes | None) -> ParsedVk:
         if fmt != "ezkl":
             raise NormalizeError(
                 Code.UNSUPPORTED_FORMAT, "format", f"halo2 does not support format {fmt!r:.40}"
             )
-        return parse_ezkl_vk(bytes(vk), None if settings is None else bytes(settings), ctx)
+        return self.ctx.cached_vk(
+            self.scheme, fmt, vk, settings, lambda: parse_ezkl_vk(vk, settings, self.ctx)
+        )
 
-    def parse(self, fmt: str, proof: bytes, vk: ParsedVk, public: bytes | None, ctx: Context) -> Statement:
+    def batch(self) -> Halo2Verifier:
+        return self
+
+    def close(self) -> None:
+        self._files.clear()  # closes every key file no verification is using
+        self._proof_len.clear()
+        with self._lock:
+            srs, self._srs = self._srs, None
+            fds, self._stale_srs_fds = self._stale_srs_fds, []
+        if srs is not None and srs[2] is not None:
+            fds.append(srs[2])
+        for fd in fds:
+            os.close(fd)
+
+    # -- Batch
+    def submit(
+        self, fmt: str, proof: bytes, vk: bytes, public: bytes | None, settings: bytes | None
+    ) -> Pending:
+        pvk = self.validate_vk(fmt, vk, settings)
         if public is not None:
             raise NormalizeError(
                 Code.MALFORMED, "public", "ezkl proofs carry their instances; pass no public file"
             )
-        raw, pubs, clean, ver = parse_ezkl_proof(proof, vk, ctx)
-        with self._lock:
-            want = self._proof_len.get(vk.vk_hash)
+        raw, pubs, clean, ver = parse_ezkl_proof(proof, pvk, self.ctx)
+        want = self._proof_len.get(pvk.vk_hash)
         if want is not None and len(raw) != want:
             raise NormalizeError(
                 Code.INVALID_LENGTH, "proof.proof", f"{len(raw)} bytes, proofs for this vk are {want} bytes"
             )
-        return Statement(vk, raw, pubs, producer_version=ver, recursion_eligible=False, native_proof=clean)
+        st = Statement(pvk, raw, pubs, producer_version=ver, recursion_eligible=False, native_proof=clean)
+        return Pending(lambda: self._verify(st))
 
-    def start_batch(
-        self, items: Sequence[Statement], ctx: Context
-    ) -> Callable[[], list[NormalizeError | None]]:
-        res = self.verify_batch(items, ctx)
-        return lambda: res
+    def flush(self) -> None:
+        pass
 
-    def verify_batch(self, items: Sequence[Statement], ctx: Context) -> list[NormalizeError | None]:
-        srs = ctx.srs_path
+    # -- verification
+    def _verify(self, s: Statement) -> Statement:
+        srs = self.ctx.srs_path
         if srs is None:
-            return [
-                NormalizeError(Code.MALFORMED, "srs", "halo2 verification needs an SRS path") for _ in items
-            ]
+            raise NormalizeError(Code.MALFORMED, "srs", "halo2 verification needs an SRS path")
+        vsrs = self._verifier_srs(srs)
+        with self._key_files(s.vk) as keys:
+            err = self._verify_with(s, keys, vsrs)
+        if err is not None:
+            raise err
+        return s
+
+    @contextmanager
+    def _key_files(self, vk: ParsedVk) -> Iterator[_KeyFiles]:
+        with self._lock:
+            kf = self._files.get(vk.vk_hash)
+            if kf is None:
+                kf = _KeyFiles(vk.native, vk.settings)
+                self._files.put(vk.vk_hash, kf)
+            kf.users += 1
         try:
-            vsrs = self._verifier_srs(srs)
-        except NormalizeError as e:
-            return [e for _ in items]
-        return [self._verify_one(s, vsrs) for s in items]
+            yield kf
+        finally:
+            with self._lock:
+                kf.users -= 1
+                if kf.dropped and kf.users == 0:
+                    kf.close()
+
+    def _drop(self, kf: _KeyFiles) -> None:
+        with self._lock:
+            kf.dropped = True
+            if kf.users == 0:
+                kf.close()
 
     def _verifier_srs(self, path: str) -> str:
         """A k=1 cut of the SRS in a memfd (g1[0], g2, s_g2 are all KZG verification reads). Given a
-        larger SRS, ezkl.verify would downsize it (recomputing Lagrange bases) on every call."""
+        larger SRS, ezkl.verify would downsize it (recomputing Lagrange bases) on every call. Made
+        once per SRS path (ctx.srs_path), closed by `close`."""
         with self._lock:
-            hit = self._srs_ok.get(path)
-        if hit is not None:
-            return hit
+            if self._srs is not None and self._srs[0] == path:
+                return self._srs[1]
         try:
             with open(path, "rb") as f:
                 head = f.read(4)
@@ -411,29 +443,24 @@ class Halo2Verifier:
             raise NormalizeError(Code.MALFORMED, "srs", f"cannot read SRS {path}: {e.strerror}") from None
         if len(g1) != 128 or len(lagrange) != 128 or len(g2s) != 256:
             raise NormalizeError(Code.MALFORMED, "srs", f"{path}: size does not match a k={k} SRS")
-        if k == 1:
-            out = path
-        else:
-            fd = _memfd("srs", struct.pack("<I", 1) + g1 + lagrange + g2s)  # kept open for the process
-            out = f"/proc/self/fd/{fd}"
+        fd = None if k == 1 else _memfd("srs", struct.pack("<I", 1) + g1 + lagrange + g2s)
+        out = path if fd is None else f"/proc/self/fd/{fd}"
         with self._lock:
-            self._srs_ok[path] = out
+            if self._srs is not None and self._srs[0] == path:  # another thread made it first
+                if fd is not None:
+                    os.close(fd)
+                return self._srs[1]
+            if self._srs is not None and self._srs[2] is not None:
+                self._stale_srs_fds.append(self._srs[2])  # a verification may still read it
+            self._srs = (path, out, fd)
         return out
-
-    def _verify_one(self, s: Statement, srs: str) -> NormalizeError | None:
-        keys = self._acquire(s.vk)
-        try:
-            return self._verify_with(s, keys, srs)
-        finally:
-            self._release(keys)
 
     def _verify_with(self, s: Statement, keys: _KeyFiles, srs: str) -> NormalizeError | None:
         err = ezkl_verify(s.native_proof, keys, srs)
         if err is not None:
             return err
         key = s.vk.vk_hash
-        with self._lock:
-            known = self._proof_len.get(key)
+        known = self._proof_len.get(key)
         if known is not None:
             return (
                 None
@@ -454,9 +481,5 @@ class Halo2Verifier:
             cut_vk.close()
         if ezkl_verify(_with_proof_bytes(s.native_proof, s.proof[:-32]), keys, srs) is None:
             return NormalizeError(Code.INVALID_LENGTH, "proof.proof", "trailing bytes after the halo2 proof")
-        with self._lock:
-            self._proof_len[key] = len(s.proof)
+        self._proof_len.put(key, len(s.proof))
         return None
-
-
-VERIFIER = Halo2Verifier()

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nz_helpers import GNARK
@@ -151,15 +152,17 @@ def test_sidecar_restarts_after_crash(gnark_bin: Path) -> None:
 def test_raw_fast_path_matches_sidecar_decode(
     normalizer: Normalizer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from normalizers import groth16
-
     slow = {f["name"]: normalizer.normalize(case(f["name"], "proof_raw", "vk_raw")) for f in G16}
 
     # from now on a known vk + raw proof must not need groth16.normalize on the sidecar
-    def no_sidecar_decode(*a: object, **k: object) -> None:
-        raise AssertionError("sidecar decode used")
+    sc = normalizer.ctx.sidecar()
+    submit = sc.submit
 
-    monkeypatch.setattr(groth16.VERIFIER, "submit_gnark", no_sidecar_decode)
+    def no_sidecar_decode(op: str, **params: Any) -> Any:
+        assert op != "groth16.normalize", "sidecar decode used"
+        return submit(op, **params)
+
+    monkeypatch.setattr(sc, "submit", no_sidecar_decode)
     for f in G16:
         if f["commitments"]:
             continue

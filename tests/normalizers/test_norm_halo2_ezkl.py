@@ -166,23 +166,16 @@ def test_proof_tamper(
 
 
 def test_padding_rejected_on_a_cold_cache() -> None:
-    # a fresh verifier (no cached lengths) must detect padding by itself
-    from normalizers import halo2
-
+    # a fresh Normalizer has its own (empty) exact-length cache: it must detect padding by itself
     inp = ezkl_case(SLICES[1])
     with Normalizer(srs=EZKL / "verifier-k1.srs", groth16_backend="groth16py") as n:
-        old = halo2.VERIFIER._proof_len.copy()
-        halo2.VERIFIER._proof_len.clear()
-        try:
-            with pytest.raises(NormalizeError) as ei:
-                n.normalize(_mut_proof(inp, lambda p: p.__setitem__("proof", p["proof"] + [0] * 32)))
-            assert (ei.value.code, ei.value.field) == (Code.INVALID_LENGTH, "proof.proof")
-            halo2.VERIFIER._proof_len.clear()
-            with pytest.raises(NormalizeError) as ei:
-                n.normalize(dataclasses.replace(inp, vk=inp.vk + b"\x00" * 64))
-            assert (ei.value.code, ei.value.field) == (Code.INVALID_LENGTH, "vk")
-        finally:
-            halo2.VERIFIER._proof_len.update(old)
+        with pytest.raises(NormalizeError) as ei:
+            n.normalize(_mut_proof(inp, lambda p: p.__setitem__("proof", p["proof"] + [0] * 32)))
+        assert (ei.value.code, ei.value.field) == (Code.INVALID_LENGTH, "proof.proof")
+    with Normalizer(srs=EZKL / "verifier-k1.srs", groth16_backend="groth16py") as n:
+        with pytest.raises(NormalizeError) as ei:
+            n.normalize(dataclasses.replace(inp, vk=inp.vk + b"\x00" * 64))
+        assert (ei.value.code, ei.value.field) == (Code.INVALID_LENGTH, "vk")
 
 
 def test_hex_proof_must_match(py_normalizer: Normalizer) -> None:

@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from normalizers.base import Batch, Context, ParsedVk, Pending, SchemeVerifier, Statement
@@ -30,7 +31,7 @@ SCHEMES: tuple[str, ...] = SCHEME_NAMES
 PRODUCERS: tuple[str, ...] = PRODUCER_NAMES
 CURVE = "bn254"
 
-_BY_LABEL: dict[str, Scheme] = {s.label: s for s in Scheme}
+_BY_LABEL: Mapping[str, Scheme] = MappingProxyType({s.label: s for s in Scheme})
 _T = TypeVar("_T")
 
 
@@ -217,7 +218,7 @@ class Normalizer:
 
     def normalize(self, inp: ProofInput) -> Envelope:
         r = self._precheck(inp)
-        batch = r.verifier.batch()
+        batch = _guard(r.verifier.batch)
         pending = r.submit(batch)
         batch.flush()
         return _envelope(r.scheme, r.fmt, _guard(pending.result))
@@ -235,7 +236,7 @@ class Normalizer:
                 r = self._precheck(inp)
                 batch = batches.get(r.scheme)
                 if batch is None:
-                    batch = batches[r.scheme] = r.verifier.batch()
+                    batch = batches[r.scheme] = _guard(r.verifier.batch)
                 submitted.append((i, r.scheme, r.fmt, r.submit(batch)))
             except NormalizeError as e:
                 out[i] = e

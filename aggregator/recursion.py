@@ -39,8 +39,10 @@ from typing import IO, Any
 
 from aggregator.config import RecursionConfig
 from aggregator.core import ProveJob, ProverError
+from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
 from aggregator.verify import Item
+from sheaf.recursion_keys import setup_lock_path
 
 log = logging.getLogger("sheaf.recursion")
 
@@ -260,8 +262,6 @@ class RecursiveProver:
         return _Worker(proc, info, time.monotonic())
 
     async def _setup_lock(self) -> IO[str]:
-        from deploy.recursive import setup_lock_path
-
         cache = Path(self.cache_dir) if self.cache_dir else None
         path = setup_lock_path(self.batch, self.npub, cache, self.plonk)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -406,8 +406,6 @@ class RecursiveProver:
     async def leaves(self, items: Sequence[Item], expected: Sequence[bytes]) -> list[dict[str, Any]]:
         """Worker leaves (canonical vk / proof / public inputs, hex) for the batch's items, each
         checked against the batch's statement hash."""
-        from deploy.recursive import leaf_statement_hash
-
         out: list[dict[str, Any]] = []
         for i, it in enumerate(items):
             try:
@@ -430,8 +428,6 @@ class RecursiveProver:
         return out
 
     async def _leaf(self, it: Item) -> dict[str, Any]:
-        from deploy.recursive import snarkjs_leaf
-
         if it.scheme == "plonk" and it.format == "gnark" and self.plonk:
             from normalizers.api import ProofInput
 

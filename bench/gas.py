@@ -31,12 +31,22 @@ from web3 import Web3
 from web3.contract import Contract
 
 from aggregator.attestation import Aggregation, sign_aggregation
+from aggregator.leaves import snarkjs_leaf
 from aggregator.merkle import merkle_path, merkle_root
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry
 from deploy.chain import call_tx_gas, deploy_contract, exec_gas, transact
-from deploy.compile import REPO_ROOT, Artifact, compile_contracts, compile_files
-from normalizers.statement import keccak256
+from deploy.compile import Artifact, compile_contracts, compile_files
+from deploy.recursive import (
+    export_aggregation_verifier,
+    load_outer,
+    outer_cache_path,
+    prove_outer,
+    save_outer,
+)
+from provers.ezkl_backend import evm_calldata, evm_verifier
+from sheaf.hashing import keccak256
+from sheaf.paths import REPO_ROOT
 
 FIX = REPO_ROOT / "tests" / "fixtures"
 RESULTS = REPO_ROOT / "bench" / "results"
@@ -46,8 +56,6 @@ LEAF_COUNTS = (1, 8, 32, 128)
 def _ezkl_verifier(out: Path) -> tuple[Path, bytes] | None:
     """Write ezkl's EVM verifier for the gemm_relu fixture (create_evm_verifier fails after writing
     the .sol when it tries to download solc: expected) and the proof's calldata."""
-    from provers.ezkl_backend import evm_calldata, evm_verifier
-
     d = FIX / "ezkl" / "gemm_relu"
     srs = FIX / "ezkl" / "verifier-k1.srs"
     if not (d / "vk.key").exists() or not (d / "proof0.json").exists() or not srs.exists():
@@ -178,8 +186,6 @@ def _leaves_variant_overhead(w3: Web3, acct: LocalAccount, reg: Contract) -> dic
 
 def _inner_leaves() -> list[dict[str, Any]]:
     """Real inner Groth16 proofs (1 public input): two snarkjs proofs, then three gnark ones."""
-    from deploy.recursive import snarkjs_leaf
-
     sj = FIX / "snarkjs" / "mul1_groth16"
     leaves = [
         snarkjs_leaf(
@@ -195,8 +201,6 @@ def _inner_leaves() -> list[dict[str, Any]]:
 
 def _outer_proof(batch: int, circuit_hash: str, leaves: list[dict[str, Any]]) -> dict[str, Any]:
     """A real outer proof of `leaves`: reused from build/recursion/ (same circuit and leaves) or proved."""
-    from deploy.recursive import load_outer, outer_cache_path, prove_outer, save_outer
-
     path = outer_cache_path(batch, 1, circuit_hash, leaves)
     cached = path.exists()
     p = load_outer(path) if cached else prove_outer(batch, leaves)
@@ -218,8 +222,6 @@ def _recursive_real(
     w3: Web3, acct: LocalAccount, reg: Contract, arts: dict[str, Artifact], batches: list[int]
 ) -> dict[str, Any]:
     """Registry submissions through the real outer verifier, by batch size (full batches)."""
-    from deploy.recursive import export_aggregation_verifier
-
     inner = _inner_leaves()
     res: dict[str, Any] = {}
     for n in batches:

@@ -37,10 +37,13 @@ from deploy.api import (
     registry,
 )
 from deploy.chain import connect, load_account
-from deploy.compile import REPO_ROOT, artifact_json, compile_contracts
+from deploy.compile import artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
-from deploy.recursive import deploy_recursive_verifier, verifier_key
+from deploy.recursive import deploy_recursive_verifier
 from deploy.verify import FULL, verify_manifest
+from sheaf.paths import REPO_ROOT
+from sheaf.recursion_keys import verifier_key
+from sheaf.schemes import Scheme
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 
@@ -93,7 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--consumer-domain", type=int, default=1)
     d.add_argument("--consumer-kind", type=int, default=0, choices=(0, 1, 2))
-    d.add_argument("--consumer-scheme", type=int, default=1, choices=(1, 2, 3))
+    d.add_argument(
+        "--consumer-scheme",
+        type=int,
+        default=int(Scheme.GROTH16),
+        choices=[int(x) for x in Scheme],
+        help="statement scheme byte the consumer pins: " + ", ".join(f"{int(x)} {x.label}" for x in Scheme),
+    )
     d.add_argument(
         "--recursive-batch",
         type=int,

@@ -21,8 +21,8 @@ from solcx.exceptions import SolcError
 from solcx.wrapper import get_solc_version
 
 from deploy.errors import COMPILE_FAILED, DeployError
+from sheaf.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS_DIR = REPO_ROOT / "contracts" / "src"
 # Must stay in step with foundry.toml (optimizer 200 runs, cancun, ipfs metadata hash).
 SETTINGS: dict[str, Any] = {

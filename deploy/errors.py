@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from sheaf.errors import SheafError
 
-class DeployError(Exception):
+
+class DeployError(SheafError):
     """`code` is stable (scripts and tests match on it); the message says what to do."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __init__(self, code: str, message: str, field: str = "") -> None:
+        super().__init__(code, field, message)
+
+    def __reduce__(self) -> tuple[type[DeployError], tuple[str, str, str]]:
+        return (type(self), (str(self.code), self.message, self.field))
 
 
 RPC_UNREACHABLE = "RPC_UNREACHABLE"

@@ -17,13 +17,13 @@ waste), so every machine's verifier differs; the file is reproducible from the k
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,15 +31,6 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from deploy.api import (
-    DeployedContract,
-    Manifest,
-    _jsonable,
-    configure_registry,
-    load_manifest,
-    registry,
-    save_manifest,
-)
 from deploy.chain import (
     check_balance,
     connect,
@@ -48,7 +39,7 @@ from deploy.chain import (
     encode_constructor_args,
     load_account,
 )
-from deploy.compile import REPO_ROOT, Artifact, compile_contracts, compile_files
+from deploy.compile import Artifact, compile_contracts, compile_files
 from deploy.errors import (
     GNARK_MISSING,
     NOT_OWNER,
@@ -56,7 +47,12 @@ from deploy.errors import (
     UNKNOWN_CONTRACT,
     DeployError,
 )
-from normalizers.statement import keccak256
+from deploy.manifest import DeployedContract, Manifest, jsonable, load_manifest, save_manifest
+from deploy.registry import configure_registry, registry
+from sheaf.hashing import keccak256
+from sheaf.paths import REPO_ROOT, BinaryNotFound
+from sheaf.paths import gnark_binary as find_gnark_binary
+from sheaf.recursion_keys import setup_lock, verifier_key
 
 ADAPTER = "Groth16AggregationAdapter"
 GENERATED_DIR = Path("build") / "recursion"  # relative to the repo root (= the source names' root)
@@ -65,19 +61,19 @@ RECURSIVE_GAS_BUDGET = 4_000_000
 
 
 def gnark_binary() -> Path:
-    p = Path(os.environ.get("SHEAF_GNARK_BIN", REPO_ROOT / "build" / "bin" / "sheaf-gnark"))
-    if not p.exists():
+    """The sheaf-gnark binary (sheaf.paths.gnark_binary), GNARK_MISSING if there is none.
+
+    $SHEAF_GNARK_BIN is passed as the configured path: sheaf.paths would try the repo's build/bin
+    and PATH after an unusable $SHEAF_GNARK_BIN, and sheaf-deploy never runs a binary other than the
+    one it was told to (its keys and verifier would silently come from another build)."""
+    try:
+        return find_gnark_binary(os.environ.get("SHEAF_GNARK_BIN"))
+    except BinaryNotFound as e:
         raise DeployError(
             GNARK_MISSING,
-            f"sheaf-gnark not found at {p}: build it (cd gnark && go build -o ../build/bin/sheaf-gnark "
-            "./cmd/sheaf-gnark) or set $SHEAF_GNARK_BIN",
-        )
-    return p
-
-
-def verifier_key(batch: int, npub: int, plonk: int = 0) -> str:
-    """Manifest suffix of one outer-circuit shape (plonk: how many of the batch slots are PLONK)."""
-    return f"b{batch}_p{npub}" + (f"_k{plonk}" if plonk else "")
+            f"{e}: build it (cd gnark && go build -o ../build/bin/sheaf-gnark ./cmd/sheaf-gnark) "
+            "or set $SHEAF_GNARK_BIN",
+        ) from e
 
 
 @dataclass(frozen=True)
@@ -98,32 +94,6 @@ class ExportedVerifier:
     @property
     def path(self) -> Path:
         return REPO_ROOT / self.source_path
-
-
-def recursion_cache_root(cache: Path | None = None) -> Path:
-    """The key cache root `sheaf-gnark aggregate` uses: --cache, else $SHEAF_CACHE/recursion."""
-    if cache is not None:
-        return Path(cache)
-    return Path(os.environ.get("SHEAF_CACHE") or Path.home() / ".cache" / "sheaf") / "recursion"
-
-
-def setup_lock_path(batch: int, npub: int, cache: Path | None = None, plonk: int = 0) -> Path:
-    """One lock file per shape: held by whoever may run the dev setup of that shape (this module's
-    `aggregate setup`/`prove`, the aggregator's worker start), so two Sheaf processes never run
-    concurrent setups into the same cache entry (their keys would be different and could mix)."""
-    return recursion_cache_root(cache) / f".setup-{verifier_key(batch, npub, plonk)}.lock"
-
-
-@contextlib.contextmanager
-def setup_lock(batch: int, npub: int, cache: Path | None = None, plonk: int = 0) -> Iterator[None]:
-    path = setup_lock_path(batch, npub, cache, plonk)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _run_gnark(args: list[str], binary: Path, env: dict[str, str], what: str) -> str:
@@ -268,7 +238,7 @@ def _deploy_or_reuse(
         block_number=sent.block_number,
         source_path=art.source_path,
         constructor_args="0x" + enc.hex(),
-        constructor_args_decoded=[_jsonable(a) for a in args],
+        constructor_args_decoded=[jsonable(a) for a in args],
         constructor_types=constructor_types(art),
         creation_hash=creation_hash,
         contract_name=art.name if art.name != key else "",
@@ -373,34 +343,6 @@ def deploy_recursive_verifier(
 # ---------------------------------------------------------------- outer proofs (tests, bench, demo)
 
 
-def snarkjs_leaf(vk_json: bytes, proof_json: bytes, public_json: bytes) -> dict[str, Any]:
-    """A snarkjs Groth16 proof as one `aggregate prove` leaf (Sheaf's canonical vk/proof bytes)."""
-    from normalizers.base import Context
-    from normalizers.groth16 import parse_snarkjs_proof, parse_snarkjs_vk, snarkjs_public
-    from normalizers.limits import Limits
-
-    ctx = Context(limits=Limits())
-    vk = parse_snarkjs_vk(vk_json, ctx)
-    return {
-        "scheme": "groth16",
-        "vk": "0x" + vk.canonical.hex(),
-        "proof": "0x" + parse_snarkjs_proof(proof_json, ctx).hex(),
-        "public_inputs": ["0x" + p.hex() for p in snarkjs_public(public_json, "public", ctx)],
-    }
-
-
-def leaf_statement_hash(leaf: dict[str, Any]) -> bytes:
-    """Sheaf statement hash of a batch leaf, computed in Python (normalizers/statement.py). A PLONK
-    leaf carries gnark's vk encoding in "vk" and the normalizer's canonical bytes in
-    "canonical_vk" (the worker checks the two agree)."""
-    from normalizers.statement import Scheme, statement_hash, vk_hash
-
-    scheme = Scheme.PLONK if leaf.get("scheme") == "plonk" else Scheme.GROTH16
-    vk = bytes.fromhex(str(leaf["canonical_vk" if scheme == Scheme.PLONK else "vk"])[2:])
-    pubs = [bytes.fromhex(str(p)[2:]) for p in leaf["public_inputs"]]
-    return statement_hash(scheme, vk_hash(scheme, vk), pubs)
-
-
 @dataclass(frozen=True)
 class OuterProof:
     leaves: list[bytes]  # statement hashes, in tree order
@@ -425,8 +367,6 @@ def prove_outer(
     workdir: Path | None = None,
 ) -> OuterProof:
     """`sheaf-gnark aggregate prove` of one batch (runs the dev setup first if the keys are absent)."""
-    import tempfile
-
     binary = binary or gnark_binary()
     wd = Path(workdir or tempfile.mkdtemp(prefix="sheaf-outer-"))
     wd.mkdir(parents=True, exist_ok=True)
@@ -466,8 +406,6 @@ def outer_cache_path(
     batch: int, npub: int, circuit_hash: str, leaves: list[dict[str, Any]], plonk: int = 0
 ) -> Path:
     """Where a real outer proof of these inner leaves is kept for reuse (bench/gas.py; tests save theirs)."""
-    import hashlib
-
     h = hashlib.sha256(json.dumps(leaves, sort_keys=True).encode())
     # Keys, not only the circuit: two key caches give two setups of one circuit, and a proof made
     # with one does not verify against the other's exported verifier (it embeds the vk).

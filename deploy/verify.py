@@ -26,16 +26,16 @@ from typing import Any
 from eth_typing import HexStr
 from web3 import Web3
 
-from deploy.api import DeployedContract, Manifest, deployments_dir
 from deploy.compile import (
     OUTPUTS,
-    REPO_ROOT,
     Artifact,
     compile_contracts,
     compile_files,
     compile_standard_json,
 )
 from deploy.errors import DeployError
+from deploy.manifest import DeployedContract, Manifest, deployments_dir
+from sheaf.paths import REPO_ROOT
 
 FULL = "full"
 PARTIAL = "partial"

@@ -29,25 +29,19 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.merkle import merkle_path, merkle_root, verify_path
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect, transact
 from deploy.cli import main
-from deploy.compile import REPO_ROOT, compile_contracts
+from deploy.compile import compile_contracts
 from deploy.errors import DeployError
-from deploy.recursive import (
-    ExportedVerifier,
-    OuterProof,
-    leaf_statement_hash,
-    outer_cache_path,
-    prove_outer,
-    save_outer,
-    snarkjs_leaf,
-)
+from deploy.recursive import ExportedVerifier, OuterProof, outer_cache_path, prove_outer, save_outer
 from deploy.verify import FULL, verify_manifest
 from normalizers.api import Normalizer, ProofInput
 from normalizers.statement import keccak256
+from sheaf.paths import REPO_ROOT
 
 SNARKJS = REPO_ROOT / "tests" / "fixtures" / "snarkjs" / "mul1_groth16"
 GNARK_BATCH = REPO_ROOT / "gnark" / "aggregation" / "testdata" / "batch_p1.json"

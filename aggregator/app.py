@@ -11,16 +11,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aggregator.admission import ProofVerifier
 from aggregator.chain import Chain
 from aggregator.config import Config, load_key
-from aggregator.core import BatchProver, ChainInfo, Core
+from aggregator.core import Core
 from aggregator.http import HttpApi
 from aggregator.metrics import Metrics
+from aggregator.proving import BatchProver
+from aggregator.records import ChainInfo
 from aggregator.recursion import RecursiveProver, cache_root, manifest_recursive, plan_recursion
 from aggregator.server import GrpcServer
-from aggregator.store import Store
+from aggregator.service import Service
+from aggregator.store import SqliteStore
 from aggregator.submitter import Submitter
-from aggregator.verify import ProofVerifier
+from normalizers.api import Normalizer
 
 log = logging.getLogger("sheaf.app")
 
@@ -63,8 +67,6 @@ def registry_from_manifest(deployments_dir: str, chain_id: int) -> str:
 
 
 def make_normalizer(cfg: Config) -> Any:
-    from normalizers.api import Normalizer
-
     return Normalizer(
         srs=cfg.srs_path or None, sidecar_bin=cfg.sidecar_bin or None, groth16_backend=cfg.groth16_backend
     )
@@ -105,19 +107,36 @@ class App:
             self.normalizer = make_normalizer(cfg)
         if self.prover is None:
             self.prover = await self._make_prover(chain_id)
-        self.core = Core(
+        self.verifier = ProofVerifier(self.normalizer)
+        self.service = svc = Service(
             cfg,
-            Store(cfg.db_path),
-            ProofVerifier(self.normalizer),
+            SqliteStore(cfg.db_path),
+            self.verifier,
             ChainInfo(chain_id, self.chain.registry),
             self.metrics,
             self.prover,
+            read_next_id=self.chain.next_aggregation_id,
         )
-        self.core.chain_reader = self.chain.next_aggregation_id
-        self.grpc = GrpcServer(self.core, cfg.grpc_listen)
-        self.submitter = Submitter(self.core, self.chain, cfg.confirmations, cfg.poll_ms / 1000)
-        self.http = HttpApi(self.core, self._ready)
-        self.core.start()
+        self.grpc = GrpcServer(svc, cfg.grpc_listen)
+        self.submitter = Submitter(
+            svc.db,
+            svc.ids,
+            svc.changes,
+            self.metrics,
+            self.chain,
+            threshold=cfg.threshold,
+            confirmations=cfg.confirmations,
+            poll_s=cfg.poll_ms / 1000,
+        )
+        self.http = HttpApi(
+            svc.ingest,
+            svc.reads,
+            svc.chain,
+            self.metrics,
+            self._ready,
+            max_message_bytes=cfg.max_message_bytes,
+        )
+        svc.start()
         await self.grpc.start()
         await self.http.start(cfg.http_listen)
         self.submitter.start()
@@ -167,20 +186,26 @@ class App:
         self._owned_prover = p
         return p
 
+    @property
+    def core(self) -> Core:
+        """Deprecated: the old facade, for tests/aggregator/test_agg_recursive.py until it uses
+        `service` (and its parts)."""
+        return Core.of(self.service)
+
     def _ready(self) -> dict[str, bool]:
-        return {"accepting": self.core.accepting, "chain": self.submitter.healthy}
+        return {"accepting": self.service.ingest.accepting, "chain": self.submitter.healthy}
 
     async def stop(self) -> None:
         """Graceful: refuse new work, let in-flight RPCs finish and commit, then stop the loops."""
         log.info("shutting down")
-        self.core.accepting = False
+        self.service.ingest.accepting = False
         await self.grpc.stop(grace=5.0)
         await self.submitter.stop()
-        await self.core.stop()
+        await self.service.stop()
         await self.http.stop()
         if self._owned_prover is not None:
             await self._owned_prover.close()
-        await self.core.verifier.close()
+        await self.verifier.close()
         await self.chain.close()
         self.stopped.set()
         log.info("stopped")

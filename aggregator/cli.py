@@ -6,10 +6,20 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+from aggregator.admission import ProofVerifier
+from aggregator.app import serve, setup_logging
+from aggregator.chain import Chain
+from aggregator.client import AggregatorError, AsyncClient
+from aggregator.config import Config, load_key
+from aggregator.operator import OperatorProcess
+from normalizers import cli as ncli
+from normalizers.api import Normalizer
+from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES
 from sheaf.v1 import aggregator_pb2 as pb
 
 
@@ -22,9 +32,6 @@ def _hex(b: bytes) -> str:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from aggregator.app import serve, setup_logging
-    from aggregator.config import Config
-
     overrides: dict[str, Any] = {
         "db_path": a.db,
         "grpc_listen": a.grpc,
@@ -39,21 +46,12 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_operator(a: argparse.Namespace) -> int:
-    from aggregator.app import setup_logging
-    from aggregator.config import load_key
-    from aggregator.operator import OperatorProcess
-
     setup_logging(a.log_level)
     key = load_key("SHEAF_OPERATOR_KEY", a.keystore or "", "SHEAF_OPERATOR_PASSWORD")
 
     async def go() -> None:
-        from aggregator.verify import ProofVerifier
-        from normalizers.api import Normalizer
-
         n = Normalizer(srs=a.srs, groth16_backend=a.groth16_backend)
         op = OperatorProcess(a.target, key, ProofVerifier(n), chain_id=a.chain_id, registry=a.registry)
-        import signal
-
         task = asyncio.create_task(op.run())
 
         def stop() -> None:
@@ -92,8 +90,6 @@ def _receipt_json(inc: Any) -> dict[str, Any]:
 
 
 async def _submit(a: argparse.Namespace) -> int:
-    from aggregator.client import AggregatorError, AsyncClient
-
     vk_hash = bytes.fromhex(a.vk_hash.removeprefix("0x")) if a.vk_hash else None
     async with AsyncClient(a.target) as c:
         try:
@@ -139,8 +135,6 @@ async def _submit(a: argparse.Namespace) -> int:
         inc = await c.inclusion(r.proof_id)
         out["receipt"] = _receipt_json(inc)
         if a.rpc_url:
-            from aggregator.chain import Chain
-
             chain = Chain(a.rpc_url, inc.registry)
             out["verified_on_chain"] = await chain.verify_inclusion(
                 inc.domain_id, inc.aggregation_id, inc.leaf, list(inc.merkle_path), inc.leaf_count, inc.index
@@ -154,8 +148,6 @@ def cmd_submit(a: argparse.Namespace) -> int:
 
 
 async def _status(a: argparse.Namespace) -> int:
-    from aggregator.client import AggregatorError, AsyncClient
-
     async with AsyncClient(a.target) as c:
         try:
             st = await c.status(a.proof_id)
@@ -220,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("submit", help="submit a proof, wait for FINALIZED, print and check the receipt")
     s.add_argument("--target", default=default_target)
-    s.add_argument("--scheme", required=True, choices=["groth16", "plonk", "halo2"])
-    s.add_argument("--format", required=True, choices=["gnark", "snarkjs", "ezkl"])
+    s.add_argument("--scheme", required=True, choices=SCHEME_NAMES)
+    s.add_argument("--format", required=True, choices=PRODUCER_NAMES)
     s.add_argument("--proof", required=True)
     k = s.add_mutually_exclusive_group(required=True)
     k.add_argument("--vk")
@@ -239,12 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--target", default=default_target)
     st.set_defaults(fn=cmd_status)
 
-    try:
-        from normalizers import cli as ncli
-    except ImportError:
-        ncli = None  # type: ignore[assignment]
-    if ncli is not None and hasattr(ncli, "register"):
-        ncli.register(sub)
+    ncli.register(sub)  # `aggregator normalize ...`
     return p
 
 

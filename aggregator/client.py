@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
+from eth_account import Account
 
-from aggregator.verify import sign_submission
+from aggregator.admission import sign_submission
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -109,12 +111,8 @@ class AsyncClient:
         elif vk_hash is not None:
             req.vk_hash = vk_hash
         if prover_key is not None:
-            from eth_account import Account
-
             if statement_hash is None:
                 raise ValueError("statement_hash is needed to sign a submission")
-            import time
-
             n = nonce if nonce is not None else time.time_ns() // 1000
             req.auth.prover = Account.from_key(prover_key).address
             req.auth.nonce = n

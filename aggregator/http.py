@@ -10,9 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from aggregator.core import Core, Exhausted, NotFound, Submission, Unauthenticated
-from aggregator.store import BatchRow, ProofRow, Status
-from aggregator.verify import InputError
+from aggregator.ingest import Ingest
+from aggregator.metrics import Metrics
+from aggregator.reads import Reads
+from aggregator.records import BatchRow, ChainInfo, ProofRow, Status, Submission
+from sheaf.errors import InvalidInput, SheafError, status_of
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -21,22 +23,14 @@ def _hex(b: bytes | None) -> str | None:
     return None if b is None else "0x" + b.hex()
 
 
-def _err(status: int, code: str, field: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "field": field, "message": message}}, status=status)
-
-
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A SheafError becomes {"error": {code, field, message}} with the HTTP status sheaf.errors.status_of
+    gives it (the table the gRPC server uses too)."""
     try:
         return await handler(request)
-    except InputError as e:
-        return _err(400, e.code, e.field, e.message)
-    except NotFound as e:
-        return _err(404, e.code, e.field, e.message)
-    except Exhausted as e:
-        return _err(429 if e.code in ("RATE_LIMITED", "QUEUE_QUOTA") else 413, e.code, e.field, e.message)
-    except Unauthenticated as e:
-        return _err(401, e.code, e.field, e.message)
+    except SheafError as e:
+        return web.json_response({"error": e.to_dict()}, status=status_of(e).http)
 
 
 def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
@@ -59,21 +53,33 @@ def _b64(body: dict[str, Any], name: str, required: bool = False) -> bytes | Non
     v = body.get(name)
     if v is None:
         if required:
-            raise InputError("MALFORMED", name, f"{name} is required (base64)")
+            raise InvalidInput("MALFORMED", name, f"{name} is required (base64)")
         return None
     if not isinstance(v, str):
-        raise InputError("MALFORMED", name, f"{name} must be a base64 string")
+        raise InvalidInput("MALFORMED", name, f"{name} must be a base64 string")
     try:
         return base64.b64decode(v, validate=True)
     except binascii.Error as e:
-        raise InputError("MALFORMED", name, f"{name} is not valid base64: {e}") from e
+        raise InvalidInput("MALFORMED", name, f"{name} is not valid base64: {e}") from e
 
 
 class HttpApi:
-    def __init__(self, core: Core, ready: Callable[[], dict[str, bool]]) -> None:
-        self.core = core
+    def __init__(
+        self,
+        ingest: Ingest,
+        reads: Reads,
+        chain: ChainInfo,
+        metrics: Metrics,
+        ready: Callable[[], dict[str, bool]],
+        *,
+        max_message_bytes: int,
+    ) -> None:
+        self.ingest = ingest
+        self.reads = reads
+        self.chain = chain
+        self._metrics = metrics
         self.ready = ready
-        self.app = web.Application(middlewares=[errors], client_max_size=core.cfg.max_message_bytes * 2)
+        self.app = web.Application(middlewares=[errors], client_max_size=max_message_bytes * 2)
         self.app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -112,7 +118,7 @@ class HttpApi:
 
     async def metrics(self, _: web.Request) -> web.Response:
         return web.Response(
-            text=self.core.metrics.render(),
+            text=self._metrics.render(),
             content_type="text/plain",
             charset="utf-8",
             headers={"X-Content-Format": "prometheus-0.0.4"},
@@ -122,19 +128,19 @@ class HttpApi:
         try:
             body = await request.json()
         except json.JSONDecodeError as e:
-            raise InputError("MALFORMED", "body", f"body is not JSON: {e}") from e
+            raise InvalidInput("MALFORMED", "body", f"body is not JSON: {e}") from e
         if not isinstance(body, dict):
-            raise InputError("MALFORMED", "body", "body must be a JSON object")
+            raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
         vk_hash_hex = body.get("vk_hash")
         vk_hash = None
         if vk_hash_hex is not None:
             try:
                 vk_hash = bytes.fromhex(str(vk_hash_hex).removeprefix("0x"))
             except ValueError as e:
-                raise InputError("MALFORMED", "vk_hash", "vk_hash must be hex") from e
+                raise InvalidInput("MALFORMED", "vk_hash", "vk_hash must be hex") from e
         domain = body.get("domain_id", 0)
         if not isinstance(domain, int) or domain < 0:
-            raise InputError("MALFORMED", "domain_id", "domain_id must be a non-negative integer")
+            raise InvalidInput("MALFORMED", "domain_id", "domain_id must be a non-negative integer")
         s = Submission(
             scheme=str(body.get("scheme", "")),
             format=str(body.get("format", "")),
@@ -145,7 +151,7 @@ class HttpApi:
             settings=_b64(body, "settings"),
             domain_id=domain,
         )
-        r = await self.core.submit(s)
+        r = await self.ingest.submit(s)
         return web.json_response(
             {
                 "proof_id": r.proof_id,
@@ -156,11 +162,11 @@ class HttpApi:
         )
 
     async def proof(self, request: web.Request) -> web.Response:
-        row = await self.core.proof(request.match_info["proof_id"])
-        return web.json_response(proof_json(row, await self.core.batch_for(row)))
+        row = await self.reads.proof(request.match_info["proof_id"])
+        return web.json_response(proof_json(row, await self.reads.batch_for(row)))
 
     async def inclusion(self, request: web.Request) -> web.Response:
-        inc = await self.core.inclusion(request.match_info["proof_id"])
+        inc = await self.reads.inclusion(request.match_info["proof_id"])
         return web.json_response(
             {
                 "proof_id": inc.proof_id,
@@ -174,8 +180,8 @@ class HttpApi:
                 "index": inc.index,
                 "tx_hash": _hex(inc.tx_hash),
                 "block_number": inc.block_number,
-                "registry": self.core.chain.registry,
-                "chain_id": self.core.chain.chain_id,
+                "registry": self.chain.registry,
+                "chain_id": self.chain.chain_id,
             }
         )
 
@@ -183,8 +189,8 @@ class HttpApi:
         try:
             d, a = int(request.match_info["domain_id"]), int(request.match_info["aggregation_id"])
         except ValueError as e:
-            raise InputError("MALFORMED", "path", "domain_id and aggregation_id must be integers") from e
-        b, rows = await self.core.aggregation(d, a)
+            raise InvalidInput("MALFORMED", "path", "domain_id and aggregation_id must be integers") from e
+        b, rows = await self.reads.aggregation(d, a)
         return web.json_response(
             {
                 "domain_id": b.domain_id,

@@ -17,7 +17,9 @@ import grpc
 from eth_account import Account
 
 from aggregator import crypto
-from aggregator.verify import InputError, Item, ProofVerifier, sign_refusal
+from aggregator.admission import ProofVerifier, sign_refusal
+from normalizers.api import ProofInput
+from sheaf.errors import SheafError
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -55,7 +57,8 @@ async def _decide(
             b"", "LEAF_COUNT", f"leaf_count {task.leaf_count} but {len(task.items)} items", [], b""
         )
     items = [
-        Item(i.scheme, i.format, i.proof, i.vk, i.public or None, i.settings or None) for i in task.items
+        ProofInput(i.scheme, i.format, i.proof, i.vk, i.public or None, i.settings or None)
+        for i in task.items
     ]
     results = await asyncio.gather(*(verifier.verify(it) for it in items), return_exceptions=True)
     bad: list[bytes] = []
@@ -65,7 +68,7 @@ async def _decide(
         if isinstance(r, BaseException):
             bad.append(claimed.statement_hash)
             if not first:
-                first = r.code if isinstance(r, InputError) else "INTERNAL"
+                first = str(r.code) if isinstance(r, SheafError) else "INTERNAL"
             continue
         if r.statement_hash != claimed.statement_hash:
             bad.append(claimed.statement_hash)

@@ -1,8 +1,8 @@
 """grpc.aio front end: Aggregator and Operator services, plus standard health and reflection.
 
 Errors carry the stable code in trailing metadata `sheaf-error-code` and the offending field in
-`sheaf-error-field`; the gRPC status code says the class (INVALID_ARGUMENT, NOT_FOUND,
-RESOURCE_EXHAUSTED, UNAUTHENTICATED). A failing request never changes the health status.
+`sheaf-error-field`; the gRPC status code says the class, from sheaf.errors.status_of (the table
+the HTTP API uses too). A failing request never changes the health status.
 """
 
 from __future__ import annotations
@@ -15,41 +15,43 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from aggregator.core import Core, Exhausted, Inclusion, NotFound, Submission, Unauthenticated
-from aggregator.store import KIND_RECURSIVE, BatchRow, Event, ProofRow, Status
-from aggregator.verify import InputError
+from aggregator.attesting import Attesting
+from aggregator.ingest import Ingest
+from aggregator.reads import Reads
+from aggregator.records import (
+    KIND_RECURSIVE,
+    BatchRow,
+    ChainInfo,
+    Event,
+    Inclusion,
+    ProofRow,
+    Status,
+    Submission,
+)
+from aggregator.service import Service
+from sheaf.errors import InvalidInput, SheafError, status_of
+from sheaf.schemes import Scheme
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
 log = logging.getLogger("sheaf.grpc")
 T = TypeVar("T")
-SCHEME_ENUM = {"groth16": 1, "plonk": 2, "halo2": 3}
-BATCH_STATE_LIMIT = 30.0  # seconds an operator may long-poll
+SCHEME_ENUM = {s.label: int(s) for s in Scheme}  # proto SchemeKind numbers (sheaf.schemes checks them)
+OPERATOR_LONG_POLL_MAX_S = 30.0  # FetchBatch never holds a request longer than this
 
 
-async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, err: Any) -> None:
-    ctx.set_trailing_metadata((("sheaf-error-code", err.code), ("sheaf-error-field", err.field)))
-    await ctx.abort(code, f"{err.code}: {err.field}: {err.message}")
+async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], err: SheafError) -> None:
+    """End the call with the status sheaf.errors.status_of gives `err` (the one table, shared with
+    the HTTP API), its code and field in trailing metadata."""
+    ctx.set_trailing_metadata((("sheaf-error-code", str(err.code)), ("sheaf-error-field", err.field)))
+    await ctx.abort(grpc.StatusCode[status_of(err).grpc], f"{err.code}: {err.field}: {err.message}")
 
 
 async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return await fn()
-    except InputError as e:
-        # the normalizer's size limits are "too big", not "malformed"
-        code = (
-            grpc.StatusCode.RESOURCE_EXHAUSTED if e.code == "TOO_LARGE" else grpc.StatusCode.INVALID_ARGUMENT
-        )
-        await _abort(ctx, code, e)
-    except NotFound as e:
-        await _abort(ctx, grpc.StatusCode.NOT_FOUND, e)
-    except Exhausted as e:
-        await _abort(ctx, grpc.StatusCode.RESOURCE_EXHAUSTED, e)
-    except Unauthenticated as e:
-        code = (
-            grpc.StatusCode.PERMISSION_DENIED if e.code == "NOT_OPERATOR" else grpc.StatusCode.UNAUTHENTICATED
-        )
-        await _abort(ctx, code, e)
+    except SheafError as e:
+        await _abort(ctx, e)
     raise AssertionError("unreachable")  # abort raises
 
 
@@ -112,12 +114,14 @@ def inclusion_msg(inc: Inclusion, chain_id: int, registry: str) -> pb.InclusionP
 
 
 class AggregatorService(pbg.AggregatorServicer):
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, ingest: Ingest, reads: Reads, chain: ChainInfo) -> None:
+        self.ingest = ingest
+        self.reads = reads
+        self.chain = chain
 
     async def RegisterVerifyingKey(self, request: Any, context: Any) -> pb.RegisterVerifyingKeyResponse:
         async def go() -> pb.RegisterVerifyingKeyResponse:
-            h = await self.core.register_vk(
+            h = await self.ingest.register_vk(
                 request.scheme, request.format, request.vk, request.settings or None
             )
             return pb.RegisterVerifyingKeyResponse(vk_hash=h)
@@ -140,7 +144,7 @@ class AggregatorService(pbg.AggregatorServicer):
                 signature=request.auth.signature,
                 nonce=request.auth.nonce,
             )
-            r = await self.core.submit(s)
+            r = await self.ingest.submit(s)
             return pb.SubmitProofResponse(
                 proof_id=r.proof_id,
                 statement_hash=r.statement_hash,
@@ -152,22 +156,22 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def GetProofStatus(self, request: Any, context: Any) -> pb.ProofStatusUpdate:
         async def go() -> pb.ProofStatusUpdate:
-            row = await self.core.proof(request.proof_id)
-            return status_msg(row, await self.core.batch_for(row))
+            row = await self.reads.proof(request.proof_id)
+            return status_msg(row, await self.reads.batch_for(row))
 
         return await _guard(context, go)
 
     async def WatchProof(self, request: Any, context: Any) -> AsyncIterator[pb.ProofStatusUpdate]:
         try:
-            row = await self.core.proof(request.proof_id)
-        except NotFound as e:
-            await _abort(context, grpc.StatusCode.NOT_FOUND, e)
+            row = await self.reads.proof(request.proof_id)
+        except SheafError as e:
+            await _abort(context, e)
             return
-        async for ev in self.core.watch(request.proof_id):
+        async for ev in self.reads.watch(request.proof_id):
             msg = event_msg(ev, row)
             if ev.status >= Status.AGGREGATING:
-                cur = await self.core.proof(request.proof_id)
-                b = await self.core.batch_for(cur)
+                cur = await self.reads.proof(request.proof_id)
+                b = await self.reads.batch_for(cur)
                 if b is not None:
                     msg.aggregation_id = b.aggregation_id or 0
                     if ev.status >= Status.SUBMITTED:
@@ -178,8 +182,8 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def GetAggregation(self, request: Any, context: Any) -> pb.Aggregation:
         async def go() -> pb.Aggregation:
-            b, rows = await self.core.aggregation(
-                request.domain_id or self.core.cfg.default_domain, request.aggregation_id
+            b, rows = await self.reads.aggregation(
+                request.domain_id or self.reads.default_domain, request.aggregation_id
             )
             return pb.Aggregation(
                 domain_id=b.domain_id,
@@ -198,23 +202,24 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def GetInclusionProof(self, request: Any, context: Any) -> pb.InclusionProof:
         async def go() -> pb.InclusionProof:
-            inc = await self.core.inclusion(request.proof_id)
-            return inclusion_msg(inc, self.core.chain.chain_id, self.core.chain.registry)
+            inc = await self.reads.inclusion(request.proof_id)
+            return inclusion_msg(inc, self.chain.chain_id, self.chain.registry)
 
         return await _guard(context, go)
 
 
 class OperatorService(pbg.OperatorServicer):
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    def __init__(self, attesting: Attesting, chain: ChainInfo) -> None:
+        self.attesting = attesting
+        self.chain = chain
 
     async def FetchBatch(self, request: Any, context: Any) -> pb.AttestationTask:
         async def go() -> pb.AttestationTask:
-            wait = min(request.wait_ms / 1000, BATCH_STATE_LIMIT)
+            wait = min(request.wait_ms / 1000, OPERATOR_LONG_POLL_MAX_S)
             left = context.time_remaining()
             if left is not None:
                 wait = max(0.0, min(wait, left - 0.2))
-            got = await self.core.fetch_task(request.operator, wait)
+            got = await self.attesting.fetch_task(request.operator, wait)
             if got is None:
                 return pb.AttestationTask(has_batch=False)
             b, rows = got
@@ -225,8 +230,8 @@ class OperatorService(pbg.OperatorServicer):
                 aggregation_id=b.aggregation_id or 0,
                 root=b.root,
                 leaf_count=b.leaf_count,
-                chain_id=self.core.chain.chain_id,
-                registry=self.core.chain.registry,
+                chain_id=self.chain.chain_id,
+                registry=self.chain.registry,
                 items=[
                     pb.BatchItem(
                         scheme=r.scheme,
@@ -245,7 +250,7 @@ class OperatorService(pbg.OperatorServicer):
 
     async def SubmitAttestation(self, request: Any, context: Any) -> pb.SubmitAttestationResponse:
         async def go() -> pb.SubmitAttestationResponse:
-            ok, n = await self.core.attest(
+            ok, n = await self.attesting.attest(
                 request.operator,
                 request.batch_id,
                 request.root,
@@ -253,7 +258,7 @@ class OperatorService(pbg.OperatorServicer):
                 request.refusal_code,
                 list(request.bad_statements),
             )
-            return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.core.cfg.threshold)
+            return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.attesting.threshold)
 
         return await _guard(context, go)
 
@@ -273,14 +278,16 @@ def _safe_deserializer(cls: Any) -> Callable[[bytes], Any]:
     return de
 
 
-def _malformed(req: _Undecodable) -> InputError:
-    return InputError("MALFORMED_REQUEST", "request", f"cannot decode the protobuf request: {req.err}"[:200])
+def _malformed(req: _Undecodable) -> InvalidInput:
+    return InvalidInput(
+        "MALFORMED_REQUEST", "request", f"cannot decode the protobuf request: {req.err}"[:200]
+    )
 
 
 def _wrap_unary(fn: Any) -> Any:
     async def h(req: Any, ctx: Any) -> Any:
         if isinstance(req, _Undecodable):
-            await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, _malformed(req))
+            await _abort(ctx, _malformed(req))
         return await fn(req, ctx)
 
     return h
@@ -289,7 +296,7 @@ def _wrap_unary(fn: Any) -> Any:
 def _wrap_stream(fn: Any) -> Any:
     async def h(req: Any, ctx: Any) -> Any:
         if isinstance(req, _Undecodable):
-            await _abort(ctx, grpc.StatusCode.INVALID_ARGUMENT, _malformed(req))
+            await _abort(ctx, _malformed(req))
             return
         async for x in fn(req, ctx):
             yield x
@@ -322,17 +329,20 @@ def add_service(server: grpc.aio.Server, servicer: Any, name: str) -> None:
 
 
 class GrpcServer:
-    def __init__(self, core: Core, listen: str) -> None:
-        self.core = core
-        mx = core.cfg.max_message_bytes
+    """Serves a Service's ingest and reads (Aggregator) and attesting (Operator) parts."""
+
+    def __init__(self, service: Service, listen: str) -> None:
+        mx = service.cfg.max_message_bytes
         # A little headroom over the payload limit for the protobuf framing of the other fields.
         opts = [
             ("grpc.max_receive_message_length", mx + 64 * 1024),
             ("grpc.max_send_message_length", 1 << 30),
         ]
         self.server = grpc.aio.server(options=opts)
-        add_service(self.server, AggregatorService(core), "Aggregator")
-        add_service(self.server, OperatorService(core), "Operator")
+        add_service(
+            self.server, AggregatorService(service.ingest, service.reads, service.chain), "Aggregator"
+        )
+        add_service(self.server, OperatorService(service.attesting, service.chain), "Operator")
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (

@@ -1,42 +1,176 @@
-"""Durable state: SQLite in WAL mode with synchronous=FULL, so a commit survives kill -9 and power loss.
+"""Durable state behind one interface, `Store`, so that a second backend (PostgreSQL) can replace
+SQLite without touching the aggregator's parts.
 
-All access goes through one connection owned by the caller's thread (the aggregator runs every store
-call on a single-thread executor). Status transitions are single transactions guarded by the expected
-previous state, and each one appends to `events`, which WatchProof tails.
+`SqliteStore`: SQLite in WAL mode with synchronous=FULL, so a commit survives kill -9 and power
+loss. Its connection is used from one thread: the aggregator runs every store call through one
+`StoreThread` (one worker thread: SQLite sees a single writer). Status transitions are single
+transactions guarded by the expected previous state, and each one appends to `events`, which
+WatchProof tails. The records are in aggregator.records.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from enum import IntEnum
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from aggregator.records import (
+    KIND_ATTESTED,
+    KIND_RECURSIVE,
+    BatchRow,
+    BatchState,
+    Event,
+    InsertResult,
+    NewProof,
+    ProofRow,
+    Status,
+    make_proof_id,
+)
+
+__all__ = [
+    "KIND_ATTESTED",
+    "KIND_RECURSIVE",
+    "BatchState",
+    "SqliteStore",
+    "Status",
+    "Store",
+    "StoreThread",
+    "make_proof_id",
+]
+
+T = TypeVar("T")
 
 
-class Status(IntEnum):
-    # Values equal sheaf.v1.ProofStatus.
-    RECEIVED = 1
-    VALID = 2
-    QUEUED = 3
-    AGGREGATING = 4
-    SUBMITTED = 5
-    FINALIZED = 6
-    REJECTED = 7
-    FAILED = 8
+class Store(Protocol):
+    """What the aggregator needs from durable state. Every method is one transaction (atomic and
+    durable when it returns); methods are called from one thread at a time (see StoreThread).
+    tests/aggregator/test_agg_store.py runs against every implementation (the `store` fixture)."""
+
+    def close(self) -> None: ...
+
+    def schema_version(self) -> int: ...
+
+    # verifying keys
+    def put_vk(self, vk_hash: bytes, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> None: ...
+
+    def get_vk(self, vk_hash: bytes) -> tuple[str, str, bytes, bytes | None] | None: ...
+
+    # submissions
+    def insert_proofs(self, items: Sequence[NewProof]) -> list[InsertResult]:
+        """A group of verified proofs, QUEUED (RECEIVED/VALID/QUEUED events); duplicates (same
+        domain and statement hash) are reported with their current status and left alone."""
+        ...
+
+    def check_and_bump_nonce(self, address: str, nonce: int) -> bool:
+        """False unless `nonce` is above the prover's last one (which it then becomes)."""
+        ...
+
+    def get_proof(self, proof_id: str) -> ProofRow | None: ...
+
+    def events_after(self, proof_id: str, seq: int) -> list[Event]: ...
+
+    def count_by_status(self) -> dict[Status, int]: ...
+
+    def queued_groups(self) -> list[tuple[int, str, int, int]]:
+        """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""
+        ...
+
+    def queued_count(self, prover: str) -> int:
+        """The prover's proofs still QUEUED or AGGREGATING (its queue quota)."""
+        ...
+
+    def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:
+        """Up to `limit` QUEUED proofs of the group, oldest first (nothing is changed)."""
+        ...
+
+    # batches
+    def next_aggregation_id(self, domain_id: int) -> int: ...
+
+    def create_batch(
+        self,
+        domain_id: int,
+        kind: str,
+        proof_ids: Sequence[str],
+        root: bytes,
+        min_id: int = 1,
+        *,
+        defer_id: bool = False,
+    ) -> BatchRow: ...
+
+    def finish_proving(self, batch_id: int, proof: bytes, min_id: int = 1) -> BatchRow | None: ...
+
+    def set_agg_proof(self, batch_id: int, proof: bytes) -> None: ...
+
+    def get_agg_proof(self, batch_id: int) -> bytes | None: ...
+
+    def get_batch(self, batch_id: int) -> BatchRow | None: ...
+
+    def get_batch_by_aggregation(self, domain_id: int, aggregation_id: int) -> BatchRow | None: ...
+
+    def batches_in(self, *states: str) -> list[BatchRow]:
+        """Batches in any of `states`, by domain, aggregation id, batch id."""
+        ...
+
+    def batch_proofs(self, batch_id: int) -> list[ProofRow]:
+        """The batch's proofs in leaf order."""
+        ...
+
+    def domains(self) -> list[int]: ...
+
+    def max_aggregation(self, domain_id: int, state: str) -> int: ...
+
+    def add_signature(
+        self, batch_id: int, operator: str, signature: bytes | None, refusal: str = ""
+    ) -> None: ...
+
+    def signatures(self, batch_id: int) -> list[tuple[str, bytes | None, str]]:
+        """(operator, signature or None for a refusal, refusal code), by operator."""
+        ...
+
+    def set_batch_state(
+        self,
+        batch_id: int,
+        expect: Sequence[str],
+        state: str,
+        *,
+        tx_hash: bytes | None = None,
+        block_number: int | None = None,
+        block_hash: bytes | None = None,
+        proof_status: Status | None = None,
+        reason: str = "",
+    ) -> bool: ...
+
+    def fail_batch(
+        self,
+        batch_id: int,
+        reason: str,
+        bad_statements: Sequence[bytes] = (),
+        from_states: Sequence[str] = (BatchState.PENDING,),
+        *,
+        reroute: Iterable[bytes] = (),
+    ) -> bool: ...
 
 
-class BatchState:
-    PENDING = "pending"  # persisted with its root and aggregation id, collecting signatures
-    SIGNED = "signed"  # k signatures collected, not yet confirmed sent
-    SUBMITTED = "submitted"  # transaction sent (tx_hash known), waiting for confirmations
-    FINALIZED = "finalized"
-    FAILED = "failed"  # abandoned (operators refused); its proofs went back to the queue
+class StoreThread:
+    """Runs every call of one Store on one worker thread, awaitable from the event loop (SQLite:
+    a single writer, and no connection used across threads)."""
 
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sheaf-db")
 
-KIND_ATTESTED = "attested"
-KIND_RECURSIVE = "recursive"
+    async def run(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args, **kw))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.store.close()
+
 
 MIGRATIONS: tuple[str, ...] = (
     # v1
@@ -97,83 +231,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def make_proof_id(domain_id: int, statement_hash: bytes) -> str:
-    return f"{domain_id}-{statement_hash.hex()}"
-
-
-@dataclass(frozen=True)
-class NewProof:
-    domain_id: int
-    statement_hash: bytes
-    vk_hash: bytes
-    kind: str
-    scheme: str
-    format: str
-    proof: bytes
-    vk: bytes
-    public: bytes | None
-    settings: bytes | None
-    prover: str | None = None
-
-    @property
-    def proof_id(self) -> str:
-        return make_proof_id(self.domain_id, self.statement_hash)
-
-
-@dataclass(frozen=True)
-class ProofRow:
-    proof_id: str
-    domain_id: int
-    statement_hash: bytes
-    vk_hash: bytes
-    kind: str
-    scheme: str
-    format: str
-    proof: bytes
-    vk: bytes
-    public: bytes | None
-    settings: bytes | None
-    status: Status
-    reason_code: str
-    message: str
-    batch_id: int | None
-    leaf_index: int | None
-    updated_ms: int
-
-
-@dataclass(frozen=True)
-class BatchRow:
-    batch_id: int
-    domain_id: int
-    kind: str
-    aggregation_id: int | None
-    root: bytes
-    leaf_count: int
-    state: str
-    tx_hash: bytes | None
-    block_number: int | None
-    block_hash: bytes | None
-    reason: str
-    created_ms: int
-
-
-@dataclass(frozen=True)
-class Event:
-    seq: int
-    proof_id: str
-    status: Status
-    reason_code: str
-    message: str
-    ts_ms: int
-
-
-@dataclass(frozen=True)
-class InsertResult:
-    proof_id: str
-    duplicate: bool
-    status: Status
-
-
 _PROOF_COLS = (
     "proof_id, domain_id, statement_hash, vk_hash, kind, scheme, format, proof, vk, public, settings, "
     "status, reason_code, message, batch_id, leaf_index, updated_ms"
@@ -192,39 +249,41 @@ def _batch(r: Sequence[object]) -> BatchRow:
     return BatchRow(*r)  # type: ignore[arg-type]
 
 
-class Store:
+class SqliteStore:
+    """The SQLite Store (the only backend so far)."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
+        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
         self._migrate()
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def _migrate(self) -> None:
-        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        version = int(self.conn.execute("PRAGMA user_version").fetchone()[0])
         for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
             # executescript commits; user_version is bumped in the same script so a crash between
             # statements leaves the old version and the DDL rolled back.
-            self.db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={i};\nCOMMIT;")
+            self.conn.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={i};\nCOMMIT;")
 
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
     # -- verifying keys ---------------------------------------------------------------------------
 
     def put_vk(self, vk_hash: bytes, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> None:
-        self.db.execute(
+        self.conn.execute(
             "INSERT OR IGNORE INTO vks (vk_hash, scheme, format, vk, settings, created_ms) "
             "VALUES (?,?,?,?,?,?)",
             (vk_hash, scheme, fmt, vk, settings, now_ms()),
         )
 
     def get_vk(self, vk_hash: bytes) -> tuple[str, str, bytes, bytes | None] | None:
-        r = self.db.execute(
+        r = self.conn.execute(
             "SELECT scheme, format, vk, settings FROM vks WHERE vk_hash=?", (vk_hash,)
         ).fetchone()
         return None if r is None else (r[0], r[1], r[2], r[3])
@@ -235,7 +294,7 @@ class Store:
         """One transaction (one fsync) for a group of verified submissions; acks happen after it."""
         out: list[InsertResult] = []
         ts = now_ms()
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             for p in items:
@@ -280,7 +339,7 @@ class Store:
         return out
 
     def check_and_bump_nonce(self, address: str, nonce: int) -> bool:
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             r = cur.execute("SELECT last_nonce FROM provers WHERE address=?", (address,)).fetchone()
@@ -299,11 +358,11 @@ class Store:
             raise
 
     def get_proof(self, proof_id: str) -> ProofRow | None:
-        r = self.db.execute(f"SELECT {_PROOF_COLS} FROM proofs WHERE proof_id=?", (proof_id,)).fetchone()
+        r = self.conn.execute(f"SELECT {_PROOF_COLS} FROM proofs WHERE proof_id=?", (proof_id,)).fetchone()
         return None if r is None else _proof(r)
 
     def events_after(self, proof_id: str, seq: int) -> list[Event]:
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT seq, proof_id, status, reason_code, message, ts_ms FROM events "
             "WHERE proof_id=? AND seq>? ORDER BY seq",
             (proof_id, seq),
@@ -311,12 +370,12 @@ class Store:
         return [Event(r[0], r[1], Status(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def count_by_status(self) -> dict[Status, int]:
-        rows = self.db.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
+        rows = self.conn.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
         return {Status(r[0]): int(r[1]) for r in rows}
 
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT domain_id, kind, COUNT(*), MIN(updated_ms) FROM proofs WHERE status=? "
             "GROUP BY domain_id, kind",
             (int(Status.QUEUED),),
@@ -324,7 +383,7 @@ class Store:
         return [(int(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
 
     def queued_count(self, prover: str) -> int:
-        r = self.db.execute(
+        r = self.conn.execute(
             "SELECT COUNT(*) FROM proofs WHERE prover=? AND status IN (?,?)",
             (prover, int(Status.QUEUED), int(Status.AGGREGATING)),
         ).fetchone()
@@ -352,24 +411,24 @@ class Store:
             )
 
     def next_aggregation_id(self, domain_id: int) -> int:
-        r = self.db.execute(
+        r = self.conn.execute(
             "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state != ?",
             (domain_id, BatchState.FAILED),
         ).fetchone()
         return int(r[0] or 0) + 1
 
     def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:
-        rows = self.db.execute(
+        rows = self.conn.execute(
             f"SELECT {_PROOF_COLS} FROM proofs WHERE domain_id=? AND kind=? AND status=? ORDER BY id LIMIT ?",
             (domain_id, kind, int(Status.QUEUED), limit),
         ).fetchall()
         return [_proof(r) for r in rows]
 
     def set_agg_proof(self, batch_id: int, proof: bytes) -> None:
-        self.db.execute("UPDATE batches SET agg_proof=? WHERE batch_id=?", (proof, batch_id))
+        self.conn.execute("UPDATE batches SET agg_proof=? WHERE batch_id=?", (proof, batch_id))
 
     def get_agg_proof(self, batch_id: int) -> bytes | None:
-        r = self.db.execute("SELECT agg_proof FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        r = self.conn.execute("SELECT agg_proof FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
         return None if r is None or r[0] is None else bytes(r[0])
 
     def _next_id(self, cur: sqlite3.Cursor, domain_id: int, min_id: int) -> int:
@@ -398,7 +457,7 @@ class Store:
         minutes of proving do not hold up the domain's later aggregations.
         """
         ts = now_ms()
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             agg_id = None if defer_id else self._next_id(cur, domain_id, min_id)
@@ -429,7 +488,7 @@ class Store:
         id (if the batch has none yet) and move to SIGNED (ready to post), in one transaction.
         None if the batch is no longer PENDING."""
         ts = now_ms()
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             r = cur.execute(
@@ -451,11 +510,11 @@ class Store:
         return self.get_batch(batch_id)
 
     def get_batch(self, batch_id: int) -> BatchRow | None:
-        r = self.db.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+        r = self.conn.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
         return None if r is None else _batch(r)
 
     def get_batch_by_aggregation(self, domain_id: int, aggregation_id: int) -> BatchRow | None:
-        r = self.db.execute(
+        r = self.conn.execute(
             f"SELECT {_BATCH_COLS} FROM batches WHERE domain_id=? AND aggregation_id=?",
             (domain_id, aggregation_id),
         ).fetchone()
@@ -463,7 +522,7 @@ class Store:
 
     def batches_in(self, *states: str) -> list[BatchRow]:
         q = ",".join("?" * len(states))
-        rows = self.db.execute(
+        rows = self.conn.execute(
             f"SELECT {_BATCH_COLS} FROM batches WHERE state IN ({q}) "
             "ORDER BY domain_id, aggregation_id, batch_id",
             states,
@@ -471,23 +530,23 @@ class Store:
         return [_batch(r) for r in rows]
 
     def batch_proofs(self, batch_id: int) -> list[ProofRow]:
-        rows = self.db.execute(
+        rows = self.conn.execute(
             f"SELECT {_PROOF_COLS} FROM proofs WHERE batch_id=? ORDER BY leaf_index", (batch_id,)
         ).fetchall()
         return [_proof(r) for r in rows]
 
     def domains(self) -> list[int]:
-        rows = self.db.execute("SELECT DISTINCT domain_id FROM batches ORDER BY domain_id").fetchall()
+        rows = self.conn.execute("SELECT DISTINCT domain_id FROM batches ORDER BY domain_id").fetchall()
         return [int(r[0]) for r in rows]
 
     def max_aggregation(self, domain_id: int, state: str) -> int:
-        r = self.db.execute(
+        r = self.conn.execute(
             "SELECT MAX(aggregation_id) FROM batches WHERE domain_id=? AND state=?", (domain_id, state)
         ).fetchone()
         return int(r[0] or 0)
 
     def add_signature(self, batch_id: int, operator: str, signature: bytes | None, refusal: str = "") -> None:
-        self.db.execute(
+        self.conn.execute(
             "INSERT INTO signatures (batch_id, operator, signature, refusal_code, created_ms) "
             "VALUES (?,?,?,?,?) "
             "ON CONFLICT(batch_id, operator) DO UPDATE SET signature=excluded.signature, "
@@ -496,7 +555,7 @@ class Store:
         )
 
     def signatures(self, batch_id: int) -> list[tuple[str, bytes | None, str]]:
-        rows = self.db.execute(
+        rows = self.conn.execute(
             "SELECT operator, signature, refusal_code FROM signatures WHERE batch_id=? ORDER BY operator",
             (batch_id,),
         ).fetchall()
@@ -516,7 +575,7 @@ class Store:
     ) -> bool:
         """Atomic compare-and-set on the batch state; also moves its proofs when proof_status is given."""
         ts = now_ms()
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             q = ",".join("?" * len(expect))
@@ -557,7 +616,7 @@ class Store:
         recursive prover cannot take) are re-queued as attest-only (kind attested, reason_code =
         `reason`)."""
         ts = now_ms()
-        cur = self.db.cursor()
+        cur = self.conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
             q = ",".join("?" * len(from_states))

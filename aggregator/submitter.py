@@ -24,9 +24,12 @@ import time
 from web3.exceptions import ContractLogicError
 
 from aggregator.chain import Chain, RpcError
-from aggregator.core import Core
-from aggregator.store import KIND_RECURSIVE, BatchRow, BatchState, Status
-from normalizers.statement import keccak256
+from aggregator.changes import Changes
+from aggregator.ids import AggregationIds
+from aggregator.metrics import Metrics
+from aggregator.records import KIND_RECURSIVE, BatchRow, BatchState, Status
+from aggregator.store import StoreThread
+from sheaf.hashing import keccak256
 
 log = logging.getLogger("sheaf.submitter")
 
@@ -55,13 +58,35 @@ def proof_rejection(e: ContractLogicError) -> str | None:
 
 
 class Submitter:
-    def __init__(self, core: Core, chain: Chain, confirmations: int, poll_s: float) -> None:
-        self.core = core
+    """Posting. Reads SIGNED/SUBMITTED/FINALIZED batches and moves them on (`db`), reports the
+    registry's next id per domain to `ids` (the batcher and prover allocate from it), posts
+    attested batches with the first `threshold` signatures, wakes the other parts through
+    `changes` and stops when it closes."""
+
+    def __init__(
+        self,
+        db: StoreThread,
+        ids: AggregationIds,
+        changes: Changes,
+        metrics: Metrics,
+        chain: Chain,
+        *,
+        threshold: int,
+        confirmations: int,
+        poll_s: float,
+    ) -> None:
+        self.db = db
+        self.ids = ids
+        self.changes = changes
+        self.metrics = metrics
         self.chain = chain
+        self.threshold = threshold
         self.confirmations = confirmations
         self.poll_s = poll_s
         self._round_ok = False
         self.task: asyncio.Task[None] | None = None
+        metrics.describe("sheaf_submit_seconds", "Time from batch creation to confirmed on chain")
+        metrics.describe("sheaf_chain_failures_total", "Chain submission failures by code")
 
     @property
     def healthy(self) -> bool:
@@ -77,22 +102,22 @@ class Submitter:
             await asyncio.gather(self.task, return_exceptions=True)
 
     async def run(self) -> None:
-        while not self.core.stopping:
+        while not self.changes.closed:
             try:
                 await self.round()
                 self._round_ok = True
             except RpcError as e:
                 self._round_ok = False
-                self.core.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
+                self.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
                 log.warning("chain round: %s", e)
             except Exception:
                 self._round_ok = False
-                self.core.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
+                self.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
                 log.exception("chain round failed")
-            await self.core.wait_change(self.poll_s)
+            await self.changes.wait(self.poll_s)
 
     async def round(self) -> None:
-        db, store = self.core.db, self.core.db.store
+        db, store = self.db, self.db.store
         active = await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
         domains = sorted({b.domain_id for b in active} | set(await db.run(store.domains)))
         if not domains:
@@ -112,9 +137,9 @@ class Submitter:
             raise failed
 
     async def _domain(self, d: int, head: int) -> None:
-        db, store = self.core.db, self.core.db.store
+        db, store = self.db, self.db.store
         nxt = await self.chain.next_aggregation_id(d)
-        self.core.chain_next[d] = nxt
+        self.ids.observe(d, nxt)
         last = nxt - 1
         if await db.run(store.max_aggregation, d, BatchState.FINALIZED) > last:
             for b in await db.run(store.batches_in, BatchState.FINALIZED):
@@ -122,7 +147,7 @@ class Submitter:
                     log.warning(
                         "reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id
                     )
-                    self.core.metrics.inc("sheaf_chain_failures_total", code="REORGED")
+                    self.metrics.inc("sheaf_chain_failures_total", code="REORGED")
                     await db.run(
                         store.set_batch_state,
                         b.batch_id,
@@ -151,10 +176,10 @@ class Submitter:
                     break
             else:
                 break  # an earlier id is not signed yet: strictly in order
-        self.core.notify()
+        self.changes.notify()
 
     async def _follow(self, b: BatchRow, head: int) -> None:
-        db, store = self.core.db, self.core.db.store
+        db, store = self.db, self.db.store
         assert b.aggregation_id is not None
         oc = await self.chain.get_aggregation(b.domain_id, b.aggregation_id)
         if oc is None or oc.root != b.root or oc.leaf_count != b.leaf_count:
@@ -165,7 +190,7 @@ class Submitter:
                 b.aggregation_id,
                 b.batch_id,
             )
-            self.core.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
+            self.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
             await db.run(
                 store.fail_batch, b.batch_id, "ID_TAKEN", (), (BatchState.SIGNED, BatchState.SUBMITTED)
             )
@@ -181,7 +206,7 @@ class Submitter:
                 proof_status=Status.FINALIZED,
             )
             if ok:
-                self.core.metrics.observe("sheaf_submit_seconds", time.time() - b.created_ms / 1000)
+                self.metrics.observe("sheaf_submit_seconds", time.time() - b.created_ms / 1000)
                 log.info(
                     "aggregation %d/%d finalized at block %d (%d leaves)",
                     b.domain_id,
@@ -214,7 +239,7 @@ class Submitter:
                 b.domain_id,
                 b.aggregation_id,
             )
-            self.core.metrics.inc("sheaf_chain_failures_total", code="REVERTED")
+            self.metrics.inc("sheaf_chain_failures_total", code="REVERTED")
         else:
             log.warning(
                 "tx %s for aggregation %d/%d was dropped; resending",
@@ -222,11 +247,11 @@ class Submitter:
                 b.domain_id,
                 b.aggregation_id,
             )
-            self.core.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
+            self.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
         return True
 
     async def _send(self, b: BatchRow) -> None:
-        db, store = self.core.db, self.core.db.store
+        db, store = self.db, self.db.store
         assert b.aggregation_id is not None
         if b.kind == KIND_RECURSIVE:
             proof = await db.run(store.get_agg_proof, b.batch_id)
@@ -248,8 +273,8 @@ class Submitter:
                     b.batch_id,
                     why,
                 )
-                self.core.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
-                self.core.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
+                self.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
                 await db.run(
                     functools.partial(
                         store.fail_batch,
@@ -265,7 +290,7 @@ class Submitter:
             sigs = [(op, s) for op, s, _ in await db.run(store.signatures, b.batch_id) if s]
             # The registry wants signers in strictly ascending address order; take the first k.
             sigs.sort(key=lambda x: int(x[0], 16))
-            chosen = [s for _, s in sigs[: self.core.cfg.threshold]]
+            chosen = [s for _, s in sigs[: self.threshold]]
             tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
         await db.run(
             store.set_batch_state,

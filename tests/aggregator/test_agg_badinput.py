@@ -24,11 +24,11 @@ from eth_account import Account
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aggregator import attestation, crypto
+from aggregator.admission import ProofVerifier, recover_refusal, sign_refusal, sign_submission
 from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.operator import check_task
-from aggregator.verify import ProofVerifier, recover_refusal, sign_refusal
 from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
 from normalizers.statement import BN254_R
@@ -314,8 +314,6 @@ async def test_prover_authentication(chain_env: ChainEnv, tmp_path: Path) -> Non
                 public=pool[3].public or b"",
                 domain_id=1,
             )
-            from aggregator.verify import sign_submission
-
             req.auth.prover, req.auth.nonce = alice.address, 9
             req.auth.signature = sign_submission(bob.key.hex(), st(pool[3]), 9, 1)
             with pytest.raises(grpc.aio.AioRpcError) as gi:

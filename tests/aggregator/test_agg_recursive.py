@@ -56,12 +56,23 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError
 
 from aggregator import crypto
+from aggregator.admission import ProofVerifier
 from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AsyncClient
 from aggregator.config import Config, RecursionConfig
-from aggregator.core import ChainInfo, Core, ProverError, Submission
+from aggregator.core import Core
 from aggregator.metrics import Metrics
+from aggregator.proving import ProvingFailed as ProverError
+from aggregator.records import (
+    KIND_ATTESTED,
+    KIND_RECURSIVE,
+    BatchState,
+    ChainInfo,
+    NewProof,
+    Status,
+    Submission,
+)
 from aggregator.recursion import (
     PROVER_BAD_LEAF,
     PROVER_LEAF_MISMATCH,
@@ -70,13 +81,13 @@ from aggregator.recursion import (
     manifest_recursive,
     plan_recursion,
 )
-from aggregator.store import KIND_ATTESTED, KIND_RECURSIVE, BatchState, NewProof, Status, Store
-from aggregator.verify import Item, ProofVerifier
+from aggregator.store import SqliteStore as Store
 from deploy.anvil import Anvil
 from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
 from deploy.recursive import RecursiveDeployment, leaf_statement_hash, setup_lock_path
 from normalizers.api import Normalizer, ProofInput
+from normalizers.api import ProofInput as Item
 from normalizers.statement import keccak256
 from sheaf.v1 import aggregator_pb2 as pb
 

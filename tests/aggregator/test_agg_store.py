@@ -1,16 +1,70 @@
-"""Store and state machine: a real SQLite file, reopened to check durability."""
+"""Store and state machine, against the `Store` interface: every test taking `open_store` runs once
+per backend in BACKENDS (today a real SQLite file), reopening it to check durability. A new backend
+plugs in with one line there."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import sqlite3
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from aggregator import crypto
 from aggregator.metrics import Metrics
-from aggregator.store import KIND_ATTESTED, BatchState, NewProof, Status, Store
-from normalizers.statement import keccak256
+from aggregator.records import KIND_ATTESTED, BatchState, NewProof, Status
+from aggregator.store import SqliteStore, Store, StoreThread
+from sheaf.hashing import keccak256
+
+OpenStore = Callable[[], Store]
+
+# name -> (opener of a fresh, empty store for this test's tmp dir): returns a function that opens
+# the SAME store each time it is called (a reopen = a new connection, as after a crash).
+BACKENDS: dict[str, Callable[[Path], OpenStore]] = {
+    "sqlite": lambda tmp: lambda: SqliteStore(tmp / "a.db"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    yield BACKENDS[request.param](tmp_path)
+
+
+def test_backends_implement_the_whole_store_protocol(tmp_path: Path) -> None:
+    """Every Store method exists on every backend with the same parameters (names, kinds,
+    defaults): the aggregator's parts call them by keyword too."""
+    members = [n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")]
+    assert {"insert_proofs", "create_batch", "fail_batch", "set_batch_state"} <= set(members)
+    for name, opener in BACKENDS.items():
+        s = opener(tmp_path)()
+        try:
+            for m in members:
+                impl = getattr(s, m, None)
+                assert callable(impl), f"{name} store has no {m}()"
+                want = list(inspect.signature(getattr(Store, m)).parameters.values())[1:]
+                got = list(inspect.signature(impl).parameters.values())
+                assert [(p.name, p.kind, p.default) for p in got] == [
+                    (p.name, p.kind, p.default) for p in want
+                ], f"{name}.{m}{inspect.signature(impl)} differs from Store.{m}"
+        finally:
+            s.close()
+
+
+async def test_store_thread_runs_every_call_on_one_thread(open_store: OpenStore) -> None:
+    db = StoreThread(open_store())
+    seen: set[int] = set()
+
+    def which() -> int:
+        seen.add(threading.get_ident())
+        return threading.get_ident()
+
+    ids = await asyncio.gather(*(db.run(which) for _ in range(8)))
+    assert len(seen) == 1 and ids[0] != threading.get_ident()
+    assert await db.run(db.store.schema_version) >= 1
+    db.close()
 
 
 def _p(i: int, domain: int = 1, prover: str | None = None) -> NewProof:
@@ -30,30 +84,32 @@ def _p(i: int, domain: int = 1, prover: str | None = None) -> NewProof:
     )
 
 
-def test_schema_and_pragmas(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+def test_sqlite_schema_and_pragmas(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "a.db")
     assert s.schema_version() == 1
-    assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert s.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    s.insert_proofs([_p(1), _p(2)])
     s.close()
-    s2 = Store(tmp_path / "a.db")  # reopening does not re-run migrations
+    # a fresh connection (as after a crash) sees every acked row
+    raw = sqlite3.connect(tmp_path / "a.db")
+    assert raw.execute("SELECT COUNT(*) FROM proofs").fetchone()[0] == 2
+    raw.close()
+    s2 = SqliteStore(tmp_path / "a.db")  # reopening does not re-run migrations
     assert s2.schema_version() == 1
     s2.close()
 
 
-def test_insert_is_durable_and_idempotent(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+def test_insert_is_durable_and_idempotent(open_store: OpenStore) -> None:
+    s = open_store()
     r = s.insert_proofs([_p(1), _p(2), _p(1)])
     assert [x.duplicate for x in r] == [False, False, True]
     assert r[0].proof_id == r[2].proof_id
     # same statement in another domain is a different submission
     assert s.insert_proofs([_p(1, domain=2)])[0].duplicate is False
     s.close()
-    # a fresh connection (as after a crash) sees every acked row
-    raw = sqlite3.connect(tmp_path / "a.db")
-    assert raw.execute("SELECT COUNT(*) FROM proofs").fetchone()[0] == 3
-    raw.close()
-    s = Store(tmp_path / "a.db")
+    s = open_store()  # as after a crash: every acked row is there
+    assert sum(s.count_by_status().values()) == 3
     again = s.insert_proofs([_p(2)])
     assert again[0].duplicate and again[0].proof_id == r[1].proof_id
     evs = s.events_after(r[0].proof_id, 0)
@@ -61,8 +117,8 @@ def test_insert_is_durable_and_idempotent(tmp_path: Path) -> None:
     s.close()
 
 
-def test_batch_lifecycle_and_sequential_ids(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+def test_batch_lifecycle_and_sequential_ids(open_store: OpenStore) -> None:
+    s = open_store()
     s.insert_proofs([_p(i) for i in range(5)])
     rows = s.take_queued(1, KIND_ATTESTED, 3)
     assert len(rows) == 3
@@ -114,8 +170,8 @@ def test_batch_lifecycle_and_sequential_ids(tmp_path: Path) -> None:
     s.close()
 
 
-def test_failed_batch_releases_its_id_and_later_ones(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+def test_failed_batch_releases_its_id_and_later_ones(open_store: OpenStore) -> None:
+    s = open_store()
     s.insert_proofs([_p(i) for i in range(4)])
     rows = s.take_queued(1, KIND_ATTESTED, 4)
     a = s.create_batch(1, KIND_ATTESTED, [r.proof_id for r in rows[:2]], b"\x01" * 32)
@@ -135,12 +191,66 @@ def test_failed_batch_releases_its_id_and_later_ones(tmp_path: Path) -> None:
     s.close()
 
 
-def test_nonce_replay(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+def test_nonce_replay(open_store: OpenStore) -> None:
+    s = open_store()
     assert s.check_and_bump_nonce("0xabc", 5)
     assert not s.check_and_bump_nonce("0xabc", 5)
     assert not s.check_and_bump_nonce("0xabc", 4)
     assert s.check_and_bump_nonce("0xabc", 6)
+    s.close()
+
+
+def test_keys_queue_groups_and_quota(open_store: OpenStore) -> None:
+    s = open_store()
+    assert s.get_vk(b"\x11" * 32) is None
+    s.put_vk(b"\x11" * 32, "groth16", "snarkjs", b"vk", None)
+    s.put_vk(b"\x11" * 32, "plonk", "gnark", b"other", b"s")  # first registration wins
+    assert s.get_vk(b"\x11" * 32) == ("groth16", "snarkjs", b"vk", None)
+    s.insert_proofs([_p(1, prover="0xa"), _p(2, prover="0xa"), _p(3, domain=2)])
+    groups = {(d, k): n for d, k, n, _ in s.queued_groups()}
+    assert groups == {(1, KIND_ATTESTED): 2, (2, KIND_ATTESTED): 1}
+    assert s.queued_count("0xa") == 2 and s.queued_count("0xb") == 0
+    assert s.count_by_status() == {Status.QUEUED: 3}
+    s.close()
+
+
+def test_recursive_batch_takes_its_id_when_proved(open_store: OpenStore) -> None:
+    s = open_store()
+    s.insert_proofs([_p(i) for i in range(3)])
+    rows = s.take_queued(1, KIND_ATTESTED, 3)
+    rec = s.create_batch(1, "recursive", [rows[0].proof_id], b"\x01" * 32, defer_id=True)
+    att = s.create_batch(1, KIND_ATTESTED, [rows[1].proof_id], b"\x02" * 32)
+    assert rec.aggregation_id is None and att.aggregation_id == 1  # proving holds up no one
+    done = s.finish_proving(rec.batch_id, b"outer", min_id=1)
+    assert done is not None and done.aggregation_id == 2 and done.state == BatchState.SIGNED
+    assert s.get_agg_proof(rec.batch_id) == b"outer"
+    assert s.finish_proving(rec.batch_id, b"again") is None  # no longer PENDING
+    assert s.get_batch_by_aggregation(1, 2) == s.get_batch(rec.batch_id)
+    assert s.domains() == [1] and s.next_aggregation_id(1) == 3
+    # a recursive batch that cannot be proved: its unfit leaf goes to attestation, kind changed
+    rec2 = s.create_batch(1, "recursive", [rows[2].proof_id], b"\x03" * 32, defer_id=True)
+    assert s.fail_batch(rec2.batch_id, "PROVER_BAD_LEAF", reroute=[rows[2].statement_hash])
+    p = s.get_proof(rows[2].proof_id)
+    assert p is not None and (p.status, p.kind, p.reason_code) == (
+        Status.QUEUED,
+        KIND_ATTESTED,
+        "PROVER_BAD_LEAF",
+    )
+    assert s.get_batch(att.batch_id).state == BatchState.PENDING  # type: ignore[union-attr]
+    s.set_batch_state(att.batch_id, [BatchState.PENDING], BatchState.FINALIZED)
+    assert s.max_aggregation(1, BatchState.FINALIZED) == 1
+    s.close()
+
+
+def test_signatures_and_refusals(open_store: OpenStore) -> None:
+    s = open_store()
+    s.insert_proofs([_p(1)])
+    b = s.create_batch(1, KIND_ATTESTED, [_p(1).proof_id], b"\x01" * 32)
+    s.add_signature(b.batch_id, "0xbb", b"sig-b")
+    s.add_signature(b.batch_id, "0xaa", None, "VERIFICATION_FAILED")
+    s.add_signature(b.batch_id, "0xbb", b"sig-b2")  # an operator answers once: the last answer counts
+    assert s.signatures(b.batch_id) == [("0xaa", None, "VERIFICATION_FAILED"), ("0xbb", b"sig-b2", "")]
+    assert [b.batch_id] == [x.batch_id for x in s.batches_in(BatchState.PENDING, BatchState.SIGNED)]
     s.close()
 
 

@@ -1,0 +1,115 @@
+"""Attesting: the aggregator's side of the operators' k-of-n signatures (the Operator service).
+
+An operator long-polls for a PENDING attested batch it has not answered (`fetch_task`), re-verifies
+it and answers with an EIP-712 signature over (chain, registry, domain, aggregation id, root, leaf
+count) or a signed refusal (`attest`). k valid signatures move the batch to SIGNED (ready to post);
+more than n - k refusals fail it (its good proofs are re-queued). The signatures themselves are
+aggregator.attestation's (also used by contracts' tests and bench).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from aggregator import crypto
+from aggregator.admission import recover_refusal
+from aggregator.changes import Changes
+from aggregator.config import Config
+from aggregator.ingest import norm_addr
+from aggregator.records import KIND_ATTESTED, BatchRow, BatchState, ChainInfo, ProofRow
+from aggregator.store import StoreThread
+from sheaf.errors import InvalidInput, NotFound, Unauthenticated
+
+log = logging.getLogger("sheaf.aggregator")
+
+
+class Attesting:
+    def __init__(self, cfg: Config, db: StoreThread, chain: ChainInfo, changes: Changes) -> None:
+        self.threshold = cfg.threshold
+        self.operators = {norm_addr(a) for a in cfg.operators}
+        self.db = db
+        self.chain = chain
+        self.changes = changes
+
+    def check_operator(self, operator: str) -> str:
+        op = norm_addr(operator)
+        if op not in self.operators:
+            raise Unauthenticated("NOT_OPERATOR", "operator", f"{operator} is not in the operator set")
+        return op
+
+    async def fetch_task(self, operator: str, wait_s: float) -> tuple[BatchRow, list[ProofRow]] | None:
+        """The oldest PENDING attested batch `operator` has not answered, waiting up to wait_s."""
+        op = self.check_operator(operator)
+        store = self.db.store
+        deadline = time.monotonic() + wait_s
+        while not self.changes.closed:
+            for b in await self.db.run(store.batches_in, BatchState.PENDING):
+                if b.kind != KIND_ATTESTED:
+                    continue
+                done = {o for o, _, _ in await self.db.run(store.signatures, b.batch_id)}
+                if op not in done:
+                    return b, await self.db.run(store.batch_proofs, b.batch_id)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            await self.changes.wait(min(left, 1.0))
+        return None
+
+    async def attest(
+        self, operator: str, batch_id: int, root: bytes, signature: bytes, refusal: str, bad: Sequence[bytes]
+    ) -> tuple[bool, int]:
+        """(accepted, valid signatures so far). A batch no longer PENDING is not an error: the
+        answer comes too late and is not recorded."""
+        op = self.check_operator(operator)
+        store = self.db.store
+        b = await self.db.run(store.get_batch, batch_id)
+        if b is None:
+            raise NotFound("UNKNOWN_BATCH", "batch_id", f"no batch {batch_id}")
+        if b.state != BatchState.PENDING or b.aggregation_id is None:
+            return False, await self.valid_signatures(b)
+        if refusal:
+            try:
+                refuser = norm_addr(recover_refusal(signature, batch_id, refusal, bad))
+            except Exception as e:
+                raise InvalidInput(
+                    "BAD_SIGNATURE", "signature", f"cannot recover the refusal signer: {e}"
+                ) from e
+            if refuser != op:
+                raise InvalidInput("BAD_SIGNATURE", "signature", f"refusal is signed by {refuser}, not {op}")
+            log.warning("operator %s refused batch %d: %s", op, batch_id, refusal)
+            await self.db.run(store.add_signature, batch_id, op, None, refusal)
+            refusals = [s for s in await self.db.run(store.signatures, batch_id) if s[1] is None]
+            if len(refusals) > len(self.operators) - self.threshold:
+                await self.db.run(store.fail_batch, batch_id, refusal, list(bad))
+                self.changes.notify()
+            return True, await self.valid_signatures(b)
+        if root != b.root:
+            raise InvalidInput("ROOT_MISMATCH", "root", "the operator's root differs from the batch root")
+        try:
+            signer = norm_addr(
+                crypto.recover_aggregation_signer(
+                    signature,
+                    self.chain.chain_id,
+                    self.chain.registry,
+                    b.domain_id,
+                    b.aggregation_id,
+                    b.root,
+                    b.leaf_count,
+                )
+            )
+        except Exception as e:
+            raise InvalidInput("BAD_SIGNATURE", "signature", f"cannot recover the signer: {e}") from e
+        if signer != op:
+            raise InvalidInput("BAD_SIGNATURE", "signature", f"signature is by {signer}, not {op}")
+        await self.db.run(store.add_signature, batch_id, op, signature, "")
+        n = await self.valid_signatures(b)
+        if n >= self.threshold:
+            if await self.db.run(store.set_batch_state, batch_id, [BatchState.PENDING], BatchState.SIGNED):
+                log.info("batch %d signed by %d operators", batch_id, n)
+            self.changes.notify()
+        return True, n
+
+    async def valid_signatures(self, b: BatchRow) -> int:
+        return sum(1 for _, s, _ in await self.db.run(self.db.store.signatures, b.batch_id) if s)

@@ -1,0 +1,94 @@
+"""The composition root: builds the aggregator's parts on one store and runs their loops.
+
+    ingest     (aggregator.ingest)     RegisterVerifyingKey, SubmitProof: auth, limits, group commit
+    reads      (aggregator.reads)      proof status, WatchProof, aggregations, inclusion receipts
+    batcher    (aggregator.batcher)    queued proofs -> persisted batches
+    proving    (aggregator.proving)    recursive batches -> outer proofs (BatchProver)
+    attesting  (aggregator.attesting)  operators' tasks, signatures and refusals
+    posting    (aggregator.submitter)  built by App: it needs the chain client
+
+They share only the `StoreThread` (durable state), `AggregationIds` (the registry's next id per
+domain), `Changes` (wake-ups and the stop flag) and `Metrics`. The front ends (server.py, http.py)
+take the parts they serve, never the whole service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aggregator.admission import Verifier
+from aggregator.attesting import Attesting
+from aggregator.batcher import Batcher
+from aggregator.changes import Changes
+from aggregator.config import Config
+from aggregator.ids import AggregationIds
+from aggregator.ingest import Ingest
+from aggregator.metrics import Metrics
+from aggregator.proving import BatchProver, Proving
+from aggregator.reads import Reads
+from aggregator.records import ChainInfo, Status
+from aggregator.store import Store, StoreThread
+
+log = logging.getLogger("sheaf.aggregator")
+
+
+class Service:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        verifier: Verifier,
+        chain: ChainInfo,
+        metrics: Metrics | None = None,
+        prover: BatchProver | None = None,
+        *,
+        read_next_id: Callable[[int], Awaitable[int]] | None = None,
+    ) -> None:
+        """`read_next_id(domain)`: the registry's nextAggregationId (Chain.next_aggregation_id);
+        without it the local sequence alone allocates ids until the submitter reports the chain's."""
+        self.cfg = cfg
+        self.db = StoreThread(store)
+        self.chain = chain
+        self.metrics = m = metrics or Metrics()
+        self.changes = Changes()
+        self.ids = AggregationIds(read_next_id)
+        self.proving = Proving(prover, self.db, self.ids, self.changes, m)
+        self.ingest = Ingest(cfg, self.db, verifier, self.proving.route, self.changes, m)
+        self.batcher = Batcher(cfg, self.db, self.ids, self.proving, self.changes, m)
+        self.attesting = Attesting(cfg, self.db, chain, self.changes)
+        self.reads = Reads(self.db, chain, self.changes, cfg.default_domain)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._status_counts: dict[tuple[tuple[str, str], ...], float] = {}
+        m.describe("sheaf_proofs", "Proofs by status")
+        m.gauge("sheaf_proofs", lambda: dict(self._status_counts))
+
+    @property
+    def stopping(self) -> bool:
+        return self.changes.closed
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self.ingest.run_writer(), name="writer"),
+            asyncio.create_task(self.batcher.run(), name="batcher"),
+            asyncio.create_task(self._gauges(), name="gauges"),
+        ]
+
+    async def stop(self) -> None:
+        """Drain: stop taking submissions, commit what is queued, then stop the loops."""
+        await self.ingest.drain()
+        self.changes.close()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, self.proving.stop(), return_exceptions=True)
+        self.db.close()
+
+    async def _gauges(self) -> None:
+        while not self.changes.closed:
+            try:
+                counts = await self.db.run(self.db.store.count_by_status)
+                self._status_counts = {(("status", s.name),): float(counts.get(s, 0)) for s in Status}
+            except Exception:
+                log.exception("gauge refresh failed")
+            await asyncio.sleep(1.0)

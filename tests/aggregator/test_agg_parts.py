@@ -1,0 +1,97 @@
+"""The service's parts through their own interfaces, on a real SQLite store (no servers, no chain):
+the id floor the submitter reports reaches the batcher, batches reach the operators' queue, and
+the parts wake each other through `Changes`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from aggregator import crypto
+from aggregator.admission import ProofVerifier
+from aggregator.config import Config
+from aggregator.records import KIND_ATTESTED, BatchState, ChainInfo, NewProof, Status
+from aggregator.service import Service
+from aggregator.store import SqliteStore
+from sheaf.errors import PERMISSION_DENIED, SheafError, status_of
+from sheaf.hashing import keccak256
+
+OPERATOR = Account.create()
+REGISTRY = "0x" + "ab" * 20
+
+
+def _p(i: int) -> NewProof:
+    st = keccak256(b"stmt" + i.to_bytes(4, "big"))
+    return NewProof(1, st, b"\x11" * 32, KIND_ATTESTED, "groth16", "snarkjs", b"p", b"vk", b"[]", None)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    cfg = Config(
+        db_path=str(tmp_path / "agg.db"),
+        operators=[OPERATOR.address],
+        threshold=1,
+        max_leaves=4,
+        max_wait_ms=3_600_000,  # nothing is batched unless the test forces it
+    )
+    # ProofVerifier is built but never called here (proofs go straight into the store)
+    svc = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(object()), ChainInfo(31337, REGISTRY))
+    yield svc
+    await svc.stop()
+
+
+async def test_batcher_allocates_from_the_floor_the_submitter_observed(service: Service) -> None:
+    db = service.db
+    await db.run(db.store.insert_proofs, [_p(i) for i in range(3)])
+    service.ids.observe(1, 7)  # what Submitter does after reading the registry
+    waiter = asyncio.create_task(service.changes.wait(10.0))
+    await asyncio.sleep(0)
+    assert await service.batcher.make_batches(force=True) == 1
+    await asyncio.wait_for(waiter, 1.0)  # the batcher woke the other parts
+    (b,) = await db.run(db.store.batches_in, BatchState.PENDING)
+    assert (b.aggregation_id, b.leaf_count, b.kind) == (7, 3, KIND_ATTESTED)
+    rows = await db.run(db.store.batch_proofs, b.batch_id)
+    assert b.root == crypto.merkle_root([r.statement_hash for r in rows])
+    assert {r.status for r in rows} == {Status.AGGREGATING}
+
+
+async def test_attesting_serves_batches_to_operators_only(service: Service) -> None:
+    db = service.db
+    await db.run(db.store.insert_proofs, [_p(i) for i in range(2)])
+    await service.batcher.make_batches(force=True)
+    got = await service.attesting.fetch_task(OPERATOR.address.lower(), 0.0)
+    assert got is not None
+    b, rows = got
+    assert [r.input.proof for r in rows] == [b"p", b"p"]  # what the operator re-verifies
+    sig = crypto.sign_aggregation(
+        OPERATOR.key.hex(), 31337, REGISTRY, b.domain_id, b.aggregation_id, b.root, b.leaf_count
+    )
+    assert await service.attesting.attest(OPERATOR.address, b.batch_id, b.root, sig, "", []) == (True, 1)
+    assert (await db.run(db.store.get_batch, b.batch_id)).state == BatchState.SIGNED  # type: ignore[union-attr]
+    assert await service.attesting.fetch_task(OPERATOR.address, 0.0) is None  # nothing left to sign
+    with pytest.raises(SheafError) as ei:
+        await service.attesting.fetch_task(Account.create().address, 0.0)
+    assert ei.value.code == "NOT_OPERATOR" and status_of(ei.value) == PERMISSION_DENIED
+
+
+async def test_reads_wait_for_changes_and_stop(service: Service) -> None:
+    db = service.db
+    (r,) = await db.run(db.store.insert_proofs, [_p(1)])
+    seen: list[Status] = []
+
+    async def watch() -> None:
+        async for e in service.reads.watch(r.proof_id):
+            seen.append(e.status)
+
+    t = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)
+    assert seen == [Status.RECEIVED, Status.VALID, Status.QUEUED]
+    await service.batcher.make_batches(force=True)
+    await asyncio.sleep(0.2)
+    assert seen[-1] == Status.AGGREGATING
+    service.changes.close()  # the stop flag ends every watcher
+    await asyncio.wait_for(t, 2.0)

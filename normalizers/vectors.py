@@ -40,7 +40,7 @@ def build_vectors() -> dict[str, Any]:
             vh = vk_hash(scheme, canonical_vk)
             cases.append(
                 {
-                    "name": f"{scheme.name.lower()}-{n_pubs}-pubs",
+                    "name": f"{scheme.label}-{n_pubs}-pubs",
                     "envelope_version": ENVELOPE_VERSION,
                     "scheme": int(scheme),
                     "canonical_vk": "0x" + canonical_vk.hex(),

@@ -17,7 +17,18 @@ from typing import Any
 
 import pytest
 from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractCustomError, ContractLogicError
 
+from aggregator.attestation import Aggregation, sign_aggregation
+from aggregator.merkle import merkle_path, merkle_root
+from deploy.anvil import ANVIL_DEV_KEYS
+from deploy.api import configure_registry
+from deploy.chain import call_tx_gas, deploy_contract, exec_gas, transact
+from deploy.compile import Artifact
 from sheaf.hashing import keccak256
 from sheaf.inference import (
     BN254_R,
@@ -369,6 +380,205 @@ def test_receipt_check_partial_model_segments() -> None:
     with pytest.raises(InferenceError) as e:
         verify_inference(PARTIAL, [*proofs[:4], SliceProof(aggregation_id=1)], 0, reg.included)
     assert (e.value.error, *e.value.args_) == ("UnprovenSliceHasProof", 4)
+
+
+# ---------------------------------------------------------------------------- on a real anvil
+
+DOMAIN = 1
+
+
+def _spec_arg(spec: Sequence[SliceSpec]) -> list[tuple[Any, ...]]:
+    return [_abi_tuple(s) for s in spec]
+
+
+def _proofs_arg(proofs: Sequence[SliceProof]) -> list[tuple[Any, ...]]:
+    return [
+        (list(p.public_inputs), p.aggregation_id, list(p.merkle_path), p.leaf_count, p.index) for p in proofs
+    ]
+
+
+def reverts_contain(fn: Any, error_sig: str) -> bool:
+    return "0x" + keccak256(error_sig.encode())[:4].hex() in _revert_data(fn)
+
+
+def _revert_data(fn: Any) -> str:
+    with pytest.raises((ContractCustomError, ContractLogicError)) as e:
+        fn.call()
+    return str(getattr(e.value, "data", None) or e.value).lower()
+
+
+@dataclasses.dataclass
+class Chain:
+    w3: Web3
+    owner: LocalAccount
+    arts: dict[str, Artifact]
+    reg: Contract
+    inf: Contract
+    operator_keys: list[str]
+
+    def contract(self, name: str, args: Sequence[Any]) -> Contract:
+        sent = deploy_contract(self.w3, self.owner, self.arts[name], list(args))
+        assert sent.contract_address
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(sent.contract_address), abi=self.arts[name].abi
+        )
+
+    def attest(self, leaves: list[bytes]) -> int:
+        agg_id = int(self.reg.functions.nextAggregationId(DOMAIN).call())
+        root = merkle_root(leaves)
+        agg = Aggregation(DOMAIN, agg_id, root, len(leaves))
+        sigs = sign_aggregation(agg, int(self.w3.eth.chain_id), self.reg.address, self.operator_keys)
+        fn = self.reg.functions.submitAttestedAggregation(
+            DOMAIN, agg_id, root, len(leaves), [x.signature for x in sigs]
+        )
+        transact(self.w3, self.owner, fn, "submitAttestedAggregation")
+        return agg_id
+
+    def included(self, agg_id: int, leaf: bytes, path: Sequence[bytes], leaf_count: int, index: int) -> int:
+        ok, kind = self.reg.functions.verifyProofAggregationKind(
+            DOMAIN, agg_id, leaf, list(path), leaf_count, index
+        ).call()
+        return int(kind) if ok else 0
+
+    def post(self, spec: Sequence[SliceSpec], pubs: Sequence[Sequence[int]]) -> list[SliceProof]:
+        leaves = [keccak256(b"filler/%d" % len(spec)), *_stmts(spec, pubs)]
+        agg_id = self.attest(leaves)
+        out = []
+        for s, p in zip(spec, pubs, strict=True):
+            if not s.proven:
+                out.append(SliceProof())
+                continue
+            i = leaves.index(statement_hash(s.scheme, s.vk_hash, p))
+            out.append(SliceProof(tuple(p), agg_id, merkle_path(leaves, i).path, len(leaves), i))
+        return out
+
+
+@pytest.fixture(scope="module")
+def chain(w3: Web3, owner: LocalAccount, artifacts: dict[str, Artifact]) -> Chain:
+    keys = [ANVIL_DEV_KEYS[1], ANVIL_DEV_KEYS[2]]
+    sent = deploy_contract(w3, owner, artifacts["SheafRegistry"], [owner.address])
+    assert sent.contract_address
+    reg = w3.eth.contract(
+        address=Web3.to_checksum_address(sent.contract_address), abi=artifacts["SheafRegistry"].abi
+    )
+    configure_registry(
+        w3,
+        owner,
+        reg,
+        domains=[(DOMAIN, "")],
+        operators=[Account.from_key(k).address for k in keys],
+        threshold=2,
+    )
+    c = Chain(w3, owner, artifacts, reg, reg, keys)
+    c.inf = c.contract("SheafInference", [reg.address])
+    return c
+
+
+def test_onchain_model_ids_and_registration_checks_are_the_specs(chain: Chain) -> None:
+    for case in json.loads(VECTORS.read_text())["cases"]:
+        spec = [
+            SliceSpec(
+                s["proven"],
+                s["scheme"],
+                bytes.fromhex(s["vk_hash"][2:]),
+                s["public_input_count"],
+                s["in_commit_index"],
+                s["out_commit_index"],
+                tuple(s["output_indices"]),
+            )
+            for s in case["slices"]
+        ]
+        assert "0x" + chain.inf.functions.modelIdOf(_spec_arg(spec)).call().hex() == case["model_id"], case[
+            "name"
+        ]
+        fn = chain.inf.functions.validateModel(_spec_arg(spec))
+        if case["valid"]:
+            assert list(fn.call()) == [case["output_slice"], case["segment_count"], case["proven_mask"]]
+        else:
+            assert case["revert_data"][2:] in _revert_data(fn), case["name"]
+
+
+def _check_result(onchain: Any, r: Any) -> None:
+    h, output, output_slice, mask, full, segments, kinds = onchain
+    assert h == r.inference_hash
+    assert tuple(output) == r.output and output_slice == r.output_slice and mask == r.proven_mask
+    assert full == r.fully_proven and tuple(kinds) == r.kinds
+    assert [tuple(s) for s in segments] == [(s.first, s.last, s.in_commit, s.out_commit) for s in r.segments]
+
+
+GAS: dict[str, int] = {}
+
+
+@pytest.mark.parametrize("name", ["three", "eight", "partial"])
+def test_onchain_verify_inference_is_the_receipt_check_and_its_gas(chain: Chain, name: str) -> None:
+    w3, owner = chain.w3, chain.owner
+    spec = {"three": THREE, "eight": EIGHT, "partial": PARTIAL}[name]
+    n_out = len(spec[-1].output_indices) if spec[-1].proven else 1
+    pubs = chain_pubs(spec, 10 + len(spec), [100 + k for k in range(n_out)])
+    reg_tx = transact(w3, owner, chain.inf.functions.registerModel(_spec_arg(spec)), "registerModel")
+    mid = model_id(spec)
+    logs = chain.inf.events.ModelRegistered().process_receipt(reg_tx.receipt)
+    assert [(x.args.modelId, x.args.registrant) for x in logs] == [(mid, owner.address)]
+    assert reverts_contain(
+        chain.inf.functions.registerModel(_spec_arg(spec)), "ModelAlreadyRegistered(bytes32)"
+    )
+
+    proofs = chain.post(spec, pubs)
+    r = verify_inference(spec, proofs, 2, chain.included)  # the spec, asking the chain's registry
+    call = chain.inf.functions.verifyInference(mid, DOMAIN, 2, _proofs_arg(proofs))
+    _check_result(call.call(), r)
+
+    # refusals carry the spec's revert data
+    def same_refusal(bad: list[SliceProof], kind: int = 2) -> None:
+        with pytest.raises(InferenceError) as e:
+            verify_inference(spec, bad, kind, chain.included)
+        fn = chain.inf.functions.verifyInference(mid, DOMAIN, kind, _proofs_arg(bad))
+        assert e.value.revert_data().hex() in _revert_data(fn), e.value
+
+    same_refusal(proofs, 1)  # an app demanding RECURSIVE
+    same_refusal(proofs[:-1])
+    last = len(spec) - 1 if spec[-1].proven else len(spec) - 2
+    forged = list(proofs[last].public_inputs)
+    forged[-1] = (forged[-1] + 1) % BN254_R
+    same_refusal(
+        [*proofs[:last], dataclasses.replace(proofs[last], public_inputs=tuple(forged)), *proofs[last + 1 :]]
+    )
+    same_refusal([proofs[2], proofs[1], proofs[0], *proofs[3:]])
+
+    # gas, from receipts: the view as a transaction, the app pattern, and one ExampleConsumer per slice
+    data = bytes.fromhex(chain.inf.encode_abi("verifyInference", [mid, DOMAIN, 2, _proofs_arg(proofs)])[2:])
+    view_gas = call_tx_gas(w3, owner, chain.inf.address, data, "verifyInference")
+    app = chain.contract("ExampleInferenceConsumer", [chain.inf.address, mid, DOMAIN, 2, name != "partial"])
+    claimed = list(r.output)
+    accepted = transact(
+        w3, owner, app.functions.acceptInference(claimed, _proofs_arg(proofs)), "acceptInference"
+    )
+    ev = app.events.InferenceAccepted().process_receipt(accepted.receipt)
+    assert [(x.args.inferenceHash, tuple(x.args.output)) for x in ev] == [(r.inference_hash, r.output)]
+    assert app.functions.accepted(r.inference_hash).call() is True
+    per_slice = 0
+    for s, p in zip(spec, proofs, strict=True):
+        if not s.proven:
+            continue
+        consumer = chain.contract("ExampleConsumer", [chain.reg.address, DOMAIN, 2, s.scheme, s.vk_hash])
+        fn = consumer.functions.acceptResult(
+            list(p.public_inputs), p.aggregation_id, list(p.merkle_path), p.leaf_count, p.index
+        )
+        per_slice += transact(w3, owner, fn, "acceptResult").gas_used
+    n_proven = bin(r.proven_mask).count("1")
+    GAS.update(
+        {
+            f"{name}: slices / proven": len(spec) * 100 + n_proven,
+            f"{name}: registerModel tx": reg_tx.gas_used,
+            f"{name}: verifyInference tx": view_gas,
+            f"{name}: verifyInference execution": exec_gas(view_gas, data),
+            f"{name}: acceptInference tx": accepted.gas_used,
+            f"{name}: {n_proven} x acceptResult txs": per_slice,
+        }
+    )
+    print(json.dumps({k: v for k, v in GAS.items() if k.startswith(name + ":")}, indent=1))
+    # one call for the whole model is cheaper than one transaction per proven slice
+    assert accepted.gas_used < per_slice
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from aggregator.chain import Chain
 from aggregator.client import AsyncClient
 from aggregator.config import Config, RecursionConfig
 from aggregator.core import Core
+from aggregator.leaves import leaf_statement_hash
 from aggregator.metrics import Metrics
 from aggregator.proving import ProvingFailed as ProverError
 from aggregator.records import (
@@ -85,10 +86,11 @@ from aggregator.store import SqliteStore as Store
 from deploy.anvil import Anvil
 from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
-from deploy.recursive import RecursiveDeployment, leaf_statement_hash, setup_lock_path
+from deploy.recursive import RecursiveDeployment
 from normalizers.api import Normalizer, ProofInput
 from normalizers.api import ProofInput as Item
 from normalizers.statement import keccak256
+from sheaf.recursion_keys import setup_lock_path
 from sheaf.v1 import aggregator_pb2 as pb
 
 # Outer circuit: N leaves of P public inputs each. N=1 by default: its keys are the ones

@@ -8,8 +8,9 @@
     posting    (aggregator.submitter)  built by App: it needs the chain client
 
 They share only the `StoreThread` (durable state), `AggregationIds` (the registry's next id per
-domain), `Changes` (wake-ups and the stop flag) and `Metrics`. The front ends (server.py, http.py)
-take the parts they serve, never the whole service.
+domain), `Changes` (wake-ups and the stop flag) and `Metrics`. The front ends' handlers take the
+parts they serve (AggregatorService: ingest + reads; OperatorService: attesting; HttpApi: ingest +
+reads), never the whole service.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ from typing import Any, Protocol, TypeVar
 
 from aggregator.records import (
     KIND_ATTESTED,
-    KIND_RECURSIVE,
     BatchRow,
     BatchState,
     Event,
@@ -29,19 +28,10 @@ from aggregator.records import (
     NewProof,
     ProofRow,
     Status,
-    make_proof_id,
 )
 
-__all__ = [
-    "KIND_ATTESTED",
-    "KIND_RECURSIVE",
-    "BatchState",
-    "SqliteStore",
-    "Status",
-    "Store",
-    "StoreThread",
-    "make_proof_id",
-]
+# BatchState and Status are also read from here by tests/demo/test_demo.py.
+__all__ = ["KIND_ATTESTED", "BatchState", "SqliteStore", "Status", "Store", "StoreThread"]
 
 T = TypeVar("T")
 

@@ -798,6 +798,17 @@ contract SheafInferenceTest is InferenceFixture {
         }
     }
 
+    /// docs/inference.md's worked vector.
+    function test_workedVector() public view {
+        uint16[] memory outs = new uint16[](1);
+        outs[0] = 1;
+        ISheafInference.SliceSpec[] memory s = new ISheafInference.SliceSpec[](1);
+        s[0] = ISheafInference.SliceSpec(true, 1, bytes32(type(uint256).max / 15), 2, 0, 1, outs);
+        assertEq(s[0].vkHash, 0x1111111111111111111111111111111111111111111111111111111111111111);
+        assertEq(abi.encode(inf.MODEL_ID_TAG(), s).length, 13 * 32);
+        assertEq(inf.modelIdOf(s), 0xae720c57f2bee48088da2d99f998fe1a27e5d251269878a071d31eb48527b88b);
+    }
+
     /// The model id changes when any field of any slice changes, and with order and length.
     function testFuzz_modelIdChangesWithAnyField(uint8 sliceSeed, uint8 fieldSeed, uint256 value)
         public

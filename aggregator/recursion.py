@@ -9,7 +9,8 @@ The worker is a separate process (a proof uses every core for minutes): the even
 on its pipes, so ingest, batching and attestation keep running while a batch is proved. It is
 started once, restarted (with backoff) whenever it exits, and a job whose worker died, timed out
 or failed internally is sent again to the next worker, up to `max_attempts` times; then the
-prover gives up (ProverError) and the aggregator attests the batch instead. Protocol:
+prover gives up (ProverError) and the aggregator attests the batch instead. The worker speaks the
+one process protocol of sheaf-gnark (sheaf.gnark_process, docs/sidecar.md); its ops are in
 docs/recursion.md ("Aggregator worker interface").
 
 Leaves: gnark Groth16 items go through the normalizer (the sidecar decodes the gnark binaries
@@ -42,6 +43,8 @@ from aggregator.core import ProveJob, ProverError
 from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
 from aggregator.verify import Item
+from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
+from sheaf.paths import BinaryNotFound, gnark_binary
 from sheaf.recursion_keys import setup_lock_path
 
 log = logging.getLogger("sheaf.recursion")
@@ -50,25 +53,35 @@ log = logging.getLogger("sheaf.recursion")
 PROVER_UNAVAILABLE = "PROVER_UNAVAILABLE"  # worker binary missing, or it cannot start / get ready
 PROVER_CRASHED = "PROVER_CRASHED"  # the worker exited while proving
 PROVER_TIMEOUT = "PROVER_TIMEOUT"  # no answer within prove_timeout_s (the worker is killed)
-PROVER_WORKER_ERROR = "PROVER_WORKER_ERROR"  # the worker answered `internal`
-PROVER_BAD_LEAF = "PROVER_BAD_LEAF"  # a leaf the circuit cannot take (conversion or worker `bad_leaf`)
+PROVER_WORKER_ERROR = "PROVER_WORKER_ERROR"  # the worker answered INTERNAL (or another code)
+PROVER_BAD_LEAF = "PROVER_BAD_LEAF"  # a leaf the circuit cannot take (conversion or worker BAD_LEAF)
 PROVER_LEAF_MISMATCH = "PROVER_LEAF_MISMATCH"  # recomputed statement hash / result leaves differ
-PROVER_REJECTED = "PROVER_REJECTED"  # worker `bad_batch` / `bad_shape` / `bad_request`
+PROVER_REJECTED = "PROVER_REJECTED"  # worker BAD_BATCH / BAD_SHAPE / MALFORMED / TOO_LARGE
 CIRCUIT_MISMATCH = "CIRCUIT_MISMATCH"  # the worker's circuit is not the one deployed on chain
 
 PROVE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 3600.0)
 _LEAF_FIELD = re.compile(r"^leaves\[(\d+)\]")
+# worker error codes that no retry changes: the batch is refused
+_REJECTED = frozenset({"BAD_BATCH", "BAD_SHAPE", "MALFORMED", "TOO_LARGE"})
 
 
-class _WorkerGone(Exception):
-    """The worker's stdout closed (it exited)."""
+class ProverWorker(GnarkProcess):
+    """The prover process, `sheaf-gnark aggregate serve --batch N --npub P [--plonk K]`, on the one
+    process protocol (sheaf.gnark_process; docs/sidecar.md): it loads (or, on an empty cache, dev-
+    creates) its keys before the ready line, whose result names the circuit (shape, circuit_hash,
+    nb_constraints, dir, keys_created, compile_ms, setup_ms); ops info, prove, verify; one request
+    at a time (a proof already uses every core)."""
 
-
-@dataclass
-class _Worker:
-    proc: asyncio.subprocess.Process
-    info: dict[str, Any]
-    started: float
+    @staticmethod
+    def command(
+        binary: str | os.PathLike[str], batch: int, npub: int, plonk: int = 0, cache_dir: str = ""
+    ) -> list[str]:
+        argv = [str(binary), "aggregate", "serve", "--batch", str(batch), "--npub", str(npub)]
+        if plonk:
+            argv += ["--plonk", str(plonk)]
+        if cache_dir:
+            argv += ["--cache", cache_dir]
+        return argv
 
 
 class RecursiveProver:
@@ -110,16 +123,14 @@ class RecursiveProver:
         self.info: dict[str, Any] = {}
         self.restarts = 0
         self.peak_rss_bytes = 0
-        self._worker: _Worker | None = None  # ready to take requests
-        self._proc: asyncio.subprocess.Process | None = None  # the current process, even while starting
+        self._worker: ProverWorker | None = None  # ready to take requests
+        self._proc: ProverWorker | None = None  # the current process, even while starting
         self._ready = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closing = False
         self._supervisor: asyncio.Task[None] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._seq = 0
         self._inflight = 0
-        self._tasks: set[asyncio.Task[None]] = set()
         m = self.metrics
         m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (worker round trip)")
         m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
@@ -185,7 +196,7 @@ class RecursiveProver:
     def worker_pid(self) -> int | None:
         """The current worker process (starting or ready), if it runs."""
         proc = self._proc
-        return proc.pid if proc is not None and proc.returncode is None else None
+        return proc.pid if proc is not None and proc.alive else None
 
     # -- worker lifecycle -------------------------------------------------------------------------
 
@@ -209,57 +220,26 @@ class RecursiveProver:
         return dict(self.info)
 
     def _argv(self) -> list[str]:
-        from normalizers.sidecar import find_binary
+        binary = gnark_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
+        return ProverWorker.command(binary, self.batch, self.npub, self.plonk, self.cache_dir)
 
-        binary = find_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
-        argv = [str(binary), "aggregate", "serve", "--batch", str(self.batch), "--npub", str(self.npub)]
-        if self.plonk:
-            argv += ["--plonk", str(self.plonk)]
-        if self.cache_dir:
-            argv += ["--cache", self.cache_dir]
-        return argv
-
-    async def _spawn(self) -> _Worker:
+    async def _spawn(self) -> ProverWorker:
         try:
             argv = self._argv()
-        except Exception as e:  # NormalizeError SIDECAR_UNAVAILABLE: nothing to retry
+        except BinaryNotFound as e:  # nothing to retry
             self.disabled, self.disabled_code = f"recursive worker binary not found: {e}", PROVER_UNAVAILABLE
             raise
         # until the keys are loaded, no other Sheaf process may run a dev setup of this shape into
         # the same cache (sheaf-deploy takes the same lock): the worker may be the one creating them
         lock = await self._setup_lock()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                limit=64 * 1024 * 1024,
-            )
-            self._proc = proc
-            log.info("recursive worker pid %d starting: %s", proc.pid, " ".join(argv))
-            assert proc.stderr is not None
-            t = asyncio.create_task(
-                self._drain_stderr(proc.stderr, proc.pid), name=f"worker-stderr-{proc.pid}"
-            )
-            self._tasks.add(t)
-            t.add_done_callback(self._tasks.discard)
-            try:
-                line = await asyncio.wait_for(self._readline(proc), self.ready_timeout_s)
-            except BaseException:
-                await self._kill(proc)
-                raise
+            w = await ProverWorker.spawn(argv, name="recursive worker", on_stderr=self._on_stderr)
+            self._proc = w
+            log.info("recursive worker pid %d starting: %s", w.pid, " ".join(argv))
+            await w.wait_ready(self.ready_timeout_s)  # kills it on failure, timeout or cancellation
         finally:
             lock.close()  # releases the flock
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            msg = {}
-        if not isinstance(msg, dict) or msg.get("id") != "ready" or not msg.get("ok"):
-            await self._kill(proc)
-            raise RuntimeError(f"unexpected first worker line: {line[:200]!r}")
-        info = dict(msg.get("result") or {})
-        return _Worker(proc, info, time.monotonic())
+        return w
 
     async def _setup_lock(self) -> IO[str]:
         cache = Path(self.cache_dir) if self.cache_dir else None
@@ -301,8 +281,9 @@ class RecursiveProver:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
-            shape = w.info.get("shape") or {}
-            got_hash = str(w.info.get("circuit_hash", "")).lower()
+            info = w.ready
+            shape = info.get("shape") or {}
+            got_hash = str(info.get("circuit_hash", "")).lower()
             got = (shape.get("batch"), shape.get("npub"), shape.get("plonk", 0))
             if got != (self.batch, self.npub, self.plonk):
                 self.disabled = f"worker shape {shape} is not {self.shape}"
@@ -315,89 +296,56 @@ class RecursiveProver:
                 self.disabled_code = CIRCUIT_MISMATCH
                 self.metrics.inc("sheaf_recursive_failures_total", code=CIRCUIT_MISMATCH)
                 log.error("recursion disabled: %s; eligible proofs are attested", self.disabled)
-                await self._kill(w.proc)
+                await w.kill()
                 return
-            self.info = w.info
+            self.info = info
             self._worker = w
             self._ready.set()
             backoff = self.restart_backoff_s
             log.info(
                 "recursive worker pid %d ready: circuit %s, %s constraints, keys %s (%s), compile %s ms, "
                 "keys %s ms",
-                w.proc.pid,
+                w.pid,
                 got_hash[:16],
-                w.info.get("nb_constraints"),
-                w.info.get("dir"),
-                "CREATED by an INSECURE dev setup" if w.info.get("keys_created") else "loaded",
-                w.info.get("compile_ms"),
-                w.info.get("setup_ms"),
+                info.get("nb_constraints"),
+                info.get("dir"),
+                "CREATED by an INSECURE dev setup" if info.get("keys_created") else "loaded",
+                info.get("compile_ms"),
+                info.get("setup_ms"),
             )
-            rc = await w.proc.wait()
+            rc = await w.wait()
             self._ready.clear()
             self._worker = None
             if self._closing:
                 return
             log.error(
                 "recursive worker pid %d exited with %s; restarting. stderr: %s",
-                w.proc.pid,
+                w.pid,
                 rc,
                 " | ".join(self._stderr_tail),
             )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 60.0)
 
-    async def _drain_stderr(self, stream: asyncio.StreamReader, pid: int) -> None:
-        while True:
-            raw = await stream.readline()
-            if not raw:
-                return
-            line = raw.decode(errors="replace").rstrip()
-            if not line:
-                continue
-            self._stderr_tail.append(line)
-            (log.info if line.startswith("aggregate:") else log.debug)("worker %d: %s", pid, line)
+    def _on_stderr(self, line: str) -> None:
+        self._stderr_tail.append(line)
+        pid = self._proc.pid if self._proc is not None else 0
+        (log.info if line.startswith("aggregate:") else log.debug)("worker %d: %s", pid, line)
 
-    @staticmethod
-    async def _readline(proc: asyncio.subprocess.Process) -> bytes:
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()
-        if not line:
-            raise _WorkerGone()
-        return line
-
-    @staticmethod
-    async def _kill(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
-        if proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-    def _sample_rss(self, pid: int) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_rss_bytes = max(self.peak_rss_bytes, int(line.split()[1]) * 1024)
+    def _sample_rss(self, w: ProverWorker) -> None:
+        self.peak_rss_bytes = max(self.peak_rss_bytes, w.peak_rss_bytes())
 
     async def close(self) -> None:
         self._closing = True
         w = self._worker
         if w is not None:
-            self._sample_rss(w.proc.pid)
-            if w.proc.stdin is not None:
-                with contextlib.suppress(Exception):
-                    w.proc.stdin.close()
-            await self._kill(w.proc)
+            self._sample_rss(w)
+            await w.kill()
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
             self._supervisor = None
-        # a worker still starting (no _Worker yet) is killed by _spawn's cancellation handler
+        # a worker still starting is killed by wait_ready's cancellation handler
         self._ready.clear()
         self._worker = None
 
@@ -496,95 +444,70 @@ class RecursiveProver:
                 self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
                 raise
             w = self._worker
-            if w is None or w.proc.returncode is not None:  # died between ready and now
+            if w is None or not w.alive:  # died between ready and now
                 self._forget(w)
                 continue
             attempt += 1
-            self._seq += 1
-            req_id = f"batch-{job.batch_id}-{self._seq}"
-            req = json.dumps({"id": req_id, "op": "prove", "leaves": leaves}) + "\n"
             t0 = time.monotonic()
             log.info(
                 "batch %d: proving %d leaves on worker pid %d (attempt %d/%d)",
                 job.batch_id,
                 len(leaves),
-                w.proc.pid,
+                w.pid,
                 attempt,
                 self.max_attempts,
             )
             self._inflight = 1  # a request is with the worker (not while it restarts)
             try:
-                resp = await asyncio.wait_for(self._roundtrip(w, req), self.prove_timeout_s)
-            except (_WorkerGone, BrokenPipeError, ConnectionResetError):
-                rc = await w.proc.wait()
+                result = await w.request("prove", timeout=self.prove_timeout_s, leaves=leaves)
+            except ProcessError as e:
+                if e.code == ProcessError.TIMEOUT:
+                    last = ProverError(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
+                    self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
+                    log.error("batch %d: %s; killing worker pid %d", job.batch_id, last, w.pid)
+                    await w.kill()
+                else:  # it exited (or wrote an unreadable line and was killed)
+                    rc = await w.wait()
+                    last = ProverError(PROVER_CRASHED, f"worker pid {w.pid} exited with {rc} while proving")
+                    self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
+                    log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
                 self._forget(w)
-                last = ProverError(PROVER_CRASHED, f"worker pid {w.proc.pid} exited with {rc} while proving")
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
-                log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
                 continue
-            except ValueError as e:  # not a JSON answer: the worker is out of step, start over
-                last = ProverError(PROVER_WORKER_ERROR, f"unreadable worker answer: {e}")
+            except RemoteError as e:
+                code, fld, msg = str(e.code), e.field, e.message
+                if code == "BAD_LEAF":
+                    m = _LEAF_FIELD.match(fld)
+                    bad = [int(m.group(1))] if m else list(range(len(leaves)))
+                    self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
+                    raise ProverError(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad) from None
+                if code in _REJECTED:
+                    self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_REJECTED)
+                    raise ProverError(PROVER_REJECTED, f"{code} {fld}: {msg}") from None
+                last = ProverError(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-                await self._kill(w.proc)
-                self._forget(w)
-                continue
-            except TimeoutError:
-                last = ProverError(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
-                log.error("batch %d: %s; killing worker pid %d", job.batch_id, last, w.proc.pid)
-                await self._kill(w.proc)
-                self._forget(w)
+                log.error("batch %d: worker error %s", job.batch_id, last)
                 continue
             finally:
                 self._inflight = 0
-                self._sample_rss(w.proc.pid)
-            if resp.get("id") != req_id:
-                last = ProverError(PROVER_WORKER_ERROR, f"answer for {resp.get('id')!r}, expected {req_id}")
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-                await self._kill(w.proc)  # out of step: start over with a fresh worker
-                self._forget(w)
-                continue
-            if resp.get("ok"):
-                wall = time.monotonic() - t0
-                proof = self._check_result(job, resp.get("result") or {})
-                self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
-                log.info(
-                    "batch %d: outer proof in %.1f s (worker prove %s ms), peak RSS %d MiB",
-                    job.batch_id,
-                    wall,
-                    (resp.get("result") or {}).get("prove_ms"),
-                    self.peak_rss_bytes >> 20,
-                )
-                return proof
-            err = resp.get("error") or {}
-            code, fld, msg = str(err.get("code", "")), str(err.get("field", "")), str(err.get("message", ""))
-            if code == "bad_leaf":
-                m = _LEAF_FIELD.match(fld)
-                bad = [int(m.group(1))] if m else list(range(len(leaves)))
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
-                raise ProverError(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad)
-            if code in ("bad_batch", "bad_shape", "bad_request"):
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_REJECTED)
-                raise ProverError(PROVER_REJECTED, f"{code} {fld}: {msg}")
-            last = ProverError(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
-            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-            log.error("batch %d: worker error %s", job.batch_id, last)
+                self._sample_rss(w)
+            wall = time.monotonic() - t0
+            proof = self._check_result(job, result)
+            self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
+            log.info(
+                "batch %d: outer proof in %.1f s (worker prove %s ms), peak RSS %d MiB",
+                job.batch_id,
+                wall,
+                result.get("prove_ms"),
+                self.peak_rss_bytes >> 20,
+            )
+            return proof
         raise ProverError(last.code, f"gave up after {self.max_attempts} attempts: {last.message}")
 
-    def _forget(self, w: _Worker | None) -> None:
+    def _forget(self, w: ProverWorker | None) -> None:
         """A dead worker is not ready (the supervisor, which restarts it, may not have run yet)."""
         if self._worker is w:
             self._worker = None
             self._ready.clear()
-
-    async def _roundtrip(self, w: _Worker, line: str) -> dict[str, Any]:
-        assert w.proc.stdin is not None
-        w.proc.stdin.write(line.encode())
-        await w.proc.stdin.drain()
-        out = json.loads(await self._readline(w.proc))
-        if not isinstance(out, dict):
-            raise ValueError(f"expected a JSON object, got {type(out).__name__}")
-        return out
 
     def _check_result(self, job: ProveJob, r: dict[str, Any]) -> bytes:
         leaves = [bytes.fromhex(str(h).removeprefix("0x")) for h in r.get("leaves", [])]

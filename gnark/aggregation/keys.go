@@ -64,7 +64,7 @@ func CacheRoot() string {
 // Compile compiles the outer circuit of a shape to R1CS.
 func Compile(s Shape) (constraint.ConstraintSystem, error) {
 	if err := s.validate(); err != nil {
-		return nil, &Error{Code: CodeBadShape, Field: "shape", Msg: err.Error()}
+		return nil, &Error{Code: CodeBadShape, Field: "shape", Message: err.Error()}
 	}
 	return frontend.Compile(ecc.BN254.ScalarField(), r1cs.NewBuilder, NewCircuit(s))
 }
@@ -248,18 +248,18 @@ func Prove(k *Keys, leaves []Leaf) (*Result, error) {
 	t0 := time.Now()
 	w, err := frontend.NewWitness(c, ecc.BN254.ScalarField())
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Field: "witness", Msg: err.Error()}
+		return nil, &Error{Code: CodeInternal, Field: "witness", Message: err.Error()}
 	}
 	proof, err := groth16.Prove(k.CCS, k.PK, w, solidity.WithProverTargetSolidityVerifier(backend.GROTH16))
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Field: "prove", Msg: err.Error()}
+		return nil, &Error{Code: CodeInternal, Field: "prove", Message: err.Error()}
 	}
 	pub, err := w.Public()
 	if err != nil {
-		return nil, &Error{Code: CodeInternal, Field: "witness", Msg: err.Error()}
+		return nil, &Error{Code: CodeInternal, Field: "witness", Message: err.Error()}
 	}
 	if err := groth16.Verify(proof, k.VK, pub, solidity.WithVerifierTargetSolidityVerifier(backend.GROTH16)); err != nil {
-		return nil, &Error{Code: CodeInternal, Field: "verify", Msg: "outer proof does not verify: " + err.Error()}
+		return nil, &Error{Code: CodeInternal, Field: "verify", Message: "outer proof does not verify: " + err.Error()}
 	}
 	pubs := PublicInputs(hashes)
 	r := &Result{Shape: k.Shape, CircuitHash: k.CircuitHash, Count: len(hashes), ProveMS: time.Since(t0).Milliseconds()}
@@ -277,20 +277,20 @@ func Prove(k *Keys, leaves []Leaf) (*Result, error) {
 // VerifyResult checks an outer proof (Solidity calldata form) against the leaf list natively.
 func VerifyResult(k *Keys, leaves [][]byte, proofBytes []byte) error {
 	if len(leaves) == 0 || len(leaves) > k.Shape.Batch {
-		return &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf("need 1..%d leaves, got %d", k.Shape.Batch, len(leaves))}
+		return &Error{Code: CodeBadBatch, Field: "leaves", Message: fmt.Sprintf("need 1..%d leaves, got %d", k.Shape.Batch, len(leaves))}
 	}
 	proof, err := proofFromSolidity(proofBytes)
 	if err != nil {
-		return &Error{Code: CodeBadBatch, Field: "proof", Msg: err.Error()}
+		return &Error{Code: CodeBadBatch, Field: "proof", Message: err.Error()}
 	}
 	pubs := PublicInputs(leaves)
 	a := &Circuit{RootHi: pubs[0], RootLo: pubs[1], Count: pubs[2]}
 	w, err := frontend.NewWitness(a, ecc.BN254.ScalarField(), frontend.PublicOnly())
 	if err != nil {
-		return &Error{Code: CodeInternal, Field: "witness", Msg: err.Error()}
+		return &Error{Code: CodeInternal, Field: "witness", Message: err.Error()}
 	}
 	if err := groth16.Verify(proof, k.VK, w, solidity.WithVerifierTargetSolidityVerifier(backend.GROTH16)); err != nil {
-		return &Error{Code: CodeBadBatch, Field: "proof", Msg: "does not verify for these leaves: " + err.Error()}
+		return &Error{Code: CodeBadBatch, Field: "proof", Message: "does not verify for these leaves: " + err.Error()}
 	}
 	return nil
 }

@@ -15,27 +15,24 @@ import (
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/std/algebra/emulated/sw_bn254"
 	"golang.org/x/crypto/sha3"
+
+	"github.com/sheaf-zk/sheaf/gnark/procproto"
 )
 
-// Error codes (stable; the aggregator worker maps them).
+// Error codes of the prover process (stable; UPPER_SNAKE like every procproto code; the
+// aggregator maps them, aggregator/recursion.py).
 const (
-	CodeBadLeaf  = "bad_leaf"
-	CodeBadBatch = "bad_batch"
-	CodeBadShape = "bad_shape"
-	CodeInternal = "internal"
+	CodeBadLeaf  = "BAD_LEAF"  // field leaves[i]....: this leaf cannot be aggregated
+	CodeBadBatch = "BAD_BATCH" // the batch as a whole (leaf count, order, a proof to verify)
+	CodeBadShape = "BAD_SHAPE" // --batch/--npub/--plonk
+	CodeInternal = procproto.CodeInternal
 )
 
-// Error is a failure with a stable code and a message naming the offending field.
-type Error struct {
-	Code  string
-	Field string
-	Msg   string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s: %s", e.Code, e.Field, e.Msg) }
+// Error is a failure with a stable code and the offending field: procproto's one error type.
+type Error = procproto.Error
 
 func leafErr(i int, field, format string, a ...any) error {
-	return &Error{Code: CodeBadLeaf, Field: fmt.Sprintf("leaves[%d].%s", i, field), Msg: fmt.Sprintf(format, a...)}
+	return &Error{Code: CodeBadLeaf, Field: fmt.Sprintf("leaves[%d].%s", i, field), Message: fmt.Sprintf(format, a...)}
 }
 
 // Leaf is one inner BN254 proof. Groth16 (Scheme "" or "groth16"): Sheaf's canonical byte
@@ -218,10 +215,10 @@ func PublicInputs(leaves [][]byte) [3]*big.Int {
 // when the batch has none of that kind (verified in-circuit, outside the Merkle tree).
 func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 	if err := s.validate(); err != nil {
-		return nil, nil, &Error{Code: CodeBadShape, Field: "shape", Msg: err.Error()}
+		return nil, nil, &Error{Code: CodeBadShape, Field: "shape", Message: err.Error()}
 	}
 	if len(leaves) == 0 || len(leaves) > s.Batch {
-		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf("need 1..%d leaves, got %d", s.Batch, len(leaves))}
+		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Message: fmt.Sprintf("need 1..%d leaves, got %d", s.Batch, len(leaves))}
 	}
 	nG, nP := 0, 0
 	for i := range leaves {
@@ -229,13 +226,13 @@ func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 		case leaves[i].IsPlonk():
 			nP++
 		case nP > 0:
-			return nil, nil, &Error{Code: CodeBadBatch, Field: fmt.Sprintf("leaves[%d]", i), Msg: "Groth16 leaves must come before PLONK leaves (the tree order)"}
+			return nil, nil, &Error{Code: CodeBadBatch, Field: fmt.Sprintf("leaves[%d]", i), Message: "Groth16 leaves must come before PLONK leaves (the tree order)"}
 		default:
 			nG++
 		}
 	}
 	if nG > s.Groth16Slots() || nP > s.Plonk {
-		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Msg: fmt.Sprintf(
+		return nil, nil, &Error{Code: CodeBadBatch, Field: "leaves", Message: fmt.Sprintf(
 			"%d Groth16 and %d PLONK leaves do not fit this circuit's %d Groth16 and %d PLONK slots", nG, nP, s.Groth16Slots(), s.Plonk)}
 	}
 	c := NewCircuit(s)
@@ -250,7 +247,7 @@ func Assign(s Shape, leaves []Leaf) (*Circuit, [][]byte, error) {
 				return nil, nil, err
 			}
 			if err := assignPlonkSlot(&c.PlonkLeaves[i-nG], &leaves[i], p); err != nil {
-				return nil, nil, &Error{Code: CodeInternal, Field: fmt.Sprintf("leaves[%d]", i), Msg: err.Error()}
+				return nil, nil, &Error{Code: CodeInternal, Field: fmt.Sprintf("leaves[%d]", i), Message: err.Error()}
 			}
 		} else {
 			p, err := leaves[i].parse(i)

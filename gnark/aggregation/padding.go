@@ -31,7 +31,7 @@ func pad(c *Circuit, s Shape, nG, nP int) error {
 			}
 			p, err := l.parse(0)
 			if err != nil {
-				return &Error{Code: CodeInternal, Field: "padding", Msg: err.Error()}
+				return &Error{Code: CodeInternal, Field: "padding", Message: err.Error()}
 			}
 			assignSlot(&c.Leaves[0], &l, p)
 			nG = 1
@@ -48,10 +48,10 @@ func pad(c *Circuit, s Shape, nG, nP int) error {
 			}
 			p, err := l.parsePlonk(0)
 			if err != nil {
-				return &Error{Code: CodeInternal, Field: "padding", Msg: err.Error()}
+				return &Error{Code: CodeInternal, Field: "padding", Message: err.Error()}
 			}
 			if err := assignPlonkSlot(&c.PlonkLeaves[0], &l, p); err != nil {
-				return &Error{Code: CodeInternal, Field: "padding", Msg: err.Error()}
+				return &Error{Code: CodeInternal, Field: "padding", Message: err.Error()}
 			}
 			nP = 1
 		}
@@ -92,7 +92,7 @@ func paddingLeaf(scheme string, nPub int) (Leaf, error) {
 	}
 	l, err := makePaddingLeaf(scheme, nPub)
 	if err != nil {
-		return Leaf{}, &Error{Code: CodeInternal, Field: "padding", Msg: fmt.Sprintf("%s padding proof: %v", scheme, err)}
+		return Leaf{}, &Error{Code: CodeInternal, Field: "padding", Message: fmt.Sprintf("%s padding proof: %v", scheme, err)}
 	}
 	paddingLeaves.Store(key, l)
 	return l, nil

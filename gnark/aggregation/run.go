@@ -1,7 +1,6 @@
 package aggregation
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -10,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
+
+	"github.com/sheaf-zk/sheaf/gnark/buildinfo"
+	"github.com/sheaf-zk/sheaf/gnark/procproto"
 )
 
 // Usage of the `sheaf-gnark aggregate` command family.
@@ -24,7 +25,8 @@ $SHEAF_CACHE/recursion; K of the N slots verify gnark PLONK proofs, the others G
   prove            --in batch.json --out proof.json: prove one batch
   verify           --in proof.json: check an outer proof against its leaf list natively
   export-solidity  --out Verifier.sol: gnark Solidity verifier of the outer circuit
-  serve            JSON lines on stdin/stdout, keys loaded once (protocol: docs/recursion.md)
+  serve            the prover process: keys loaded once, then JSON lines on stdin/stdout
+                   (the process protocol shared with "sheaf-gnark serve": docs/sidecar.md)
 
 batch.json: {"leaves":[{"scheme":"groth16","vk":"0x<canonical vk>","proof":"0x<256 bytes>",
              "public_inputs":["0x<32 bytes>", ...]}, ...,
@@ -119,7 +121,7 @@ func (c *common) parse(args []string) error {
 		c.cache = CacheRoot()
 	}
 	if err := c.shape.validate(); err != nil {
-		return &Error{Code: CodeBadShape, Field: "--batch/--npub/--plonk", Msg: err.Error()}
+		return &Error{Code: CodeBadShape, Field: "--batch/--npub/--plonk", Message: err.Error()}
 	}
 	return nil
 }
@@ -208,7 +210,7 @@ func Run(args []string) error {
 	case "prove":
 		var b BatchJSON
 		if err := readJSON(in, &b); err != nil {
-			return &Error{Code: CodeBadBatch, Field: "input", Msg: err.Error()}
+			return &Error{Code: CodeBadBatch, Field: "input", Message: err.Error()}
 		}
 		leaves, err := b.ToLeaves()
 		if err != nil {
@@ -229,7 +231,7 @@ func Run(args []string) error {
 	case "verify":
 		var r Result
 		if err := readJSON(in, &r); err != nil {
-			return &Error{Code: CodeBadBatch, Field: "input", Msg: err.Error()}
+			return &Error{Code: CodeBadBatch, Field: "input", Message: err.Error()}
 		}
 		k, err := Setup(c.shape, c.cache, os.Stderr)
 		if err != nil {
@@ -269,113 +271,91 @@ func verifyResultJSON(k *Keys, r *Result) error {
 	for i, h := range r.Leaves {
 		b, err := DecodeHex(h)
 		if err != nil || len(b) != 32 {
-			return &Error{Code: CodeBadBatch, Field: fmt.Sprintf("leaves[%d]", i), Msg: "must be 32 bytes hex"}
+			return &Error{Code: CodeBadBatch, Field: fmt.Sprintf("leaves[%d]", i), Message: "must be 32 bytes hex"}
 		}
 		leaves[i] = b
 	}
 	proof, err := DecodeHex(r.Proof)
 	if err != nil {
-		return &Error{Code: CodeBadBatch, Field: "proof", Msg: "bad hex: " + err.Error()}
+		return &Error{Code: CodeBadBatch, Field: "proof", Message: "bad hex: " + err.Error()}
 	}
 	return VerifyResult(k, leaves, proof)
 }
 
-// Request is one serve line. Ops: "info", "prove" (leaves), "verify" (leaves = statement hashes
-// as 0x hex, proof).
-type Request struct {
-	ID     any             `json:"id"`
-	Op     string          `json:"op"`
-	Leaves json.RawMessage `json:"leaves,omitempty"`
-	Proof  string          `json:"proof,omitempty"`
+// ServeMaxLine bounds one prover request line (a batch of gnark PLONK leaves carries their vks).
+const ServeMaxLine = 256 << 20
+
+type proveReq struct {
+	procproto.Envelope
+	Leaves []json.RawMessage `json:"leaves"`
 }
 
-// Response is one serve output line.
-type Response struct {
-	ID     any            `json:"id"`
-	OK     bool           `json:"ok"`
-	Result any            `json:"result,omitempty"`
-	Error  *ResponseError `json:"error,omitempty"`
+type verifyReq struct {
+	procproto.Envelope
+	Leaves []string `json:"leaves"` // 0x statement hashes
+	Proof  string   `json:"proof"`
 }
 
-// ResponseError carries a stable code and the offending field.
-type ResponseError struct {
-	Code    string `json:"code"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-func toRespErr(err error) *ResponseError {
-	var e *Error
-	if errors.As(err, &e) {
-		return &ResponseError{Code: e.Code, Field: e.Field, Message: e.Msg}
-	}
-	return &ResponseError{Code: CodeInternal, Message: err.Error()}
-}
-
-// Serve answers JSON-lines requests sequentially (one proof at a time: a proof already uses
-// every core) until EOF. A "ready" line with the circuit info is written first.
-func Serve(k *Keys, in io.Reader, out io.Writer) error {
-	enc := json.NewEncoder(out)
+// Server is the prover process, `sheaf-gnark aggregate serve`: ops "info", "prove" (leaves),
+// "verify" (leaves = statement hashes, proof) on the shared loop, one request at a time (a
+// proof already uses every core), so answers come in request order. The ready line carries
+// the circuit (info) once the keys are loaded.
+func Server(k *Keys) *procproto.Server {
 	info := map[string]any{"shape": k.Shape, "circuit_hash": k.CircuitHash, "nb_constraints": k.CCS.GetNbConstraints(),
 		"public_inputs": "[root >> 128, root mod 2^128, count]", "insecure_setup": true, "dir": k.Dir,
 		"keys_created": k.Created, "compile_ms": k.CompileTime.Milliseconds(), "setup_ms": k.SetupTime.Milliseconds()}
-	if err := enc.Encode(Response{ID: "ready", OK: true, Result: info}); err != nil {
-		return err
+	return &procproto.Server{
+		Process: "prover",
+		Info:    info,
+		MaxLine: ServeMaxLine,
+		Workers: 1,
+		Ops: map[string]procproto.Handler{
+			"version": func(*procproto.Request) (any, error) { return buildinfo.Get(), nil },
+			"info":    func(*procproto.Request) (any, error) { return info, nil },
+			"prove":   func(r *procproto.Request) (any, error) { return serveProve(k, r) },
+			"verify":  func(r *procproto.Request) (any, error) { return serveVerify(k, r) },
+		},
 	}
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<20), 256<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var req Request
-		resp := Response{}
-		if err := json.Unmarshal([]byte(line), &req); err != nil {
-			resp.Error = &ResponseError{Code: "bad_request", Field: "line", Message: err.Error()}
-		} else {
-			resp.ID = req.ID
-			resp.Result, resp.Error = handle(k, &req, info)
-			resp.OK = resp.Error == nil
-		}
-		if err := enc.Encode(resp); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
 }
 
-func handle(k *Keys, req *Request, info map[string]any) (any, *ResponseError) {
-	switch req.Op {
-	case "info":
-		return info, nil
-	case "prove":
-		var ls []LeafJSON
-		if err := json.Unmarshal(req.Leaves, &ls); err != nil {
-			return nil, &ResponseError{Code: "bad_request", Field: "leaves", Message: err.Error()}
-		}
-		b := BatchJSON{Leaves: ls}
-		leaves, err := b.ToLeaves()
-		if err != nil {
-			return nil, toRespErr(err)
-		}
-		t0 := time.Now()
-		r, err := Prove(k, leaves)
-		if err != nil {
-			return nil, toRespErr(err)
-		}
-		r.ProveMS = time.Since(t0).Milliseconds()
-		return r, nil
-	case "verify":
-		var hs []string
-		if err := json.Unmarshal(req.Leaves, &hs); err != nil {
-			return nil, &ResponseError{Code: "bad_request", Field: "leaves", Message: "want a list of 0x statement hashes: " + err.Error()}
-		}
-		if err := verifyResultJSON(k, &Result{Leaves: hs, Proof: req.Proof}); err != nil {
-			return nil, toRespErr(err)
-		}
-		return map[string]any{"valid": true}, nil
-	default:
-		return nil, &ResponseError{Code: "bad_request", Field: "op", Message: fmt.Sprintf("unknown op %q (info, prove, verify)", req.Op)}
+// Serve answers prover requests from in until EOF (see Server).
+func Serve(k *Keys, in io.Reader, out io.Writer) error { return Server(k).Serve(in, out) }
+
+func serveProve(k *Keys, r *procproto.Request) (any, error) {
+	var req proveReq
+	if err := r.Decode(&req); err != nil {
+		return nil, err
 	}
+	if req.Leaves == nil {
+		return nil, &Error{Code: procproto.CodeMalformed, Field: "leaves", Message: "missing leaves list"}
+	}
+	b := BatchJSON{Leaves: make([]LeafJSON, len(req.Leaves))}
+	for i, raw := range req.Leaves {
+		// leaf objects are read leniently, as in `aggregate prove --in batch.json`
+		if err := json.Unmarshal(raw, &b.Leaves[i]); err != nil {
+			return nil, &Error{Code: procproto.CodeMalformed, Field: fmt.Sprintf("leaves[%d]", i), Message: err.Error()}
+		}
+	}
+	leaves, err := b.ToLeaves()
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	res, err := Prove(k, leaves)
+	if err != nil {
+		return nil, err
+	}
+	res.ProveMS = time.Since(t0).Milliseconds()
+	return res, nil
+}
+
+func serveVerify(k *Keys, r *procproto.Request) (any, error) {
+	var req verifyReq
+	if err := r.Decode(&req); err != nil {
+		return nil, err
+	}
+	if err := verifyResultJSON(k, &Result{Leaves: req.Leaves, Proof: req.Proof}); err != nil {
+		return nil, err
+	}
+	return map[string]any{"valid": true}, nil
 }

@@ -1,13 +1,17 @@
 // Package buildinfo reports the sheaf-gnark version and the gnark libraries it links.
 package buildinfo
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+
+	"github.com/sheaf-zk/sheaf/gnark/procproto"
+)
 
 // Version is the sheaf-gnark binary version.
 const Version = "0.1.0"
 
-// Protocol is the sidecar protocol version (bumped on incompatible changes).
-const Protocol = 1
+// Protocol is the version of the process protocol both serving commands speak (procproto).
+const Protocol = procproto.Version
 
 // Info describes the binary and the gnark libraries it was built with.
 type Info struct {

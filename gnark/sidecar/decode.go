@@ -1,35 +1,10 @@
 package sidecar
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/sheaf-zk/sheaf/gnark/verify"
 )
-
-// decodeStrict unmarshals a request into v, rejecting unknown fields and wrong JSON types
-// with MALFORMED naming the field.
-func decodeStrict(line []byte, v any) error {
-	d := json.NewDecoder(bytes.NewReader(line))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return &verify.Error{Code: verify.CodeMalformed, Field: te.Field, Message: fmt.Sprintf("expected JSON %s, got %s", te.Type, te.Value)}
-		}
-		msg := err.Error()
-		field := ""
-		if strings.HasPrefix(msg, "json: unknown field ") {
-			field = strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
-		}
-		return &verify.Error{Code: verify.CodeMalformed, Field: field, Message: msg}
-	}
-	return nil
-}
 
 func b64(s *string, field string) ([]byte, error) {
 	if s == nil {

@@ -7,17 +7,14 @@ import (
 	"github.com/consensys/gnark-crypto/ecc/bn254/fr"
 
 	"github.com/sheaf-zk/sheaf/gnark/buildinfo"
+	"github.com/sheaf-zk/sheaf/gnark/procproto"
 	"github.com/sheaf-zk/sheaf/gnark/verify"
 )
 
-func opVersion([]byte) (map[string]any, error) {
-	v := buildinfo.Get()
-	return map[string]any{"sheaf_gnark": v.Sheaf, "protocol": v.Protocol, "gnark": v.Gnark, "gnark_crypto": v.GnarkCrypto, "go": v.Go}, nil
-}
+func opVersion(*procproto.Request) (any, error) { return buildinfo.Get(), nil }
 
 type normalizeReq struct {
-	ID        json.RawMessage `json:"id"`
-	Op        string          `json:"op"`
+	procproto.Envelope
 	Format    string          `json:"format"`
 	VK        json.RawMessage `json:"vk"`
 	Proof     json.RawMessage `json:"proof"`
@@ -84,9 +81,9 @@ func publicHexList(pub []fr.Element) []string {
 	return out
 }
 
-func opGroth16Normalize(line []byte) (map[string]any, error) {
+func opGroth16Normalize(r *procproto.Request) (any, error) {
 	var req normalizeReq
-	if err := decodeStrict(line, &req); err != nil {
+	if err := r.Decode(&req); err != nil {
 		return nil, err
 	}
 	if req.Format != "gnark" {
@@ -120,17 +117,16 @@ type batchItem struct {
 }
 
 type batchReq struct {
-	ID    json.RawMessage `json:"id"`
-	Op    string          `json:"op"`
-	Items []batchItem     `json:"items"`
+	procproto.Envelope
+	Items []batchItem `json:"items"`
 }
 
 // MaxBatch bounds one verify_batch request.
 const MaxBatch = 4096
 
-func opGroth16VerifyBatch(line []byte) (map[string]any, error) {
+func opGroth16VerifyBatch(r *procproto.Request) (any, error) {
 	var req batchReq
-	if err := decodeStrict(line, &req); err != nil {
+	if err := r.Decode(&req); err != nil {
 		return nil, err
 	}
 	if req.Items == nil {
@@ -203,9 +199,9 @@ func parseBatchItem(it batchItem, vkCache map[string]*verify.Groth16VK) (*verify
 	return &verify.Groth16Item{VK: vk, Proof: p, Public: pub}, nil
 }
 
-func opPlonkNormalize(line []byte) (map[string]any, error) {
+func opPlonkNormalize(r *procproto.Request) (any, error) {
 	var req normalizeReq
-	if err := decodeStrict(line, &req); err != nil {
+	if err := r.Decode(&req); err != nil {
 		return nil, err
 	}
 	var n *verify.PlonkNormalized
@@ -264,8 +260,7 @@ func opPlonkNormalize(line []byte) (map[string]any, error) {
 }
 
 type parseVKReq struct {
-	ID     json.RawMessage `json:"id"`
-	Op     string          `json:"op"`
+	procproto.Envelope
 	Format string          `json:"format"`
 	VK     json.RawMessage `json:"vk"`
 }
@@ -275,9 +270,9 @@ func vkResult(canonical []byte, nPublic, commitments int) map[string]any {
 	return map[string]any{"canonical_vk": hex0x(canonical), "n_public": nPublic, "commitments": commitments}
 }
 
-func parseVKInput(line []byte) (*parseVKReq, error) {
+func parseVKInput(r *procproto.Request) (*parseVKReq, error) {
 	var req parseVKReq
-	if err := decodeStrict(line, &req); err != nil {
+	if err := r.Decode(&req); err != nil {
 		return nil, err
 	}
 	if len(req.VK) == 0 || string(req.VK) == "null" {
@@ -287,8 +282,8 @@ func parseVKInput(line []byte) (*parseVKReq, error) {
 }
 
 // groth16.parse_vk: decode and validate a vk alone (gnark binary or snarkjs JSON).
-func opGroth16ParseVK(line []byte) (map[string]any, error) {
-	req, err := parseVKInput(line)
+func opGroth16ParseVK(r *procproto.Request) (any, error) {
+	req, err := parseVKInput(r)
 	if err != nil {
 		return nil, err
 	}
@@ -317,8 +312,8 @@ func opGroth16ParseVK(line []byte) (map[string]any, error) {
 }
 
 // plonk.parse_vk: decode and validate a vk alone (gnark binary or snarkjs JSON).
-func opPlonkParseVK(line []byte) (map[string]any, error) {
-	req, err := parseVKInput(line)
+func opPlonkParseVK(r *procproto.Request) (any, error) {
+	req, err := parseVKInput(r)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,9 @@ func line(t *testing.T, v any) string {
 	return string(b) + "\n"
 }
 
-// serve runs the loop over input and returns responses keyed by their id (as JSON text).
+// serve runs the loop over input and returns responses keyed by their id (as JSON text). Each
+// response is checked to be a procproto envelope and flattened for the assertions: a success's
+// result fields, or an error's code/field/message, next to "id" and "ok".
 func serve(t *testing.T, input string, opt Options) (map[string]map[string]any, []map[string]any) {
 	t.Helper()
 	var out bytes.Buffer
@@ -39,14 +41,35 @@ func serve(t *testing.T, input string, opt Options) (map[string]map[string]any, 
 	byID := map[string]map[string]any{}
 	var all []map[string]any
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	var first map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first["event"] != "ready" || first["protocol"] != float64(1) {
+	var first struct {
+		ID     any            `json:"id"`
+		Event  string         `json:"event"`
+		Result map[string]any `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil || first.ID != nil || first.Event != "ready" ||
+		first.Result["protocol"] != float64(2) || first.Result["process"] != "verifier" {
 		t.Fatalf("first line must be the ready event, got %q", lines[0])
 	}
 	for _, l := range lines[1:] {
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("response is not JSON: %q", l)
+		var env struct {
+			ID     any             `json:"id"`
+			OK     bool            `json:"ok"`
+			Result map[string]any  `json:"result"`
+			Error  *map[string]any `json:"error"`
+		}
+		d := json.NewDecoder(strings.NewReader(l))
+		d.DisallowUnknownFields()
+		if err := d.Decode(&env); err != nil || env.OK == (env.Error != nil) {
+			t.Fatalf("response is not an envelope: %q (%v)", l, err)
+		}
+		m := map[string]any{"id": env.ID, "ok": env.OK}
+		for k, v := range env.Result {
+			m[k] = v
+		}
+		if env.Error != nil {
+			for k, v := range *env.Error {
+				m[k] = v
+			}
 		}
 		idb, _ := json.Marshal(m["id"])
 		byID[string(idb)] = m

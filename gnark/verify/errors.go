@@ -2,13 +2,13 @@
 // BN254: gnark binaries, Sheaf's canonical encodings and snarkjs JSON.
 package verify
 
-import "fmt"
+import "github.com/sheaf-zk/sheaf/gnark/procproto"
 
 // Stable error codes (the sidecar protocol exposes them verbatim).
 const (
-	CodeMalformed          = "MALFORMED"
+	CodeMalformed          = procproto.CodeMalformed
 	CodeUnsupportedFormat  = "UNSUPPORTED_FORMAT"
-	CodeTooLarge           = "TOO_LARGE"
+	CodeTooLarge           = procproto.CodeTooLarge
 	CodeInvalidLength      = "INVALID_LENGTH"
 	CodeInvalidPoint       = "INVALID_POINT"
 	CodeNotInSubgroup      = "NOT_IN_SUBGROUP"
@@ -16,34 +16,16 @@ const (
 	CodeNonCanonicalScalar = "NON_CANONICAL_SCALAR"
 	CodePublicInputCount   = "PUBLIC_INPUT_COUNT"
 	CodeVerificationFailed = "VERIFICATION_FAILED"
-	CodeInternal           = "INTERNAL"
+	CodeInternal           = procproto.CodeInternal
 )
 
-// Error is a validation or verification failure that names the offending element.
-type Error struct {
-	Code    string
-	Field   string
-	Message string
-}
-
-func (e *Error) Error() string {
-	if e.Field == "" {
-		return e.Code + ": " + e.Message
-	}
-	return fmt.Sprintf("%s at %s: %s", e.Code, e.Field, e.Message)
-}
+// Error is a validation or verification failure that names the offending element: the one
+// error type of the process protocol (procproto.Error).
+type Error = procproto.Error
 
 func errf(code, field, format string, args ...any) *Error {
-	return &Error{Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
+	return procproto.Errorf(code, field, format, args...)
 }
 
 // AsError converts any error into *Error (unknown errors become INTERNAL).
-func AsError(err error) *Error {
-	if err == nil {
-		return nil
-	}
-	if e, ok := err.(*Error); ok {
-		return e
-	}
-	return &Error{Code: CodeInternal, Message: err.Error()}
-}
+func AsError(err error) *Error { return procproto.AsError(err) }

@@ -21,7 +21,7 @@ def test_version_reports_pinned_gnark() -> None:
     # gnark may log to stdout during init; the JSON document is the last line
     info = json.loads(p.stdout.strip().splitlines()[-1])
     assert info["gnark"] == "v0.16.1" and info["gnark_crypto"] == "v0.21.0"
-    assert info["protocol"] == 1 and info["sheaf_gnark"]
+    assert info["protocol"] == 2 and info["sheaf_gnark"]
 
 
 def test_selftest_passes_and_checks_tampering() -> None:

@@ -21,8 +21,20 @@ def b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+def flatten(raw: str) -> dict[str, Any]:
+    """Check one answer line is a protocol envelope ({"id", "ok", "result"} or {"id", "ok",
+    "error": {"code", "field", "message"}}) and flatten it for the assertions: id, ok and the
+    result's fields or the error's."""
+    env = json.loads(raw)
+    if env["ok"] is True:
+        assert set(env) == {"id", "ok", "result"} and isinstance(env["result"], dict), raw
+        return {"id": env["id"], "ok": True, **env["result"]}
+    assert set(env) == {"id", "ok", "error"} and set(env["error"]) == {"code", "field", "message"}, raw
+    return {"id": env["id"], "ok": False, **env["error"]}
+
+
 def run_session(lines: list[str], *args: str) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Feed lines to a fresh sidecar; return responses by id (JSON text) and all responses."""
+    """Feed lines to a fresh sidecar; return (flattened) responses by id (JSON text) and all responses."""
     assert BIN.exists(), f"{BIN} is missing: build it with `make setup` (or cd gnark && go build ...)"
     proc = subprocess.run(
         [str(BIN), "serve", *args],
@@ -34,11 +46,10 @@ def run_session(lines: list[str], *args: str) -> tuple[dict[str, dict[str, Any]]
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.splitlines()
-    # gnark may log to stdout during package init: everything before the ready event is noise
-    start = next(i for i, raw in enumerate(out) if raw.startswith("{") and '"event":"ready"' in raw)
-    ready = json.loads(out[start])
-    assert ready["ok"] is True and ready["protocol"] == 1
-    responses = [json.loads(raw) for raw in out[start + 1 :]]
+    ready = json.loads(out[0])  # nothing precedes the ready line
+    assert ready["id"] is None and ready["ok"] is True and ready["event"] == "ready", out[0]
+    assert ready["result"]["protocol"] == 2 and ready["result"]["process"] == "verifier"
+    responses = [flatten(raw) for raw in out[1:]]
     return {json.dumps(r["id"]): r for r in responses}, responses
 
 

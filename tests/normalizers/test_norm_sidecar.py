@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ def test_ping_version(gnark_bin: Path) -> None:
     try:
         assert sc.request("ping")["pong"] is True
         v = sc.request("version")
-        assert v["protocol"] == 1 and v["gnark"].startswith("v0.")
+        assert v["protocol"] == 2 and v["gnark"].startswith("v0.")
     finally:
         sc.close()
 
@@ -77,9 +80,11 @@ def test_restart_after_crash(gnark_bin: Path) -> None:
     try:
         sc.request("ping")
         first = sc.pid()
-        assert sc._proc is not None
-        sc._proc.kill()
-        sc._proc.wait()
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while sc.pid() is not None and time.monotonic() < deadline:  # the client sees it exit
+            time.sleep(0.01)
         assert sc.request("ping")["pong"] is True
         assert sc.pid() != first and sc.restarts == 1
     finally:
@@ -88,7 +93,7 @@ def test_restart_after_crash(gnark_bin: Path) -> None:
 
 def test_missing_binary_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHEAF_GNARK_BIN", str(tmp_path / "nope"))
-    monkeypatch.setattr("normalizers.sidecar.REPO_BIN", tmp_path / "nope2")
+    monkeypatch.setattr("sheaf.paths.REPO_BIN", tmp_path / "nope2")
     monkeypatch.setenv("PATH", str(tmp_path))
     with Normalizer() as n, pytest.raises(NormalizeError) as ei:
         n.ctx.sidecar().request("ping")

@@ -63,7 +63,7 @@ test: setup
 	tools/run-tests
 
 demo: setup
-	$(PY) -m provers.demo
+	$(PY) -m demo
 
 bench: setup
 	$(PY) -m bench

@@ -23,7 +23,8 @@ from pathlib import Path
 import onnx
 
 from provers.errors import ProverError
-from provers.pipeline import SliceProof, SubmitResult, load_manifest, run_model, submit_and_wait
+from provers.model import write_sample_model
+from provers.pipeline import SliceProof, SubmitResult, load_run_manifest, run_model, submit_and_wait
 from provers.slicer import format_report, load_config, load_model, slice_model
 
 _INPUT_CODES = {
@@ -71,8 +72,6 @@ def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | 
 
 
 def cmd_model(a: argparse.Namespace) -> int:
-    from provers.model import write_sample_model
-
     print(write_sample_model(Path(a.out), a.seed))
     return 0
 
@@ -131,7 +130,7 @@ def _submit(proofs: Sequence[SliceProof], a: argparse.Namespace) -> int:
 
 
 def cmd_submit(a: argparse.Namespace) -> int:
-    return _submit(load_manifest(Path(a.proofs)), a)
+    return _submit(load_run_manifest(Path(a.proofs)), a)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sheaf.errors import SheafError
 
-class ProverError(Exception):
+
+class ProverError(SheafError):
     """Codes (stable, matched by tests and callers):
 
     PROVER_CONFIG_INVALID    slices.toml is malformed; the message names the key
@@ -17,7 +19,8 @@ class ProverError(Exception):
     PROVER_SUBMIT_FAILED     submission to the aggregator failed
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+    def __init__(self, code: str, message: str, field: str = "") -> None:
+        super().__init__(code, field, message)
+
+    def __reduce__(self) -> tuple[type[ProverError], tuple[str, str, str]]:
+        return (type(self), (str(self.code), self.message, self.field))

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import onnx
 
+from normalizers.statement import BN254_R
 from provers.errors import ProverError
 from provers.slicer import EzklConfig
-from provers.srs import cache_dir, ensure_dev_srs
+from provers.srs import ensure_dev_srs
+from sheaf.paths import cache_dir
 
 
 @dataclass(frozen=True)
@@ -149,8 +151,6 @@ def _dequantized_outputs(witness: dict[str, object], settings: dict[str, object]
 
 
 def _signed(v: int) -> int:
-    from normalizers.statement import BN254_R
-
     return v - BN254_R if v > BN254_R // 2 else v
 
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from provers.errors import ProverError
-from provers.srs import cache_dir
+from sheaf.paths import REPO_BIN, REPO_ROOT, BinaryNotFound, cache_dir, gnark_binary
 
-REPO = Path(__file__).resolve().parent.parent
-GNARK_MODULE = REPO / "gnark"
+GNARK_MODULE = REPO_ROOT / "gnark"
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,7 @@ def slice_command() -> tuple[str, ...]:
     (incremental, so never stale against gnark/slice); else a sheaf-gnark that has `slice` wired."""
     if env := os.environ.get("SHEAF_SLICE_BIN"):
         return (env,)
-    standalone = REPO / "build" / "bin" / "sheaf-slice"
+    standalone = REPO_BIN.parent / "sheaf-slice"
     go = shutil.which("go")
     if go is not None:
         r = subprocess.run(
@@ -69,8 +68,11 @@ def slice_command() -> tuple[str, ...]:
         if r.returncode != 0:
             raise ProverError("PROVER_BACKEND_FAILED", f"go build sheaf-slice: {r.stderr.strip()}")
         return (str(standalone),)
-    gnark_bin = Path(os.environ.get("SHEAF_GNARK_BIN", REPO / "build" / "bin" / "sheaf-gnark"))
-    if gnark_bin.exists() and _supports_slice(gnark_bin):
+    try:
+        gnark_bin: Path | None = gnark_binary()
+    except BinaryNotFound:
+        gnark_bin = None  # not an error here: the standalone tool may still be there
+    if gnark_bin is not None and _supports_slice(gnark_bin):
         return (str(gnark_bin), "slice")
     if standalone.exists():
         return (str(standalone),)

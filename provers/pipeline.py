@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import onnx
 
+from aggregator.client import AggregatorError, Client
+from normalizers.api import Normalizer, ProofInput
 from provers import ezkl_backend, gnark_backend, quant
 from provers.errors import ProverError
 from provers.model import sample_input
@@ -36,6 +38,7 @@ from provers.slicer import (
     run_onnx,
     slice_model,
 )
+from sheaf.v1 import aggregator_pb2 as pb
 
 # Commitment schemes a slice's public inputs can carry; only equal schemes can chain.
 MIMC = "mimc-bn254"
@@ -313,7 +316,7 @@ def run_model(
         )
     chain = check_chain(proofs)
     run = ModelRun(proofs, env, reference, chain, slices)
-    write_manifest(run, out_dir / "proofs.json")
+    write_run_manifest(run, out_dir / "proofs.json")
     return run
 
 
@@ -377,7 +380,8 @@ def proof_from_dict(d: dict[str, Any]) -> SliceProof:
     )
 
 
-def write_manifest(run: ModelRun, path: Path) -> None:
+def write_run_manifest(run: ModelRun, path: Path) -> None:
+    """proofs.json of a prover run: its slice proofs and the commitment chain."""
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "proofs": [proof_to_dict(p) for p in run.proofs],
@@ -395,7 +399,8 @@ def write_manifest(run: ModelRun, path: Path) -> None:
     path.write_text(json.dumps(doc, indent=2))
 
 
-def load_manifest(path: Path) -> list[SliceProof]:
+def load_run_manifest(path: Path) -> list[SliceProof]:
+    """The slice proofs of a prover run's proofs.json (write_run_manifest)."""
     try:
         doc = json.loads(path.read_text())
         return [proof_from_dict(d) for d in doc["proofs"]]
@@ -471,9 +476,6 @@ def submit_and_wait(
 ) -> list[SubmitResult]:
     """Submit every slice proof over gRPC, follow each to a terminal status, then check inclusion
     on-chain (when rpc_url is given) against the registry the aggregator names."""
-    from aggregator.client import AggregatorError, Client
-    from sheaf.v1 import aggregator_pb2 as pb
-
     say = progress or (lambda _m: None)
     results: list[SubmitResult] = []
     with Client(target) as c:
@@ -483,8 +485,6 @@ def submit_and_wait(
             try:
                 stmt = None
                 if prover_key is not None:
-                    from normalizers.api import Normalizer, ProofInput
-
                     with Normalizer() as n:
                         stmt = n.normalize(
                             ProofInput(

@@ -16,17 +16,22 @@ import os
 import struct
 from pathlib import Path
 
-DEFAULT_LOGROWS = 17
+# cache_dir and dev_srs_path are sheaf.paths' (the one place $SHEAF_CACHE is read), re-exported for
+# this module's callers
+from sheaf.paths import DEFAULT_SRS_LOGROWS as DEFAULT_LOGROWS
+from sheaf.paths import cache_dir, dev_srs_path
+
+__all__ = [
+    "DEFAULT_LOGROWS",
+    "cache_dir",
+    "cut_verifier_srs",
+    "dev_srs_path",
+    "ensure_dev_srs",
+    "srs_logrows",
+]
+
 G1_BYTES = 64
 G2_BYTES = 128
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SHEAF_CACHE", Path.home() / ".cache" / "sheaf"))
-
-
-def dev_srs_path(logrows: int = DEFAULT_LOGROWS) -> Path:
-    return cache_dir() / "srs" / f"dev-INSECURE-kzg-bn254-k{logrows}.srs"
 
 
 def ensure_dev_srs(logrows: int = DEFAULT_LOGROWS) -> Path:
@@ -34,7 +39,7 @@ def ensure_dev_srs(logrows: int = DEFAULT_LOGROWS) -> Path:
     path = dev_srs_path(logrows)
     if path.exists():
         return path
-    import ezkl  # heavy import: only when we really generate
+    import ezkl  # lazy: heavy optional dependency, only when we really generate
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -43,7 +43,7 @@ def _run_demo(
     workdir: Path, summary: Path, *extra: str, timeout: float = 1500
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "provers.demo", "--workdir", str(workdir), "--summary", str(summary), *extra],
+        [sys.executable, "-m", "demo", "--workdir", str(workdir), "--summary", str(summary), *extra],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -202,7 +202,7 @@ def test_demo_sigterm_while_proving(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "provers.demo",
+        "demo",
         "--workdir",
         str(tmp_path / "demo"),
         "--summary",
@@ -240,7 +240,7 @@ def test_slices_flag_selects_what_is_proven(tmp_path: Path) -> None:
         restrict_slices(load_config(CONFIG), ["layer0", "nope"])
     assert e.value.code == "PROVER_CONFIG_INVALID" and "nope" in e.value.message
     r = subprocess.run(
-        [sys.executable, "-m", "provers.demo", "--slices", "nope", "--workdir", str(tmp_path / "w")],
+        [sys.executable, "-m", "demo", "--slices", "nope", "--workdir", str(tmp_path / "w")],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -146,7 +146,7 @@ def test_cli_prove_writes_manifest_and_table(
     model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from provers.cli import main as cli_main
-    from provers.pipeline import load_manifest
+    from provers.pipeline import load_run_manifest
 
     cfg = write_config(tmp_path, GG)
     assert (
@@ -158,6 +158,6 @@ def test_cli_prove_writes_manifest_and_table(
     assert lines[0].split()[:4] == ["slice", "backend", "prove_s", "proof_B"]
     assert [ln.split()[0] for ln in lines[1:4]] == ["layer0", "layer1", "head"]
     assert "chain layer0 -> layer1 via a0: linked (poseidon-ezkl)" in out
-    proofs = load_manifest(tmp_path / "p" / "proofs.json")
+    proofs = load_run_manifest(tmp_path / "p" / "proofs.json")
     assert [p.scheme for p in proofs] == ["groth16", "plonk", "groth16"]
     assert all(p.keys_cached for p in proofs)  # the module fixture made the same circuits

@@ -21,7 +21,7 @@ from agg_helpers import FIX, OPERATOR_KEYS, ROOT, SUBMITTER_KEY, deploy_registry
 from aggregator.app import App
 from aggregator.config import Config
 from deploy.anvil import Anvil
-from provers.pipeline import load_manifest, run_model
+from provers.pipeline import load_run_manifest, run_model
 
 pytestmark = pytest.mark.slow
 GG = [
@@ -91,7 +91,7 @@ async def test_prover_submit_finalizes_and_checks_inclusion_on_chain(
     out = tmp_path / "proofs"
     # proving runs in a worker thread: the aggregator shares this event loop
     await asyncio.to_thread(run_model, model_path, write_config(tmp_path, GG), out)
-    assert len(load_manifest(out / "proofs.json")) == 3
+    assert len(load_run_manifest(out / "proofs.json")) == 3
     target = f"127.0.0.1:{app.grpc.port}"
     ops = [_operator(target, k, registry, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[:2])]
     try:

@@ -37,7 +37,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -45,6 +45,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError, Web3RPCError
 
+from aggregator.client import Client
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import DeployedContract, Manifest, configure_registry, deploy_all, save_manifest
 from deploy.chain import (
@@ -57,19 +58,21 @@ from deploy.chain import (
     transact,
 )
 from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
+from deploy.recursive import gnark_binary
 from deploy.verify import FULL, verify_contract, verify_manifest
-from normalizers.statement import BN254_R, Scheme, keccak256
+from normalizers.api import Envelope, Normalizer, ProofInput
+from normalizers.statement import BN254_R
 from provers.cli import proof_table
 from provers.errors import ProverError
 from provers.ezkl_backend import evm_calldata, evm_verifier
-from provers.pipeline import SliceProof, SubmitResult, load_manifest, restrict_slices, submit_and_wait
+from provers.pipeline import SliceProof, SubmitResult, load_run_manifest, restrict_slices, submit_and_wait
 from provers.slicer import load_config
-from provers.srs import cut_verifier_srs, dev_srs_path, ensure_dev_srs
+from provers.srs import cut_verifier_srs, ensure_dev_srs
+from sheaf.errors import SheafError
+from sheaf.hashing import keccak256
+from sheaf.paths import REPO_BIN, REPO_ROOT, dev_srs_path
+from sheaf.schemes import Scheme
 
-if TYPE_CHECKING:
-    from normalizers.api import Envelope
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO_ROOT / "build" / "demo"
 DEFAULT_CONFIG = REPO_ROOT / "provers" / "examples" / "slices.toml"
 DOMAIN = 1
@@ -80,8 +83,14 @@ OWNER_KEY, SUBMITTER_KEY, OPERATOR_KEYS = ANVIL_DEV_KEYS[0], ANVIL_DEV_KEYS[1], 
 REVERTED = (ContractCustomError, ContractLogicError, Web3RPCError)
 
 
-class DemoError(Exception):
+class DemoError(SheafError):
     """A stage did not reach its expected outcome; the message says which and why."""
+
+    def __init__(self, message: str, code: str = "DEMO_STAGE_FAILED", field: str = "") -> None:
+        super().__init__(code, field, message)
+
+    def __reduce__(self) -> tuple[type[DemoError], tuple[str, str, str]]:
+        return (type(self), (self.message, str(self.code), self.field))
 
 
 # ------------------------------------------------------------------ output and stage timing
@@ -184,8 +193,8 @@ def _port_open(port: int) -> bool:
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.setdefault("SHEAF_GNARK_BIN", str(REPO_ROOT / "build" / "bin" / "sheaf-gnark"))
-    bins = [REPO_ROOT / "tools", REPO_ROOT / "node_modules" / ".bin", REPO_ROOT / "build" / "bin"]
+    env.setdefault("SHEAF_GNARK_BIN", str(REPO_BIN))
+    bins = [REPO_ROOT / "tools", REPO_ROOT / "node_modules" / ".bin", REPO_BIN.parent]
     env["PATH"] = os.pathsep.join([*map(str, bins), env.get("PATH", "")])
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -457,7 +466,7 @@ def prove(
     for c in doc["chain"]:
         state = f"linked ({c['commitment']})" if c["linked"] else "not linked"
         say(f"   chain {c['prev']} -> {c['next']} via {c['tensor']}: {state}")
-    return load_manifest(out / "proofs.json")
+    return load_run_manifest(out / "proofs.json")
 
 
 def submit(
@@ -514,9 +523,6 @@ def normalize_and_fetch(
 ) -> list[SliceOnChain]:
     """The app's view of each slice: its envelope (vk hash, public inputs, the canonical proof bytes
     Solidity verifiers take) computed locally, and its inclusion proof from the aggregator."""
-    from aggregator.client import Client
-    from normalizers.api import Normalizer, ProofInput
-
     out = []
     with Normalizer(srs=srs) as n, Client(target) as c:
         for p, r in zip(proofs, results, strict=True):
@@ -547,7 +553,7 @@ def consumers(
     out: list[dict[str, Any]] = []
     for it in items:
         env, inc = it.envelope, it.inclusion
-        scheme = int(Scheme[env.scheme.upper()])
+        scheme = int(Scheme.parse(env.scheme))
         args = [d.registry.address, DOMAIN, ATTESTED, scheme, env.vk_hash]
         dc, c = _record(w3, acct, art, args, f"ExampleConsumer_{it.proof.name}")
         recorded[dc.name] = dc
@@ -622,7 +628,7 @@ def consumers(
 
 def _gnark_direct(d: Deployment, it: SliceOnChain, out: Path) -> tuple[int, int]:
     """(deploy gas, verify tx gas) of the slice's own gnark verifier (`sheaf-gnark export-solidity`)."""
-    gnark = os.environ.get("SHEAF_GNARK_BIN", str(REPO_ROOT / "build" / "bin" / "sheaf-gnark"))
+    gnark = str(gnark_binary())  # GNARK_MISSING unless $SHEAF_GNARK_BIN / build/bin has one
     sol = out / "Verifier.sol"
     r = subprocess.run(
         [gnark, "export-solidity", "--scheme", it.proof.scheme, "--vk", str(it.proof.vk), "--out", str(sol)],
@@ -846,7 +852,7 @@ def run(
                 verifier_srs = cut_verifier_srs(srs, workdir / "direct" / "verifier-k1.srs")
                 gas(d, items, accept_gas, workdir, verifier_srs, summary)
     except Exception as e:  # every failure is reported after the ExitStack stopped what was started
-        failed = str(e) if isinstance(e, DemoError) else f"{type(e).__name__}: {e}"
+        failed = e.message if isinstance(e, DemoError) else f"{type(e).__name__}: {e}"
     except SystemExit:
         failed = "interrupted (SIGTERM)"
     except KeyboardInterrupt:
@@ -911,7 +917,7 @@ def _stop_all(node: Anvil, services: list[Service], summary: dict[str, Any]) -> 
 def main(argv: list[str] | None = None) -> int:
     doc = __doc__ or ""
     parser = argparse.ArgumentParser(
-        prog="python -m provers.demo", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m demo", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--workdir", type=Path, default=DEFAULT_WORKDIR, help="logs, database, proofs, manifests"

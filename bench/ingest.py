@@ -25,7 +25,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from eth_account import Account
+
+from aggregator.app import App
+from aggregator.client import AsyncClient
+from aggregator.config import Config
+from aggregator.core import ChainInfo, Core
+from aggregator.server import GrpcServer
+from aggregator.store import Store
+from aggregator.verify import ProofVerifier
+from deploy.anvil import Anvil
+from normalizers.api import Normalizer
+from sheaf.paths import REPO_ROOT as ROOT
+
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT / "tests" / "aggregator"))
 
@@ -39,13 +51,6 @@ def _pct(xs: list[float], p: float) -> float:
 
 
 async def _serve(db: str, port_file: str, backend: str) -> None:
-    from aggregator.config import Config
-    from aggregator.core import ChainInfo, Core
-    from aggregator.server import GrpcServer
-    from aggregator.store import Store
-    from aggregator.verify import ProofVerifier
-    from normalizers.api import Normalizer
-
     srs = ROOT / "tests" / "fixtures" / "ezkl" / "verifier-k1.srs"
     cfg = Config(db_path=db, grpc_listen="127.0.0.1:0", max_leaves=256, max_wait_ms=1000, domains=[])
     core = Core(
@@ -109,9 +114,7 @@ def _next_domain() -> int:
 
 
 async def closed_loop(target: str, items: list[Any], n: int, clients: int) -> dict[str, Any]:
-    from aggregator.client import AsyncClient
-
-    work = []
+    work: list[tuple[Any, int]] = []
     while len(work) < n:
         d = _next_domain()
         work += [(it, d) for it in items]
@@ -160,8 +163,6 @@ async def closed_loop(target: str, items: list[Any], n: int, clients: int) -> di
 
 
 async def open_loop(target: str, items: list[Any], rate: float, seconds: float) -> dict[str, Any]:
-    from aggregator.client import AsyncClient
-
     n = int(rate * seconds)
     d = _next_domain()
     lat: list[float] = []
@@ -191,13 +192,8 @@ async def open_loop(target: str, items: list[Any], rate: float, seconds: float) 
 
 
 async def finality(tmp: Path, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
-    from agg_helpers import OPERATOR_KEYS, SUBMITTER_KEY, deploy_registry, proof_pool
-    from eth_account import Account
-
-    from aggregator.app import App
-    from aggregator.client import AsyncClient
-    from aggregator.config import Config
-    from deploy.anvil import Anvil
+    # lazy: a test helper, importable only through the sys.path entry added above
+    from agg_helpers import OPERATOR_KEYS, SUBMITTER_KEY, deploy_registry, proof_pool  # type: ignore[import-not-found]
 
     srs = ROOT / "tests" / "fixtures" / "ezkl" / "verifier-k1.srs"
     pool = proof_pool(240)
@@ -285,6 +281,7 @@ def _table(title: str, rows: list[dict[str, Any]]) -> None:
 
 
 def main() -> dict[str, Any]:
+    # lazy: a test helper, importable only through the sys.path entry added above
     from agg_helpers import fixture_inputs, proof_pool
 
     groth = proof_pool(240)

@@ -19,14 +19,13 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
-from normalizers.sidecar import find_binary
+from sheaf.paths import REPO_ROOT as ROOT
+from sheaf.paths import gnark_binary
 
-ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
 RESULTS = ROOT / "bench" / "results"
 BUDGET_S = float(os.environ.get("SHEAF_BENCH_SECONDS", "3"))
@@ -126,7 +125,7 @@ def _node_rate(proto: str, circuit: str) -> float:
 def _gnark_native() -> dict[str, float]:
     """gnark's own verifiers, one proof at a time, from `sheaf-gnark bench-verify`."""
     r = subprocess.run(
-        [str(find_binary()), "bench-verify", "--proofs", "32", "--fixtures", str(FIX / "gnark")],
+        [str(gnark_binary()), "bench-verify", "--proofs", "32", "--fixtures", str(FIX / "gnark")],
         capture_output=True, text=True, check=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     out: dict[str, float] = {}
@@ -138,7 +137,7 @@ def _gnark_native() -> dict[str, float]:
 
 
 def _halo2(n: Normalizer) -> dict[str, Any]:
-    import ezkl
+    import ezkl  # lazy: heavy optional dependency, only for the Halo2 rows
 
     srs = str(FIX / "ezkl" / "verifier-k1.srs")
     rows = {}

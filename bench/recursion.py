@@ -29,18 +29,25 @@ from typing import IO, Any
 
 from web3 import Web3
 
-REPO = Path(__file__).resolve().parent.parent
+from aggregator.merkle import merkle_path
+from bench.gas import _registry, direct_gnark_groth16
+from deploy.anvil import ANVIL_DEV_KEYS, Anvil
+from deploy.api import configure_registry
+from deploy.chain import _send, call_tx_gas, connect, deploy_contract, exec_gas, load_account, transact
+from deploy.compile import compile_contracts, compile_files
+from sheaf.paths import REPO_ROOT as REPO
+from sheaf.paths import BinaryNotFound, gnark_binary
+
 FIXTURE = REPO / "gnark" / "aggregation" / "testdata" / "batch_p1.json"
 RESULTS = REPO / "bench" / "results"
 
 
 def _binary() -> Path:
-    env = os.environ.get("SHEAF_GNARK_BIN")
-    if env and Path(env).exists():
-        return Path(env)
-    default = REPO / "build" / "bin" / "sheaf-gnark"
-    if default.exists():
-        return default
+    """sheaf.paths' sheaf-gnark ($SHEAF_GNARK_BIN, build/bin, PATH), else one built for this run."""
+    try:
+        return gnark_binary()
+    except BinaryNotFound:
+        pass
     out = Path(tempfile.mkdtemp(prefix="sheaf-gnark-")) / "sheaf-gnark"
     subprocess.run(["go", "build", "-o", str(out), "./cmd/sheaf-gnark"], cwd=REPO / "gnark", check=True)
     return out
@@ -160,13 +167,6 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
     (submitRecursiveAggregationRoot through the exported outer verifier + adapter) and the inclusion
     check of its last leaf; plus direct verification of one inner proof (gnark Groth16, 1 public input)
     in the same run, the peer this route replaces."""
-    from aggregator.merkle import merkle_path
-    from bench.gas import _registry, direct_gnark_groth16
-    from deploy.anvil import ANVIL_DEV_KEYS, Anvil
-    from deploy.api import configure_registry
-    from deploy.chain import _send, call_tx_gas, connect, deploy_contract, exec_gas, load_account, transact
-    from deploy.compile import compile_contracts, compile_files
-
     arts = compile_contracts()
     out: dict[str, Any] = {}
     with Anvil() as node:

@@ -16,9 +16,8 @@ from typing import Any, Protocol
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-import normalizers.api as napi
 from aggregator.records import Verdict
-from normalizers.api import Normalizer, ProofInput
+from normalizers.api import Normalizer, ProofInput, parse_vk
 from normalizers.errors import NormalizeError
 from sheaf.hashing import keccak256
 
@@ -142,9 +141,7 @@ class ProofVerifier:
 
     async def vk_hash(self, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> bytes:
         try:
-            _, h = await asyncio.to_thread(
-                napi.parse_vk, scheme, fmt, vk, settings, normalizer=self.normalizer
-            )
+            _, h = await asyncio.to_thread(parse_vk, scheme, fmt, vk, settings, normalizer=self.normalizer)
         except Exception as e:
             raise _input_error(e, "vk") from e
         return bytes(h)

@@ -23,7 +23,7 @@ from aggregator.recursion import RecursiveProver, cache_root, manifest_recursive
 from aggregator.server import GrpcServer
 from aggregator.service import Service
 from aggregator.store import SqliteStore
-from aggregator.submitter import Submitter
+from aggregator.submitter import StoreLedger, Submitter
 from normalizers.api import Normalizer
 
 log = logging.getLogger("sheaf.app")
@@ -119,7 +119,7 @@ class App:
         )
         self.grpc = GrpcServer(svc, cfg.grpc_listen)
         self.submitter = Submitter(
-            svc.db,
+            StoreLedger(svc.db),
             svc.ids,
             svc.changes,
             self.metrics,

@@ -20,6 +20,8 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from web3.exceptions import ContractLogicError
 
@@ -57,15 +59,121 @@ def proof_rejection(e: ContractLogicError) -> str | None:
     return None
 
 
+class Ledger(Protocol):
+    """What posting needs from durable state, and all it may change there."""
+
+    async def posting(self) -> list[BatchRow]:
+        """Batches ready to post or posted: SIGNED and SUBMITTED, by domain and aggregation id."""
+        ...
+
+    async def domains(self) -> list[int]:
+        """Every domain that ever had a batch (a reorg may concern any of them)."""
+        ...
+
+    async def finalized_after(self, domain: int, last: int) -> list[BatchRow]:
+        """FINALIZED batches of `domain` whose id is above the chain's last one (reorged away)."""
+        ...
+
+    async def move(
+        self,
+        batch_id: int,
+        expect: Sequence[str],
+        state: str,
+        *,
+        tx_hash: bytes | None = None,
+        block_number: int | None = None,
+        proof_status: Status | None = None,
+    ) -> bool:
+        """Compare-and-set of the batch state (Store.set_batch_state)."""
+        ...
+
+    async def abandon(self, batch_id: int, reason: str, *, reroute: Iterable[bytes] = ()) -> bool:
+        """Give up a SIGNED/SUBMITTED batch: its id and later ones are released, its proofs
+        re-queued (`reroute`: as attest-only)."""
+        ...
+
+    async def recursive_payload(self, batch_id: int) -> tuple[list[bytes], bytes | None]:
+        """(leaves in tree order, outer proof) of a recursive batch."""
+        ...
+
+    async def signatures(self, batch_id: int) -> list[tuple[str, bytes]]:
+        """(operator, signature) of the operators who signed (refusals left out)."""
+        ...
+
+
+class StoreLedger:
+    """The Ledger over the aggregator's Store (calls run on its StoreThread)."""
+
+    def __init__(self, db: StoreThread) -> None:
+        self.db = db
+
+    async def posting(self) -> list[BatchRow]:
+        return await self.db.run(self.db.store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
+
+    async def domains(self) -> list[int]:
+        return await self.db.run(self.db.store.domains)
+
+    async def finalized_after(self, domain: int, last: int) -> list[BatchRow]:
+        store = self.db.store
+        if await self.db.run(store.max_aggregation, domain, BatchState.FINALIZED) <= last:
+            return []
+        return [
+            b
+            for b in await self.db.run(store.batches_in, BatchState.FINALIZED)
+            if b.domain_id == domain and b.aggregation_id is not None and b.aggregation_id > last
+        ]
+
+    async def move(
+        self,
+        batch_id: int,
+        expect: Sequence[str],
+        state: str,
+        *,
+        tx_hash: bytes | None = None,
+        block_number: int | None = None,
+        proof_status: Status | None = None,
+    ) -> bool:
+        return await self.db.run(
+            functools.partial(
+                self.db.store.set_batch_state,
+                batch_id,
+                expect,
+                state,
+                tx_hash=tx_hash,
+                block_number=block_number,
+                proof_status=proof_status,
+            )
+        )
+
+    async def abandon(self, batch_id: int, reason: str, *, reroute: Iterable[bytes] = ()) -> bool:
+        return await self.db.run(
+            functools.partial(
+                self.db.store.fail_batch,
+                batch_id,
+                reason,
+                (),
+                (BatchState.SIGNED, BatchState.SUBMITTED),
+                reroute=list(reroute),
+            )
+        )
+
+    async def recursive_payload(self, batch_id: int) -> tuple[list[bytes], bytes | None]:
+        store = self.db.store
+        leaves = [p.statement_hash for p in await self.db.run(store.batch_proofs, batch_id)]
+        return leaves, await self.db.run(store.get_agg_proof, batch_id)
+
+    async def signatures(self, batch_id: int) -> list[tuple[str, bytes]]:
+        return [(op, sig) for op, sig, _ in await self.db.run(self.db.store.signatures, batch_id) if sig]
+
+
 class Submitter:
-    """Posting. Reads SIGNED/SUBMITTED/FINALIZED batches and moves them on (`db`), reports the
-    registry's next id per domain to `ids` (the batcher and prover allocate from it), posts
-    attested batches with the first `threshold` signatures, wakes the other parts through
-    `changes` and stops when it closes."""
+    """Posting. Moves batches on through `ledger` only, reports the registry's next id per domain
+    to `ids` (the batcher and prover allocate from it), posts attested batches with the first
+    `threshold` signatures, wakes the other parts through `changes` and stops when it closes."""
 
     def __init__(
         self,
-        db: StoreThread,
+        ledger: Ledger,
         ids: AggregationIds,
         changes: Changes,
         metrics: Metrics,
@@ -75,7 +183,7 @@ class Submitter:
         confirmations: int,
         poll_s: float,
     ) -> None:
-        self.db = db
+        self.ledger = ledger
         self.ids = ids
         self.changes = changes
         self.metrics = metrics
@@ -117,9 +225,8 @@ class Submitter:
             await self.changes.wait(self.poll_s)
 
     async def round(self) -> None:
-        db, store = self.db, self.db.store
-        active = await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
-        domains = sorted({b.domain_id for b in active} | set(await db.run(store.domains)))
+        active = await self.ledger.posting()
+        domains = sorted({b.domain_id for b in active} | set(await self.ledger.domains()))
         if not domains:
             return
         head = await self.chain.head()
@@ -137,29 +244,16 @@ class Submitter:
             raise failed
 
     async def _domain(self, d: int, head: int) -> None:
-        db, store = self.db, self.db.store
         nxt = await self.chain.next_aggregation_id(d)
         self.ids.observe(d, nxt)
         last = nxt - 1
-        if await db.run(store.max_aggregation, d, BatchState.FINALIZED) > last:
-            for b in await db.run(store.batches_in, BatchState.FINALIZED):
-                if b.domain_id == d and b.aggregation_id is not None and b.aggregation_id > last:
-                    log.warning(
-                        "reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id
-                    )
-                    self.metrics.inc("sheaf_chain_failures_total", code="REORGED")
-                    await db.run(
-                        store.set_batch_state,
-                        b.batch_id,
-                        [BatchState.FINALIZED],
-                        BatchState.SIGNED,
-                        proof_status=Status.AGGREGATING,
-                    )
-        batches = [
-            b
-            for b in await db.run(store.batches_in, BatchState.SIGNED, BatchState.SUBMITTED)
-            if b.domain_id == d
-        ]
+        for b in await self.ledger.finalized_after(d, last):
+            log.warning("reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id)
+            self.metrics.inc("sheaf_chain_failures_total", code="REORGED")
+            await self.ledger.move(
+                b.batch_id, [BatchState.FINALIZED], BatchState.SIGNED, proof_status=Status.AGGREGATING
+            )
+        batches = [b for b in await self.ledger.posting() if b.domain_id == d]
         for b in sorted(batches, key=lambda x: x.aggregation_id or 0):
             assert b.aggregation_id is not None
             if b.aggregation_id <= last:
@@ -179,7 +273,6 @@ class Submitter:
         self.changes.notify()
 
     async def _follow(self, b: BatchRow, head: int) -> None:
-        db, store = self.db, self.db.store
         assert b.aggregation_id is not None
         oc = await self.chain.get_aggregation(b.domain_id, b.aggregation_id)
         if oc is None or oc.root != b.root or oc.leaf_count != b.leaf_count:
@@ -191,14 +284,11 @@ class Submitter:
                 b.batch_id,
             )
             self.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
-            await db.run(
-                store.fail_batch, b.batch_id, "ID_TAKEN", (), (BatchState.SIGNED, BatchState.SUBMITTED)
-            )
+            await self.ledger.abandon(b.batch_id, "ID_TAKEN")
             return
         confs = head - oc.block_number + 1
         if confs >= self.confirmations:
-            ok = await db.run(
-                store.set_batch_state,
+            ok = await self.ledger.move(
                 b.batch_id,
                 [BatchState.SIGNED, BatchState.SUBMITTED],
                 BatchState.FINALIZED,
@@ -215,8 +305,7 @@ class Submitter:
                     b.leaf_count,
                 )
         elif b.state == BatchState.SIGNED or b.block_number != oc.block_number:
-            await db.run(
-                store.set_batch_state,
+            await self.ledger.move(
                 b.batch_id,
                 [BatchState.SIGNED, BatchState.SUBMITTED],
                 BatchState.SUBMITTED,
@@ -251,11 +340,9 @@ class Submitter:
         return True
 
     async def _send(self, b: BatchRow) -> None:
-        db, store = self.db, self.db.store
         assert b.aggregation_id is not None
         if b.kind == KIND_RECURSIVE:
-            proof = await db.run(store.get_agg_proof, b.batch_id)
-            leaves = [p.statement_hash for p in await db.run(store.batch_proofs, b.batch_id)]
+            leaves, proof = await self.ledger.recursive_payload(b.batch_id)
             assert proof is not None
             try:
                 tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof)
@@ -275,25 +362,15 @@ class Submitter:
                 )
                 self.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
-                await db.run(
-                    functools.partial(
-                        store.fail_batch,
-                        b.batch_id,
-                        PROOF_REJECTED,
-                        (),
-                        (BatchState.SIGNED, BatchState.SUBMITTED),
-                        reroute=leaves,
-                    )
-                )
+                await self.ledger.abandon(b.batch_id, PROOF_REJECTED, reroute=leaves)
                 return
         else:
-            sigs = [(op, s) for op, s, _ in await db.run(store.signatures, b.batch_id) if s]
+            sigs = await self.ledger.signatures(b.batch_id)
             # The registry wants signers in strictly ascending address order; take the first k.
             sigs.sort(key=lambda x: int(x[0], 16))
             chosen = [s for _, s in sigs[: self.threshold]]
             tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
-        await db.run(
-            store.set_batch_state,
+        await self.ledger.move(
             b.batch_id,
             [BatchState.SIGNED, BatchState.SUBMITTED],
             BatchState.SUBMITTED,

@@ -17,6 +17,7 @@ from aggregator.config import Config
 from aggregator.records import KIND_ATTESTED, BatchState, ChainInfo, NewProof, Status
 from aggregator.service import Service
 from aggregator.store import SqliteStore
+from aggregator.submitter import StoreLedger
 from sheaf.errors import PERMISSION_DENIED, SheafError, status_of
 from sheaf.hashing import keccak256
 
@@ -95,3 +96,30 @@ async def test_reads_wait_for_changes_and_stop(service: Service) -> None:
     assert seen[-1] == Status.AGGREGATING
     service.changes.close()  # the stop flag ends every watcher
     await asyncio.wait_for(t, 2.0)
+
+
+async def test_ledger_is_what_posting_sees_and_changes(service: Service) -> None:
+    """The submitter's whole view of the store: SIGNED batches to post, signatures without
+    refusals, finality, reorgs and abandoning a batch (its proofs re-queued)."""
+    db, ledger = service.db, StoreLedger(service.db)
+    await db.run(db.store.insert_proofs, [_p(i) for i in range(2)])
+    await service.batcher.make_batches(force=True)
+    (b,) = await db.run(db.store.batches_in, BatchState.PENDING)
+    assert await ledger.posting() == []  # not signed yet
+    await db.run(db.store.add_signature, b.batch_id, "0xbb", b"sig")
+    await db.run(db.store.add_signature, b.batch_id, "0xaa", None, "VERIFICATION_FAILED")
+    assert await db.run(db.store.set_batch_state, b.batch_id, [BatchState.PENDING], BatchState.SIGNED)
+    assert [x.batch_id for x in await ledger.posting()] == [b.batch_id]
+    assert await ledger.signatures(b.batch_id) == [("0xbb", b"sig")]
+    assert await ledger.domains() == [1]
+    assert await ledger.move(
+        b.batch_id, [BatchState.SIGNED], BatchState.FINALIZED, block_number=5, proof_status=Status.FINALIZED
+    )
+    assert await ledger.finalized_after(1, 1) == []  # the chain has it
+    (gone,) = await ledger.finalized_after(1, 0)  # the chain lost it (reorg)
+    assert gone.batch_id == b.batch_id and gone.block_number == 5
+    assert await ledger.move(b.batch_id, [BatchState.FINALIZED], BatchState.SIGNED)
+    assert await ledger.abandon(b.batch_id, "ID_TAKEN")
+    assert await ledger.posting() == []
+    rows = await db.run(db.store.take_queued, 1, KIND_ATTESTED, 10)
+    assert len(rows) == 2  # back in the queue for the next batch

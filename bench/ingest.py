@@ -27,13 +27,14 @@ from typing import Any
 
 from eth_account import Account
 
+from aggregator.admission import ProofVerifier
 from aggregator.app import App
 from aggregator.client import AsyncClient
 from aggregator.config import Config
-from aggregator.core import ChainInfo, Core
+from aggregator.records import ChainInfo
 from aggregator.server import GrpcServer
-from aggregator.store import Store
-from aggregator.verify import ProofVerifier
+from aggregator.service import Service
+from aggregator.store import SqliteStore
 from deploy.anvil import Anvil
 from normalizers.api import Normalizer
 from sheaf.paths import REPO_ROOT as ROOT
@@ -53,14 +54,14 @@ def _pct(xs: list[float], p: float) -> float:
 async def _serve(db: str, port_file: str, backend: str) -> None:
     srs = ROOT / "tests" / "fixtures" / "ezkl" / "verifier-k1.srs"
     cfg = Config(db_path=db, grpc_listen="127.0.0.1:0", max_leaves=256, max_wait_ms=1000, domains=[])
-    core = Core(
+    svc = Service(
         cfg,
-        Store(db),
+        SqliteStore(db),
         ProofVerifier(Normalizer(srs=srs, groth16_backend=backend)),
         ChainInfo(31337, "0x" + "00" * 20),
     )
-    core.start()
-    srv = GrpcServer(core, cfg.grpc_listen)
+    svc.start()
+    srv = GrpcServer(svc, cfg.grpc_listen)
     await srv.start()
     Path(port_file).write_text(str(srv.port))
     stop = asyncio.Event()
@@ -68,7 +69,7 @@ async def _serve(db: str, port_file: str, backend: str) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
     await srv.stop(1.0)
-    await core.stop()
+    await svc.stop()
 
 
 class Server:

@@ -4,9 +4,11 @@ pragma solidity ^0.8.24;
 import {ISheafInference} from "./ISheafInference.sol";
 
 /// @title ExampleInferenceConsumer
-/// @notice The application pattern for a whole model: accept a result (the model's output) once, only when
-///   SheafInference accepts the inference across all slices of the pinned model, every proven slice in an
-///   aggregation of the pinned domain and kind. Optionally demands that every slice be proven.
+/// @notice The application pattern for a whole model: accept a result (this input commitment -> this output)
+///   once, only when SheafInference accepts the inference across all slices of the pinned model, every
+///   proven slice in an aggregation of the pinned domain and kind. Optionally demands that every slice be
+///   proven; otherwise the input commitment is the first proven segment's, which unproven slices before it
+///   do not bind to the model's input (docs/inference.md).
 contract ExampleInferenceConsumer {
     ISheafInference public immutable inference;
     bytes32 public immutable modelId;
@@ -20,6 +22,7 @@ contract ExampleInferenceConsumer {
     /// inference hash => accepted
     mapping(bytes32 => bool) public accepted;
 
+    /// `inputCommitment`: input commitment of the first proven segment (the model's input when fully proven)
     event InferenceAccepted(
         bytes32 indexed modelId,
         bytes32 indexed inferenceHash,
@@ -33,6 +36,7 @@ contract ExampleInferenceConsumer {
     error InvalidRequiredKind(uint8 kind);
     error ModelNotRegistered(bytes32 modelId);
     error NotFullyProven(bytes32 modelId);
+    error InputMismatch(uint256 claimed, uint256 proven);
     error OutputMismatch(uint256 position, uint256 claimed, uint256 proven);
     error OutputLengthMismatch(uint256 claimed, uint256 proven);
     error AlreadyAccepted(bytes32 inferenceHash);
@@ -60,14 +64,19 @@ contract ExampleInferenceConsumer {
         requireFullyProven = requireFullyProven_;
     }
 
+    /// @param inputCommitment commitment to the input the caller says the model ran on (the app computes it
+    ///   from the input it cares about); must equal the proven one
     /// @param claimedOutput what the caller says the model output; must equal the proven output
     /// @param proofs one entry per slice of the model (empty for unproven slices), from the aggregator
-    function acceptInference(uint256[] calldata claimedOutput, ISheafInference.SliceProof[] calldata proofs)
-        external
-        returns (bytes32 inferenceHash)
-    {
+    function acceptInference(
+        uint256 inputCommitment,
+        uint256[] calldata claimedOutput,
+        ISheafInference.SliceProof[] calldata proofs
+    ) external returns (bytes32 inferenceHash) {
         ISheafInference.InferenceResult memory r =
             inference.verifyInference(modelId, domainId, requiredKind, proofs);
+        uint256 provenInput = r.segments[0].inCommit;
+        if (inputCommitment != provenInput) revert InputMismatch(inputCommitment, provenInput);
         uint256 k = r.output.length;
         if (claimedOutput.length != k) revert OutputLengthMismatch(claimedOutput.length, k);
         for (uint256 j; j < k; ++j) {
@@ -76,8 +85,6 @@ contract ExampleInferenceConsumer {
         inferenceHash = r.inferenceHash;
         if (accepted[inferenceHash]) revert AlreadyAccepted(inferenceHash);
         accepted[inferenceHash] = true;
-        emit InferenceAccepted(
-            modelId, inferenceHash, msg.sender, r.segments[0].inCommit, r.output, r.provenMask
-        );
+        emit InferenceAccepted(modelId, inferenceHash, msg.sender, provenInput, r.output, r.provenMask);
     }
 }

@@ -866,20 +866,27 @@ contract SheafInferenceTest is InferenceFixture {
         emit InferenceAccepted(id, h, stranger, _commit(5, 0), _outs(70, 80, 90), 7);
         vm.prank(stranger);
         uint256 g = gasleft();
-        assertEq(app.acceptInference(_outs(70, 80, 90), proofs), h);
+        assertEq(app.acceptInference(_commit(5, 0), _outs(70, 80, 90), proofs), h);
         emit log_named_uint("gas acceptInference 3 slices (forge, in-test call)", g - gasleft());
         assertTrue(app.accepted(h));
         vm.expectRevert(abi.encodeWithSelector(ExampleInferenceConsumer.AlreadyAccepted.selector, h));
-        app.acceptInference(_outs(70, 80, 90), proofs);
+        app.acceptInference(_commit(5, 0), _outs(70, 80, 90), proofs);
         // a claimed output the model did not produce
         vm.expectRevert(abi.encodeWithSelector(ExampleInferenceConsumer.OutputMismatch.selector, 1, 81, 80));
-        app.acceptInference(_outs(70, 81, 90), proofs);
+        app.acceptInference(_commit(5, 0), _outs(70, 81, 90), proofs);
+        // the right output, but the app asked about another input
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ExampleInferenceConsumer.InputMismatch.selector, _commit(6, 0), _commit(5, 0)
+            )
+        );
+        app.acceptInference(_commit(6, 0), _outs(70, 80, 90), proofs);
         vm.expectRevert(abi.encodeWithSelector(ExampleInferenceConsumer.OutputLengthMismatch.selector, 0, 3));
-        app.acceptInference(new uint256[](0), proofs);
+        app.acceptInference(_commit(5, 0), new uint256[](0), proofs);
         // verifyInference's refusals reach the caller unchanged
         ExampleInferenceConsumer recursiveOnly = new ExampleInferenceConsumer(inf, id, DOMAIN, 1, false);
         vm.expectRevert(abi.encodeWithSelector(ISheafInference.SliceWrongKind.selector, 0, 1, 2));
-        recursiveOnly.acceptInference(_outs(70, 80, 90), proofs);
+        recursiveOnly.acceptInference(_commit(5, 0), _outs(70, 80, 90), proofs);
         assertEq(spec.length, 3);
     }
 
@@ -916,7 +923,7 @@ contract SheafInferenceTest is InferenceFixture {
         emit log_named_uint("gas 3 x ExampleConsumer.acceptResult (forge, in-test calls)", total);
         ExampleInferenceConsumer app = new ExampleInferenceConsumer(inf, id, DOMAIN, 2, true);
         uint256 g2 = gasleft();
-        app.acceptInference(_outs(70, 80, 90), proofs);
+        app.acceptInference(_commit(5, 0), _outs(70, 80, 90), proofs);
         uint256 whole = g2 - gasleft();
         emit log_named_uint("gas ExampleInferenceConsumer.acceptInference 3 slices (forge)", whole);
         // loose bound: a regression (e.g. a storage write per slice) would break it

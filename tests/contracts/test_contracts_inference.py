@@ -549,12 +549,18 @@ def test_onchain_verify_inference_is_the_receipt_check_and_its_gas(chain: Chain,
     data = bytes.fromhex(chain.inf.encode_abi("verifyInference", [mid, DOMAIN, 2, _proofs_arg(proofs)])[2:])
     view_gas = call_tx_gas(w3, owner, chain.inf.address, data, "verifyInference")
     app = chain.contract("ExampleInferenceConsumer", [chain.inf.address, mid, DOMAIN, 2, name != "partial"])
-    claimed = list(r.output)
+    claimed_in, claimed = r.segments[0].in_commit, list(r.output)
+    assert reverts_contain(
+        app.functions.acceptInference(claimed_in + 1, claimed, _proofs_arg(proofs)),
+        "InputMismatch(uint256,uint256)",
+    )
     accepted = transact(
-        w3, owner, app.functions.acceptInference(claimed, _proofs_arg(proofs)), "acceptInference"
+        w3, owner, app.functions.acceptInference(claimed_in, claimed, _proofs_arg(proofs)), "acceptInference"
     )
     ev = app.events.InferenceAccepted().process_receipt(accepted.receipt)
-    assert [(x.args.inferenceHash, tuple(x.args.output)) for x in ev] == [(r.inference_hash, r.output)]
+    assert [(x.args.inferenceHash, x.args.inputCommitment, tuple(x.args.output)) for x in ev] == [
+        (r.inference_hash, claimed_in, r.output)
+    ]
     assert app.functions.accepted(r.inference_hash).call() is True
     per_slice = 0
     for s, p in zip(spec, proofs, strict=True):

@@ -25,6 +25,8 @@ from web3 import Web3
 
 from aggregator.config import Config
 from deploy.anvil import Anvil
+from deploy.compile import compile_contracts
+from normalizers.api import Normalizer, ProofInput
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures"
@@ -55,8 +57,6 @@ _ARTIFACT: dict[str, Any] = {}
 
 def registry_artifact() -> tuple[list[dict[str, Any]], bytes]:
     if not _ARTIFACT:
-        from deploy.compile import compile_contracts
-
         a = compile_contracts()["SheafRegistry"]
         _ARTIFACT["abi"], _ARTIFACT["bin"] = a.abi, a.bytecode
     return _ARTIFACT["abi"], _ARTIFACT["bin"]
@@ -141,8 +141,6 @@ def fixture_inputs() -> list[Input]:
 def supported_inputs() -> list[Input]:
     """The fixtures today's normalizers accept (schemes still being built are left out; the normalizer
     tests cover their rejections)."""
-    from normalizers.api import Normalizer, ProofInput
-
     srs = FIX / "ezkl" / "verifier-k1.srs"
     out = []
     with Normalizer(srs=srs) as n:

@@ -33,6 +33,7 @@ from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
 from normalizers.statement import BN254_R
 from sheaf.v1 import aggregator_pb2 as pb
+from sheaf.v1 import aggregator_pb2_grpc as pbg
 
 
 def _snark(name: str = "mul1_groth16", i: int = 0) -> Input:
@@ -183,8 +184,6 @@ async def test_rejections_over_grpc(app: App) -> None:
         await _serving(app.grpc.port)
 
         # operator-facing side refuses strangers
-        from sheaf.v1 import aggregator_pb2_grpc as pbg
-
         op = pbg.OperatorStub(c.channel)
         with pytest.raises(grpc.aio.AioRpcError) as gi:
             await op.FetchBatch(pb.FetchBatchRequest(operator=Account.create().address, wait_ms=0), timeout=5)

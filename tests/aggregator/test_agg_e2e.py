@@ -26,6 +26,7 @@ from aggregator import crypto
 from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AsyncClient
+from aggregator.config import Config
 from sheaf.v1 import aggregator_pb2 as pb
 
 
@@ -230,8 +231,6 @@ async def test_cli_submit_status_and_http_post(app: App, chain_env: ChainEnv, tm
 
 
 def test_config_file(tmp_path: Path) -> None:
-    from aggregator.config import Config
-
     p = tmp_path / "sheaf.toml"
     p.write_text('[aggregator]\nmax_leaves = 7\noperators = ["0x01", "0x02"]\nthreshold = 2\n')
     cfg = Config.load(p, db_path="x.db")

@@ -4,6 +4,7 @@ the parts wake each other through `Changes`."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,13 +14,17 @@ from eth_account import Account
 
 from aggregator import crypto
 from aggregator.admission import ProofVerifier
+from aggregator.cli import build_parser
 from aggregator.config import Config
 from aggregator.records import KIND_ATTESTED, BatchState, ChainInfo, NewProof, Status
+from aggregator.server import SCHEME_ENUM
 from aggregator.service import Service
 from aggregator.store import SqliteStore
 from aggregator.submitter import StoreLedger
 from sheaf.errors import PERMISSION_DENIED, SheafError, status_of
 from sheaf.hashing import keccak256
+from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES, Scheme
+from sheaf.v1 import envelope_pb2
 
 OPERATOR = Account.create()
 REGISTRY = "0x" + "ab" * 20
@@ -123,3 +128,14 @@ async def test_ledger_is_what_posting_sees_and_changes(service: Service) -> None
     assert await ledger.posting() == []
     rows = await db.run(db.store.take_queued, 1, KIND_ATTESTED, 10)
     assert len(rows) == 2  # back in the queue for the next batch
+
+
+def test_front_ends_take_the_one_scheme_list() -> None:
+    """server.py's proto numbers and the CLI's choices come from sheaf.schemes: a scheme added
+    there shows up in both (and matches the proto enum)."""
+    assert SCHEME_ENUM == {s.label: envelope_pb2.Scheme.Value(s.name) for s in Scheme}
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    submit = sub.choices["submit"]
+    choices = {a.dest: a.choices for a in submit._actions if a.choices}
+    assert list(choices["scheme"]) == list(SCHEME_NAMES)
+    assert list(choices["format"]) == list(PRODUCER_NAMES)

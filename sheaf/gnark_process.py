@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -392,6 +392,8 @@ class SyncGnarkProcess:
         except TimeoutError:
             fut.cancel()
             raise ProcessError(ProcessError.TIMEOUT, f"{op}: no answer within the timeout") from None
+        except CancelledError:  # close() cancelled it
+            raise ProcessError(ProcessError.UNAVAILABLE, f"{op}: client closed") from None
 
     def request(self, op: str, timeout: float | None = None, **params: Any) -> dict[str, Any]:
         return self.result(self.submit(op, **params), op, timeout)
@@ -404,6 +406,11 @@ class SyncGnarkProcess:
             )
         except TimeoutError:
             raise ProcessError(ProcessError.TIMEOUT, f"{op}: no answer within the timeout") from None
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if fut.cancelled() and not (me is not None and me.cancelling()):  # close() cancelled it
+                raise ProcessError(ProcessError.UNAVAILABLE, f"{op}: client closed") from None
+            raise
 
     def pid(self) -> int | None:
         p = self._process
@@ -473,4 +480,8 @@ class SyncGnarkProcess:
             with contextlib.suppress(BaseException):
                 await self._starting
         if self._process is not None:
-            await self._process.close()
+            await self._process.close()  # answers every request it has read, then exits
+        # requests still waiting for a start: their callers get ProcessError(UNAVAILABLE)
+        for t in asyncio.all_tasks():
+            if t is not asyncio.current_task():
+                t.cancel()

@@ -226,3 +226,18 @@ async def test_prover_worker_speaks_the_same_protocol(bin_path: str) -> None:
     finally:
         await prover.close()
         await verifier.close()
+
+
+def test_close_fails_requests_still_waiting_for_a_start(tmp_path: Path) -> None:
+    slow = tmp_path / "never-ready"
+    slow.write_text("#!/bin/sh\nexec sleep 60\n")
+    slow.chmod(0o755)
+    sp = SyncGnarkProcess(lambda: [str(slow)], timeout=30, ready_timeout=60)
+    fut = sp.submit("ping")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    sp.close()
+    with pytest.raises(ProcessError) as ei:
+        sp.result(fut, "ping")
+    assert ei.value.code == ProcessError.UNAVAILABLE and "closed" in ei.value.message
+    assert time.monotonic() - t0 < 10

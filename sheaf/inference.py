@@ -16,8 +16,9 @@ contracts/src/StatementHash.sol (a test holds the three equal).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sheaf.hashing import keccak256
 
@@ -116,6 +117,43 @@ class SliceSpec:
     def unproven(cls) -> SliceSpec:
         return cls(proven=False)
 
+    def abi(self) -> tuple[bool, int, bytes, int, int, int, list[int]]:
+        """The ABI tuple (what web3 / eth-abi take for `ISheafInference.SliceSpec`)."""
+        return (
+            self.proven,
+            self.scheme,
+            self.vk_hash,
+            self.public_input_count,
+            self.in_commit_index,
+            self.out_commit_index,
+            list(self.output_indices),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form used by tests/vectors/model_id.json."""
+        return {
+            "proven": self.proven,
+            "scheme": self.scheme,
+            "vk_hash": "0x" + self.vk_hash.hex(),
+            "public_input_count": self.public_input_count,
+            "in_commit_index": self.in_commit_index,
+            "out_commit_index": self.out_commit_index,
+            "output_indices": list(self.output_indices),
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> SliceSpec:
+        vk = str(d["vk_hash"])
+        return cls(
+            proven=bool(d["proven"]),
+            scheme=int(d["scheme"]),
+            vk_hash=bytes.fromhex(vk[2:] if vk.startswith("0x") else vk),
+            public_input_count=int(d["public_input_count"]),
+            in_commit_index=int(d["in_commit_index"]),
+            out_commit_index=int(d["out_commit_index"]),
+            output_indices=tuple(int(x) for x in d["output_indices"]),
+        )
+
 
 @dataclass(frozen=True)
 class SliceProof:
@@ -126,6 +164,16 @@ class SliceProof:
     merkle_path: tuple[bytes, ...] = ()
     leaf_count: int = 0
     index: int = 0
+
+    def abi(self) -> tuple[list[int], int, list[bytes], int, int]:
+        """The ABI tuple for `ISheafInference.SliceProof` (verifyInference's argument)."""
+        return (
+            list(self.public_inputs),
+            self.aggregation_id,
+            list(self.merkle_path),
+            self.leaf_count,
+            self.index,
+        )
 
 
 @dataclass(frozen=True)

@@ -121,25 +121,13 @@ INVALID_CASES: list[tuple[str, list[SliceSpec]]] = [
 ]
 
 
-def slice_json(s: SliceSpec) -> dict[str, Any]:
-    return {
-        "proven": s.proven,
-        "scheme": s.scheme,
-        "vk_hash": "0x" + s.vk_hash.hex(),
-        "public_input_count": s.public_input_count,
-        "in_commit_index": s.in_commit_index,
-        "out_commit_index": s.out_commit_index,
-        "output_indices": list(s.output_indices),
-    }
-
-
 def vectors() -> dict[str, Any]:
     cases: list[dict[str, Any]] = []
     for name, spec in VALID_CASES + INVALID_CASES:
         case: dict[str, Any] = {
             "name": name,
             "slice_count": len(spec),
-            "slices": [slice_json(s) for s in spec],
+            "slices": [s.to_json() for s in spec],
             "encoded": "0x" + encode_model(spec).hex(),
             "model_id": "0x" + model_id(spec).hex(),
         }
@@ -171,6 +159,10 @@ def test_vectors_file_is_what_the_spec_produces() -> None:
     assert VECTORS.read_text() == render(), "regenerate: python -m tests.contracts.test_contracts_inference"
     data = json.loads(VECTORS.read_text())
     assert sum(c["valid"] for c in data["cases"]) == len(VALID_CASES) >= 5
+    for c in data["cases"]:  # the JSON form round-trips
+        spec = [SliceSpec.from_json(x) for x in c["slices"]]
+        assert [x.to_json() for x in spec] == c["slices"]
+        assert "0x" + model_id(spec).hex() == c["model_id"]
     assert sum(not c["valid"] for c in data["cases"]) == len(INVALID_CASES) >= 15
     # every registration error of the contract has a vector but ModelAlreadyRegistered
     named = {c["error"].split("(")[0] for c in data["cases"] if not c["valid"]}
@@ -191,23 +183,11 @@ def test_vectors_file_is_what_the_spec_produces() -> None:
     }
 
 
-def _abi_tuple(s: SliceSpec) -> tuple[Any, ...]:
-    return (
-        s.proven,
-        s.scheme,
-        s.vk_hash,
-        s.public_input_count,
-        s.in_commit_index,
-        s.out_commit_index,
-        list(s.output_indices),
-    )
-
-
 @pytest.mark.parametrize(
     "name,spec", VALID_CASES + INVALID_CASES, ids=[n for n, _ in VALID_CASES + INVALID_CASES]
 )
 def test_encoding_is_abi_encode(name: str, spec: list[SliceSpec]) -> None:
-    ref = abi_encode(["bytes32", SLICE_ABI + "[]"], [MODEL_ID_TAG, [_abi_tuple(s) for s in spec]])
+    ref = abi_encode(["bytes32", SLICE_ABI + "[]"], [MODEL_ID_TAG, [s.abi() for s in spec]])
     assert encode_model(spec) == ref
     assert model_id(spec) == keccak256(ref)
 
@@ -387,14 +367,12 @@ def test_receipt_check_partial_model_segments() -> None:
 DOMAIN = 1
 
 
-def _spec_arg(spec: Sequence[SliceSpec]) -> list[tuple[Any, ...]]:
-    return [_abi_tuple(s) for s in spec]
+def _spec_arg(spec: Sequence[SliceSpec]) -> list[Any]:
+    return [s.abi() for s in spec]
 
 
-def _proofs_arg(proofs: Sequence[SliceProof]) -> list[tuple[Any, ...]]:
-    return [
-        (list(p.public_inputs), p.aggregation_id, list(p.merkle_path), p.leaf_count, p.index) for p in proofs
-    ]
+def _proofs_arg(proofs: Sequence[SliceProof]) -> list[Any]:
+    return [p.abi() for p in proofs]
 
 
 def reverts_contain(fn: Any, error_sig: str) -> bool:
@@ -476,18 +454,7 @@ def chain(w3: Web3, owner: LocalAccount, artifacts: dict[str, Artifact]) -> Chai
 
 def test_onchain_model_ids_and_registration_checks_are_the_specs(chain: Chain) -> None:
     for case in json.loads(VECTORS.read_text())["cases"]:
-        spec = [
-            SliceSpec(
-                s["proven"],
-                s["scheme"],
-                bytes.fromhex(s["vk_hash"][2:]),
-                s["public_input_count"],
-                s["in_commit_index"],
-                s["out_commit_index"],
-                tuple(s["output_indices"]),
-            )
-            for s in case["slices"]
-        ]
+        spec = [SliceSpec.from_json(s) for s in case["slices"]]
         assert "0x" + chain.inf.functions.modelIdOf(_spec_arg(spec)).call().hex() == case["model_id"], case[
             "name"
         ]

@@ -126,22 +126,20 @@ async def test_same_error_same_statuses_over_grpc_and_http(
     elif case == "unknown aggregation":
         e, (hs, hb) = await _both(front, lambda c: c.aggregation(1, 5), "GET", "/v1/aggregations/1/5")
     else:
-        proof, kw = g.proof, {}
-        if case == "missing vk":
-            pass
-        elif case == "unknown vk hash":
-            kw = {"vk_hash": b"\x42" * 32}
+        proof, vk, vk_hash = g.proof, None, None
+        if case == "unknown vk hash":
+            vk_hash = b"\x42" * 32
         elif case == "bad vk hash":
-            kw = {"vk_hash": b"\x42" * 3}
-        else:
-            kw = {"vk": g.vk}
+            vk_hash = b"\x42" * 3
+        elif case != "missing vk":
+            vk = g.vk
             proof = b" " * (2 << 20) if case == "normalizer size limit" else b"{"
-        body = dict(submit, proof=_b64(proof), vk=_b64(kw.get("vk")))
-        if "vk_hash" in kw:
-            body["vk_hash"] = "0x" + kw["vk_hash"].hex()
+        body = dict(submit, proof=_b64(proof), vk=_b64(vk))
+        if vk_hash is not None:
+            body["vk_hash"] = "0x" + vk_hash.hex()
 
         def call(c: AsyncClient) -> Any:
-            return c.submit(g.scheme, g.format, proof, public=g.public, domain_id=1, **kw)
+            return c.submit(g.scheme, g.format, proof, vk=vk, vk_hash=vk_hash, public=g.public, domain_id=1)
 
         e, (hs, hb) = await _both(front, call, "POST", "/v1/proofs", body)
     assert (e.status.name, e.code, e.field) == (want.grpc, code, field)

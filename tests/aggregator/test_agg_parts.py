@@ -72,6 +72,7 @@ async def test_attesting_serves_batches_to_operators_only(service: Service) -> N
     got = await service.attesting.fetch_task(OPERATOR.address.lower(), 0.0)
     assert got is not None
     b, rows = got
+    assert b.aggregation_id is not None
     assert [r.input.proof for r in rows] == [b"p", b"p"]  # what the operator re-verifies
     sig = crypto.sign_aggregation(
         OPERATOR.key.hex(), 31337, REGISTRY, b.domain_id, b.aggregation_id, b.root, b.leaf_count

@@ -209,7 +209,7 @@ async def test_prover_worker_speaks_the_same_protocol(bin_path: str) -> None:
     verifier = await GnarkProcess.start([bin_path, "serve"], ready_timeout=30)
     try:
         assert prover.ready["process"] == "prover" and prover.ready["protocol"] == verifier.ready["protocol"]
-        assert prover.ready["shape"] == {"batch": 1, "npub": 1, "plonk": 0} and prover.ready["workers"] == 1
+        assert prover.ready["shape"] == {"batch": 1, "npub": 1} and prover.ready["workers"] == 1
         assert {"info", "prove", "verify", "ping", "version"} <= set(prover.ready["ops"])
         for p in (prover, verifier):
             assert await p.request("ping") == {"pong": True}

@@ -7,8 +7,9 @@ import {Merkle} from "./Merkle.sol";
 
 /// @title SheafRegistry
 /// @notice Per-domain sequence of aggregations (keccak Merkle roots of statement hashes), accepted either
-///   with a recursive proof (RECURSIVE) or with k-of-n operator EIP-712 signatures (ATTESTED). Apps check
-///   inclusion with the zkVerify-compatible `verifyProofAggregation`.
+///   with a recursive proof posted by the domain's submitter (RECURSIVE) or with k-of-n operator EIP-712
+///   signatures relayed by anyone (ATTESTED). Apps check inclusion with the zkVerify-compatible
+///   `verifyProofAggregation`.
 contract SheafRegistry is ISheafRegistry {
     uint8 public constant KIND_RECURSIVE = 1;
     uint8 public constant KIND_ATTESTED = 2;
@@ -34,7 +35,9 @@ contract SheafRegistry is ISheafRegistry {
     struct Domain {
         bool exists;
         uint64 lastAggregationId;
-        /// Only this address may submit RECURSIVE aggregations (zero: anyone); prevents id griefing.
+        /// Only this address may submit RECURSIVE aggregations; zero: none may (the domain is ATTESTED-only).
+        ///   The recursive proof binds only (root, leafCount), so an open recursive route would let anyone
+        ///   re-post public calldata at another id or domain.
         address submitter;
     }
 
@@ -76,6 +79,7 @@ contract SheafRegistry is ISheafRegistry {
     error DomainExists(uint256 domainId);
     error UnknownDomain(uint256 domainId);
     error NotSubmitter(uint256 domainId, address caller);
+    error SubmitterNotSet(uint256 domainId);
     error UnexpectedAggregationId(uint256 domainId, uint256 expected, uint256 got);
     error InvalidLeafCount(uint256 leafCount);
     error ZeroRoot();
@@ -190,6 +194,7 @@ contract SheafRegistry is ISheafRegistry {
 
     /// @notice RECURSIVE: the registry computes the root of `leaves` itself and has the verifier check
     ///   `proof` against (root, leafCount). Leaves travel in calldata, so they are public and indexable.
+    ///   Both RECURSIVE routes: only the domain's submitter (`NotSubmitter`; `SubmitterNotSet` if none).
     function submitRecursiveAggregation(
         uint256 domainId,
         uint256 aggregationId,
@@ -197,9 +202,7 @@ contract SheafRegistry is ISheafRegistry {
         bytes calldata proof
     ) external whenNotPaused returns (bytes32 root) {
         Domain storage d = _existingDomain(domainId);
-        if (d.submitter != address(0) && msg.sender != d.submitter) {
-            revert NotSubmitter(domainId, msg.sender);
-        }
+        _checkSubmitter(d, domainId);
         _checkNextId(d, domainId, aggregationId);
         uint256 leafCount = leaves.length;
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
@@ -219,9 +222,7 @@ contract SheafRegistry is ISheafRegistry {
         bytes calldata proof
     ) external whenNotPaused {
         Domain storage d = _existingDomain(domainId);
-        if (d.submitter != address(0) && msg.sender != d.submitter) {
-            revert NotSubmitter(domainId, msg.sender);
-        }
+        _checkSubmitter(d, domainId);
         _checkNextId(d, domainId, aggregationId);
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
         if (root == bytes32(0)) revert ZeroRoot();
@@ -343,6 +344,14 @@ contract SheafRegistry is ISheafRegistry {
     function _existingDomain(uint256 domainId) private view returns (Domain storage d) {
         d = _domains[domainId];
         if (!d.exists) revert UnknownDomain(domainId);
+    }
+
+    /// RECURSIVE routes only: the proof does not bind (chain, registry, domain, id), so the domain's submitter
+    ///   is what keeps its calldata from being replayed elsewhere; a domain without one refuses them.
+    function _checkSubmitter(Domain storage d, uint256 domainId) private view {
+        address submitter = d.submitter;
+        if (submitter == address(0)) revert SubmitterNotSet(domainId);
+        if (msg.sender != submitter) revert NotSubmitter(domainId, msg.sender);
     }
 
     function _checkNextId(Domain storage d, uint256 domainId, uint256 aggregationId) private view {

@@ -58,8 +58,9 @@ abstract contract InferenceFixture is Test {
         reg = new SheafRegistry(owner);
         inf = new SheafInference(ISheafRegistry(address(reg)));
         vm.startPrank(owner);
-        reg.createDomain(DOMAIN, address(0));
-        reg.createDomain(OTHER_DOMAIN, address(0));
+        // this contract posts the RECURSIVE aggregations: a domain without a submitter refuses them
+        reg.createDomain(DOMAIN, address(this));
+        reg.createDomain(OTHER_DOMAIN, address(this));
         for (uint256 i = 1; i <= 4; ++i) {
             keys.push(i * 0x1111);
             reg.addOperator(vm.addr(i * 0x1111));

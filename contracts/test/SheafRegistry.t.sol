@@ -46,6 +46,7 @@ contract SheafRegistryTest is Test {
     event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     event AggregationVerifierChanged(address indexed previous, address indexed verifier);
+    event log_named_uint(string key, uint256 val);
 
     uint256 constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     uint256 constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
@@ -60,7 +61,7 @@ contract SheafRegistryTest is Test {
         reg = new SheafRegistry(owner);
         hv = new HashLockVerifier();
         vm.startPrank(owner);
-        reg.createDomain(DOMAIN, address(0));
+        reg.createDomain(DOMAIN, address(this)); // this contract posts the RECURSIVE submissions
         for (uint256 i = 1; i <= 4; ++i) {
             keys.push(i * 0x1111);
             reg.addOperator(vm.addr(i * 0x1111));
@@ -374,6 +375,161 @@ contract SheafRegistryTest is Test {
         reg.submitRecursiveAggregation(8, 1, l, proof);
         vm.prank(address(0xCAFE));
         reg.submitRecursiveAggregation(8, 1, l, proof);
+    }
+
+    function test_recursive_zeroSubmitterRefusesRecursiveOnly() public {
+        vm.prank(owner);
+        reg.createDomain(9, address(0));
+        bytes32[] memory l = _leaves(3);
+        bytes32 root = _root(l);
+        bytes memory proof = abi.encode(keccak256(abi.encode(root, uint256(3))));
+        address[3] memory callers = [stranger, owner, address(this)];
+        for (uint256 i; i < 3; ++i) {
+            vm.prank(callers[i]);
+            vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SubmitterNotSet.selector, 9));
+            reg.submitRecursiveAggregation(9, 1, l, proof);
+            vm.prank(callers[i]);
+            vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SubmitterNotSet.selector, 9));
+            reg.submitRecursiveAggregationRoot(9, 1, root, 3, proof);
+        }
+        // refused before the id and the proof are looked at
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SubmitterNotSet.selector, 9));
+        reg.submitRecursiveAggregationRoot(9, 5, root, 3, "");
+        assertEq(reg.nextAggregationId(9), 1);
+        // ATTESTED is unaffected
+        bytes32 d = reg.aggregationDigest(9, 1, root, 3);
+        reg.submitAttestedAggregation(9, 1, root, 3, _sigs(_first(3), d));
+        // the owner can close a domain's RECURSIVE route again by clearing its submitter
+        vm.prank(owner);
+        reg.setDomainSubmitter(DOMAIN, address(0));
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SubmitterNotSet.selector, DOMAIN));
+        reg.submitRecursiveAggregation(DOMAIN, 1, l, proof);
+    }
+
+    // ------------------------------------------------------------------ recursive replay (issue 13)
+    // The outer recursive proof binds only (root, leafCount), not (chain, registry, domain, id): whoever
+    // may post RECURSIVE on a domain can re-post another submission's public calldata there. These tests
+    // replay a recorded submission's calldata, unchanged but for the (domainId, aggregationId) words.
+
+    address constant AGG = address(0xA66); // the aggregator's submitter key
+    uint256 constant OWN = 20; // submitter AGG
+    uint256 constant OPEN = 21; // zero submitter: what `sheaf-deploy configure --domain 21` leaves
+
+    /// AGG records ids 1 (leaves variant) and 2 (root variant) of OWN; returns both calldatas.
+    function _recordRecursive() internal returns (bytes memory rec, bytes memory recRoot) {
+        vm.startPrank(owner);
+        reg.createDomain(OWN, AGG);
+        reg.createDomain(OPEN, address(0));
+        vm.stopPrank();
+        bytes32[] memory l = _leaves(3);
+        bytes32 root = _root(l);
+        bytes memory proof = abi.encode(keccak256(abi.encode(root, uint256(3))));
+        rec = abi.encodeCall(SheafRegistry.submitRecursiveAggregation, (OWN, 1, l, proof));
+        recRoot = abi.encodeCall(SheafRegistry.submitRecursiveAggregationRoot, (OWN, 2, root, 3, proof));
+        bool ok;
+        vm.prank(AGG);
+        (ok,) = address(reg).call(rec);
+        assertTrue(ok);
+        vm.prank(AGG);
+        (ok,) = address(reg).call(recRoot);
+        assertTrue(ok);
+        assertEq(reg.nextAggregationId(OWN), 3);
+    }
+
+    /// `recorded` with its (domainId, aggregationId) words (the first two arguments) replaced
+    function _retarget(bytes memory recorded, uint256 domainId, uint256 aggId)
+        internal
+        pure
+        returns (bytes memory cd)
+    {
+        cd = bytes.concat(recorded);
+        assembly {
+            mstore(add(cd, 36), domainId)
+            mstore(add(cd, 68), aggId)
+        }
+    }
+
+    /// `cd` sent by `from` reverts with exactly `err` and changes nothing: ids and stored aggregations
+    function _refused(address from, bytes memory cd, bytes memory err) internal {
+        uint256 nOwn = reg.nextAggregationId(OWN);
+        uint256 nOpen = reg.nextAggregationId(OPEN);
+        vm.prank(from);
+        (bool ok, bytes memory ret) = address(reg).call(cd);
+        assertFalse(ok, "replayed calldata accepted");
+        assertEq(keccak256(ret), keccak256(err), "revert data");
+        assertEq(reg.nextAggregationId(OWN), nOwn);
+        assertEq(reg.nextAggregationId(OPEN), nOpen);
+        assertEq(uint256(reg.getAggregation(OWN, nOwn).kind), 0);
+        assertEq(uint256(reg.getAggregation(OPEN, nOpen).kind), 0);
+    }
+
+    function _notSubmitter(uint256 domainId, address caller) internal pure returns (bytes memory) {
+        return abi.encodeWithSignature("NotSubmitter(uint256,address)", domainId, caller);
+    }
+
+    function _submitterNotSet(uint256 domainId) internal pure returns (bytes memory) {
+        return abi.encodeWithSignature("SubmitterNotSet(uint256)", domainId);
+    }
+
+    function test_replay_outsiderAtNextIdOfSameDomain() public {
+        (bytes memory rec, bytes memory recRoot) = _recordRecursive();
+        _refused(stranger, _retarget(rec, OWN, 3), _notSubmitter(OWN, stranger));
+        _refused(stranger, _retarget(recRoot, OWN, 3), _notSubmitter(OWN, stranger));
+        // the owner clears the submitter (before: "anyone may submit"): RECURSIVE closes, for everyone
+        vm.prank(owner);
+        reg.setDomainSubmitter(OWN, address(0));
+        _refused(stranger, _retarget(rec, OWN, 3), _submitterNotSet(OWN));
+        _refused(stranger, _retarget(recRoot, OWN, 3), _submitterNotSet(OWN));
+        _refused(AGG, _retarget(rec, OWN, 3), _submitterNotSet(OWN));
+        // the used ids stay as recorded
+        assertEq(reg.getAggregation(OWN, 1).root, reg.getAggregation(OWN, 2).root);
+        assertEq(uint256(reg.getAggregation(OWN, 2).kind), 1);
+    }
+
+    function test_replay_outsiderAtId1OfZeroSubmitterDomain() public {
+        (bytes memory rec, bytes memory recRoot) = _recordRecursive();
+        _refused(stranger, _retarget(rec, OPEN, 1), _submitterNotSet(OPEN));
+        _refused(stranger, _retarget(recRoot, OPEN, 1), _submitterNotSet(OPEN));
+        // nor another domain's submitter, nor the owner: nobody posts RECURSIVE on a zero-submitter domain
+        _refused(AGG, _retarget(rec, OPEN, 1), _submitterNotSet(OPEN));
+        _refused(owner, _retarget(recRoot, OPEN, 1), _submitterNotSet(OPEN));
+        // ATTESTED stays open there: the signatures bind chain, registry, domain and id; anyone relays
+        bytes32 root = reg.getAggregation(OWN, 1).root;
+        bytes32 d = reg.aggregationDigest(OPEN, 1, root, 3);
+        vm.prank(stranger);
+        reg.submitAttestedAggregation(OPEN, 1, root, 3, _sigs(_first(3), d));
+        assertEq(uint256(reg.getAggregation(OPEN, 1).kind), 2);
+        // once the owner names a submitter, that address (only) may post RECURSIVE there
+        vm.prank(owner);
+        reg.setDomainSubmitter(OPEN, AGG);
+        _refused(stranger, _retarget(rec, OPEN, 2), _notSubmitter(OPEN, stranger));
+        vm.prank(AGG);
+        (bool ok,) = address(reg).call(_retarget(rec, OPEN, 2));
+        assertTrue(ok);
+        assertEq(uint256(reg.getAggregation(OPEN, 2).kind), 1);
+    }
+
+    /// Honest-path gas (gasleft around the call; first submission of a fresh domain, cold slots).
+    function test_gas_honestSubmissions() public {
+        vm.prank(owner);
+        reg.createDomain(30, AGG);
+        bytes32[] memory l = _leaves(8);
+        bytes32 root = _root(l);
+        bytes memory proof = abi.encode(keccak256(abi.encode(root, uint256(8))));
+        vm.prank(AGG);
+        uint256 g = gasleft();
+        reg.submitRecursiveAggregation(30, 1, l, proof);
+        emit log_named_uint("gas submitRecursiveAggregation (8 leaves, hash-lock verifier)", g - gasleft());
+        vm.prank(AGG);
+        g = gasleft();
+        reg.submitRecursiveAggregationRoot(30, 2, root, 8, proof);
+        emit log_named_uint("gas submitRecursiveAggregationRoot (hash-lock verifier)", g - gasleft());
+        bytes[] memory sigs = _sigs(_first(3), reg.aggregationDigest(30, 3, root, 8));
+        vm.prank(stranger);
+        g = gasleft();
+        reg.submitAttestedAggregation(30, 3, root, 8, sigs);
+        emit log_named_uint("gas submitAttestedAggregation (3 of 4)", g - gasleft());
+        assertEq(reg.nextAggregationId(30), 4);
     }
 
     // ------------------------------------------------------------------ inclusion

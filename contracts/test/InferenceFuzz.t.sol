@@ -24,10 +24,12 @@ contract InferenceFuzzTest is InferenceFixture {
         }
         // outputs on the last proven slice: a random non-empty subset of its positions, ascending
         uint256 c = s[last].publicInputCount;
+        // forge-lint: disable-next-line(incorrect-shift)
         uint256 bits = 1 + _rand(seed, last, "outs") % ((1 << c) - 1);
         uint256 k;
         uint16[] memory outs = new uint16[](c);
         for (uint256 j; j < c; ++j) {
+            // forge-lint: disable-next-line(unsafe-typecast)
             if ((bits >> j) & 1 == 1) outs[k++] = uint16(j);
         }
         assembly {
@@ -107,6 +109,7 @@ contract InferenceFuzzTest is InferenceFixture {
         uint256 last;
         for (uint256 i; i < spec.length; ++i) {
             if (!spec[i].proven) continue;
+            // forge-lint: disable-next-line(incorrect-shift)
             mask |= 1 << i;
             if (i == 0 || !spec[i - 1].proven) {
                 assertEq(r.segments[segments].first, i, "segment first");
@@ -123,6 +126,7 @@ contract InferenceFuzzTest is InferenceFixture {
         assertEq(r.segments.length, segments);
         assertEq(r.provenMask, mask);
         assertEq(r.outputSlice, last);
+        // forge-lint: disable-next-line(incorrect-shift)
         assertEq(r.fullyProven, mask == (1 << spec.length) - 1);
         uint16[] memory outs = spec[last].outputIndices;
         assertEq(r.output.length, outs.length);

@@ -46,10 +46,15 @@ contract InferenceFuzzTest is InferenceFixture {
         uint256 count = 2 + _rand(seed, i, "count") % 4;
         uint256 inIdx = _rand(seed, i, "in") % count;
         s.proven = true;
+        // all casts below are in range: scheme 1..3, count 2..5, indices < count
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.scheme = uint8(1 + _rand(seed, i, "scheme") % 3);
         s.vkHash = keccak256(abi.encode("vk", seed, i));
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.publicInputCount = uint16(count);
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.inCommitIndex = uint16(inIdx);
+        // forge-lint: disable-next-line(unsafe-typecast)
         s.outCommitIndex = uint16((inIdx + 1 + _rand(seed, i, "out") % (count - 1)) % count);
     }
 
@@ -79,6 +84,7 @@ contract InferenceFuzzTest is InferenceFixture {
         assertEq(keccak256(abi.encode(inf.getModel(id))), keccak256(abi.encode(spec)), "getModel round trip");
 
         uint256[][] memory pubs = _randomRun(spec, seed);
+        // forge-lint: disable-next-line(unsafe-typecast)
         ISheafInference.SliceProof[] memory proofs = _postAll(spec, pubs, uint8(1 + seed % 2));
         ISheafInference.InferenceResult memory r = inf.verifyInference(id, DOMAIN, 0, proofs);
 
@@ -89,6 +95,7 @@ contract InferenceFuzzTest is InferenceFixture {
         while (!spec[first].proven) {
             ++first;
         }
+        // forge-lint: disable-next-line(unsafe-typecast)
         uint8 other = uint8(2 - seed % 2);
         vm.expectRevert(
             abi.encodeWithSelector(ISheafInference.SliceWrongKind.selector, first, other, 1 + seed % 2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -552,6 +553,56 @@ def test_onchain_verify_inference_is_the_receipt_check_and_its_gas(chain: Chain,
     print(json.dumps({k: v for k, v in GAS.items() if k.startswith(name + ":")}, indent=1))
     # one call for the whole model is cheaper than one transaction per proven slice
     assert accepted.gas_used < per_slice
+
+
+def random_spec(rng: random.Random) -> list[SliceSpec]:
+    """1..8 slices, random proven pattern (>= 1), schemes, counts, commitment and output positions."""
+    n = rng.randint(1, 8)
+    proven = [rng.random() < 0.7 for _ in range(n)]
+    if not any(proven):
+        proven[rng.randrange(n)] = True
+    last = max(i for i in range(n) if proven[i])
+    spec = []
+    for i in range(n):
+        if not proven[i]:
+            spec.append(U)
+            continue
+        count = rng.randint(2, 5)
+        in_i, out_i = rng.sample(range(count), 2)
+        outs = tuple(sorted(rng.sample(range(count), rng.randint(1, count)))) if i == last else ()
+        v = keccak256(b"random-vk/%d" % rng.getrandbits(64))
+        spec.append(SliceSpec(True, rng.randint(1, 3), v, count, in_i, out_i, outs))
+    return spec
+
+
+def test_onchain_random_models_agree_with_the_spec(chain: Chain) -> None:
+    """Random models and runs: on-chain result == spec result; a random tamper: same revert data."""
+    rng = random.Random(17)
+    for _ in range(12):
+        spec = random_spec(rng)
+        validate_model(spec)
+        transact(chain.w3, chain.owner, chain.inf.functions.registerModel(_spec_arg(spec)), "registerModel")
+        pubs = [[rng.randrange(BN254_R) for _ in range(s.public_input_count)] for s in spec]
+        for i in range(1, len(spec)):  # link adjacent proven slices
+            if spec[i].proven and spec[i - 1].proven:
+                pubs[i][spec[i].in_commit_index] = pubs[i - 1][spec[i - 1].out_commit_index]
+        proofs = chain.post(spec, pubs)
+        kind = rng.choice([0, 2])
+        r = verify_inference(spec, proofs, kind, chain.included)
+        _check_result(
+            chain.inf.functions.verifyInference(model_id(spec), DOMAIN, kind, _proofs_arg(proofs)).call(), r
+        )
+        # tamper one public input of one proven slice
+        i = rng.choice([k for k, s in enumerate(spec) if s.proven])
+        bad_pubs = list(proofs[i].public_inputs)
+        j = rng.randrange(len(bad_pubs))
+        bad_pubs[j] = rng.randrange(BN254_R)
+        bad = [*proofs[:i], dataclasses.replace(proofs[i], public_inputs=tuple(bad_pubs)), *proofs[i + 1 :]]
+        with pytest.raises(InferenceError) as e:
+            verify_inference(spec, bad, kind, chain.included)
+        assert e.value.error == "SliceNotIncluded" and e.value.args_[0] == i
+        fn = chain.inf.functions.verifyInference(model_id(spec), DOMAIN, kind, _proofs_arg(bad))
+        assert e.value.revert_data().hex() in _revert_data(fn)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from deploy.compile import Artifact
 from sheaf.hashing import keccak256
 from sheaf.inference import (
     BN254_R,
+    ERROR_SIGNATURES,
     INFERENCE_TAG,
     MODEL_ID_TAG,
     InferenceError,
@@ -603,6 +604,20 @@ def test_onchain_random_models_agree_with_the_spec(chain: Chain) -> None:
         assert e.value.error == "SliceNotIncluded" and e.value.args_[0] == i
         fn = chain.inf.functions.verifyInference(model_id(spec), DOMAIN, kind, _proofs_arg(bad))
         assert e.value.revert_data().hex() in _revert_data(fn)
+
+
+def test_spec_error_table_is_the_contracts(artifacts: dict[str, Artifact]) -> None:
+    """Every custom error of SheafInference (but its constructor's ZeroAddress) is in ERROR_SIGNATURES."""
+    sigs = {
+        f"{e['name']}({','.join(i['type'] for i in e['inputs'])})"
+        for e in artifacts["SheafInference"].abi
+        if e["type"] == "error"
+    }
+    # StatementHash's errors cannot fire here: the public inputs are checked first, the version is 1
+    assert sigs - {"ZeroAddress()", "NonCanonicalPublicInput(uint256)", "InvalidEnvelopeVersion()"} == set(
+        ERROR_SIGNATURES.values()
+    )
+    assert all(ERROR_SIGNATURES[name].startswith(name + "(") for name in ERROR_SIGNATURES)
 
 
 if __name__ == "__main__":

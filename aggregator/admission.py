@@ -33,6 +33,11 @@ class Verifier(Protocol):
     async def vk_hash(self, scheme: str, fmt: str, vk: bytes, settings: bytes | None) -> bytes: ...
 
 
+def norm_addr(address: str) -> str:
+    """The form addresses are compared and stored in (allowlist, operator set, nonces)."""
+    return address.lower()
+
+
 def auth_message(statement_hash: bytes, nonce: int, domain_id: int) -> bytes:
     """What a prover signs (EIP-191 personal_sign): binds the statement, the domain and a fresh nonce."""
     return keccak256(AUTH_TAG + domain_id.to_bytes(8, "big") + statement_hash + nonce.to_bytes(8, "big"))

@@ -14,10 +14,9 @@ import time
 from collections.abc import Sequence
 
 from aggregator import crypto
-from aggregator.admission import recover_refusal
+from aggregator.admission import norm_addr, recover_refusal
 from aggregator.changes import Changes
 from aggregator.config import Config
-from aggregator.ingest import norm_addr
 from aggregator.records import KIND_ATTESTED, BatchRow, BatchState, ChainInfo, ProofRow
 from aggregator.store import StoreThread
 from sheaf.errors import InvalidInput, NotFound, Unauthenticated

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from aggregator.admission import Verifier, recover_submitter
+from aggregator.admission import Verifier, norm_addr, recover_submitter
 from aggregator.changes import Changes
 from aggregator.config import Config
 from aggregator.metrics import Metrics
@@ -40,10 +40,6 @@ class TokenBucket:
             return False
         self.tokens[key] = (tokens - 1.0, now)
         return True
-
-
-def norm_addr(a: str) -> str:
-    return a.lower()
 
 
 class Ingest:

@@ -196,6 +196,15 @@ def test_recursive_path_with_real_gnark_groth16_verifier(
         Account.from_key(ANVIL_DEV_KEYS[3]).address,
         "NotSubmitter(uint256,address)",
     )
+    # a domain without submitter (DOMAIN, configured with "") is ATTESTED-only: the same valid proof is
+    # refused there from anyone, the owner included (issue 13: the proof binds only root, leafCount)
+    nxt = reg.functions.nextAggregationId(DOMAIN).call()
+    for sender in (owner.address, Account.from_key(ANVIL_DEV_KEYS[3]).address):
+        reverts_with(
+            reg.functions.submitRecursiveAggregationRoot(DOMAIN, nxt, root, leaf_count, proof),
+            sender,
+            "SubmitterNotSet(uint256)",
+        )
     fn = reg.functions.submitRecursiveAggregationRoot(2, 1, root, leaf_count, proof)
     done = transact(w3, owner, fn, "submitRecursiveAggregationRoot")
     assert tuple(reg.functions.getAggregation(2, 1).call())[:3] == (root, leaf_count, 1)

@@ -63,6 +63,7 @@ __all__ = [
     "registry",
     "save_manifest",
 ]
+
 # Rough upper bound of the gas a full deployment needs (checked against the balance before sending).
 DEPLOY_GAS_BUDGET = 6_000_000
 

@@ -1,9 +1,9 @@
 """Deprecated: the pre-issue-12 `Core` facade over aggregator.service.Service.
 
 Kept only for callers outside this area until they switch (then delete this module):
-bench/ingest.py (`Core`, `ChainInfo`), tests/aggregator/test_agg_recursive.py (`Core`,
-`App.core`, `Submission`, `ProverError`) and aggregator/recursion.py (`ProveJob`, `ProverError`:
-now aggregator.proving's `ProveJob` and `ProvingFailed`). New code uses `Service` and its parts
+aggregator/recursion.py (`ProveJob`, `ProverError`: now aggregator.proving's `ProveJob` and
+`ProvingFailed`) and tests/aggregator/test_agg_recursive.py (`Core`, and `App.core`, which
+returns this facade). New code uses `Service` and its parts
 (`service.ingest.submit`, `service.reads.proof`, ...).
 """
 
@@ -19,7 +19,7 @@ from aggregator.records import BatchRow, ChainInfo, ProofRow, Submission, Submit
 from aggregator.service import Service
 from aggregator.store import Store
 
-__all__ = ["ChainInfo", "Core", "ProveJob", "ProverError", "Submission"]
+__all__ = ["Core", "ProveJob", "ProverError"]
 
 ProverError = ProvingFailed
 

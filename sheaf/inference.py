@@ -9,9 +9,9 @@ A model is an ordered list of slices (`SliceSpec`); its id is
 
 `verify_inference` is the receipt check: exactly what `SheafInference.verifyInference` accepts and
 returns, with the registry's inclusion check behind a parameter, and the same error names (the
-Solidity custom errors) and slice indices when it refuses. Pure functions; depends on keccak256 only
-(sheaf/ is the bottom layer). The statement hash is the formula of normalizers/statement.py and
-contracts/src/StatementHash.sol (a test holds the three equal).
+Solidity custom errors) and slice indices when it refuses. Pure functions over the shared base only
+(sheaf/ is the bottom layer); the statement hash is `sheaf.statement`'s, the one Python definition
+(contracts/src/StatementHash.sol computes the same; the committed vectors hold them equal).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sheaf import statement as _statement
 from sheaf.hashing import keccak256
+from sheaf.schemes import Scheme
+from sheaf.statement import BN254_R
 
 __all__ = [
     "ERROR_SIGNATURES",
@@ -50,8 +53,6 @@ INFERENCE_TAG = keccak256(b"sheaf/inference/v1")
 MAX_SLICES = 64
 MAX_SCHEME = 3  # 1 Groth16, 2 PLONK, 3 Halo2 (sheaf.schemes.Scheme)
 KIND_ANY, KIND_RECURSIVE, KIND_ATTESTED = 0, 1, 2
-ENVELOPE_VERSION = 1
-BN254_R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 _U16 = 1 << 16
 
 
@@ -309,10 +310,9 @@ def validate_model(slices: Sequence[SliceSpec]) -> tuple[int, int, int]:
 
 
 def statement_hash(scheme: int, vk_hash: bytes, public_inputs: Sequence[int]) -> bytes:
-    """keccak256("sheaf/statement" || u8 1 || u8 scheme || vk_hash || keccak256(pub_0 || ...)); the
-    public inputs must be < r (checked by the caller, which names the slice)."""
-    pubs = b"".join(_word(p) for p in public_inputs)
-    return keccak256(b"sheaf/statement" + bytes([ENVELOPE_VERSION, scheme]) + vk_hash + keccak256(pubs))
+    """`sheaf.statement.statement_hash` over integer public inputs (each < r: checked by the caller,
+    which names the slice)."""
+    return _statement.statement_hash(Scheme(scheme), vk_hash, [_word(p) for p in public_inputs])
 
 
 def inference_hash(model: bytes, statement_hashes: Sequence[bytes]) -> bytes:

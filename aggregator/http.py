@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,9 +15,17 @@ from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.reads import Reads
 from aggregator.records import BatchRow, ChainInfo, ProofRow, Status, Submission
-from sheaf.errors import InvalidInput, SheafError, status_of
+from normalizers.jsonstrict import loads as strict_json
+from normalizers.limits import Limits
+from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 
+log = logging.getLogger("sheaf.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SUBMIT_FIELDS = frozenset({"scheme", "format", "proof", "vk", "vk_hash", "public", "settings", "domain_id"})
+MAX_ID = (1 << 63) - 1  # ids are SQLite INTEGERs (signed 64-bit)
+_ID = re.compile(r"[0-9]{1,19}")
+# aiohttp's own errors (no route, wrong method, body over client_max_size) as Sheaf codes
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -31,6 +40,33 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except SheafError as e:
         return web.json_response({"error": e.to_dict()}, status=status_of(e).http)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        code = _HTTP_CODES.get(e.status, f"HTTP_{e.status}")
+        body = {"code": code, "field": "path" if e.status in (404, 405) else "body", "message": e.reason}
+        if e.status == 405:
+            body["message"] = f"{request.method} is not allowed on {request.path}"
+        elif e.status == 404:
+            body["message"] = f"no endpoint {request.path} (see docs/openapi.yaml)"
+        return web.json_response({"error": body}, status=e.status, headers=_allow(e))
+    except Exception:  # a bug: log it, answer a coded 500, never a traceback
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        err = Internal("INTERNAL", "", "internal error; the aggregator's log has the details")
+        return web.json_response({"error": err.to_dict()}, status=500)
+
+
+def _allow(e: web.HTTPException) -> dict[str, str]:
+    allow = e.headers.get("Allow") if e.headers else None
+    return {"Allow": allow} if allow else {}
+
+
+def path_id(request: web.Request, name: str) -> int:
+    """A non-negative integer path segment; larger than any stored id -> NOT_FOUND by the caller."""
+    raw = request.match_info[name]
+    if not _ID.fullmatch(raw):
+        raise InvalidInput("MALFORMED", name, f"{name} must be a non-negative integer")
+    return int(raw)
 
 
 def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
@@ -80,6 +116,8 @@ class HttpApi:
         self._metrics = metrics
         self.ready = ready
         self.app = web.Application(middlewares=[errors], client_max_size=max_message_bytes * 2)
+        # base64 fields are ~4/3 of the raw bytes; the depth allows {"field": value} and no more
+        self._body_limits = Limits(max_json_depth=2, max_json_string_len=max_message_bytes * 2)
         self.app.add_routes(
             [
                 web.get("/healthz", self.healthz),
@@ -125,25 +163,34 @@ class HttpApi:
         )
 
     async def submit(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except json.JSONDecodeError as e:
-            raise InvalidInput("MALFORMED", "body", f"body is not JSON: {e}") from e
+        # The normalizers' strict parser: nesting depth is measured before parsing (a body nested
+        # 100k deep overflowed the C stack of the standard parser: py_ecc raises the recursion
+        # limit at import), invalid UTF-8, duplicate keys and NaN are coded errors.
+        body = strict_json("body", await request.read(), self._body_limits)
         if not isinstance(body, dict):
             raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
+        unknown = sorted(body.keys() - SUBMIT_FIELDS)
+        if unknown:
+            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
         vk_hash_hex = body.get("vk_hash")
         vk_hash = None
         if vk_hash_hex is not None:
+            if not isinstance(vk_hash_hex, str):
+                raise InvalidInput("MALFORMED", "vk_hash", "vk_hash must be a hex string")
             try:
-                vk_hash = bytes.fromhex(str(vk_hash_hex).removeprefix("0x"))
+                vk_hash = bytes.fromhex(vk_hash_hex.removeprefix("0x"))
             except ValueError as e:
                 raise InvalidInput("MALFORMED", "vk_hash", "vk_hash must be hex") from e
         domain = body.get("domain_id", 0)
-        if not isinstance(domain, int) or domain < 0:
-            raise InvalidInput("MALFORMED", "domain_id", "domain_id must be a non-negative integer")
+        # bool is an int subclass: `true` must not pass as domain 1
+        if type(domain) is not int or not 0 <= domain <= MAX_ID:
+            raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be an integer in 0..{MAX_ID}")
+        for name in ("scheme", "format"):
+            if not isinstance(body.get(name), str):
+                raise InvalidInput("MALFORMED", name, f"{name} is required (a string)")
         s = Submission(
-            scheme=str(body.get("scheme", "")),
-            format=str(body.get("format", "")),
+            scheme=body["scheme"],
+            format=body["format"],
             proof=_b64(body, "proof", True) or b"",
             vk=_b64(body, "vk"),
             vk_hash=vk_hash,
@@ -186,10 +233,7 @@ class HttpApi:
         )
 
     async def aggregation(self, request: web.Request) -> web.Response:
-        try:
-            d, a = int(request.match_info["domain_id"]), int(request.match_info["aggregation_id"])
-        except ValueError as e:
-            raise InvalidInput("MALFORMED", "path", "domain_id and aggregation_id must be integers") from e
+        d, a = path_id(request, "domain_id"), path_id(request, "aggregation_id")
         b, rows = await self.reads.aggregation(d, a)
         return web.json_response(
             {

@@ -133,6 +133,8 @@ class Ingest:
             fmt = fmt or fmt_
             settings = settings if settings else settings_
         domain = s.domain_id or self.cfg.default_domain
+        if not 0 < domain < 1 << 63:  # ids are signed 64-bit INTEGERs in the store
+            raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be in 1..{(1 << 63) - 1}")
         if self.cfg.domains and domain not in self.cfg.domains:
             raise InvalidInput(
                 "UNKNOWN_DOMAIN", "domain_id", f"domain {domain} is not served here ({self.cfg.domains})"

@@ -44,7 +44,11 @@ class Reads:
                 await self.changes.wait(1.0)
 
     async def aggregation(self, domain_id: int, aggregation_id: int) -> tuple[BatchRow, list[ProofRow]]:
-        b = await self.db.run(self.db.store.get_batch_by_aggregation, domain_id, aggregation_id)
+        # ids beyond a signed 64-bit INTEGER can't be stored (and overflow SQLite's binding)
+        in_range = 0 <= domain_id < 1 << 63 and 0 <= aggregation_id < 1 << 63
+        b = None
+        if in_range:
+            b = await self.db.run(self.db.store.get_batch_by_aggregation, domain_id, aggregation_id)
         if b is None:
             raise NotFound(
                 "UNKNOWN_AGGREGATION", "aggregation_id", f"no aggregation {domain_id}/{aggregation_id}"

@@ -29,7 +29,7 @@ from aggregator.records import (
     Submission,
 )
 from aggregator.service import Service
-from sheaf.errors import InvalidInput, SheafError, status_of
+from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 from sheaf.schemes import Scheme
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
@@ -52,6 +52,11 @@ async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Await
         return await fn()
     except SheafError as e:
         await _abort(ctx, e)
+    except grpc.aio.AbortError:
+        raise
+    except Exception:  # a bug: log it, answer a coded INTERNAL, never UNKNOWN with a traceback
+        log.exception("unhandled error in a gRPC handler")
+        await _abort(ctx, Internal("INTERNAL", "", "internal error; the aggregator's log has the details"))
     raise AssertionError("unreachable")  # abort raises
 
 

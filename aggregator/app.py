@@ -14,7 +14,6 @@ from typing import Any
 from aggregator.admission import ProofVerifier
 from aggregator.chain import Chain
 from aggregator.config import Config, load_key
-from aggregator.core import Core
 from aggregator.http import HttpApi
 from aggregator.metrics import Metrics
 from aggregator.proving import BatchProver
@@ -185,12 +184,6 @@ class App:
         p.start()
         self._owned_prover = p
         return p
-
-    @property
-    def core(self) -> Core:
-        """Deprecated: the old facade, for tests/aggregator/test_agg_recursive.py until it uses
-        `service` (and its parts)."""
-        return Core.of(self.service)
 
     def _ready(self) -> dict[str, bool]:
         return {"accepting": self.service.ingest.accepting, "chain": self.submitter.healthy}

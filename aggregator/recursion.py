@@ -9,7 +9,7 @@ The worker is a separate process (a proof uses every core for minutes): the even
 on its pipes, so ingest, batching and attestation keep running while a batch is proved. It is
 started once, restarted (with backoff) whenever it exits, and a job whose worker died, timed out
 or failed internally is sent again to the next worker, up to `max_attempts` times; then the
-prover gives up (ProverError) and the aggregator attests the batch instead. The worker speaks the
+prover gives up (ProvingFailed) and the aggregator attests the batch instead. The worker speaks the
 one process protocol of sheaf-gnark (sheaf.gnark_process, docs/sidecar.md); its ops are in
 docs/recursion.md ("Aggregator worker interface").
 
@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from aggregator.config import RecursionConfig
-from aggregator.core import ProveJob, ProverError
 from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
-from aggregator.verify import Item
+from aggregator.proving import ProveJob, ProvingFailed
+from normalizers.api import ProofInput
 from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
 from sheaf.paths import BinaryNotFound, gnark_binary
 from sheaf.recursion_keys import setup_lock_path
@@ -184,9 +184,9 @@ class RecursiveProver:
     def select(self, rows: Sequence[Any]) -> list[Any]:
         """One batch from queued candidates (oldest first): at most N - K Groth16 and K PLONK
         proofs, Groth16 first (the circuit's slot order is the tree order)."""
-        g16 = [r for r in rows if r.scheme == "groth16"][: self.batch - self.plonk]
+        groth16_rows = [r for r in rows if r.scheme == "groth16"][: self.batch - self.plonk]
         plonk = [r for r in rows if r.scheme == "plonk"][: self.plonk]
-        return g16 + plonk
+        return groth16_rows + plonk
 
     @property
     def shape(self) -> str:
@@ -211,10 +211,10 @@ class RecursiveProver:
         deadline = time.monotonic() + (timeout if timeout is not None else self.ready_timeout_s)
         while not self._ready.is_set():
             if self.disabled:
-                raise ProverError(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+                raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ProverError(PROVER_UNAVAILABLE, "the recursive worker did not get ready in time")
+                raise ProvingFailed(PROVER_UNAVAILABLE, "the recursive worker did not get ready in time")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), min(left, 1.0))
         return dict(self.info)
@@ -351,23 +351,23 @@ class RecursiveProver:
 
     # -- leaves -----------------------------------------------------------------------------------
 
-    async def leaves(self, items: Sequence[Item], expected: Sequence[bytes]) -> list[dict[str, Any]]:
+    async def leaves(self, items: Sequence[ProofInput], expected: Sequence[bytes]) -> list[dict[str, Any]]:
         """Worker leaves (canonical vk / proof / public inputs, hex) for the batch's items, each
         checked against the batch's statement hash."""
         out: list[dict[str, Any]] = []
         for i, it in enumerate(items):
             try:
                 leaf = await self._leaf(it)
-            except ProverError as e:
+            except ProvingFailed as e:
                 self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
-                raise ProverError(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
+                raise ProvingFailed(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
             except Exception as e:  # the normalizer refused it (NormalizeError) or the conversion failed
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
                 code = getattr(getattr(e, "code", None), "value", "") or type(e).__name__
-                raise ProverError(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
+                raise ProvingFailed(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
             if leaf_statement_hash(leaf) != expected[i]:
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
-                raise ProverError(
+                raise ProvingFailed(
                     PROVER_LEAF_MISMATCH,
                     f"leaves[{i}]: the converted leaf's statement hash differs from the batch's",
                     bad_leaves=[i],
@@ -375,7 +375,7 @@ class RecursiveProver:
             out.append(leaf)
         return out
 
-    async def _leaf(self, it: Item) -> dict[str, Any]:
+    async def _leaf(self, it: ProofInput) -> dict[str, Any]:
         if it.scheme == "plonk" and it.format == "gnark" and self.plonk:
             from normalizers.api import ProofInput
 
@@ -383,7 +383,7 @@ class RecursiveProver:
                 ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
             )
             if not env.recursion_eligible:
-                raise ProverError(
+                raise ProvingFailed(
                     PROVER_BAD_LEAF,
                     "gnark PLONK proof not made with the recursion transcript (or with commitments)",
                 )
@@ -396,10 +396,10 @@ class RecursiveProver:
                 "canonical_vk": "0x" + bytes(env.canonical_vk).hex(),
             }
         elif it.scheme != "groth16":
-            raise ProverError(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
+            raise ProvingFailed(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
         elif it.format == "snarkjs":
             if it.public is None:
-                raise ProverError(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
+                raise ProvingFailed(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
             leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
         elif it.format == "gnark":
             from normalizers.api import ProofInput
@@ -408,7 +408,7 @@ class RecursiveProver:
                 ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
             )
             if not env.recursion_eligible or len(env.proof) != 256:
-                raise ProverError(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
+                raise ProvingFailed(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
             leaf = {
                 "scheme": "groth16",
                 "vk": "0x" + bytes(env.canonical_vk).hex(),
@@ -416,9 +416,9 @@ class RecursiveProver:
                 "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
             }
         else:
-            raise ProverError(PROVER_BAD_LEAF, f"format {it.format} is not aggregated recursively")
+            raise ProvingFailed(PROVER_BAD_LEAF, f"format {it.format} is not aggregated recursively")
         if len(leaf["public_inputs"]) != self.npub:
-            raise ProverError(
+            raise ProvingFailed(
                 PROVER_BAD_LEAF, f"{len(leaf['public_inputs'])} public inputs, the circuit takes {self.npub}"
             )
         return leaf
@@ -427,20 +427,22 @@ class RecursiveProver:
 
     async def prove(self, job: ProveJob) -> bytes:
         if not job.leaves or len(job.leaves) > self.batch:
-            raise ProverError(PROVER_REJECTED, f"{len(job.leaves)} leaves, the circuit takes 1..{self.batch}")
+            raise ProvingFailed(
+                PROVER_REJECTED, f"{len(job.leaves)} leaves, the circuit takes 1..{self.batch}"
+            )
         if self.disabled:
-            raise ProverError(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+            raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
         leaves = await self.leaves(job.items, job.leaves)
         async with self._lock:  # one proof at a time: a proof already uses every core
             return await self._prove_locked(job, leaves)
 
     async def _prove_locked(self, job: ProveJob, leaves: list[dict[str, Any]]) -> bytes:
-        last = ProverError(PROVER_UNAVAILABLE, "no attempt made")
+        last = ProvingFailed(PROVER_UNAVAILABLE, "no attempt made")
         attempt = 0
         while attempt < self.max_attempts:
             try:
                 await self.wait_ready()
-            except ProverError as e:
+            except ProvingFailed as e:
                 self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
                 raise
             w = self._worker
@@ -462,13 +464,13 @@ class RecursiveProver:
                 result = await w.request("prove", timeout=self.prove_timeout_s, leaves=leaves)
             except ProcessError as e:
                 if e.code == ProcessError.TIMEOUT:
-                    last = ProverError(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
+                    last = ProvingFailed(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
                     log.error("batch %d: %s; killing worker pid %d", job.batch_id, last, w.pid)
                     await w.kill()
                 else:  # it exited (or wrote an unreadable line and was killed)
                     rc = await w.wait()
-                    last = ProverError(PROVER_CRASHED, f"worker pid {w.pid} exited with {rc} while proving")
+                    last = ProvingFailed(PROVER_CRASHED, f"worker pid {w.pid} exited with {rc} while proving")
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
                     log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
                 self._forget(w)
@@ -479,11 +481,11 @@ class RecursiveProver:
                     m = _LEAF_FIELD.match(fld)
                     bad = [int(m.group(1))] if m else list(range(len(leaves)))
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
-                    raise ProverError(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad) from None
+                    raise ProvingFailed(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad) from None
                 if code in _REJECTED:
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_REJECTED)
-                    raise ProverError(PROVER_REJECTED, f"{code} {fld}: {msg}") from None
-                last = ProverError(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
+                    raise ProvingFailed(PROVER_REJECTED, f"{code} {fld}: {msg}") from None
+                last = ProvingFailed(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
                 log.error("batch %d: worker error %s", job.batch_id, last)
                 continue
@@ -501,7 +503,7 @@ class RecursiveProver:
                 self.peak_rss_bytes >> 20,
             )
             return proof
-        raise ProverError(last.code, f"gave up after {self.max_attempts} attempts: {last.message}")
+        raise ProvingFailed(last.code, f"gave up after {self.max_attempts} attempts: {last.message}")
 
     def _forget(self, w: ProverWorker | None) -> None:
         """A dead worker is not ready (the supervisor, which restarts it, may not have run yet)."""
@@ -513,11 +515,11 @@ class RecursiveProver:
         leaves = [bytes.fromhex(str(h).removeprefix("0x")) for h in r.get("leaves", [])]
         if leaves != list(job.leaves) or int(r.get("count", -1)) != len(job.leaves):
             self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
-            raise ProverError(PROVER_LEAF_MISMATCH, "the worker proved other leaves than the batch's")
+            raise ProvingFailed(PROVER_LEAF_MISMATCH, "the worker proved other leaves than the batch's")
         proof = bytes.fromhex(str(r.get("proof", "")).removeprefix("0x"))
         if not proof:
             self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-            raise ProverError(PROVER_WORKER_ERROR, "the worker returned no proof")
+            raise ProvingFailed(PROVER_WORKER_ERROR, "the worker returned no proof")
         return proof
 
 

@@ -61,10 +61,9 @@ from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AsyncClient
 from aggregator.config import Config, RecursionConfig
-from aggregator.core import Core
 from aggregator.leaves import leaf_statement_hash
 from aggregator.metrics import Metrics
-from aggregator.proving import ProvingFailed as ProverError
+from aggregator.proving import ProvingFailed
 from aggregator.records import (
     KIND_ATTESTED,
     KIND_RECURSIVE,
@@ -82,13 +81,13 @@ from aggregator.recursion import (
     manifest_recursive,
     plan_recursion,
 )
-from aggregator.store import SqliteStore as Store
+from aggregator.service import Service
+from aggregator.store import SqliteStore
 from deploy.anvil import Anvil
 from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
 from deploy.recursive import RecursiveDeployment
 from normalizers.api import Normalizer, ProofInput
-from normalizers.api import ProofInput as Item
 from normalizers.statement import keccak256
 from sheaf.recursion_keys import setup_lock_path
 from sheaf.v1 import aggregator_pb2 as pb
@@ -163,7 +162,7 @@ def _np(i: int, kind: str) -> NewProof:
 
 
 def test_store_deferred_ids_and_reroute(tmp_path: Path) -> None:
-    s = Store(tmp_path / "a.db")
+    s = SqliteStore(tmp_path / "a.db")
     s.insert_proofs(
         [_np(i, KIND_RECURSIVE) for i in range(4)] + [_np(10 + i, KIND_ATTESTED) for i in range(2)]
     )
@@ -210,8 +209,8 @@ def test_store_deferred_ids_and_reroute(tmp_path: Path) -> None:
 # -- fast: routing of real proofs and their conversion to worker leaves ---------------------------
 
 
-def _routing_core(tmp_path: Path, n: Normalizer, prover: RecursiveProver) -> Core:
-    """A started Core on a real SQLite store that routes but never batches (routing only)."""
+def _routing_service(tmp_path: Path, n: Normalizer, prover: RecursiveProver) -> Service:
+    """A started Service on a real SQLite store that routes but never batches (routing only)."""
     cfg = Config(
         db_path=str(tmp_path / "agg.db"),
         max_wait_ms=3_600_000,
@@ -219,18 +218,22 @@ def _routing_core(tmp_path: Path, n: Normalizer, prover: RecursiveProver) -> Cor
         groth16_backend="groth16py",
         srs_path=str(SRS),
     )
-    core = Core(cfg, Store(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), prover)
-    core.start()
-    return core
+    service = Service(
+        cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), prover
+    )
+    service.start()
+    return service
 
 
-async def _submit_named(core: Core, inputs: dict[str, Input], names: list[str]) -> dict[str, Any]:
+async def _submit_named(core: Service, inputs: dict[str, Input], names: list[str]) -> dict[str, Any]:
     """Submit the named fixtures in order; their stored rows by name."""
     rows = {}
     for name in names:
         i = inputs[name]
-        r = await core.submit(Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings))
-        rows[name] = await core.proof(r.proof_id)
+        r = await core.ingest.submit(
+            Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings)
+        )
+        rows[name] = await core.reads.proof(r.proof_id)
     return rows
 
 
@@ -239,7 +242,7 @@ async def test_routing_and_leaf_conversion(tmp_path: Path) -> None:
     n = Normalizer(srs=SRS, groth16_backend="groth16py")
     # batch 8: two recursive proofs never fill a batch, so no worker is started here
     prover = RecursiveProver(batch=8, npub=P, normalizer=n)
-    core = _routing_core(tmp_path, n, prover)
+    core = _routing_service(tmp_path, n, prover)
     expect = {
         "gnark/groth16_n1": KIND_RECURSIVE,  # gnark, no commitment, 1 public input
         "snarkjs/mul1_groth16/0": KIND_RECURSIVE,  # snarkjs, 1 public input
@@ -266,14 +269,14 @@ async def test_routing_and_leaf_conversion(tmp_path: Path) -> None:
         for x in leaves:
             assert len(bytes.fromhex(x["vk"][2:])) == 452 + 64 * (P + 1)
             assert len(bytes.fromhex(x["proof"][2:])) == 256 and len(x["public_inputs"]) == P
-        with pytest.raises(ProverError) as e:
+        with pytest.raises(ProvingFailed) as e:
             await prover.leaves(items, [hashes[0], b"\x01" * 32])
         assert (e.value.code, e.value.bad_leaves) == (PROVER_LEAF_MISMATCH, (1,))
         other = [_item(rows["gnark/groth16_n1"]), _item(rows["gnark/groth16_n3"])]
-        with pytest.raises(ProverError) as e:
+        with pytest.raises(ProvingFailed) as e:
             await prover.leaves(other, [hashes[0], rows["gnark/groth16_n3"].statement_hash])
         assert (e.value.code, e.value.bad_leaves) == (PROVER_BAD_LEAF, (1,))
-        with pytest.raises(ProverError) as e:
+        with pytest.raises(ProvingFailed) as e:
             await prover.leaves([_item(rows["gnark/plonk_n1"])], [rows["gnark/plonk_n1"].statement_hash])
         assert e.value.code == PROVER_BAD_LEAF
     finally:
@@ -294,7 +297,7 @@ async def test_routing_and_leaves_with_plonk_slots(tmp_path: Path) -> None:
     assert not RecursiveProver(batch=2, npub=P, plonk=2, normalizer=n).accepts("groth16", P)
     with pytest.raises(ValueError, match="plonk"):
         RecursiveProver(batch=2, npub=P, plonk=3, normalizer=n)
-    core = _routing_core(tmp_path, n, prover)
+    core = _routing_service(tmp_path, n, prover)
     expect = {
         "gnark/plonk_n1_recursion": KIND_RECURSIVE,
         "gnark/plonk_n1": KIND_ATTESTED,  # Solidity transcript: not verifiable in-circuit
@@ -321,7 +324,7 @@ async def test_routing_and_leaves_with_plonk_slots(tmp_path: Path) -> None:
         assert leaf_statement_hash(leaf) == pr.statement_hash
         assert bytes.fromhex(leaf["canonical_vk"][2:])[:1] == b"\x01" and len(leaf["public_inputs"]) == P
         sol = rows["gnark/plonk_n1"]
-        with pytest.raises(ProverError) as e:
+        with pytest.raises(ProvingFailed) as e:
             await prover.leaves([_item(sol)], [sol.statement_hash])
         assert e.value.code == PROVER_BAD_LEAF and "recursion transcript" in e.value.message
     finally:
@@ -340,14 +343,14 @@ async def test_routing_and_leaves_with_plonk_slots(tmp_path: Path) -> None:
         plan_recursion(RecursionConfig(batch=1, npub=1, plonk=2), registry_verifier=adapter, manifest=man)
 
 
-def _item(r: Any) -> Item:
-    return Item(r.scheme, r.format, r.proof, r.vk, r.public, r.settings)
+def _item(r: Any) -> ProofInput:
+    return ProofInput(r.scheme, r.format, r.proof, r.vk, r.public, r.settings)
 
 
 async def test_missing_worker_binary_disables_recursion(tmp_path: Path) -> None:
     prover = RecursiveProver(batch=N, npub=P, normalizer=None, binary=str(tmp_path / "no-such-binary"))
     try:
-        with pytest.raises(ProverError) as e:
+        with pytest.raises(ProvingFailed) as e:
             await prover.wait_ready(timeout=30)
         assert e.value.code == PROVER_UNAVAILABLE and "not found" in e.value.message
         assert prover.disabled and not prover.accepts("groth16", P)
@@ -375,7 +378,7 @@ async def test_recursive_batches_the_chain_cannot_take_are_attested(
     finally:
         await floor.close()
     db = tmp_path / "agg.db"
-    store = Store(db)
+    store = SqliteStore(db)
 
     def batch(ins: list[Input], es: list[Any]) -> tuple[int, list[str]]:
         news = [
@@ -421,7 +424,7 @@ async def test_recursive_batches_the_chain_cannot_take_are_attested(
                 hist = [(u.status, u.reason_code) async for u in c.watch(pid, timeout=10)]
                 assert (pb.QUEUED, why) in hist, hist
         for bid, why in ((signed_batch, "PROOF_REJECTED"), (pending_batch, "RECURSION_OFF")):
-            b = await app.core.db.run(app.core.db.store.get_batch, bid)
+            b = await app.service.db.run(app.service.db.store.get_batch, bid)
             assert b is not None and (b.state, b.reason, b.aggregation_id) == (BatchState.FAILED, why, None)
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="PROOF_REJECTED") == 1
     finally:
@@ -592,11 +595,11 @@ async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> No
         in_batch = await _wait("the recursive batch", first_batch, 30)
     # N leaves at most, one batch proved at a time: with N=2 both Groth16 proofs are in it
     assert len(in_batch) == min(N, len(subs))
-    b = await app1.core.batch_for(await app1.core.proof(in_batch[0].proof_id))
+    b = await app1.service.reads.batch_for(await app1.service.reads.proof(in_batch[0].proof_id))
     assert b is not None and b.kind == KIND_RECURSIVE and b.aggregation_id is None
     assert b.leaf_count == len(in_batch)
     batch_leaves = [
-        p.statement_hash for p in await app1.core.db.run(app1.core.db.store.batch_proofs, b.batch_id)
+        p.statement_hash for p in await app1.service.db.run(app1.service.db.store.batch_proofs, b.batch_id)
     ]
     assert b.root == crypto.merkle_root(batch_leaves)
     worker1 = p1.worker_pid
@@ -714,7 +717,7 @@ async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> No
         gas = int(w3.eth.get_transaction_receipt(ev_b.transactionHash)["gasUsed"])
 
         # the registry checks the outer proof: a tampered proof and other leaves are rejected
-        proof = await app2.core.db.run(app2.core.db.store.get_agg_proof, b.batch_id)
+        proof = await app2.service.db.run(app2.service.db.store.get_agg_proof, b.batch_id)
         assert proof is not None and len(proof) == 384
         sender = Account.from_key(SUBMITTER_KEY).address
         sub = reg.functions.submitRecursiveAggregation
@@ -765,7 +768,7 @@ async def _proving(port: int) -> bool:
 
 
 def _batch_row(db: str, batch_id: int) -> tuple[str, int | None]:
-    s = Store(db)
+    s = SqliteStore(db)
     try:
         b = s.get_batch(batch_id)
         assert b is not None
@@ -869,9 +872,9 @@ async def test_mixed_batch_end_to_end(mixed_env: RecEnv, tmp_path: Path) -> None
         assert len(rec_log) == 1  # posted exactly once
         gas = int(w3.eth.get_transaction_receipt(rec_log[0].transactionHash)["gasUsed"])
         # the registry checks the outer proof: tampered proof, reordered or swapped leaves rejected
-        b = await app.core.batch_for(await app.core.proof(rec_subs[0].proof_id))
+        b = await app.service.reads.batch_for(await app.service.reads.proof(rec_subs[0].proof_id))
         assert b is not None
-        proof = await app.core.db.run(app.core.db.store.get_agg_proof, b.batch_id)
+        proof = await app.service.db.run(app.service.db.store.get_agg_proof, b.batch_id)
         assert proof is not None and len(proof) == 384
         nxt = reg.functions.nextAggregationId(1).call()
         sender = Account.from_key(SUBMITTER_KEY).address

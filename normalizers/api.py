@@ -122,7 +122,7 @@ def _guard(fn: Callable[[], _T]) -> _T:
         raise NormalizeError(Code.INTERNAL, "input", f"{type(e).__name__}: {e}"[:300]) from e
 
 
-def _b(x: bytes | bytearray | memoryview | None) -> bytes | None:
+def _present_or_none(x: bytes | bytearray | memoryview | None) -> bytes | None:
     # empty = absent: protobuf/gRPC callers cannot send None for a bytes field
     return bytes(x) if x else None
 
@@ -205,7 +205,15 @@ class Normalizer:
             check_size("public", inp.public, lim.max_public_bytes)
         if inp.settings is not None:
             check_size("settings", inp.settings, lim.max_settings_bytes)
-        return _Routed(s, inp.format, v, bytes(inp.proof), bytes(inp.vk), _b(inp.public), _b(inp.settings))
+        return _Routed(
+            s,
+            inp.format,
+            v,
+            bytes(inp.proof),
+            bytes(inp.vk),
+            _present_or_none(inp.public),
+            _present_or_none(inp.settings),
+        )
 
     # -- the API
     def validate_vk(self, scheme: str, format: str, vk: bytes, settings: bytes | None = None) -> ParsedVk:
@@ -214,7 +222,7 @@ class Normalizer:
         check_size("vk", vk, self.ctx.limits.max_vk_bytes)
         if settings is not None:
             check_size("settings", settings, self.ctx.limits.max_settings_bytes)
-        return _guard(lambda: v.validate_vk(format, bytes(vk), _b(settings)))
+        return _guard(lambda: v.validate_vk(format, bytes(vk), _present_or_none(settings)))
 
     def normalize(self, inp: ProofInput) -> Envelope:
         r = self._precheck(inp)

@@ -36,7 +36,9 @@ from sheaf.hashing import keccak256
 log = logging.getLogger("sheaf.submitter")
 
 PROOF_REJECTED = "PROOF_REJECTED"
-# Reverts meaning "this recursive proof can never be accepted here" (registry and gnark verifier errors)
+# Reverts meaning "this recursive proof can never be accepted here" (registry and gnark verifier
+# errors; the registry takes recursive posts only from a domain's own submitter, so a domain without
+# one, or another submitter, sends the batch to attestation instead of retrying forever)
 _REJECTIONS = {
     keccak256(sig.encode())[:4].hex(): sig
     for sig in (
@@ -45,6 +47,8 @@ _REJECTIONS = {
         "PublicInputNotInField()",
         "VerifierNotSet()",
         "VerifierRejected(bytes4)",
+        "SubmitterNotSet(uint256)",
+        "NotSubmitter(uint256,address)",
     )
 }
 

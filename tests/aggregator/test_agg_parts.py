@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from web3.exceptions import ContractLogicError
 
 from aggregator import crypto
 from aggregator.admission import ProofVerifier
@@ -20,7 +21,7 @@ from aggregator.records import KIND_ATTESTED, BatchState, ChainInfo, NewProof, S
 from aggregator.server import SCHEME_ENUM
 from aggregator.service import Service
 from aggregator.store import SqliteStore
-from aggregator.submitter import StoreLedger
+from aggregator.submitter import StoreLedger, proof_rejection
 from sheaf.errors import PERMISSION_DENIED, SheafError, status_of
 from sheaf.hashing import keccak256
 from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES, Scheme
@@ -140,3 +141,21 @@ def test_front_ends_take_the_one_scheme_list() -> None:
     choices = {a.dest: a.choices for a in submit._actions if a.choices}
     assert list(choices["scheme"]) == list(SCHEME_NAMES)
     assert list(choices["format"]) == list(PRODUCER_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("sig", "args"),
+    [
+        ("SubmitterNotSet(uint256)", (7).to_bytes(32, "big")),
+        ("NotSubmitter(uint256,address)", (7).to_bytes(32, "big") + bytes(12) + b"\x11" * 20),
+        ("ProofInvalid()", b""),
+    ],
+)
+def test_recursive_posts_the_registry_can_never_take_are_rejections(sig: str, args: bytes) -> None:
+    data = "0x" + (keccak256(sig.encode())[:4] + args).hex()
+    assert proof_rejection(ContractLogicError("execution reverted", data=data)) == sig
+
+
+def test_other_reverts_are_not_rejections() -> None:
+    data = "0x" + keccak256(b"UnexpectedAggregationId(uint256,uint256,uint256)")[:4].hex() + "00" * 96
+    assert proof_rejection(ContractLogicError("execution reverted", data=data)) is None

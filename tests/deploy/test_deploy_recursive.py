@@ -46,7 +46,7 @@ from sheaf.paths import REPO_ROOT
 SNARKJS = REPO_ROOT / "tests" / "fixtures" / "snarkjs" / "mul1_groth16"
 GNARK_BATCH = REPO_ROOT / "gnark" / "aggregation" / "testdata" / "batch_p1.json"
 RECURSIVE = 1
-D_OWN, D_OTHER, D_OPEN = 1, 2, 3  # submitter: the owner / another tenant / anyone
+D_OWN, D_OTHER, D_OPEN = 1, 2, 3  # submitter: the owner / another tenant / none (no recursive route)
 
 GNARK_N3 = REPO_ROOT / "tests" / "fixtures" / "gnark" / "groth16_n3"  # 3 public inputs, like the outer
 slow = pytest.mark.slow  # real outer-circuit setup (cold cache) and prove
@@ -271,10 +271,12 @@ def test_real_outer_proof_on_the_registry(
     reverts_with(sub(D_OTHER, 1, [leaf], proof), me, "NotSubmitter(uint256,address)")
     reverts_with(sub_root(D_OTHER, 1, outer.root, 1, proof), me, "NotSubmitter(uint256,address)")
     # The outer proof binds (root, leafCount) only, not (chain, registry, domain, id): the domain's own
-    # submitter, or anyone on an open domain, can re-record the same proven leaves. That is sound
-    # (every leaf is still a verified statement) but burns an id; see docs/contracts.md.
+    # submitter can re-record the same proven leaves (sound, every leaf is still a verified statement,
+    # but it burns an id); a domain without a submitter takes no recursive submission at all, from
+    # anyone (issue 13, see docs/contracts.md).
     assert sub(D_OWN, 2, [leaf], proof).call({"from": me}) == outer.root
-    assert sub(D_OPEN, 1, [leaf], proof).call({"from": stranger}) == outer.root
+    reverts_with(sub(D_OPEN, 1, [leaf], proof), stranger, "SubmitterNotSet(uint256)")
+    reverts_with(sub(D_OPEN, 1, [leaf], proof), me, "SubmitterNotSet(uint256)")
 
 
 def test_generated_verifier_pipeline_with_a_pre_exported_gnark_verifier(

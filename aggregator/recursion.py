@@ -15,7 +15,7 @@ docs/recursion.md ("Aggregator worker interface").
 
 Leaves: gnark Groth16 items go through the normalizer (the sidecar decodes the gnark binaries
 into Sheaf's canonical vk/proof bytes), snarkjs Groth16 items through the snarkjs conversion of
-deploy/recursive.py (`snarkjs_leaf`); gnark PLONK items (recursion transcript, `--plonk K`
+aggregator/leaves.py (`snarkjs_leaf`); gnark PLONK items (recursion transcript, `--plonk K`
 slots) keep gnark's encodings plus the normalizer's canonical vk, which the worker checks. Each
 leaf's statement hash is recomputed and must equal the batch's leaf, and the worker's result must
 name exactly the batch's leaves: the proof that goes on chain is for the root the aggregator
@@ -377,11 +377,7 @@ class RecursiveProver:
 
     async def _leaf(self, it: ProofInput) -> dict[str, Any]:
         if it.scheme == "plonk" and it.format == "gnark" and self.plonk:
-            from normalizers.api import ProofInput
-
-            env = await self.normalizer.anormalize(
-                ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
-            )
+            env = await self.normalizer.anormalize(it)
             if not env.recursion_eligible:
                 raise ProvingFailed(
                     PROVER_BAD_LEAF,
@@ -402,11 +398,7 @@ class RecursiveProver:
                 raise ProvingFailed(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
             leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
         elif it.format == "gnark":
-            from normalizers.api import ProofInput
-
-            env = await self.normalizer.anormalize(
-                ProofInput(it.scheme, it.format, it.proof, it.vk, it.public, it.settings)
-            )
+            env = await self.normalizer.anormalize(it)
             if not env.recursion_eligible or len(env.proof) != 256:
                 raise ProvingFailed(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
             leaf = {

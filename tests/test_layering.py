@@ -187,3 +187,38 @@ def test_no_import_cycles() -> None:
                 if t in members:
                     lines.append(f"    {MODULES[m].relative_to(ROOT)}:{line} imports {t}")
     assert not cycles, "import cycles between first-party modules:\n" + "\n".join(lines)
+
+
+# First-party imports written inside a function, each with the reason it is lazy. Anything else
+# belongs at the module top, where a reader sees the module's dependencies.
+LAZY_ALLOWED: dict[str, frozenset[str]] = {
+    # the generated protobuf code exists only after `make setup`; normalizing does not need it
+    "normalizers.api": frozenset({"sheaf.v1"}),
+    # bench's served-ingest run borrows the aggregator tests' helper, reachable via sys.path only
+    "bench.ingest": frozenset({"agg_helpers"}),
+}
+
+
+def _lazy_first_party(path: Path) -> Iterator[tuple[int, str]]:
+    for fn in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(fn):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            for n in names:
+                if n.split(".")[0] in (*PACKAGES, "agg_helpers"):
+                    yield node.lineno, n
+
+
+def test_no_first_party_import_hidden_in_a_function() -> None:
+    hidden = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for module, path in MODULES.items()
+        for line, name in _lazy_first_party(path)
+        if name not in LAZY_ALLOWED.get(module, frozenset())
+    ]
+    assert not hidden, "move these to the module top (or allow one with its reason):\n" + "\n".join(hidden)

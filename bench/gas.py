@@ -170,7 +170,7 @@ def _leaves_variant_overhead(w3: Web3, acct: LocalAccount, reg: Contract) -> dic
     src.write_text(_ACCEPT_ALL % sel)
     art = compile_files({"build/bench/BenchAcceptAllVerifier.sol": src})["BenchAcceptAllVerifier"]
     v = deploy_contract(w3, acct, art)
-    configure_registry(w3, acct, reg, domains=[(3, "")], verifier=str(v.contract_address))
+    configure_registry(w3, acct, reg, domains=[(3, acct.address)], verifier=str(v.contract_address))
     res: dict[str, Any] = {}
     for agg_id, n in enumerate(LEAF_COUNTS, start=1):
         leaves = [keccak256(b"rec" + i.to_bytes(4, "big") + n.to_bytes(4, "big")) for i in range(n)]
@@ -236,7 +236,11 @@ def _recursive_real(
         )
         leaves_d, root_d = 100 + 2 * n, 101 + 2 * n
         configure_registry(
-            w3, acct, reg, domains=[(leaves_d, ""), (root_d, "")], verifier=str(ad.contract_address)
+            w3,
+            acct,
+            reg,
+            domains=[(leaves_d, acct.address), (root_d, acct.address)],
+            verifier=str(ad.contract_address),
         )
         op = _outer_proof(n, ev.circuit_hash, inner[:n])
         if op["circuit_hash"] != ev.circuit_hash:
@@ -323,7 +327,7 @@ def main() -> dict[str, Any]:
         ad = deploy_contract(
             w3, acct, arts["Groth16AggregationAdapter"], [Web3.to_checksum_address(str(gv.contract_address))]
         )
-        configure_registry(w3, acct, reg, domains=[(2, "")], verifier=str(ad.contract_address))
+        configure_registry(w3, acct, reg, domains=[(2, acct.address)], verifier=str(ad.contract_address))
         cd = json.loads((g16 / "calldata.json").read_text())
         pubs = [int(x, 16) for x in cd["public_inputs"]]
         root = ((pubs[0] << 128) | pubs[1]).to_bytes(32, "big")

@@ -109,7 +109,7 @@ def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]], plonk: int
     assert proc.stdout is not None and proc.stdin is not None
     try:
         ready = _read_line(proc.stdout, "ready")
-        if not ready.get("ok") or ready.get("id") != "ready":
+        if not ready.get("ok") or ready.get("event") != "ready":  # the one ready line (docs/sidecar.md)
             raise RuntimeError(f"unexpected first line {ready}")
         info = ready["result"]
         ready_s = time.monotonic() - start
@@ -188,7 +188,9 @@ def gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 address=Web3.to_checksum_address(str(ad.contract_address)),
                 abi=arts["Groth16AggregationAdapter"].abi,
             )
-            configure_registry(w3, acct, reg, domains=[(domain, "")], verifier=str(ad.contract_address))
+            configure_registry(
+                w3, acct, reg, domains=[(domain, acct.address)], verifier=str(ad.contract_address)
+            )
             res: dict[str, Any] = {"verifier_deploy_gas": v.gas_used}
             for agg_id, (name, s) in enumerate(row["sample"].items(), start=1):
                 root = bytes.fromhex(s["root"][2:])

@@ -24,7 +24,7 @@ help:
 	@echo "make lint   ruff, mypy, go vet, forge fmt --check"
 	@echo "make setup  only install/build (idempotent)"
 
-setup: check-tools $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto build/bin/sheaf-gnark $(STAMP)/srs
+setup: check-tools $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto $(STAMP)/client build/bin/sheaf-gnark $(STAMP)/srs
 	@echo "setup: ok (cache: $(SHEAF_CACHE))"
 
 check-tools:
@@ -48,6 +48,17 @@ $(STAMP)/proto: $(PROTO_SRC) $(STAMP)/venv
 	@mkdir -p $(STAMP)
 	rm -rf sheaf/v1 && mkdir -p sheaf/v1
 	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTO_SRC)
+	@touch $@
+
+# The standalone Python client (client/, package sheaf-client): its gRPC code is generated from
+# proto/ into client/src/sheaf_client/_pb/ (not committed), then it is installed into the venv
+# (editable, no deps: grpcio/protobuf/pycryptodome are already pinned in requirements.lock).
+CLIENT_SRC  := $(shell find client/src -name '*.py' -not -path '*/_pb/*' 2>/dev/null) client/pyproject.toml client/gen_pb.py
+$(STAMP)/client: $(PROTO_SRC) $(CLIENT_SRC) $(STAMP)/venv
+	@mkdir -p $(STAMP)
+	$(PY) client/gen_pb.py
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-input --no-deps --no-build-isolation \
+		--config-settings editable_mode=compat -e ./client
 	@touch $@
 
 build/bin/sheaf-gnark: $(GNARK_SRC)

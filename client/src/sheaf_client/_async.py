@@ -1,0 +1,253 @@
+"""AsyncClient: the one implementation (grpc.aio). `Client` (sync.py) runs it on a private loop."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from sheaf_client._pb import aggregator_pb2 as pb
+from sheaf_client._pb import aggregator_pb2_grpc as pbg
+from sheaf_client.errors import SheafError, WaitTimeout
+from sheaf_client.types import (
+    Aggregation,
+    InclusionProof,
+    ProverAuth,
+    Scheme,
+    StatusUpdate,
+    SubmitResult,
+    from_hex,
+)
+
+T = TypeVar("T")
+
+
+class Retry:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, initial*2^n)).
+
+    Hand-written rather than tenacity: it is ~15 lines, the retry predicate needs Sheaf's trailing
+    metadata (RESOURCE_EXHAUSTED only when rate-limited), the same loop serves unary calls and
+    stream resumption, and the package keeps to grpcio + protobuf + pycryptodome. gRPC's built-in
+    retryPolicy can't tell RATE_LIMITED from TOO_LARGE, so it isn't used either.
+    """
+
+    def __init__(self, attempts: int = 6, initial: float = 0.2, max_delay: float = 5.0) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be >= 1")
+        self.attempts, self.initial, self.max_delay = attempts, initial, max_delay
+
+    def delay(self, n: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.initial * 2**n))
+
+
+NO_RETRY = Retry(attempts=1)
+
+
+class AsyncClient:
+    """Async client for the aggregator's gRPC API. Use inside a running event loop:
+
+    async with AsyncClient("127.0.0.1:50051") as c:
+        r = await c.submit("groth16", "snarkjs", proof, vk=vk, public=public)
+        final = await c.submit_and_wait(...)  # or: async for u in c.watch(r.proof_id): ...
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        secure: bool = False,
+        root_certificates: bytes | None = None,
+        timeout: float = 30.0,
+        retry: Retry | None = None,
+        max_message_bytes: int = 64 * 1024 * 1024,
+        on_retry: Callable[[SheafError, int, float], None] | None = None,
+    ) -> None:
+        """secure=True: TLS (system roots, or `root_certificates` PEM). timeout: per call.
+        retry: backoff for UNAVAILABLE / DEADLINE_EXCEEDED / rate-limited RESOURCE_EXHAUSTED.
+        on_retry(error, attempt, delay) is called before each retry (logging, tests)."""
+        self.target = target
+        self.timeout = timeout
+        self.retry = retry or Retry()
+        self.on_retry = on_retry
+        opts = [
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            # reconnect quickly after an aggregator restart (our own backoff paces the calls)
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
+        ]
+        if secure:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.aio.secure_channel(target, creds, options=opts)
+        else:
+            if root_certificates is not None:
+                raise ValueError("root_certificates given without secure=True")
+            self.channel = grpc.aio.insecure_channel(target, options=opts)
+        self.stub = pbg.AggregatorStub(self.channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    # -- retries --
+
+    async def _retrying(self, fn: Callable[[], Awaitable[T]]) -> T:
+        n = 0
+        while True:
+            try:
+                return await fn()
+            except grpc.aio.AioRpcError as e:
+                err = SheafError.from_rpc(e)
+                if not err.retryable or n + 1 >= self.retry.attempts:
+                    raise err from e
+                d = self.retry.delay(n)
+                if self.on_retry is not None:
+                    self.on_retry(err, n + 1, d)
+                n += 1
+                await asyncio.sleep(d)
+
+    async def _unary(self, method: Any, req: Any) -> Any:
+        return await self._retrying(lambda: method(req, timeout=self.timeout))
+
+    # -- calls --
+
+    async def register_vk(
+        self, scheme: Scheme | str, format: str, vk: bytes, settings: bytes | None = None
+    ) -> str:
+        """Register a verifying key; returns its vk_hash (0x-hex) for `submit(vk_hash=...)`."""
+        r = await self._unary(
+            self.stub.RegisterVerifyingKey,
+            pb.RegisterVerifyingKeyRequest(
+                scheme=Scheme.parse(scheme).label, format=format, vk=vk, settings=settings or b""
+            ),
+        )
+        return "0x" + bytes(r.vk_hash).hex()
+
+    async def submit(
+        self,
+        scheme: Scheme | str,
+        format: str,
+        proof: bytes,
+        *,
+        vk: bytes | None = None,
+        vk_hash: bytes | str | None = None,
+        public: bytes | None = None,
+        settings: bytes | None = None,
+        domain_id: int = 0,
+        auth: ProverAuth | None = None,
+    ) -> SubmitResult:
+        """Submit one proof (producer format: "snarkjs", "gnark", "ezkl"). Retrying is safe: the same
+        statement in the same domain gets the same proof_id (`duplicate=True`)."""
+        if (vk is None) == (vk_hash is None):
+            raise ValueError("give exactly one of vk, vk_hash")
+        req = pb.SubmitProofRequest(
+            scheme=Scheme.parse(scheme).label,
+            format=format,
+            proof=proof,
+            public=public or b"",
+            settings=settings or b"",
+            domain_id=domain_id,
+        )
+        if vk is not None:
+            req.vk = vk
+        else:
+            assert vk_hash is not None
+            req.vk_hash = from_hex(vk_hash)
+        if auth is not None:
+            req.auth.prover, req.auth.signature, req.auth.nonce = auth.prover, auth.signature, auth.nonce
+        return SubmitResult.from_pb(await self._unary(self.stub.SubmitProof, req))
+
+    async def status(self, proof_id: str) -> StatusUpdate:
+        m = await self._unary(self.stub.GetProofStatus, pb.GetProofStatusRequest(proof_id=proof_id))
+        return StatusUpdate.from_pb(m)
+
+    async def aggregation(self, aggregation_id: int, domain_id: int = 0) -> Aggregation:
+        """domain_id 0 = the aggregator's default domain."""
+        m = await self._unary(
+            self.stub.GetAggregation,
+            pb.GetAggregationRequest(domain_id=domain_id, aggregation_id=aggregation_id),
+        )
+        return Aggregation.from_pb(m)
+
+    async def inclusion(self, proof_id: str) -> InclusionProof:
+        """The Merkle inclusion receipt (NOT_FOUND/NOT_FINALIZED until the proof is FINALIZED)."""
+        m = await self._unary(self.stub.GetInclusionProof, pb.GetInclusionProofRequest(proof_id=proof_id))
+        return InclusionProof.from_pb(m)
+
+    async def watch(self, proof_id: str, *, replay: bool = False) -> AsyncGenerator[StatusUpdate, None]:
+        """Status updates of `proof_id` until it is terminal (the stream then ends).
+
+        The server's stream starts from the proof's first event; without `replay` the events up to
+        the current status (one GetProofStatus before the stream opens) are skipped, so only new
+        transitions arrive. A broken stream (UNAVAILABLE, ...) is reopened with backoff and resumes
+        after the last event yielded. Events are ordered by (updated_unix_ms, status).
+        """
+        cursor: tuple[int, int] | None = None
+        if not replay:
+            s = await self.status(proof_id)
+            cursor = (s.updated_unix_ms, int(s.status))
+        n = 0
+        while True:
+            call = self.stub.WatchProof(pb.WatchProofRequest(proof_id=proof_id))
+            try:
+                async for m in call:
+                    u = StatusUpdate.from_pb(m)
+                    key = (u.updated_unix_ms, int(u.status))
+                    if cursor is not None and key <= cursor:
+                        continue
+                    cursor, n = key, 0
+                    yield u
+                return
+            except grpc.aio.AioRpcError as e:
+                err = SheafError.from_rpc(e)
+                if not err.retryable or n + 1 >= self.retry.attempts:
+                    raise err from e
+                d = self.retry.delay(n)
+                if self.on_retry is not None:
+                    self.on_retry(err, n + 1, d)
+                n += 1
+                await asyncio.sleep(d)
+            finally:
+                call.cancel()
+
+    async def wait(self, proof_id: str, *, timeout: float = 300.0) -> StatusUpdate:
+        """Follow `proof_id` to a terminal status (FINALIZED, REJECTED or FAILED) and return it (with
+        aggregation_id / tx_hash filled in). Raises WaitTimeout (a SheafError) after `timeout` s."""
+        last = await self.status(proof_id)
+        if last.terminal:
+            return last
+        try:
+            async with asyncio.timeout(timeout):
+                async for u in self.watch(proof_id):
+                    last = u
+                    if u.terminal:
+                        break
+                # the stream ended (terminal) or closed: the status is the authority
+                final = await self.status(proof_id)
+        except TimeoutError:
+            raise WaitTimeout(proof_id, last, timeout) from None
+        if not final.terminal:
+            raise WaitTimeout(proof_id, final, timeout)
+        return final
+
+    async def submit_and_wait(
+        self,
+        scheme: Scheme | str,
+        format: str,
+        proof: bytes,
+        *,
+        timeout: float = 300.0,
+        **kw: Any,
+    ) -> StatusUpdate:
+        """submit(...) then wait(...): the terminal StatusUpdate. A REJECTED/FAILED proof is returned
+        (check `.status`, `.reason_code`), not raised; a refused submission raises SheafError."""
+        r = await self.submit(scheme, format, proof, **kw)
+        return await self.wait(r.proof_id, timeout=timeout)

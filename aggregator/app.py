@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aggregator import crashpoints
 from aggregator.admission import ProofVerifier
 from aggregator.chain import Chain
 from aggregator.config import Config, load_key
@@ -205,6 +206,7 @@ class App:
 
 
 async def serve(cfg: Config, ready_file: str | None = None) -> None:
+    crashpoints.arm_from_env()  # test-only (docs/operations.md)
     app = App(cfg)
     await app.start()
     if ready_file:

@@ -2,18 +2,20 @@
 
 An operator long-polls for a PENDING attested batch it has not answered (`fetch_task`), re-verifies
 it and answers with an EIP-712 signature over (chain, registry, domain, aggregation id, root, leaf
-count) or a signed refusal (`attest`). k valid signatures move the batch to SIGNED (ready to post);
-more than n - k refusals fail it (its good proofs are re-queued). The signatures themselves are
-aggregator.attestation's (also used by contracts' tests and bench).
+count) or a signed refusal (`attest`). k valid signatures move the batch to SIGNED (ready to post),
+in the same store transaction as the k-th signature; a sweep (startup, every second) promotes any
+PENDING batch already holding k. More than n - k refusals fail it (its good proofs are re-queued).
+The signatures themselves are aggregator.attestation's (also used by contracts' tests and bench).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from aggregator import crypto
+from aggregator import crashpoints, crypto
 from aggregator.admission import norm_addr, recover_refusal
 from aggregator.changes import Changes
 from aggregator.config import Config
@@ -28,6 +30,7 @@ class Attesting:
     def __init__(self, cfg: Config, db: StoreThread, chain: ChainInfo, changes: Changes) -> None:
         self.threshold = cfg.threshold
         self.operators = {norm_addr(a) for a in cfg.operators}
+        self.counted = set(self.operators)  # the operators whose signatures count (observe_chain)
         self.db = db
         self.chain = chain
         self.changes = changes
@@ -102,13 +105,47 @@ class Attesting:
             raise InvalidInput("BAD_SIGNATURE", "signature", f"cannot recover the signer: {e}") from e
         if signer != op:
             raise InvalidInput("BAD_SIGNATURE", "signature", f"signature is by {signer}, not {op}")
-        await self.db.run(store.add_signature, batch_id, op, signature, "")
-        n = await self.valid_signatures(b)
+        # One transaction: a crash can never leave k stored signatures on a PENDING batch that
+        # nothing promotes (issue 13, failure 2); the sweep covers databases from before.
+        n, promoted = await self.db.run(
+            store.add_signature_and_promote, batch_id, op, signature, self.threshold, sorted(self.counted)
+        )
+        crashpoints.reached("attest")
+        if promoted:
+            crashpoints.reached("promote")
+            log.info("batch %d signed by %d operators", batch_id, n)
         if n >= self.threshold:
-            if await self.db.run(store.set_batch_state, batch_id, [BatchState.PENDING], BatchState.SIGNED):
-                log.info("batch %d signed by %d operators", batch_id, n)
             self.changes.notify()
         return True, n
 
     async def valid_signatures(self, b: BatchRow) -> int:
-        return sum(1 for _, s, _ in await self.db.run(self.db.store.signatures, b.batch_id) if s)
+        return sum(
+            1
+            for o, s, _ in await self.db.run(self.db.store.signatures, b.batch_id)
+            if s and o in self.counted
+        )
+
+    def observe_chain(self, threshold: int, not_operators: Iterable[str]) -> None:
+        """The registry's view (read by the poster each round): its threshold, and which configured
+        operators it no longer counts. Promotion follows it, so a batch is not promoted with
+        signatures the registry would refuse."""
+        self.threshold = max(1, threshold)
+        self.counted = self.operators - {norm_addr(a) for a in not_operators}
+
+    async def sweep(self) -> int:
+        """Promote every PENDING attested batch already holding k counted signatures (startup and
+        every tick: whatever left one there, e.g. a crash in an older version, or a lowered
+        threshold). Returns how many moved."""
+        moved = await self.db.run(self.db.store.promote_attested, self.threshold, sorted(self.counted))
+        if moved:
+            log.info("sweep: batches %s had %d signatures; now SIGNED", moved, self.threshold)
+            self.changes.notify()
+        return len(moved)
+
+    async def run_sweeper(self, every_s: float) -> None:
+        while not self.changes.closed:
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("signature sweep failed")
+            await asyncio.sleep(every_s)

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 
-from aggregator import crypto
+from aggregator import crashpoints, crypto
 from aggregator.changes import Changes
 from aggregator.config import Config
 from aggregator.ids import AggregationIds
@@ -98,6 +98,7 @@ class Batcher:
                     defer_id=recursive,
                 )
             )
+            crashpoints.reached("batch")
             self.metrics.observe("sheaf_batch_size", len(rows), SIZE_BUCKETS, kind=agg_kind)
             log.info(
                 "batch %d: domain %d aggregation %s, %d leaves, root %s",

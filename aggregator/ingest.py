@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from aggregator import crashpoints
 from aggregator.admission import Verifier, norm_addr, recover_submitter
 from aggregator.changes import Changes
 from aggregator.config import Config
@@ -195,6 +196,7 @@ class Ingest:
                     if not f.done():
                         f.set_exception(e)
                 continue
+            crashpoints.reached("ingest")
             for (_, f), r in zip(group, results, strict=True):
                 if not f.done():
                     f.set_result(r)

@@ -74,6 +74,7 @@ class Service:
             asyncio.create_task(self.ingest.run_writer(), name="writer"),
             asyncio.create_task(self.batcher.run(), name="batcher"),
             asyncio.create_task(self._gauges(), name="gauges"),
+            asyncio.create_task(self.attesting.run_sweeper(1.0), name="signature-sweep"),
         ]
 
     async def stop(self) -> None:

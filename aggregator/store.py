@@ -122,6 +122,25 @@ class Store(Protocol):
         """(operator, signature or None for a refusal, refusal code), by operator."""
         ...
 
+    def add_signature_and_promote(
+        self, batch_id: int, operator: str, signature: bytes, threshold: int, operators: Sequence[str]
+    ) -> tuple[int, bool]:
+        """Record `operator`'s (already verified) signature and, in the same transaction, move the
+        batch PENDING -> SIGNED if it now holds >= `threshold` signatures by `operators` (the
+        current operator set). Returns (signatures by `operators`, promoted now)."""
+        ...
+
+    def promote_attested(self, threshold: int, operators: Sequence[str]) -> list[int]:
+        """The sweep: every PENDING attested batch holding >= `threshold` signatures by `operators`
+        moves to SIGNED (one transaction); returns their batch ids."""
+        ...
+
+    def reopen_batch(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
+        """An unposted attested batch, SIGNED or SUBMITTED (its transaction not mined) -> PENDING
+        (collect signatures again), deleting the signatures of `drop_operators` (they no longer
+        count) so those operators are asked again; False if in another state."""
+        ...
+
     def set_batch_state(
         self,
         batch_id: int,
@@ -543,6 +562,97 @@ class SqliteStore:
             "refusal_code=excluded.refusal_code",
             (batch_id, operator, signature, refusal, now_ms()),
         )
+
+    def _signed_by(self, cur: sqlite3.Cursor, batch_id: int, operators: Sequence[str]) -> int:
+        q = ",".join("?" * len(operators)) or "NULL"
+        r = cur.execute(
+            f"SELECT COUNT(*) FROM signatures WHERE batch_id=? AND signature IS NOT NULL "
+            f"AND operator IN ({q})",
+            (batch_id, *operators),
+        ).fetchone()
+        return int(r[0])
+
+    def _promote(self, cur: sqlite3.Cursor, batch_id: int, ts: int) -> bool:
+        return (
+            cur.execute(
+                "UPDATE batches SET state=?, updated_ms=? WHERE batch_id=? AND state=? "
+                "AND aggregation_id IS NOT NULL",
+                (BatchState.SIGNED, ts, batch_id, BatchState.PENDING),
+            ).rowcount
+            == 1
+        )
+
+    def add_signature_and_promote(
+        self, batch_id: int, operator: str, signature: bytes, threshold: int, operators: Sequence[str]
+    ) -> tuple[int, bool]:
+        ts = now_ms()
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            cur.execute(
+                "INSERT INTO signatures (batch_id, operator, signature, refusal_code, created_ms) "
+                "VALUES (?,?,?,'',?) "
+                "ON CONFLICT(batch_id, operator) DO UPDATE SET signature=excluded.signature, "
+                "refusal_code=''",
+                (batch_id, operator, signature, ts),
+            )
+            n = self._signed_by(cur, batch_id, operators)
+            promoted = n >= threshold and self._promote(cur, batch_id, ts)
+            cur.execute("COMMIT")
+            return n, promoted
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def promote_attested(self, threshold: int, operators: Sequence[str]) -> list[int]:
+        ts = now_ms()
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            pending = [
+                int(r[0])
+                for r in cur.execute(
+                    "SELECT batch_id FROM batches WHERE state=? AND kind=? AND aggregation_id IS NOT NULL "
+                    "ORDER BY batch_id",
+                    (BatchState.PENDING, KIND_ATTESTED),
+                ).fetchall()
+            ]
+            out = [
+                b
+                for b in pending
+                if self._signed_by(cur, b, operators) >= threshold and self._promote(cur, b, ts)
+            ]
+            cur.execute("COMMIT")
+            return out
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def reopen_batch(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
+        ts = now_ms()
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            n = cur.execute(
+                "UPDATE batches SET state=?, tx_hash=NULL, block_number=NULL, block_hash=NULL, updated_ms=? "
+                "WHERE batch_id=? AND state IN (?,?) AND kind=?",
+                (BatchState.PENDING, ts, batch_id, BatchState.SIGNED, BatchState.SUBMITTED, KIND_ATTESTED),
+            ).rowcount
+            if n != 1:
+                cur.execute("ROLLBACK")
+                return False
+            sent = cur.execute(
+                "SELECT proof_id FROM proofs WHERE batch_id=? AND status != ?",
+                (batch_id, int(Status.AGGREGATING)),
+            ).fetchall()
+            self._set_status(cur, [r[0] for r in sent], Status.AGGREGATING, ts)
+            for op in drop_operators:
+                cur.execute("DELETE FROM signatures WHERE batch_id=? AND operator=?", (batch_id, op))
+            cur.execute("COMMIT")
+            return True
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
 
     def signatures(self, batch_id: int) -> list[tuple[str, bytes | None, str]]:
         rows = self.conn.execute(

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from web3.exceptions import ContractLogicError
 
+from aggregator import crashpoints
 from aggregator.chain import Chain, RpcError
 from aggregator.changes import Changes
 from aggregator.ids import AggregationIds
@@ -300,6 +301,7 @@ class Submitter:
                 proof_status=Status.FINALIZED,
             )
             if ok:
+                crashpoints.reached("finalize")
                 self.metrics.observe("sheaf_submit_seconds", time.time() - b.created_ms / 1000)
                 log.info(
                     "aggregation %d/%d finalized at block %d (%d leaves)",
@@ -309,13 +311,14 @@ class Submitter:
                     b.leaf_count,
                 )
         elif b.state == BatchState.SIGNED or b.block_number != oc.block_number:
-            await self.ledger.move(
+            if await self.ledger.move(
                 b.batch_id,
                 [BatchState.SIGNED, BatchState.SUBMITTED],
                 BatchState.SUBMITTED,
                 block_number=oc.block_number,
                 proof_status=Status.SUBMITTED,
-            )
+            ):
+                crashpoints.reached("post_mined")
 
     async def _needs_send(self, b: BatchRow) -> bool:
         if b.state != BatchState.SUBMITTED or not b.tx_hash:
@@ -374,10 +377,11 @@ class Submitter:
             sigs.sort(key=lambda x: int(x[0], 16))
             chosen = [s for _, s in sigs[: self.threshold]]
             tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
-        await self.ledger.move(
+        if await self.ledger.move(
             b.batch_id,
             [BatchState.SIGNED, BatchState.SUBMITTED],
             BatchState.SUBMITTED,
             tx_hash=tx,
             proof_status=Status.SUBMITTED,
-        )
+        ):
+            crashpoints.reached("post_sent")

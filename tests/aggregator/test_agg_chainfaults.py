@@ -13,14 +13,16 @@ from agg_helpers import (
     OPERATOR_KEYS,
     SUBMITTER_KEY,
     ChainEnv,
+    check_exactly_once,
     deploy_registry,
     make_config,
     proof_pool,
     start_operator,
     stop_process,
+    submit_all,
+    wait_all_finalized,
 )
 from eth_account import Account
-from test_agg_crash import check_exactly_once, submit_all, wait_all_finalized
 
 from aggregator.app import App
 from aggregator.chain import Chain

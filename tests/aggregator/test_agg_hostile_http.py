@@ -16,10 +16,9 @@ from typing import Any
 import aiohttp
 import grpc
 import pytest
-from agg_helpers import ChainEnv, fixture_inputs
+from agg_helpers import AggregatorProc, ChainEnv, fixture_inputs, write_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_agg_crash import AggregatorProc, write_config
 
 from deploy.anvil import free_port
 from sheaf.v1 import aggregator_pb2 as pb

@@ -254,6 +254,68 @@ def test_signatures_and_refusals(open_store: OpenStore) -> None:
     s.close()
 
 
+def test_signature_and_promotion_are_one_transaction(open_store: OpenStore) -> None:
+    """The k-th signature and PENDING -> SIGNED commit together (issue 13, failure 2); signatures of
+    operators outside the counted set do not count."""
+    s = open_store()
+    s.insert_proofs([_p(1), _p(2)])
+    b = s.create_batch(1, KIND_ATTESTED, [_p(1).proof_id], b"\x01" * 32)
+    ops = ["0xaa", "0xbb"]
+    assert s.add_signature_and_promote(b.batch_id, "0xcc", b"sig-c", 2, ops) == (0, False)
+    assert s.add_signature_and_promote(b.batch_id, "0xaa", b"sig-a", 2, ops) == (1, False)
+    assert s.add_signature_and_promote(b.batch_id, "0xbb", b"sig-b", 2, ops) == (2, True)
+    s.close()
+    s = open_store()  # durable, as after kill -9
+    got = s.get_batch(b.batch_id)
+    assert got is not None and got.state == BatchState.SIGNED
+    # a late signature on a SIGNED batch is recorded, nothing moves again
+    assert s.add_signature_and_promote(b.batch_id, "0xaa", b"sig-a2", 2, ops) == (2, False)
+    s.close()
+
+
+def test_sweep_promotes_pending_batches_holding_k_signatures(open_store: OpenStore) -> None:
+    """What a crash between 'signature stored' and 'promoted' left behind (the old two-transaction
+    attest) is promoted by the sweep; batches short of k are not."""
+    s = open_store()
+    s.insert_proofs([_p(1), _p(2)])
+    b1 = s.create_batch(1, KIND_ATTESTED, [_p(1).proof_id], b"\x01" * 32)
+    b2 = s.create_batch(1, KIND_ATTESTED, [_p(2).proof_id], b"\x02" * 32)
+    s.add_signature(b1.batch_id, "0xaa", b"sig-a")
+    s.add_signature(b1.batch_id, "0xbb", b"sig-b")
+    s.add_signature(b2.batch_id, "0xaa", b"sig-a")
+    s.add_signature(b2.batch_id, "0xbb", None, "VERIFICATION_FAILED")
+    assert s.promote_attested(2, ["0xaa"]) == []  # 0xbb no longer counts
+    assert s.promote_attested(2, ["0xaa", "0xbb"]) == [b1.batch_id]
+    assert s.promote_attested(2, ["0xaa", "0xbb"]) == []
+    assert [x.batch_id for x in s.batches_in(BatchState.SIGNED)] == [b1.batch_id]
+    assert s.promote_attested(1, ["0xaa", "0xbb"]) == [b2.batch_id]  # threshold lowered
+    s.close()
+
+
+def test_reopen_drops_signatures_that_no_longer_count(open_store: OpenStore) -> None:
+    s = open_store()
+    s.insert_proofs([_p(1)])
+    b = s.create_batch(1, KIND_ATTESTED, [_p(1).proof_id], b"\x01" * 32)
+    assert not s.reopen_batch(b.batch_id, ["0xbb"])  # PENDING already
+    s.add_signature_and_promote(b.batch_id, "0xaa", b"sig-a", 2, ["0xaa", "0xbb"])
+    s.add_signature_and_promote(b.batch_id, "0xbb", b"sig-b", 2, ["0xaa", "0xbb"])
+    assert s.set_batch_state(
+        b.batch_id,
+        [BatchState.SIGNED],
+        BatchState.SUBMITTED,
+        tx_hash=b"\x09" * 32,
+        proof_status=Status.SUBMITTED,
+    )
+    assert s.reopen_batch(b.batch_id, ["0xbb"])
+    got = s.get_batch(b.batch_id)
+    assert got is not None and got.state == BatchState.PENDING and got.tx_hash is None
+    assert got.aggregation_id == b.aggregation_id
+    assert s.signatures(b.batch_id) == [("0xaa", b"sig-a", "")]
+    p = s.get_proof(_p(1).proof_id)
+    assert p is not None and p.status == Status.AGGREGATING
+    s.close()
+
+
 def test_metrics_exposition() -> None:
     m = Metrics()
     m.describe("sheaf_x_total", "things")

@@ -10,7 +10,16 @@ from typing import Any
 
 import grpc
 import pytest
-from agg_helpers import SUBMITTER_KEY, ChainEnv, Input, make_config, registry_artifact
+from agg_helpers import (
+    OPERATOR_KEYS,
+    SUBMITTER_KEY,
+    ChainEnv,
+    Input,
+    make_config,
+    registry_artifact,
+    start_operator,
+    stop_process,
+)
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from sheaf_client import (
@@ -250,3 +259,52 @@ async def test_tls_client_does_not_fall_back_to_plaintext(target: str) -> None:
     assert e.value.status == grpc.StatusCode.UNAVAILABLE
     with pytest.raises(ValueError):
         AsyncClient(target, root_certificates=b"pem")
+
+
+async def test_watch_survives_an_aggregator_restart(
+    chain_env: ChainEnv, g16: list[Input], tmp_path: Path
+) -> None:
+    """The stream closes when the aggregator stops; watch reopens it (backoff) against the restarted
+    aggregator and yields only the events it hasn't yielded yet, up to FINALIZED."""
+    port = _free_port()
+    cfg = make_config(chain_env, tmp_path / "agg.db", grpc_listen=f"127.0.0.1:{port}")
+    a = App(cfg, submitter_key=SUBMITTER_KEY)
+    await a.start()
+    seen: list[SheafError] = []
+    got: list[StatusUpdate] = []
+    ops = []
+    try:
+        async with AsyncClient(
+            f"127.0.0.1:{port}", retry=Retry(attempts=200, initial=0.05, max_delay=0.3),
+            on_retry=lambda e, n, d: seen.append(e),
+        ) as c:  # fmt: skip
+            r = await c.submit(**_sub(g16[0]))  # type: ignore[arg-type]
+            for _ in range(100):
+                if (await c.status(r.proof_id)).status is ProofStatus.AGGREGATING:
+                    break
+                await asyncio.sleep(0.1)
+
+            async def follow() -> None:
+                async for u in c.watch(r.proof_id):
+                    got.append(u)
+
+            task = asyncio.create_task(follow())
+            await asyncio.sleep(0.5)
+            await a.stop()
+            await asyncio.sleep(1.0)
+            assert not task.done() and seen, "the watch must be retrying while the aggregator is down"
+            a = App(cfg, submitter_key=SUBMITTER_KEY)
+            await a.start()
+            ops = [
+                start_operator(f"127.0.0.1:{port}", k, tmp_path / f"op{i}.log", chain_env.registry)
+                for i, k in enumerate(OPERATOR_KEYS[:2])
+            ]
+            await asyncio.wait_for(task, 120)
+    finally:
+        for o in ops:
+            stop_process(o)
+        await a.stop()
+    statuses = [u.status for u in got]
+    assert statuses and statuses[-1] is ProofStatus.FINALIZED, statuses
+    assert all(s > ProofStatus.AGGREGATING for s in statuses), statuses
+    assert len(set(statuses)) == len(statuses), statuses  # nothing yielded twice

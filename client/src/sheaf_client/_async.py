@@ -187,8 +187,9 @@ class AsyncClient:
 
         The server's stream starts from the proof's first event; without `replay` the events up to
         the current status (one GetProofStatus before the stream opens) are skipped, so only new
-        transitions arrive. A broken stream (UNAVAILABLE, ...) is reopened with backoff and resumes
-        after the last event yielded. Events are ordered by (updated_unix_ms, status).
+        transitions arrive. A broken stream (UNAVAILABLE, ..., or closed by a server shutting down
+        before a terminal status) is reopened with backoff and resumes after the last event yielded.
+        Events are ordered by (updated_unix_ms, status).
         """
         cursor: tuple[int, int] | None = None
         if not replay:
@@ -196,27 +197,39 @@ class AsyncClient:
             cursor = (s.updated_unix_ms, int(s.status))
         n = 0
         while True:
+            ended = False  # the stream delivered a terminal status (it then ends)
             call = self.stub.WatchProof(pb.WatchProofRequest(proof_id=proof_id))
             try:
                 async for m in call:
                     u = StatusUpdate.from_pb(m)
+                    ended = ended or u.terminal
                     key = (u.updated_unix_ms, int(u.status))
                     if cursor is not None and key <= cursor:
                         continue
                     cursor, n = key, 0
                     yield u
-                return
+                if ended:
+                    return
+                # a clean end before any terminal status: the server shut down (restart, deploy)
+                err = SheafError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    "STREAM_CLOSED",
+                    "proof_id",
+                    f"the watch stream of {proof_id} closed before a terminal status",
+                    proof_id=proof_id,
+                )
+                cause: BaseException | None = None
             except grpc.aio.AioRpcError as e:
-                err = SheafError.from_rpc(e)
-                if not err.retryable or n + 1 >= self.retry.attempts:
-                    raise err from e
-                d = self.retry.delay(n)
-                if self.on_retry is not None:
-                    self.on_retry(err, n + 1, d)
-                n += 1
-                await asyncio.sleep(d)
+                err, cause = SheafError.from_rpc(e), e
             finally:
                 call.cancel()
+            if not err.retryable or n + 1 >= self.retry.attempts:
+                raise err from cause
+            d = self.retry.delay(n)
+            if self.on_retry is not None:
+                self.on_retry(err, n + 1, d)
+            n += 1
+            await asyncio.sleep(d)
 
     async def wait(self, proof_id: str, *, timeout: float = 300.0) -> StatusUpdate:
         """Follow `proof_id` to a terminal status (FINALIZED, REJECTED or FAILED) and return it (with

@@ -4,11 +4,16 @@ is skipped up to the last event yielded, and a terminal replay ends the iteratio
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
-from sheaf_client import AsyncClient, ProofStatus, Retry, SheafError
+import pytest
+from sheaf_client import AsyncClient, Client, ProofStatus, Retry, SheafError
 from sheaf_client._pb import aggregator_pb2 as pb
 from sheaf_client._pb import aggregator_pb2_grpc as pbg
 
@@ -78,5 +83,61 @@ async def test_a_stream_that_never_finishes_gives_up_after_the_attempts() -> Non
             else:
                 raise AssertionError("watch must give up")
         assert svc.calls == 3
+    finally:
+        await server.stop(None)
+
+
+def _self_signed(tmp: Path) -> tuple[bytes, bytes]:
+    """A throwaway CA-less cert for 127.0.0.1/localhost (openssl CLI; test only)."""
+    key, crt = tmp / "key.pem", tmp / "crt.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(crt),
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return key.read_bytes(), crt.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI for a test cert")
+async def test_tls_with_root_certificates(tmp_path: Path) -> None:
+    key, crt = _self_signed(tmp_path)
+    server = grpc.aio.server()
+    pbg.add_AggregatorServicer_to_server(Scripted([6]), server)
+    port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(key, crt)]))
+    await server.start()
+    try:
+        target = f"localhost:{port}"
+        async with AsyncClient(target, secure=True, root_certificates=crt) as c:
+            assert (await c.status(PID)).status is ProofStatus.QUEUED
+        # the sync client takes the same arguments
+        with Client(target, secure=True, root_certificates=crt) as sc:
+            assert (await asyncio.to_thread(sc.status, PID)).status is ProofStatus.QUEUED
+        # an untrusted certificate (system roots only) and plaintext both fail: no silent fallback
+        for kw in ({"secure": True}, {}):
+            async with AsyncClient(target, retry=Retry(attempts=1), timeout=5, **kw) as c:  # type: ignore[arg-type]
+                with pytest.raises(SheafError) as e:
+                    await c.status(PID)
+                assert e.value.status == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.stop(None)
+
+
+async def test_sync_watch_closed_early_cancels_the_stream() -> None:
+    svc = Scripted([6])
+    server, target = await _serve(svc)
+    try:
+        with Client(target) as c:
+
+            def first_two() -> list[ProofStatus]:
+                out = []
+                for u in c.watch(PID, replay=True):
+                    out.append(u.status)
+                    if len(out) == 2:
+                        break  # closes the generator: the async stream is cancelled on the loop
+                return out
+
+            assert await asyncio.to_thread(first_two) == [ProofStatus.RECEIVED, ProofStatus.VALID]
+            assert (await asyncio.to_thread(c.status, PID)).status is ProofStatus.QUEUED
     finally:
         await server.stop(None)

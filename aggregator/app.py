@@ -127,6 +127,8 @@ class App:
             threshold=cfg.threshold,
             confirmations=cfg.confirmations,
             poll_s=cfg.poll_ms / 1000,
+            operators=cfg.operators,
+            on_chain_view=svc.attesting.observe_chain,
         )
         self.http = HttpApi(
             svc.ingest,
@@ -187,7 +189,11 @@ class App:
         return p
 
     def _ready(self) -> dict[str, bool]:
-        return {"accepting": self.service.ingest.accepting, "chain": self.submitter.healthy}
+        return {
+            "accepting": self.service.ingest.accepting,
+            "chain": self.submitter.healthy,
+            **self.service.stall_checks(),
+        }
 
     async def stop(self) -> None:
         """Graceful: refuse new work, let in-flight RPCs finish and commit, then stop the loops."""

@@ -22,6 +22,8 @@ from aggregator.config import Config
 from aggregator.records import KIND_ATTESTED, BatchRow, BatchState, ChainInfo, ProofRow
 from aggregator.store import StoreThread
 from sheaf.errors import InvalidInput, NotFound, Unauthenticated
+from sheaf.paths import default_srs
+from sheaf.srs_id import SrsError, mismatch, srs_id
 
 log = logging.getLogger("sheaf.aggregator")
 
@@ -34,12 +36,30 @@ class Attesting:
         self.db = db
         self.chain = chain
         self.changes = changes
+        self.srs_id = _own_srs_id(cfg)  # operators must verify Halo2 with the same SRS (issue 13)
 
     def check_operator(self, operator: str) -> str:
         op = norm_addr(operator)
         if op not in self.operators:
             raise Unauthenticated("NOT_OPERATOR", "operator", f"{operator} is not in the operator set")
         return op
+
+    def check_srs(self, operator: str, operator_srs_id: str) -> None:
+        """SRS_MISMATCH (FAILED_PRECONDITION) when the operator's SRS id (FetchBatchRequest.srs_id)
+        is not this aggregator's: it would refuse every Halo2 batch. Unchecked without an SRS here."""
+        op = self.check_operator(operator)
+        if self.srs_id and operator_srs_id != self.srs_id:
+            log.warning(
+                "operator %s uses SRS %s, this aggregator %s", op, operator_srs_id or "none", self.srs_id
+            )
+            raise mismatch(
+                self.srs_id,
+                "the aggregator",
+                operator_srs_id,
+                f"operator {op}",
+                "Start the operator with `--srs` set to the aggregator's SRS file or a k=1 cut of it "
+                "(`python -m provers.srs cut SRS OUT`; `python -m provers.srs id FILE` prints a file's id).",
+            )
 
     async def fetch_task(self, operator: str, wait_s: float) -> tuple[BatchRow, list[ProofRow]] | None:
         """The oldest PENDING attested batch `operator` has not answered, waiting up to wait_s."""
@@ -60,7 +80,14 @@ class Attesting:
         return None
 
     async def attest(
-        self, operator: str, batch_id: int, root: bytes, signature: bytes, refusal: str, bad: Sequence[bytes]
+        self,
+        operator: str,
+        batch_id: int,
+        root: bytes,
+        signature: bytes,
+        refusal: str,
+        bad: Sequence[bytes],
+        refusal_message: str = "",  # the operator's words (logged: the cause of a refusal)
     ) -> tuple[bool, int]:
         """(accepted, valid signatures so far). A batch no longer PENDING is not an error: the
         answer comes too late and is not recorded."""
@@ -80,7 +107,7 @@ class Attesting:
                 ) from e
             if refuser != op:
                 raise InvalidInput("BAD_SIGNATURE", "signature", f"refusal is signed by {refuser}, not {op}")
-            log.warning("operator %s refused batch %d: %s", op, batch_id, refusal)
+            log.warning("operator %s refused batch %d: %s %s", op, batch_id, refusal, refusal_message[:500])
             await self.db.run(store.add_signature, batch_id, op, None, refusal)
             refusals = [s for s in await self.db.run(store.signatures, batch_id) if s[1] is None]
             if len(refusals) > len(self.operators) - self.threshold:
@@ -149,3 +176,19 @@ class Attesting:
             except Exception:
                 log.exception("signature sweep failed")
             await asyncio.sleep(every_s)
+
+
+def _own_srs_id(cfg: Config) -> str:
+    """The id (sheaf.srs_id) of the SRS this aggregator's normalizer uses (`srs_path`, else
+    sheaf.paths.default_srs(), as aggregator.app.make_normalizer); "" without one."""
+    path = cfg.srs_path or default_srs()
+    if not path:
+        log.info("no KZG SRS: Halo2 proofs are not accepted, operators' SRS ids are not checked")
+        return ""
+    try:
+        sid = srs_id(path)
+    except SrsError as e:
+        log.warning("KZG SRS %s: %s (operators' SRS ids are not checked)", path, e.message)
+        return ""
+    log.info("Halo2 KZG SRS %s, SRS id %s (operators must use the same)", path, sid)
+    return sid

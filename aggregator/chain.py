@@ -19,6 +19,8 @@ from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
+from sheaf.hashing import keccak256
+
 log = logging.getLogger("sheaf.chain")
 T = TypeVar("T")
 
@@ -108,12 +110,64 @@ REGISTRY_ABI: list[dict[str, Any]] = [
     },
     {
         "type": "function",
+        "name": "isOperator",
+        "stateMutability": "view",
+        "inputs": [{"name": "operator", "type": "address"}],
+        "outputs": [{"type": "bool"}],
+    },
+    {
+        "type": "function",
         "name": "threshold",
         "stateMutability": "view",
         "inputs": [],
         "outputs": [_U],
     },
 ]
+
+
+# SheafRegistry's custom errors (tests/aggregator/test_agg_operator_changes.py checks this is exactly
+# the compiled ABI's list): selector hex -> signature. A revert is coded by the error's name.
+REGISTRY_ERRORS: dict[str, str] = {
+    keccak256(sig.encode())[:4].hex(): sig
+    for sig in (
+        "NotOwner(address)",
+        "NotPendingOwner(address)",
+        "ZeroAddress()",
+        "IsPaused()",
+        "NotPaused()",
+        "InvalidDomainId()",
+        "DomainExists(uint256)",
+        "UnknownDomain(uint256)",
+        "NotSubmitter(uint256,address)",
+        "SubmitterNotSet(uint256)",
+        "UnexpectedAggregationId(uint256,uint256,uint256)",
+        "InvalidLeafCount(uint256)",
+        "ZeroRoot()",
+        "VerifierNotSet()",
+        "VerifierRejected(bytes4)",
+        "OperatorExists(address)",
+        "NotAnOperator(address)",
+        "InvalidThreshold(uint256,uint256)",
+        "ThresholdNotSet()",
+        "InvalidSignatureLength(uint256,uint256)",
+        "InvalidSignatureV(uint256,uint8)",
+        "MalleableSignature(uint256)",
+        "InvalidSignature(uint256)",
+        "SignerNotOperator(uint256,address)",
+        "DuplicateSigner(uint256,address)",
+        "SignersNotAscending(uint256)",
+        "InsufficientSignatures(uint256,uint256)",
+        "EmptyTree()",
+    )
+}
+
+
+def registry_error_name(e: ContractLogicError) -> str | None:
+    """The name of the registry's custom error a call reverted with (e.g. "SignerNotOperator"),
+    or None for anything else (a verifier's own error, a plain revert)."""
+    data = str(getattr(e, "data", "") or "").lower().removeprefix("0x")
+    sig = REGISTRY_ERRORS.get(data[:8])
+    return sig.split("(")[0] if sig else None
 
 
 class RpcError(Exception):
@@ -200,6 +254,15 @@ class Chain:
                 "nextAggregationId", lambda: self.contract.functions.nextAggregationId(domain_id).call()
             )
         )
+
+    async def threshold(self) -> int:
+        """The registry's k (0: not set; attested posts revert with ThresholdNotSet)."""
+        fn = self.contract.functions.threshold()
+        return int(await self._retry("threshold", lambda: fn.call()))
+
+    async def is_operator(self, address: str) -> bool:
+        fn = self.contract.functions.isOperator(AsyncWeb3.to_checksum_address(address))
+        return bool(await self._retry("isOperator", lambda: fn.call()))
 
     async def aggregation_verifier(self) -> str:
         """The registry's IAggregationProofVerifier (the zero address: recursive posts revert)."""

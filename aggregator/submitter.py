@@ -20,13 +20,14 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from web3.exceptions import ContractLogicError
 
 from aggregator import crashpoints
-from aggregator.chain import Chain, RpcError
+from aggregator.admission import norm_addr
+from aggregator.chain import Chain, RpcError, registry_error_name
 from aggregator.changes import Changes
 from aggregator.ids import AggregationIds
 from aggregator.metrics import Metrics
@@ -105,6 +106,11 @@ class Ledger(Protocol):
         """(operator, signature) of the operators who signed (refusals left out)."""
         ...
 
+    async def reopen(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
+        """Back to collecting signatures (Store.reopen_batch): too few of its signatures still
+        count on chain; those of `drop_operators` are deleted so they are asked again."""
+        ...
+
 
 class StoreLedger:
     """The Ledger over the aggregator's Store (calls run on its StoreThread)."""
@@ -170,11 +176,21 @@ class StoreLedger:
     async def signatures(self, batch_id: int) -> list[tuple[str, bytes]]:
         return [(op, sig) for op, sig, _ in await self.db.run(self.db.store.signatures, batch_id) if sig]
 
+    async def reopen(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
+        return await self.db.run(self.db.store.reopen_batch, batch_id, list(drop_operators))
+
 
 class Submitter:
     """Posting. Moves batches on through `ledger` only, reports the registry's next id per domain
-    to `ids` (the batcher and prover allocate from it), posts attested batches with the first
-    `threshold` signatures, wakes the other parts through `changes` and stops when it closes."""
+    to `ids` (the batcher and prover allocate from it), wakes the other parts through `changes` and
+    stops when it closes.
+
+    Attested batches are posted under the registry's rules, read once per round (issue 13,
+    failure 3): its threshold, and which of the configured `operators` it still counts. Signatures
+    of signers the registry no longer counts are left out; the first k of the rest (ascending
+    signer) are posted; with fewer than k the batch goes back to the operators (RESIGN). Every
+    round's view is reported to `on_chain_view(threshold, not_operators)` (Attesting follows it).
+    `threshold` (the configuration's) is used only until the chain has been read."""
 
     def __init__(
         self,
@@ -187,6 +203,8 @@ class Submitter:
         threshold: int,
         confirmations: int,
         poll_s: float,
+        operators: Sequence[str] = (),
+        on_chain_view: Callable[[int, set[str]], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.ids = ids
@@ -196,6 +214,9 @@ class Submitter:
         self.threshold = threshold
         self.confirmations = confirmations
         self.poll_s = poll_s
+        self.operators = sorted({norm_addr(a) for a in operators})
+        self.on_chain_view = on_chain_view
+        self._view: tuple[int, set[str]] | None = None  # (threshold, not operators), this round
         self._round_ok = False
         self.task: asyncio.Task[None] | None = None
         metrics.describe("sheaf_submit_seconds", "Time from batch creation to confirmed on chain")
@@ -223,13 +244,31 @@ class Submitter:
                 self._round_ok = False
                 self.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
                 log.warning("chain round: %s", e)
+            except ContractLogicError as e:
+                # the registry refused: its own error's name is the code (IsPaused,
+                # UnexpectedAggregationId, ...); retried next round, the chain's view re-read
+                self._round_ok = False
+                code = registry_error_name(e) or "REVERTED"
+                self.metrics.inc("sheaf_chain_failures_total", code=code)
+                log.warning("chain round: the registry reverted with %s (%s)", code, e)
             except Exception:
                 self._round_ok = False
                 self.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
                 log.exception("chain round failed")
             await self.changes.wait(self.poll_s)
 
+    async def chain_view(self) -> tuple[int, set[str]]:
+        """(the registry's threshold, the configured operators it does not count), once per round."""
+        if self._view is None:
+            threshold = await self.chain.threshold()
+            gone = {op for op in self.operators if not await self.chain.is_operator(op)}
+            self._view = (threshold, gone)
+            if self.on_chain_view is not None and threshold > 0:
+                self.on_chain_view(threshold, gone)
+        return self._view
+
     async def round(self) -> None:
+        self._view = None
         active = await self.ledger.posting()
         domains = sorted({b.domain_id for b in active} | set(await self.ledger.domains()))
         if not domains:
@@ -266,7 +305,8 @@ class Submitter:
             elif b.aggregation_id == nxt:
                 if not await self._needs_send(b):
                     break
-                await self._send(b)
+                if not await self._send(b):
+                    break
                 nxt = await self.chain.next_aggregation_id(d)
                 last = nxt - 1
                 if b.aggregation_id <= last:  # mined at once (automine)
@@ -346,7 +386,8 @@ class Submitter:
             self.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
         return True
 
-    async def _send(self, b: BatchRow) -> None:
+    async def _send(self, b: BatchRow) -> bool:
+        """Post `b`; False if it was not sent (abandoned, or back to the operators)."""
         assert b.aggregation_id is not None
         if b.kind == KIND_RECURSIVE:
             leaves, proof = await self.ledger.recursive_payload(b.batch_id)
@@ -370,12 +411,30 @@ class Submitter:
                 self.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
                 await self.ledger.abandon(b.batch_id, PROOF_REJECTED, reroute=leaves)
-                return
+                return False
         else:
-            sigs = await self.ledger.signatures(b.batch_id)
+            threshold, gone = await self.chain_view()
+            stored = await self.ledger.signatures(b.batch_id)
+            sigs = [(op, s) for op, s in stored if norm_addr(op) not in gone]
+            dropped = [op for op, _ in stored if norm_addr(op) in gone]
+            k = threshold or self.threshold  # 0: ThresholdNotSet; the revert names it
+            if len(sigs) < k:
+                log.warning(
+                    "aggregation %d/%d: %d of batch %d's signatures still count on chain (%s dropped), "
+                    "the registry wants %d; back to the operators",
+                    b.domain_id,
+                    b.aggregation_id,
+                    len(sigs),
+                    b.batch_id,
+                    ",".join(dropped) or "none",
+                    k,
+                )
+                self.metrics.inc("sheaf_chain_failures_total", code="RESIGN")
+                await self.ledger.reopen(b.batch_id, dropped)
+                return False
             # The registry wants signers in strictly ascending address order; take the first k.
             sigs.sort(key=lambda x: int(x[0], 16))
-            chosen = [s for _, s in sigs[: self.threshold]]
+            chosen = [s for _, s in sigs[:k]]
             tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
         if await self.ledger.move(
             b.batch_id,
@@ -385,3 +444,4 @@ class Submitter:
             proof_status=Status.SUBMITTED,
         ):
             crashpoints.reached("post_sent")
+        return True

@@ -92,6 +92,9 @@ class Config:
     groth16_backend: str = "sidecar"  # or "groth16py" (in-process)
     sidecar_bin: str = ""  # sheaf-gnark; empty: SHEAF_GNARK_BIN, build/bin, PATH
     log_level: str = "INFO"
+    # /readyz turns 503 when a domain's oldest unposted batch, or the oldest queued proof, is older
+    # than this (a stalled domain); 0 turns the two checks off
+    stall_after_s: float = 600.0
     recursion: RecursionConfig = field(default_factory=RecursionConfig)
 
     @classmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aggregator.admission import Verifier
@@ -62,8 +63,24 @@ class Service:
         self.reads = Reads(self.db, chain, self.changes, cfg.default_domain)
         self._tasks: list[asyncio.Task[None]] = []
         self._status_counts: dict[tuple[tuple[str, str], ...], float] = {}
+        # domain -> age in seconds of its oldest unposted batch / oldest QUEUED proof
+        self.unposted_age: dict[int, float] = {}
+        self.queued_age: dict[int, float] = {}
         m.describe("sheaf_proofs", "Proofs by status")
         m.gauge("sheaf_proofs", lambda: dict(self._status_counts))
+        m.describe(
+            "sheaf_oldest_unposted_batch_age_seconds",
+            "Age of the domain's oldest batch not mined yet",
+        )
+        m.gauge(
+            "sheaf_oldest_unposted_batch_age_seconds",
+            lambda: {(("domain", str(d)),): a for d, a in self.unposted_age.items()},
+        )
+        m.describe("sheaf_oldest_queued_proof_age_seconds", "Age of the domain's oldest QUEUED proof")
+        m.gauge(
+            "sheaf_oldest_queued_proof_age_seconds",
+            lambda: {(("domain", str(d)),): a for d, a in self.queued_age.items()},
+        )
 
     @property
     def stopping(self) -> bool:
@@ -86,11 +103,36 @@ class Service:
         await asyncio.gather(*self._tasks, self.proving.stop(), return_exceptions=True)
         self.db.close()
 
+    def stall_checks(self) -> dict[str, bool]:
+        """/readyz checks: no domain's oldest unposted batch (`posting`) nor oldest queued proof
+        (`batching`) is older than cfg.stall_after_s (0: off). Refreshed every second."""
+        bound = self.cfg.stall_after_s
+        if bound <= 0:
+            return {}
+        return {
+            "posting": all(a <= bound for a in self.unposted_age.values()),
+            "batching": all(a <= bound for a in self.queued_age.values()),
+        }
+
+    async def refresh_gauges(self) -> None:
+        store = self.db.store
+        counts = await self.db.run(store.count_by_status)
+        self._status_counts = {(("status", s.name),): float(counts.get(s, 0)) for s in Status}
+        now = time.time() * 1000
+        unposted = await self.db.run(store.oldest_unposted)
+        self.unposted_age = {d: max(0.0, (now - ms) / 1000) for d, ms in unposted.items()}
+        queued: dict[int, float] = {}
+        for d, _, _, oldest in await self.db.run(store.queued_groups):
+            queued[d] = max(queued.get(d, 0.0), (now - oldest) / 1000)
+        self.queued_age = queued
+        for d, a in sorted(self.unposted_age.items()):
+            if a > self.cfg.stall_after_s > 0:
+                log.warning("domain %d: its oldest unposted batch is %.0f s old (stalled?)", d, a)
+
     async def _gauges(self) -> None:
         while not self.changes.closed:
             try:
-                counts = await self.db.run(self.db.store.count_by_status)
-                self._status_counts = {(("status", s.name),): float(counts.get(s, 0)) for s in Status}
+                await self.refresh_gauges()
             except Exception:
                 log.exception("gauge refresh failed")
             await asyncio.sleep(1.0)

@@ -74,6 +74,11 @@ class Store(Protocol):
         """The prover's proofs still QUEUED or AGGREGATING (its queue quota)."""
         ...
 
+    def oldest_unposted(self) -> dict[int, int]:
+        """domain -> created_ms of its oldest batch not yet mined on chain (PENDING, SIGNED, or
+        SUBMITTED without a block), for the domains that have one."""
+        ...
+
     def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:
         """Up to `limit` QUEUED proofs of the group, oldest first (nothing is changed)."""
         ...
@@ -397,6 +402,14 @@ class SqliteStore:
             (prover, int(Status.QUEUED), int(Status.AGGREGATING)),
         ).fetchone()
         return int(r[0])
+
+    def oldest_unposted(self) -> dict[int, int]:
+        rows = self.conn.execute(
+            "SELECT domain_id, MIN(created_ms) FROM batches WHERE state IN (?,?) "
+            "OR (state=? AND block_number IS NULL) GROUP BY domain_id",
+            (BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
+        ).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
 
     # -- batches ----------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ statement hash equals the spec's, its enums equal the proto's."""
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import subprocess
@@ -133,3 +134,70 @@ def test_retry_predicate() -> None:
     assert not err(grpc.StatusCode.RESOURCE_EXHAUSTED).retryable  # gRPC's own size limit
     assert not err(grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED").retryable
     assert not err(grpc.StatusCode.INTERNAL).retryable
+
+
+def test_wheel_installs_into_a_fresh_venv_offline(tmp_path: Path) -> None:
+    """The wheel (pure Python, _pb inside) installs into a brand-new venv with no index and no build
+    backend; its only imports outside itself are its declared dependencies, which the fresh venv
+    borrows from this venv's site-packages through a .pth line (not this repo, not its editables)."""
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.pop("PYTHONPATH", None)
+    wh = tmp_path / "wheels"
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wh),
+         str(CLIENT)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    (whl,) = wh.glob("sheaf_client-*-py3-none-any.whl")
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = venv / "bin" / "python"
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(whl)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    meta = subprocess.run(
+        [str(py), "-c", "import importlib.metadata as m; print(sorted(m.requires('sheaf-client')))"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert [d.split(">")[0] for d in eval(meta.stdout)] == ["grpcio", "protobuf", "pycryptodome"]
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    deps = {  # the site dir each dependency lives in
+        Path(importlib.import_module(m).__file__ or "").parents[m.count(".") + 1]
+        for m in ("grpc", "google.protobuf", "Crypto")
+    }
+    (site / "borrowed_deps.pth").write_text("".join(f"{d}\n" for d in deps))
+    probe = (
+        "import sys, sheaf_client as c\n"
+        "assert c.__file__.startswith(sys.prefix), c.__file__\n"
+        "assert not {'sheaf', 'aggregator', 'normalizers', 'provers'} & set(sys.modules)\n"
+        "c.AsyncClient\n"
+        "print(c.statement_hash('plonk', b'\\x01' * 32, ['0x' + '00' * 31 + '05']))\n"
+    )
+    r = subprocess.run(
+        [str(py), "-c", probe], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == statement_hash(Scheme.PLONK, b"\x01" * 32, [5])
+
+
+def test_generated_code_uses_a_private_descriptor_pool(tmp_path: Path) -> None:
+    """Another copy of sheaf/v1/aggregator.proto in protobuf's default pool (the repo's sheaf.v1 at
+    another revision, another sheaf-client) must not break importing the client."""
+    probe = (
+        "from google.protobuf import descriptor_pb2, descriptor_pool\n"
+        "f = descriptor_pb2.FileDescriptorProto(name='sheaf/v1/aggregator.proto', package='sheaf.v1')\n"
+        "f.message_type.add(name='FromAnotherRevision')\n"
+        "descriptor_pool.Default().Add(f)\n"
+        "import sheaf_client\n"
+        "from sheaf_client._pb import POOL, aggregator_pb2\n"
+        "assert aggregator_pb2.ProofStatusUpdate.DESCRIPTOR.file.pool is POOL\n"
+        "print(aggregator_pb2.ProofStatusUpdate(status=6).SerializeToString().hex())\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip() == "1006"  # field 2 (status), varint 6: the wire format is unchanged

@@ -53,7 +53,9 @@ class Store(Protocol):
     # submissions
     def insert_proofs(self, items: Sequence[NewProof]) -> list[InsertResult]:
         """A group of verified proofs, QUEUED (RECEIVED/VALID/QUEUED events); duplicates (same
-        domain and statement hash) are reported with their current status and left alone."""
+        domain and statement hash) are reported with their current status and left alone, except a
+        FAILED one: the resubmission is a new attempt (the row takes the new proof, back to QUEUED,
+        not a duplicate)."""
         ...
 
     def check_and_bump_nonce(self, address: str, nonce: int) -> bool:
@@ -314,8 +316,35 @@ class SqliteStore:
             for p in items:
                 pid = p.proof_id
                 row = cur.execute("SELECT status FROM proofs WHERE proof_id=?", (pid,)).fetchone()
-                if row is not None:
+                if row is not None and Status(row[0]) != Status.FAILED:
                     out.append(InsertResult(pid, True, Status(row[0])))
+                    continue
+                if row is not None:  # FAILED before: a new attempt with the proof just verified
+                    cur.execute(
+                        "UPDATE proofs SET vk_hash=?, kind=?, scheme=?, format=?, proof=?, vk=?, public=?, "
+                        "settings=?, prover=?, status=?, reason_code='', message='', batch_id=NULL, "
+                        "leaf_index=NULL, updated_ms=? WHERE proof_id=?",
+                        (
+                            p.vk_hash,
+                            p.kind,
+                            p.scheme,
+                            p.format,
+                            p.proof,
+                            p.vk,
+                            p.public,
+                            p.settings,
+                            p.prover,
+                            int(Status.QUEUED),
+                            ts,
+                            pid,
+                        ),
+                    )
+                    for st in (Status.RECEIVED, Status.VALID, Status.QUEUED):
+                        cur.execute(
+                            "INSERT INTO events (proof_id, status, message, ts_ms) VALUES (?,?,?,?)",
+                            (pid, int(st), "resubmitted after FAILED", ts),
+                        )
+                    out.append(InsertResult(pid, False, Status.QUEUED))
                     continue
                 cur.execute(
                     "INSERT INTO proofs (proof_id, domain_id, statement_hash, vk_hash, kind, scheme, format, "

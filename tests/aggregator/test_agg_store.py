@@ -5,6 +5,7 @@ plugs in with one line there."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import sqlite3
 import threading
@@ -188,6 +189,34 @@ def test_failed_batch_releases_its_id_and_later_ones(open_store: OpenStore) -> N
     again = s.take_queued(1, KIND_ATTESTED, 10)
     c = s.create_batch(1, KIND_ATTESTED, [r.proof_id for r in again], b"\x03" * 32)
     assert c.aggregation_id == 1
+    s.close()
+
+
+def test_failed_statement_can_be_resubmitted(open_store: OpenStore) -> None:
+    """Issue 13: a FAILED statement used to answer (FAILED, duplicate) forever; resubmitting it is
+    a new attempt (QUEUED, not a duplicate, the new proof bytes kept); any other status stays a
+    duplicate."""
+    s = open_store()
+    s.insert_proofs([_p(1), _p(2)])
+    rows = s.take_queued(1, KIND_ATTESTED, 2)
+    b = s.create_batch(1, KIND_ATTESTED, [r.proof_id for r in rows], b"\x01" * 32)
+    assert s.fail_batch(b.batch_id, "VERIFICATION_FAILED", [rows[0].statement_hash])
+    failed = s.get_proof(rows[0].proof_id)
+    assert failed is not None and failed.status == Status.FAILED
+    retry = dataclasses.replace(_p(1), proof=b"another-proof")
+    r = s.insert_proofs([retry, _p(2)])
+    assert [(x.proof_id, x.duplicate, x.status) for x in r] == [
+        (rows[0].proof_id, False, Status.QUEUED),
+        (rows[1].proof_id, True, Status.QUEUED),
+    ]
+    s.close()
+    s = open_store()
+    again = s.get_proof(rows[0].proof_id)
+    assert again is not None and again.status == Status.QUEUED and again.reason_code == ""
+    assert again.proof == b"another-proof" and again.batch_id is None
+    evs = [e.status for e in s.events_after(rows[0].proof_id, 0)]
+    assert evs[-4:] == [Status.FAILED, Status.RECEIVED, Status.VALID, Status.QUEUED]
+    assert len(s.take_queued(1, KIND_ATTESTED, 10)) == 2
     s.close()
 
 

@@ -201,3 +201,16 @@ def test_generated_code_uses_a_private_descriptor_pool(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.strip() == "1006"  # field 2 (status), varint 6: the wire format is unchanged
+
+
+def test_sync_client_mirrors_the_async_one() -> None:
+    """Every public AsyncClient method exists on Client with the same parameters."""
+    import inspect
+
+    for name, fn in inspect.getmembers(sheaf_client.AsyncClient, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        assert hasattr(sheaf_client.Client, name), name
+        a = list(inspect.signature(fn).parameters)
+        s = list(inspect.signature(getattr(sheaf_client.Client, name)).parameters)
+        assert a == s, (name, a, s)

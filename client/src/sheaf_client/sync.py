@@ -13,6 +13,7 @@ from sheaf_client._async import AsyncClient
 from sheaf_client.types import (
     Aggregation,
     InclusionProof,
+    ProverAuth,
     Scheme,
     StatusUpdate,
     SubmitResult,
@@ -48,8 +49,32 @@ class Client:
     def register_vk(self, scheme: Scheme | str, format: str, vk: bytes, settings: bytes | None = None) -> str:
         return self._run(self._c.register_vk(scheme, format, vk, settings))
 
-    def submit(self, scheme: Scheme | str, format: str, proof: bytes, **kw: Any) -> SubmitResult:
-        return self._run(self._c.submit(scheme, format, proof, **kw))
+    def submit(
+        self,
+        scheme: Scheme | str,
+        format: str,
+        proof: bytes,
+        *,
+        vk: bytes | None = None,
+        vk_hash: bytes | str | None = None,
+        public: bytes | None = None,
+        settings: bytes | None = None,
+        domain_id: int = 0,
+        auth: ProverAuth | None = None,
+    ) -> SubmitResult:
+        return self._run(
+            self._c.submit(
+                scheme,
+                format,
+                proof,
+                vk=vk,
+                vk_hash=vk_hash,
+                public=public,
+                settings=settings,
+                domain_id=domain_id,
+                auth=auth,
+            )
+        )
 
     def status(self, proof_id: str) -> StatusUpdate:
         return self._run(self._c.status(proof_id))

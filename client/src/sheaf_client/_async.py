@@ -197,12 +197,12 @@ class AsyncClient:
             cursor = (s.updated_unix_ms, int(s.status))
         n = 0
         while True:
-            ended = False  # the stream delivered a terminal status (it then ends)
+            ended = False  # the stream's last event was terminal (the server then ends it)
             call = self.stub.WatchProof(pb.WatchProofRequest(proof_id=proof_id))
             try:
                 async for m in call:
                     u = StatusUpdate.from_pb(m)
-                    ended = ended or u.terminal
+                    ended = u.terminal  # the last event: a FAILED proof may be resubmitted (QUEUED again)
                     key = (u.updated_unix_ms, int(u.status))
                     if cursor is not None and key <= cursor:
                         continue

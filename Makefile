@@ -83,6 +83,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --config-file client/pyproject.toml client/src
 	cd gnark && go vet ./...
 	forge fmt --check
 
@@ -96,4 +97,4 @@ lock-python:
 	$(PY) -m pip freeze --exclude-editable > requirements.lock.new && mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf build sheaf/v1 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build sheaf/v1 client/src/sheaf_client/_pb .pytest_cache .mypy_cache .ruff_cache

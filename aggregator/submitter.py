@@ -273,6 +273,10 @@ class Submitter:
         domains = sorted({b.domain_id for b in active} | set(await self.ledger.domains()))
         if not domains:
             return
+        if self.operators:
+            # every round, not only when a batch is ready: a threshold lowered on chain must reach
+            # the promotion of batches still PENDING (Attesting.observe_chain, its sweep)
+            await self.chain_view()
         head = await self.chain.head()
         failed: Exception | None = None
         for d in domains:
@@ -281,6 +285,8 @@ class Submitter:
                 await self._domain(d, head)
             except RpcError:
                 raise
+            except ContractLogicError as e:
+                failed = e  # coded and logged in one line by run()
             except Exception as e:
                 log.exception("domain %d round failed", d)
                 failed = e

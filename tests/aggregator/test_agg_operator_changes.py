@@ -105,10 +105,24 @@ async def test_operator_set_and_threshold_changes_on_chain(chain_env: ChainEnv, 
         owner(reg.functions.unpause())
         await wait_all_finalized(target, list(acked), timeout=60)
 
+        # (d) k raised to 2 while operator 2 is down: a batch waits PENDING with one counted
+        # signature; the owner lowers k to 1 again and the batch is promoted (the poster reads the
+        # chain every round, not only when a batch is ready) and posted
+        owner(reg.functions.setThreshold(2))
+        stop_process(workers.pop())
+        await asyncio.sleep(1.0)  # a round reads k = 2
+        more = await submit_all(target, proof_pool(240)[112:114], clients=2)
+        await asyncio.sleep(2.0)
+        db = app.service.db
+        assert len(await db.run(db.store.batches_in, BatchState.PENDING)) == 1
+        owner(reg.functions.setThreshold(1))
+        acked.update(more)
+        await wait_all_finalized(target, list(acked), timeout=60)
+
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="IsPaused") >= 3
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="INTERNAL") == 0
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="SignerNotOperator") == 0
-        assert await check_exactly_once(target, env, acked) >= 3
+        assert await check_exactly_once(target, env, acked) >= 4
     finally:
         for p in workers:
             stop_process(p)

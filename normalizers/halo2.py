@@ -9,7 +9,13 @@ nothing touches the disk. Canonical forms (docs/envelope.md):
                     where S is the canonical JSON (sorted keys, no whitespace) of settings.json with
                     only `timestamp` and `version` removed: every other field either shapes the
                     circuit or changes how instances are read (scales, visibility, shapes), and the
-                    proof does not bind those on its own.
+                    proof does not bind those on its own. The order of `required_range_checks` and
+                    `required_lookups` is bound too: ezkl collects them from hash sets (so a fresh
+                    `calibrate_settings` may list them in another order) but lays out the circuit in
+                    the listed order, and a proof does not verify with its settings' range checks
+                    permuted (tested). Producers make that order canonical before compiling the
+                    circuit (the reference prover sorts them: provers.ezkl_backend.stable_settings),
+                    which is what makes the same model proved twice give one vk hash.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from normalizers.jsonstrict import loads
 from normalizers.limits import check_count
 from normalizers.statement import BN254_R, Scheme
 from sheaf.lru import LRU
+from sheaf.srs_id import SrsError, read_verifier_points
 
 VK_DOMAIN = b"ezkl-halo2-kzg-bn254/v1"
 # ezkl 23.0.x settings.json (GraphSettings) top-level and run_args keys. Unknown keys are rejected
@@ -426,24 +433,11 @@ class Halo2Verifier:
             if self._srs is not None and self._srs[0] == path:
                 return self._srs[1]
         try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-                if len(head) != 4:
-                    raise NormalizeError(Code.MALFORMED, "srs", f"{path} is not a halo2 KZG SRS file")
-                k = struct.unpack("<I", head)[0]
-                if not 1 <= k <= 28:
-                    raise NormalizeError(Code.MALFORMED, "srs", f"{path}: bad SRS size k={k}")
-                n = 1 << k
-                g1 = f.read(2 * 64)
-                f.seek(4 + n * 64)
-                lagrange = f.read(2 * 64)
-                f.seek(4 + 2 * n * 64)
-                g2s = f.read(2 * 128 + 1)
-        except OSError as e:
-            raise NormalizeError(Code.MALFORMED, "srs", f"cannot read SRS {path}: {e.strerror}") from None
-        if len(g1) != 128 or len(lagrange) != 128 or len(g2s) != 256:
-            raise NormalizeError(Code.MALFORMED, "srs", f"{path}: size does not match a k={k} SRS")
-        fd = None if k == 1 else _memfd("srs", struct.pack("<I", 1) + g1 + lagrange + g2s)
+            pts = read_verifier_points(path)
+        except SrsError as e:
+            raise NormalizeError(Code.MALFORMED, "srs", e.message) from None
+        k = pts.k
+        fd = None if k == 1 else _memfd("srs", pts.k1_cut())
         out = path if fd is None else f"/proc/self/fd/{fd}"
         with self._lock:
             if self._srs is not None and self._srs[0] == path:  # another thread made it first

@@ -7,6 +7,10 @@ INSECURE, for development and tests only. Production passes the path of a ceremo
 File layout (halo2 ParamsKZG::write, as ezkl writes it): u32 LE k, 2^k G1, 2^k Lagrange G1,
 g2, s_g2, each point 64 or 128 raw bytes. Verification reads only g1[0], g2 and s_g2, so
 `cut_verifier_srs` keeps a tiny k=1 file that verifies every proof made with the full one.
+
+Every SRS has an id (`sheaf.srs_id`: a hash of g1[0], g2, s_g2; a cut has the id of the SRS it was
+cut from). The prover, the aggregator and every operator must use SRSs with the same id:
+`python -m provers.srs id FILE` prints it, `ensure` and `cut` print it too.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import struct
+import sys
 from pathlib import Path
 
 # cache_dir and dev_srs_path are sheaf.paths' (the one place $SHEAF_CACHE is read), re-exported for
 # this module's callers
 from sheaf.paths import DEFAULT_SRS_LOGROWS as DEFAULT_LOGROWS
 from sheaf.paths import cache_dir, dev_srs_path
+from sheaf.srs_id import SrsError, read_verifier_points, srs_id
 
 __all__ = [
     "DEFAULT_LOGROWS",
@@ -27,6 +33,7 @@ __all__ = [
     "cut_verifier_srs",
     "dev_srs_path",
     "ensure_dev_srs",
+    "srs_id",
     "srs_logrows",
 ]
 
@@ -57,35 +64,43 @@ def srs_logrows(path: Path) -> int:
 
 
 def cut_verifier_srs(src: Path, dst: Path) -> Path:
-    """Write a k=1 SRS holding the points KZG verification uses (g1[0], g2, s_g2) of `src`."""
-    k = srs_logrows(src)
-    n = 1 << k
-    data = src.read_bytes()
-    expected = 4 + 2 * n * G1_BYTES + 2 * G2_BYTES
-    if len(data) != expected:
-        raise ValueError(f"{src}: size {len(data)} does not match a k={k} SRS ({expected} bytes)")
-    g1 = data[4 : 4 + 2 * G1_BYTES]
-    lagrange_start = 4 + n * G1_BYTES
-    lagrange = data[lagrange_start : lagrange_start + 2 * G1_BYTES]
-    g2s = data[4 + 2 * n * G1_BYTES :]
+    """Write a k=1 SRS holding the points KZG verification uses (g1[0], g2, s_g2) of `src`; it has
+    the same SRS id as `src`."""
+    data = read_verifier_points(src).k1_cut()
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_bytes(struct.pack("<I", 1) + g1 + lagrange + g2s)
+    tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, dst)
     return dst
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m provers.srs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    ens = sub.add_parser("ensure", help="generate the INSECURE dev SRS into the cache if missing")
+    ens = sub.add_parser(
+        "ensure", help="generate the INSECURE dev SRS into the cache if missing; print its path (stdout)"
+    )
     ens.add_argument("--logrows", type=int, default=DEFAULT_LOGROWS)
-    cut = sub.add_parser("cut", help="write a k=1 verifier SRS cut from a full one")
+    cut = sub.add_parser("cut", help="write a k=1 verifier SRS cut from a full one (same SRS id)")
     cut.add_argument("src", type=Path)
     cut.add_argument("dst", type=Path)
+    ident = sub.add_parser("id", help="print an SRS file's id (equal for an SRS and its cuts)")
+    ident.add_argument("srs", type=Path)
     args = parser.parse_args(argv)
-    if args.cmd == "ensure":
-        print(f"dev SRS (INSECURE, dev/test only): {ensure_dev_srs(args.logrows)}")
-    else:
-        print(cut_verifier_srs(args.src, args.dst))
+    try:
+        if args.cmd == "ensure":
+            path = ensure_dev_srs(args.logrows)
+            # stdout: the path alone (`SRS=$(python -m provers.srs ensure)`); the rest to stderr
+            print(f"dev SRS (INSECURE, dev/test only), SRS id {srs_id(path)}:", file=sys.stderr)
+            print(path)
+        elif args.cmd == "cut":
+            out = cut_verifier_srs(args.src, args.dst)
+            print(f"{out} (SRS id {srs_id(out)})")
+        else:
+            print(srs_id(args.srs))
+    except SrsError as e:
+        print(f"{e.code}: {e.message}", file=sys.stderr)
+        return 2
     return 0
 
 

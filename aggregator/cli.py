@@ -19,7 +19,10 @@ from aggregator.config import Config, load_key
 from aggregator.operator import OperatorProcess
 from normalizers import cli as ncli
 from normalizers.api import Normalizer
+from sheaf.errors import SheafError
+from sheaf.paths import default_srs
 from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES
+from sheaf.srs_id import SrsError, srs_id
 from sheaf.v1 import aggregator_pb2 as pb
 
 
@@ -48,10 +51,24 @@ def cmd_run(a: argparse.Namespace) -> int:
 def cmd_operator(a: argparse.Namespace) -> int:
     setup_logging(a.log_level)
     key = load_key("SHEAF_OPERATOR_KEY", a.keystore or "", "SHEAF_OPERATOR_PASSWORD")
+    # the SRS this operator verifies Halo2 with (the Normalizer's choice) and its id, checked by the
+    # aggregator against its own at the first FetchBatch (SRS_MISMATCH names both)
+    srs = a.srs or default_srs()
+    try:
+        sid = srs_id(srs) if srs else ""
+    except SrsError as e:
+        print(f"{e.code}: --srs: {e.message}", file=sys.stderr)
+        return 2
+    if srs:
+        print(f"operator: Halo2 KZG SRS {srs} (SRS id {sid})", file=sys.stderr)
+    else:
+        print("operator: no KZG SRS (--srs, $SHEAF_SRS or a dev SRS): cannot verify Halo2", file=sys.stderr)
 
     async def go() -> None:
-        n = Normalizer(srs=a.srs, groth16_backend=a.groth16_backend)
-        op = OperatorProcess(a.target, key, ProofVerifier(n), chain_id=a.chain_id, registry=a.registry)
+        n = Normalizer(srs=srs, groth16_backend=a.groth16_backend)
+        op = OperatorProcess(
+            a.target, key, ProofVerifier(n), chain_id=a.chain_id, registry=a.registry, srs_id=sid
+        )
         task = asyncio.create_task(op.run())
 
         def stop() -> None:
@@ -67,7 +84,11 @@ def cmd_operator(a: argparse.Namespace) -> int:
         except asyncio.CancelledError:
             pass
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except SheafError as e:  # SRS_MISMATCH, PERMISSION_DENIED: coded, no traceback
+        print(f"{e.code}: {e.field}: {e.message}" if e.field else f"{e.code}: {e.message}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -205,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--keystore", help="JSON keystore; password from SHEAF_OPERATOR_PASSWORD")
     o.add_argument("--chain-id", type=int, help="refuse to sign for any other chain")
     o.add_argument("--registry", help="refuse to sign for any other registry")
-    o.add_argument("--srs", help="ezkl KZG SRS for Halo2 re-verification")
+    o.add_argument(
+        "--srs",
+        help="ezkl KZG SRS for Halo2 re-verification: the aggregator's or a k=1 cut of it (same SRS id; "
+        "default $SHEAF_SRS, else this machine's dev SRS)",
+    )
     o.add_argument("--groth16-backend", default="sidecar", choices=["sidecar", "groth16py"])
     o.add_argument("--log-level", default="INFO")
     o.set_defaults(fn=cmd_operator)

@@ -224,6 +224,8 @@ class OperatorService(pbg.OperatorServicer):
             left = context.time_remaining()
             if left is not None:
                 wait = max(0.0, min(wait, left - 0.2))
+            if request.HasField("srs_id"):  # the operator's SRS id: a mismatch fails here, not in a batch
+                self.attesting.check_srs(request.operator, request.srs_id)
             got = await self.attesting.fetch_task(request.operator, wait)
             if got is None:
                 return pb.AttestationTask(has_batch=False)
@@ -262,6 +264,7 @@ class OperatorService(pbg.OperatorServicer):
                 request.signature,
                 request.refusal_code,
                 list(request.bad_statements),
+                refusal_message=request.refusal_message,
             )
             return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.attesting.threshold)
 

@@ -63,11 +63,13 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="RPC_UNAVAILABLE") >= 1
         node = Anvil(port=port, block_time=0.5, extra_args=["--load-state", str(state)]).start()
         env.node = node
+        t_back = time.monotonic()
         # anvil can only reorg blocks it mined since --load-state ("Required data unavailable" before)
         restarted_at = int(str(_rpc(node.rpc_url, "eth_blockNumber", [])), 16)
         acked = {**first, **during}
         await wait_all_finalized(target, list(acked), timeout=90)
         assert app.submitter.healthy
+        print(f"RELIABILITY rpc_outage acked={len(acked)} recover_s={time.monotonic() - t_back:.1f}")
 
         # reorg deeper than the confirmation depth (2): the newest aggregations vanish from the chain
         chain = Chain(node.rpc_url, env.registry)
@@ -82,10 +84,15 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
         gone = await chain.next_aggregation_id(1) - 1
         assert gone < last, (gone, last)
         acked.update(more)
+        t_reorg = time.monotonic()
         await asyncio.sleep(1.0)
         await wait_all_finalized(target, list(acked), timeout=90)
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="REORGED") >= 1
-        await check_exactly_once(target, env, acked)
+        n = await check_exactly_once(target, env, acked)
+        print(
+            f"RELIABILITY reorg depth={depth} acked={len(acked)} aggregations={n} "
+            f"recover_s={time.monotonic() - t_reorg:.1f}"
+        )
     finally:
         for p in ops:
             stop_process(p)

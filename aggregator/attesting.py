@@ -109,8 +109,11 @@ class Attesting:
                 raise InvalidInput("BAD_SIGNATURE", "signature", f"refusal is signed by {refuser}, not {op}")
             log.warning("operator %s refused batch %d: %s %s", op, batch_id, refusal, refusal_message[:500])
             await self.db.run(store.add_signature, batch_id, op, None, refusal)
-            refusals = [s for s in await self.db.run(store.signatures, batch_id) if s[1] is None]
-            if len(refusals) > len(self.operators) - self.threshold:
+            sigs = await self.db.run(store.signatures, batch_id)
+            # n and k as the registry counts them (observe_chain): a refusal by an operator the
+            # registry dropped does not fail a batch
+            refusals = [s for s in sigs if s[1] is None and s[0] in self.counted]
+            if len(refusals) > len(self.counted) - self.threshold:
                 await self.db.run(store.fail_batch, batch_id, refusal, list(bad))
                 self.changes.notify()
             return True, await self.valid_signatures(b)

@@ -1,9 +1,14 @@
 """ezkl (Halo2, KZG over BN254) slice proofs.
 
 gen_settings (fixed scales, hashed input/output by default) -> calibrate (resources) ->
-compile_circuit -> setup (cached) -> gen_witness -> prove -> verify. Keys are cached in
-$SHEAF_CACHE/ezkl/<sha256(slice onnx || settings)>; the SRS is the INSECURE dev one from
-provers.srs.ensure_dev_srs() (k=17; ezkl downsizes it to the circuit's logrows).
+compile_circuit -> setup (cached) -> gen_witness -> prove -> verify. After calibration the
+settings.json is rewritten in canonical form (`stable_settings`: no timestamp, the set-valued
+`required_range_checks`/`required_lookups` sorted; ezkl's own order changes from run to run),
+so the circuit, the key cache key and the vk hash are the same every time a model is proved.
+Keys are cached in $SHEAF_CACHE/ezkl/<sha256(slice onnx || canonical settings)>. The SRS is the
+one the aggregator uses by default (sheaf.paths.default_srs: $SHEAF_SRS, else the INSECURE k=17
+dev SRS, generated once by provers.srs.ensure_dev_srs; ezkl downsizes it to the circuit's
+logrows); its SRS id (sheaf.srs_id) is returned with every proof.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import onnx
 from normalizers.statement import BN254_R
 from provers.errors import ProverError
 from provers.slicer import EzklConfig
-from provers.srs import ensure_dev_srs
-from sheaf.paths import cache_dir
+from provers.srs import cut_verifier_srs, ensure_dev_srs
+from sheaf.paths import cache_dir, default_srs
+from sheaf.srs_id import SrsError, srs_id
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,55 @@ class EzklProof:
     keys_cached: bool
     setup_seconds: float
     prove_seconds: float
+    srs_id: str = ""  # sheaf.srs_id of the SRS the keys were made with (every verifier needs it)
+
+
+# settings fields ezkl fills from a hash set: listed in a different order on each run, but laid out
+# in the circuit in the listed order (a proof does not verify with them permuted)
+SET_SETTINGS = ("required_range_checks", "required_lookups")
+
+
+def _canonical_json(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def stable_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` in canonical form: no `timestamp` (ezkl stamps every run), and the set-valued
+    fields (`SET_SETTINGS`) sorted by each element's canonical JSON. Written to settings.json before
+    `compile_circuit`, so the circuit, its keys and the aggregator's vk hash (which binds the
+    settings, their order included: normalizers/halo2.py) are the same every time a model is proved."""
+    out = {k: v for k, v in settings.items() if k != "timestamp"}
+    for k in SET_SETTINGS:
+        if isinstance(out.get(k), list):
+            out[k] = sorted(out[k], key=_canonical_json)
+    return out
 
 
 def cache_key(onnx_bytes: bytes, settings: dict[str, Any]) -> str:
-    """Key for the pk/vk cache: the slice ONNX and the settings without their run timestamp
-    (ezkl stamps every settings.json, which would defeat the cache)."""
-    stable = {k: v for k, v in settings.items() if k != "timestamp"}
+    """Key for the pk/vk cache: the slice ONNX and the canonical settings (`stable_settings`): ezkl
+    stamps every settings.json with the time and lists its range checks in a different order on
+    every run, either of which would defeat the cache."""
+    stable = stable_settings(settings)
     blob = onnx_bytes + b"\x00" + json.dumps(stable, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def prover_srs(srs: Path | None = None) -> Path:
+    """`srs` if given, else the aggregator's default (sheaf.paths.default_srs), else the INSECURE
+    k=17 dev SRS (generated once). Never a per-logrows dev SRS: that would be other toxic waste,
+    and no aggregator or operator would verify its proofs."""
+    if srs is not None:
+        return srs
+    d = default_srs()
+    return Path(d) if d else ensure_dev_srs()
+
+
+def prover_srs_id(srs: Path) -> str:
+    """sheaf.srs_id of `srs`; PROVER_CONFIG_INVALID if it is not a readable halo2 KZG SRS."""
+    try:
+        return srs_id(srs)
+    except SrsError as e:
+        raise ProverError("PROVER_CONFIG_INVALID", f"{e.code}: {e.message}", "srs") from None
 
 
 def _le_hex_to_be(h: str) -> bytes:
@@ -62,7 +109,8 @@ def prove(
     ezkl: Any = _ezkl  # its bundled stubs disagree with 23.0.5's real signatures
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    srs = srs or ensure_dev_srs(cfg.logrows)
+    srs = prover_srs(srs)
+    sid = prover_srs_id(srs)
     onnx_path = out_dir / "network.onnx"
     onnx_path.write_bytes(model.SerializeToString())
     data = out_dir / "input.json"
@@ -90,6 +138,11 @@ def prove(
             scale_rebase_multiplier=[cfg.rebase_multiplier],
             max_logrows=cfg.logrows,
         )
+        # canonical settings before anything is derived from them (circuit, keys, vk hash)
+        # (keys sorted too: ezkl writes einsum_params' maps in hash order, so the file is byte-stable)
+        settings.write_text(
+            json.dumps(stable_settings(json.loads(settings.read_text())), indent=1, sort_keys=True)
+        )
         compiled = out_dir / "network.ezkl"
         if not ezkl.compile_circuit(str(onnx_path), str(compiled), str(settings)):
             raise ProverError("PROVER_BACKEND_FAILED", "ezkl compile_circuit returned false")
@@ -113,7 +166,10 @@ def prove(
         t0 = time.monotonic()
         ezkl.prove(str(witness), str(compiled), str(kdir / "pk.key"), str(proof), str(srs))
         prove_s = time.monotonic() - t0
-        ezkl.verify(str(proof), str(settings), str(vk), str(srs))  # raises on failure
+        # a k=1 cut (same SRS id) verifies the same: a large SRS makes ezkl.verify downsize it, which
+        # took ~1 min on a loaded 2-core box
+        vsrs = cut_verifier_srs(srs, out_dir / "verifier-k1.srs")
+        ezkl.verify(str(proof), str(settings), str(vk), str(vsrs))  # raises on failure
     except ProverError:
         raise
     except Exception as e:  # ezkl raises RuntimeError/ValueError with its own messages
@@ -134,6 +190,7 @@ def prove(
         cached,
         setup_s,
         prove_s,
+        sid,
     )
 
 
@@ -160,7 +217,7 @@ def verify(p: EzklProof, srs: Path | None = None) -> bool:
     ezkl: Any = _ezkl
 
     try:
-        return bool(ezkl.verify(str(p.proof), str(p.settings), str(p.vk), str(srs or ensure_dev_srs())))
+        return bool(ezkl.verify(str(p.proof), str(p.settings), str(p.vk), str(prover_srs(srs))))
     except RuntimeError:
         return False
 

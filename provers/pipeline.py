@@ -303,6 +303,9 @@ def run_model(
             continue
         say(f"{tag}: proving with {s.config.backend} ...")
         if s.config.backend == "ezkl":
+            srs = ezkl_backend.prover_srs()
+            # the aggregator and every operator must verify with this SRS (or a cut: same id)
+            say(f"{tag}: ezkl SRS {srs} (SRS id {ezkl_backend.prover_srs_id(srs)})")
             p = _ezkl_slice(s, cfg, env, sdir)
             for t in s.config.outputs:
                 ints.pop(t, None)

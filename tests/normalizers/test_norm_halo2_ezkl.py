@@ -226,6 +226,34 @@ def test_settings_binding(py_normalizer: Normalizer) -> None:
     assert ei.value.code == Code.VERIFICATION_FAILED
 
 
+def test_range_check_order_is_part_of_the_circuit(py_normalizer: Normalizer) -> None:
+    """ezkl lists `required_range_checks` from a hash set (another order on another run) but lays
+    out the circuit in the listed order: with them permuted the proof no longer verifies, so the vk
+    hash binds the order (the prover makes it canonical before compiling: tests/provers), while
+    the timestamp is not bound. Fresh normalizers: no key file cached under the base vk hash."""
+    for name in SLICES:
+        inp = ezkl_case(name)
+        base = py_normalizer.normalize(inp)
+        checks = json.loads(inp.settings or b"")["required_range_checks"]
+        assert len(checks) >= 2, (name, checks)
+
+        def permute(s: dict[str, Any]) -> None:
+            s["required_range_checks"] = list(reversed(s["required_range_checks"]))
+
+        permuted = _mut_settings(inp, permute)
+        _, permuted_hash = parse_vk("halo2", "ezkl", permuted.vk, permuted.settings, normalizer=py_normalizer)
+        assert permuted_hash != base.vk_hash, name
+        with (
+            Normalizer(srs=EZKL / "verifier-k1.srs", groth16_backend="groth16py") as fresh,
+            pytest.raises(NormalizeError) as ei,
+        ):
+            fresh.normalize(permuted)
+        assert ei.value.code == Code.VERIFICATION_FAILED, (name, ei.value)
+        stamped = _mut_settings(inp, lambda s: s.__setitem__("timestamp", int(s.get("timestamp") or 0) + 1))
+        with Normalizer(srs=EZKL / "verifier-k1.srs", groth16_backend="groth16py") as fresh:
+            assert fresh.normalize(stamped).vk_hash == base.vk_hash, name
+
+
 SETTINGS_MUTATIONS: list[tuple[str, Callable[[dict[str, Any]], None], Code, str]] = [
     ("unknown field", lambda s: s.__setitem__("new_thing", 1), Code.UNSUPPORTED_FORMAT, "settings.new_thing"),
     (

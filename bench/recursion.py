@@ -19,13 +19,14 @@ A first run with an empty cache runs the dev setup: minutes and several GB per b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from web3 import Web3
 
@@ -35,6 +36,7 @@ from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry
 from deploy.chain import _send, call_tx_gas, connect, deploy_contract, exec_gas, load_account, transact
 from deploy.compile import compile_contracts, compile_files
+from sheaf.gnark_process import GnarkProcess
 from sheaf.paths import REPO_ROOT as REPO
 from sheaf.paths import BinaryNotFound, gnark_binary
 
@@ -51,27 +53,6 @@ def _binary() -> Path:
     out = Path(tempfile.mkdtemp(prefix="sheaf-gnark-")) / "sheaf-gnark"
     subprocess.run(["go", "build", "-o", str(out), "./cmd/sheaf-gnark"], cwd=REPO / "gnark", check=True)
     return out
-
-
-def _read_line(stream: IO[str], what: str) -> dict[str, Any]:
-    line = stream.readline()
-    if not line:
-        raise RuntimeError(f"aggregate serve closed its output before {what}")
-    msg: dict[str, Any] = json.loads(line)
-    return msg
-
-
-def _request(proc: subprocess.Popen[str], req: dict[str, Any]) -> dict[str, Any]:
-    assert proc.stdin is not None and proc.stdout is not None
-    proc.stdin.write(json.dumps(req) + "\n")
-    proc.stdin.flush()
-    resp = _read_line(proc.stdout, f"the answer to {req['op']}")
-    if resp.get("id") != req["id"]:
-        raise RuntimeError(f"out-of-order response {resp.get('id')} for {req['id']}")
-    if not resp["ok"]:
-        raise RuntimeError(f"aggregate serve {req['op']} failed: {resp['error']}")
-    result: dict[str, Any] = resp["result"]
-    return result
 
 
 def compile_only(binary: Path, batch: int, plonk: int) -> dict[str, Any]:
@@ -98,42 +79,35 @@ def plonk_leaf() -> dict[str, Any]:
 
 
 def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]], plonk: int = 0) -> dict[str, Any]:
+    return asyncio.run(_run_batch(binary, batch, leaves, plonk))
+
+
+async def _run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]], plonk: int) -> dict[str, Any]:
+    """One `aggregate serve` through the one process client (sheaf.gnark_process): ready (compile +
+    key load or dev setup), a full proof, a one-leaf partial proof, a verify, its peak RSS."""
     start = time.monotonic()
-    proc = subprocess.Popen(
-        [str(binary), "aggregate", "serve", "--batch", str(batch), "--npub", "1", "--plonk", str(plonk)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None
+    argv = [str(binary), "aggregate", "serve", "--batch", str(batch), "--npub", "1", "--plonk", str(plonk)]
+    proc = await GnarkProcess.start(argv, ready_timeout=None, name="aggregate serve")
     try:
-        ready = _read_line(proc.stdout, "ready")
-        if not ready.get("ok") or ready.get("event") != "ready":  # the one ready line (docs/sidecar.md)
-            raise RuntimeError(f"unexpected first line {ready}")
-        info = ready["result"]
+        info = proc.ready
         ready_s = time.monotonic() - start
         if plonk:
             full = leaves[:batch]  # Groth16 leaves first, then PLONK: the caller's order
         else:
             full = leaves[:batch] if len(leaves) >= batch else (leaves * batch)[:batch]
-        proofs = {"full": _request(proc, {"id": 1, "op": "prove", "leaves": full})}
+        proofs = {"full": await proc.request("prove", leaves=full)}
         if batch > 1 and not plonk:
-            proofs["partial_1"] = _request(proc, {"id": 2, "op": "prove", "leaves": leaves[:1]})
-        # the worker also verifies: the full proof must not verify for the reordered list
+            proofs["partial_1"] = await proc.request("prove", leaves=leaves[:1])
         p = proofs["full"]
-        ok = _request(proc, {"id": 3, "op": "verify", "leaves": p["leaves"], "proof": p["proof"]})
+        ok = await proc.request("verify", leaves=p["leaves"], proof=p["proof"])
         if ok.get("valid") is not True:
             raise RuntimeError("worker rejected its own proof")
-        proc.stdin.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        peak_rss = proc.peak_rss_bytes()  # VmHWM, read while the process still exists
+        await proc.close(grace=30)
         if proc.returncode != 0:
             raise RuntimeError(f"aggregate serve exited {proc.returncode}")
     finally:
-        if proc.poll() is None and proc.returncode is None:
-            proc.kill()
-            proc.wait()
+        await proc.kill()
     return {
         "batch": batch,
         "npub": 1,
@@ -147,7 +121,7 @@ def run_batch(binary: Path, batch: int, leaves: list[dict[str, Any]], plonk: int
         "setup_or_load_s": round(info["setup_ms"] / 1000, 1),
         "ready_s": round(ready_s, 1),
         "prove_s": {k: round(v["prove_ms"] / 1000, 1) for k, v in proofs.items()},
-        "peak_rss_mib": round(usage.ru_maxrss / 1024),  # ru_maxrss is KiB on Linux
+        "peak_rss_mib": round(peak_rss / (1 << 20)),
         "proof_bytes": (len(p["proof"]) - 2) // 2,
         "sample": {
             k: {

@@ -2,7 +2,7 @@
 process, shared by the aggregator and each operator) and the EIP-191 messages that authenticate a
 submission (prover) and a refusal (operator).
 
-Not to be confused with gnark/verify (the Go verification sidecar) or deploy/verify.py (explorer
+Not to be confused with gnark/verify (the Go verification sidecar) or deploy/source_verify.py (explorer
 verification of deployed contracts).
 """
 

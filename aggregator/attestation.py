@@ -11,17 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from Crypto.Hash import keccak as _keccak
 from eth_account import Account
+
+from sheaf.hashing import keccak256
 
 DOMAIN_NAME = "Sheaf"
 DOMAIN_VERSION = "1"
 # secp256k1 group order
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-
-
-def keccak256(data: bytes) -> bytes:
-    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 DOMAIN_TYPEHASH = keccak256(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from Crypto.Hash import keccak as _keccak
+from sheaf.hashing import keccak256
 
 
 class MerkleError(ValueError):
@@ -20,10 +20,6 @@ class MerkleError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
-
-
-def keccak256(data: bytes) -> bytes:
-    return _keccak.new(digest_bits=256, data=data).digest()
 
 
 @dataclass(frozen=True)

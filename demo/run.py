@@ -59,7 +59,7 @@ from deploy.chain import (
 )
 from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
 from deploy.recursive import gnark_binary
-from deploy.verify import FULL, verify_contract, verify_manifest
+from deploy.source_verify import FULL, verify_contract, verify_manifest
 from normalizers.api import Envelope, Normalizer, ProofInput
 from normalizers.statement import BN254_R
 from provers.cli import proof_table

@@ -40,7 +40,7 @@ from deploy.chain import connect, load_account
 from deploy.compile import artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
 from deploy.recursive import deploy_recursive_verifier
-from deploy.verify import FULL, verify_manifest
+from deploy.source_verify import FULL, verify_manifest
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_keys import verifier_key
 from sheaf.schemes import Scheme

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from eth_account import Account
 from web3 import Web3
 
 from aggregator import crypto
+from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.config import Config
@@ -259,6 +262,25 @@ class ChainEnv:
     node: Anvil
     registry: str
     operators: list[str]
+
+
+@contextlib.contextmanager
+def anvil_with_registry() -> Iterator[ChainEnv]:
+    """A real anvil with SheafRegistry deployed: domains 1 and 2, the three test operators, 2-of-3."""
+    with Anvil(block_time=0.5) as node:
+        ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
+        yield ChainEnv(node, deploy_registry(node.rpc_url, ops, 2, domains=(1, 2)), ops)
+
+
+@contextlib.asynccontextmanager
+async def running_app(env: ChainEnv, db: Path) -> AsyncIterator[App]:
+    """The in-process aggregator (App) on loopback over `env`, stopped on exit."""
+    a = App(make_config(env, db), submitter_key=SUBMITTER_KEY)
+    await a.start()
+    try:
+        yield a
+    finally:
+        await a.stop()
 
 
 def make_config(env: ChainEnv, db: Path, **kw: Any) -> Config:

@@ -19,7 +19,7 @@ from deploy.api import load_manifest, registry
 from deploy.chain import connect
 from deploy.cli import main
 from deploy.errors import DeployError
-from deploy.verify import FULL, MISMATCH, PARTIAL, split_auxdata, verify_manifest
+from deploy.source_verify import FULL, MISMATCH, PARTIAL, split_auxdata, verify_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 VK = "0x" + "ab" * 32

@@ -38,7 +38,7 @@ from deploy.cli import main
 from deploy.compile import compile_contracts
 from deploy.errors import DeployError
 from deploy.recursive import ExportedVerifier, OuterProof, outer_cache_path, prove_outer, save_outer
-from deploy.verify import FULL, verify_manifest
+from deploy.source_verify import FULL, verify_manifest
 from normalizers.api import Normalizer, ProofInput
 from normalizers.statement import keccak256
 from sheaf.paths import REPO_ROOT

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Test} from "./utils/Test.sol";
+import {MerkleTree} from "./utils/MerkleTree.sol";
 import {SheafRegistry} from "../src/SheafRegistry.sol";
 import {IAggregationProofVerifier} from "../src/IAggregationProofVerifier.sol";
 import {ISheafRegistry} from "../src/ISheafRegistry.sol";
@@ -212,28 +213,7 @@ abstract contract InferenceFixture is Test {
 
     /// zkVerify / Substrate path (as Merkle.t.sol and aggregator/merkle.py build it)
     function _path(bytes32[] memory leaves, uint256 index) internal pure returns (bytes32[] memory path) {
-        uint256 n = leaves.length;
-        bytes32[] memory row = new bytes32[](n);
-        for (uint256 i; i < n; ++i) {
-            row[i] = keccak256(abi.encodePacked(leaves[i]));
-        }
-        path = new bytes32[](64);
-        uint256 plen;
-        uint256 pos = index;
-        while (n > 1) {
-            if (pos % 2 == 1) path[plen++] = row[pos - 1];
-            else if (pos + 1 < n) path[plen++] = row[pos + 1];
-            uint256 m_;
-            for (uint256 i; i + 1 < n; i += 2) {
-                row[m_++] = keccak256(abi.encodePacked(row[i], row[i + 1]));
-            }
-            if (n % 2 == 1) row[m_++] = row[n - 1];
-            n = m_;
-            pos /= 2;
-        }
-        assembly {
-            mstore(path, plen)
-        }
+        (, path) = MerkleTree.build(leaves, index);
     }
 
     function _signers(bytes32 digest) internal view returns (bytes[] memory out) {

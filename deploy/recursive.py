@@ -61,13 +61,10 @@ RECURSIVE_GAS_BUDGET = 4_000_000
 
 
 def gnark_binary() -> Path:
-    """The sheaf-gnark binary (sheaf.paths.gnark_binary), GNARK_MISSING if there is none.
-
-    $SHEAF_GNARK_BIN is passed as the configured path: sheaf.paths would try the repo's build/bin
-    and PATH after an unusable $SHEAF_GNARK_BIN, and sheaf-deploy never runs a binary other than the
-    one it was told to (its keys and verifier would silently come from another build)."""
+    """The sheaf-gnark binary (sheaf.paths.gnark_binary: a set $SHEAF_GNARK_BIN never falls back to
+    another build), GNARK_MISSING if there is none."""
     try:
-        return find_gnark_binary(os.environ.get("SHEAF_GNARK_BIN"))
+        return find_gnark_binary()
     except BinaryNotFound as e:
         raise DeployError(
             GNARK_MISSING,

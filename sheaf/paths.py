@@ -17,14 +17,17 @@ class BinaryNotFound(FileNotFoundError):
 
 
 def gnark_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """`explicit` if given (it must exist: a configured path never falls back to another binary),
-    else $SHEAF_GNARK_BIN, the repo's build/bin, PATH."""
-    if explicit:
-        p = Path(explicit)
+    """`explicit` if given, else $SHEAF_GNARK_BIN, else the repo's build/bin, else PATH. A configured
+    path (argument or environment) must exist: it never falls back to another binary, which could be
+    an older build with other circuits."""
+    configured = explicit or os.environ.get("SHEAF_GNARK_BIN")
+    if configured:
+        p = Path(configured)
         if p.is_file() and os.access(p, os.X_OK):
             return p
-        raise BinaryNotFound(f"sheaf-gnark binary not found: {p} is not executable")
-    for c in (os.environ.get("SHEAF_GNARK_BIN"), str(REPO_BIN), shutil.which("sheaf-gnark")):
+        source = "configured" if explicit else "SHEAF_GNARK_BIN"
+        raise BinaryNotFound(f"sheaf-gnark binary not found: {p} ({source}) is not an executable file")
+    for c in (str(REPO_BIN), shutil.which("sheaf-gnark")):
         if c and Path(c).is_file() and os.access(c, os.X_OK):
             return Path(c)
     raise BinaryNotFound(

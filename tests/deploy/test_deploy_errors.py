@@ -32,7 +32,7 @@ def test_demo_error_keeps_its_one_argument_constructor() -> None:
 
 
 def test_a_configured_gnark_binary_never_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # sheaf.paths.gnark_binary() alone would move on to build/bin or PATH after a missing $SHEAF_GNARK_BIN
+    # a missing $SHEAF_GNARK_BIN is an error even though build/bin has a working binary
     monkeypatch.setenv("SHEAF_GNARK_BIN", f"{tmp_path}/no-such-sheaf-gnark")
     with pytest.raises(DeployError) as e:
         gnark_binary()

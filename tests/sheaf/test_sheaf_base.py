@@ -4,11 +4,13 @@ codes to the statuses both servers answer with."""
 
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import pytest
 
-from sheaf import errors, schemes
+from sheaf import errors, paths, schemes
 from sheaf.lru import LRU
 from sheaf.v1 import envelope_pb2 as pb
 
@@ -78,3 +80,20 @@ def test_one_status_table(err: errors.SheafError, grpc: str, http: int) -> None:
     st = errors.status_of(err)
     assert (st.grpc, st.http) == (grpc, http)
     assert err.to_dict() == {"code": err.code, "field": err.field, "message": "x"}
+
+
+def test_a_set_sheaf_gnark_bin_never_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$SHEAF_GNARK_BIN names the build to run: a typo there must not silently pick build/bin or
+    PATH (another build, other circuits and keys)."""
+    working = tmp_path / "sheaf-gnark"
+    working.write_text("#!/bin/sh\n")
+    working.chmod(0o755)
+    monkeypatch.setattr(paths, "REPO_BIN", working)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("SHEAF_GNARK_BIN", str(tmp_path / "typo"))
+    with pytest.raises(paths.BinaryNotFound, match=r"typo.*SHEAF_GNARK_BIN"):
+        paths.gnark_binary()
+    monkeypatch.delenv("SHEAF_GNARK_BIN")
+    assert paths.gnark_binary() == working
+    monkeypatch.setenv("SHEAF_GNARK_BIN", str(working))
+    assert paths.gnark_binary() == working

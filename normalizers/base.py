@@ -25,7 +25,7 @@ from typing import ClassVar, Protocol
 
 from normalizers.errors import NormalizeError
 from normalizers.limits import Limits
-from normalizers.sidecar import Sidecar
+from normalizers.sidecar import VerifierSidecar
 from normalizers.statement import Scheme
 from normalizers.statement import vk_hash as _vk_hash
 from sheaf.lru import LRU
@@ -72,7 +72,7 @@ class Context:
     vk_cache_size: int = 256  # also bounds each scheme's per-vk caches
     chunk_size: int = 128  # proofs per batched verification (Groth16 RLC batch)
     vks: LRU[bytes, ParsedVk] = field(init=False, repr=False)
-    _sidecar: Sidecar | None = field(default=None, repr=False)
+    _sidecar: VerifierSidecar | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -84,10 +84,10 @@ class Context:
         """The validated key for these raw bytes, from the cache or `validate()` (then cached)."""
         return self.vks.get_or_put(vk_cache_key(scheme, fmt, vk, settings), validate)
 
-    def sidecar(self) -> Sidecar:
+    def sidecar(self) -> VerifierSidecar:
         with self._lock:
             if self._sidecar is None:
-                self._sidecar = Sidecar(self.sidecar_bin)
+                self._sidecar = VerifierSidecar(self.sidecar_bin)
             return self._sidecar
 
     def close(self) -> None:

@@ -86,7 +86,3 @@ class _KillHandle:
 
     def wait(self) -> None:
         """kill() already waited for the exit."""
-
-
-# The name normalizers.base (and older callers) import.
-Sidecar = VerifierSidecar

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from normalizers.errors import Code, NormalizeError
-from normalizers.sidecar import Sidecar, VerifierSidecar, _normalize_error
+from normalizers.sidecar import VerifierSidecar, _normalize_error
 from sheaf.gnark_process import PROTOCOL, GnarkProcess, ProcessError, RemoteError, SyncGnarkProcess
 from sheaf.paths import recursion_cache_dir
 
@@ -108,7 +108,6 @@ def test_sidecar_maps_errors_to_normalize_errors(bin_path: str) -> None:
         assert ei.value.code == Code.INVALID_LENGTH and ei.value.field.startswith("vk")
     finally:
         sc.close()
-    assert Sidecar is VerifierSidecar
     # a code the normalizers do not know is INTERNAL; a process failure is SIDECAR_UNAVAILABLE
     e = _normalize_error(RemoteError("BAD_LEAF", "leaves[0]", "x"))
     assert (e.code, e.field) == (Code.INTERNAL, "leaves[0]")

@@ -13,11 +13,11 @@ import pytest
 
 from normalizers.api import Normalizer
 from normalizers.errors import Code, NormalizeError
-from normalizers.sidecar import Sidecar, find_binary
+from normalizers.sidecar import VerifierSidecar, find_binary
 
 
 def test_ping_version(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     try:
         assert sc.request("ping")["pong"] is True
         v = sc.request("version")
@@ -27,7 +27,7 @@ def test_ping_version(gnark_bin: Path) -> None:
 
 
 def test_concurrent_requests_are_matched_by_id(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     errors: list[BaseException] = []
 
     def worker(k: int) -> None:
@@ -57,7 +57,7 @@ def test_concurrent_requests_are_matched_by_id(gnark_bin: Path) -> None:
 
 
 async def test_async_requests(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     try:
         res = await asyncio.gather(*(sc.arequest("ping") for _ in range(20)))
         assert all(r["pong"] for r in res)
@@ -66,7 +66,7 @@ async def test_async_requests(gnark_bin: Path) -> None:
 
 
 def test_unknown_op_is_malformed(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     try:
         with pytest.raises(NormalizeError) as ei:
             sc.request("no.such.op")
@@ -76,7 +76,7 @@ def test_unknown_op_is_malformed(gnark_bin: Path) -> None:
 
 
 def test_restart_after_crash(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     try:
         sc.request("ping")
         first = sc.pid()
@@ -112,7 +112,7 @@ def test_explicit_binary_never_falls_back(
 
 
 def test_closed_client_refuses(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin))
+    sc = VerifierSidecar(str(gnark_bin))
     sc.request("ping")
     sc.close()
     with pytest.raises(NormalizeError) as ei:
@@ -121,7 +121,7 @@ def test_closed_client_refuses(gnark_bin: Path) -> None:
 
 
 def test_timeout_is_sidecar_unavailable(gnark_bin: Path) -> None:
-    sc = Sidecar(str(gnark_bin), timeout=1e-6)
+    sc = VerifierSidecar(str(gnark_bin), timeout=1e-6)
     try:
         with pytest.raises(NormalizeError) as ei:
             sc.request(

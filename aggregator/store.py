@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -31,9 +32,20 @@ from aggregator.records import (
 )
 
 # BatchState and Status are also read from here by tests/demo/test_demo.py.
-__all__ = ["KIND_ATTESTED", "BatchState", "SqliteStore", "Status", "Store", "StoreThread"]
+__all__ = ["KIND_ATTESTED", "BatchState", "ListedProof", "SqliteStore", "Status", "Store", "StoreThread"]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ListedProof:
+    """A proof as the list queries give it (issue 16): the row, who submitted it, when, and its
+    cursor (pass it as `before` for the next page)."""
+
+    cursor: int
+    prover: str
+    created_ms: int
+    row: ProofRow
 
 
 class Store(Protocol):
@@ -170,6 +182,40 @@ class Store(Protocol):
         *,
         reroute: Iterable[bytes] = (),
     ) -> bool: ...
+
+    # -- lists (issue 16: list APIs and the explorer; a new backend mirrors this block) ------------
+
+    def list_proofs(
+        self,
+        limit: int,
+        before: int | None = None,
+        *,
+        status: Status | None = None,
+        scheme: str | None = None,
+        prover: str | None = None,
+        domain_id: int | None = None,
+        vk_hash: bytes | None = None,
+        statement_hash: bytes | None = None,
+    ) -> list[ListedProof]:
+        """Up to `limit` proofs, newest first, matching every filter given; `before` is the cursor
+        of the previous page's last entry (entries have strictly decreasing cursors)."""
+        ...
+
+    def list_batches(
+        self,
+        limit: int,
+        before: int | None = None,
+        *,
+        domain_id: int | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        tx_hash: bytes | None = None,
+        root: bytes | None = None,
+    ) -> list[BatchRow]:
+        """Up to `limit` batches, newest first (by batch id, the cursor), matching every filter."""
+        ...
+
+    # -- end of lists -----------------------------------------------------------------------------
 
 
 class StoreThread:
@@ -822,3 +868,68 @@ class SqliteStore:
         except BaseException:
             cur.execute("ROLLBACK")
             raise
+
+    # -- lists (issue 16: list APIs and the explorer; a new backend mirrors this block) ------------
+
+    def list_proofs(
+        self,
+        limit: int,
+        before: int | None = None,
+        *,
+        status: Status | None = None,
+        scheme: str | None = None,
+        prover: str | None = None,
+        domain_id: int | None = None,
+        vk_hash: bytes | None = None,
+        statement_hash: bytes | None = None,
+    ) -> list[ListedProof]:
+        where, args = ["1=1"], []
+        for col, v in (
+            ("id<?", before),
+            ("status=?", None if status is None else int(status)),
+            ("scheme=?", scheme),
+            ("prover=?", prover),
+            ("domain_id=?", domain_id),
+            ("vk_hash=?", vk_hash),
+            ("statement_hash=?", statement_hash),
+        ):
+            if v is not None:
+                where.append(col)
+                args.append(v)
+        rows = self.conn.execute(
+            f"SELECT id, COALESCE(prover, ''), created_ms, {_PROOF_COLS} FROM proofs "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [ListedProof(int(r[0]), str(r[1]), int(r[2]), _proof(r[3:])) for r in rows]
+
+    def list_batches(
+        self,
+        limit: int,
+        before: int | None = None,
+        *,
+        domain_id: int | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        tx_hash: bytes | None = None,
+        root: bytes | None = None,
+    ) -> list[BatchRow]:
+        where, args = ["1=1"], []
+        for col, v in (
+            ("batch_id<?", before),
+            ("domain_id=?", domain_id),
+            ("state=?", state),
+            ("kind=?", kind),
+            ("tx_hash=?", tx_hash),
+            ("root=?", root),
+        ):
+            if v is not None:
+                where.append(col)
+                args.append(v)
+        rows = self.conn.execute(
+            f"SELECT {_BATCH_COLS} FROM batches WHERE {' AND '.join(where)} ORDER BY batch_id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_batch(r) for r in rows]
+
+    # -- end of lists -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ GNARK_SRC   := $(shell find gnark -name '*.go' 2>/dev/null) gnark/go.mod gnark/g
 PROTO_SRC   := $(shell find proto -name '*.proto' 2>/dev/null)
 STAMP       := build/stamps
 
-.PHONY: help setup test demo bench lint fmt clean check-tools lock-python
+.PHONY: help setup test demo bench lint fmt clean check-tools postgres lock-python
 help:
 	@echo "make demo   set up everything, then run the end-to-end job on local defaults"
 	@echo "make test   set up everything, then run the whole test suite"
@@ -24,11 +24,16 @@ help:
 	@echo "make lint   ruff, mypy, go vet, forge fmt --check"
 	@echo "make setup  only install/build (idempotent)"
 
-setup: check-tools $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto $(STAMP)/client build/bin/sheaf-gnark $(STAMP)/srs
+setup: check-tools postgres $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto $(STAMP)/client build/bin/sheaf-gnark $(STAMP)/srs
 	@echo "setup: ok (cache: $(SHEAF_CACHE))"
 
 check-tools:
 	@tools/check-tools
+
+# PostgreSQL server binaries for the PostgreSQL store's tests (installed with apt-get as root when
+# missing; the tests start their own throwaway servers: aggregator/pg_local.py)
+postgres:
+	@tools/ensure-postgres
 
 $(STAMP)/venv: requirements.lock pyproject.toml
 	@mkdir -p $(STAMP)

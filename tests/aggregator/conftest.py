@@ -4,6 +4,7 @@ live in agg_helpers.py)."""
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from agg_helpers import ChainEnv, anvil_with_registry, running_app
 
 from aggregator.app import App
+from aggregator.pg_local import LocalPostgres, local_postgres
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +27,17 @@ def chain_env() -> Iterator[ChainEnv]:
 async def app(chain_env: ChainEnv, tmp_path: Path) -> AsyncIterator[App]:
     async with running_app(chain_env, tmp_path / "agg.db") as a:
         yield a
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[LocalPostgres]:
+    """One real PostgreSQL per test session (aggregator/pg_local.py: initdb in a temp dir, loopback,
+    fsync off), started only if a test asks for it."""
+    with local_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def pg_url(pg_server: LocalPostgres) -> str:
+    """A fresh, empty schema of the session's server (its URL puts it first on the search path)."""
+    return pg_server.create_schema("t_" + uuid.uuid4().hex[:16])

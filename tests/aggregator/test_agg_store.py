@@ -1,11 +1,12 @@
 """Store and state machine, against the `Store` interface: every test taking `open_store` runs once
-per backend in BACKENDS (today a real SQLite file), reopening it to check durability. A new backend
-plugs in with one line there."""
+per backend in BACKENDS (a real SQLite file; a real PostgreSQL server started by the tests,
+aggregator/pg_local.py), reopening it to check durability. A new backend plugs in with one line there."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import inspect
 import sqlite3
 import threading
@@ -18,29 +19,32 @@ from aggregator import crypto
 from aggregator.metrics import Metrics
 from aggregator.records import KIND_ATTESTED, BatchState, NewProof, Status
 from aggregator.store import SqliteStore, Store, StoreThread
+from aggregator.store_pg import PostgresStore
 from sheaf.hashing import keccak256
 
 OpenStore = Callable[[], Store]
 
-# name -> (opener of a fresh, empty store for this test's tmp dir): returns a function that opens
-# the SAME store each time it is called (a reopen = a new connection, as after a crash).
-BACKENDS: dict[str, Callable[[Path], OpenStore]] = {
-    "sqlite": lambda tmp: lambda: SqliteStore(tmp / "a.db"),
+# name -> (opener of a fresh, empty store for this test (its tmp dir; fixtures through the request)):
+# returns a function that opens the SAME store each time it is called (a reopen = a new
+# connection, as after a crash). PostgreSQL: a fresh schema of the session's real server.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, Path], OpenStore]] = {
+    "sqlite": lambda req, tmp: lambda: SqliteStore(tmp / "a.db"),
+    "postgres": lambda req, tmp: functools.partial(PostgresStore, req.getfixturevalue("pg_url")),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
-    yield BACKENDS[request.param](tmp_path)
+    yield BACKENDS[request.param](request, tmp_path)
 
 
-def test_backends_implement_the_whole_store_protocol(tmp_path: Path) -> None:
+def test_backends_implement_the_whole_store_protocol(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """Every Store method exists on every backend with the same parameters (names, kinds,
     defaults): the aggregator's parts call them by keyword too."""
     members = [n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")]
     assert {"insert_proofs", "create_batch", "fail_batch", "set_batch_state"} <= set(members)
     for name, opener in BACKENDS.items():
-        s = opener(tmp_path)()
+        s = opener(request, tmp_path)()
         try:
             for m in members:
                 impl = getattr(s, m, None)

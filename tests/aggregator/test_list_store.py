@@ -20,7 +20,7 @@ ALICE, BOB = "0x" + "aa" * 20, "0x" + "bb" * 20
 
 @pytest.fixture(params=sorted(BACKENDS))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = BACKENDS[request.param](tmp_path)()
+    s = BACKENDS[request.param](request, tmp_path)()
     yield s
     s.close()
 

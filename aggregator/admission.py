@@ -115,6 +115,7 @@ class ProofVerifier:
             scheme=item.scheme,
             recursion_eligible=bool(getattr(env, "recursion_eligible", False)),
             n_public=len(getattr(env, "public_inputs", ())),
+            public_inputs=tuple(bytes(p) for p in getattr(env, "public_inputs", ())),
         )
 
     async def _drain(self) -> None:

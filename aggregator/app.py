@@ -137,6 +137,7 @@ class App:
             self.metrics,
             self._ready,
             max_message_bytes=cfg.max_message_bytes,
+            inferences=svc.inferences,
         )
         svc.start()
         await self.grpc.start()

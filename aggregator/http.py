@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from aggregator.inference import Inferences
+from aggregator.inference_http import register as register_inference_routes
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.reads import Reads
@@ -109,6 +111,7 @@ class HttpApi:
         ready: Callable[[], dict[str, bool]],
         *,
         max_message_bytes: int,
+        inferences: Inferences | None = None,
     ) -> None:
         self.ingest = ingest
         self.reads = reads
@@ -128,6 +131,12 @@ class HttpApi:
                 web.get("/v1/proofs/{proof_id}/inclusion", self.inclusion),
                 web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
             ]
+        )
+        register_inference_routes(  # models, inferences, receipts (issue 17)
+            self.app,
+            inferences or Inferences(reads.db, ingest, reads, metrics),
+            chain,
+            max_message_bytes,
         )
         self.runner: web.AppRunner | None = None
         self.port = 0

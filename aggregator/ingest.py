@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aggregator import crashpoints
 from aggregator.admission import Verifier, norm_addr, recover_submitter
@@ -98,6 +98,17 @@ class Ingest:
             raise
 
     async def _submit(self, s: Submission, t0: float) -> SubmitAck:
+        new, _ = await self.admit(s)
+        (res,) = await self.commit([new])
+        self.metrics.observe("sheaf_ack_seconds", time.perf_counter() - t0, scheme=s.scheme)
+        self.metrics.inc("sheaf_submissions_total", result="duplicate" if res.duplicate else "accepted")
+        if not res.duplicate:
+            self.metrics.inc("sheaf_routed_total", kind=new.kind)
+        return SubmitAck(res.proof_id, new.statement_hash, res.duplicate, res.status)
+
+    async def admit(self, s: Submission) -> tuple[NewProof, Verdict]:
+        """Every check up to the durable ack (auth, limits, key, domain, native verification,
+        signature, routing): the proof ready for `commit`, and what verification said."""
         store = self.db.store
         if not self.accepting:
             raise Unavailable("SHUTTING_DOWN", "service", "the aggregator is shutting down")
@@ -161,14 +172,16 @@ class Ingest:
             settings,
             prover or None,
         )
-        fut: asyncio.Future[InsertResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put((new, fut))
-        res = await fut
-        self.metrics.observe("sheaf_ack_seconds", time.perf_counter() - t0, scheme=s.scheme)
-        self.metrics.inc("sheaf_submissions_total", result="duplicate" if res.duplicate else "accepted")
-        if not res.duplicate:
-            self.metrics.inc("sheaf_routed_total", kind=kind)
-        return SubmitAck(res.proof_id, v.statement_hash, res.duplicate, res.status)
+        return new, v
+
+    async def commit(self, items: Sequence[NewProof]) -> list[InsertResult]:
+        """Hand admitted proofs to the group-commit writer; returns once all of them are durable."""
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[InsertResult]] = []
+        for new in items:
+            futs.append(loop.create_future())
+            await self._queue.put((new, futs[-1]))
+        return list(await asyncio.gather(*futs))
 
     async def _authenticate(self, s: Submission, prover: str, statement_hash: bytes, domain: int) -> None:
         """The signature is over the statement hash (known only after verification) and a nonce."""

@@ -85,6 +85,7 @@ class Verdict:
     scheme: str
     recursion_eligible: bool  # the normalizer's flag: Groth16 without a Pedersen commitment
     n_public: int = 0  # public inputs (the recursive circuit takes exactly P)
+    public_inputs: tuple[bytes, ...] = ()  # 32-byte words (whole inferences link slices by them)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ the HTTP API uses too). A failing request never changes the health status.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -16,6 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from aggregator.attesting import Attesting
+from aggregator.inference import Inferences, InferenceView, Receipt
 from aggregator.ingest import Ingest
 from aggregator.reads import Reads
 from aggregator.records import (
@@ -29,6 +30,7 @@ from aggregator.records import (
     Submission,
 )
 from aggregator.service import Service
+from sheaf import inference as spec
 from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 from sheaf.schemes import Scheme
 from sheaf.v1 import aggregator_pb2 as pb
@@ -118,11 +120,105 @@ def inclusion_msg(inc: Inclusion, chain_id: int, registry: str) -> pb.InclusionP
     )
 
 
+def slice_spec_msg(s: spec.SliceSpec) -> pb.SliceSpec:
+    return pb.SliceSpec(
+        proven=s.proven,
+        scheme=s.scheme,  # type: ignore[arg-type]
+        vk_hash=s.vk_hash if s.proven else b"",
+        public_input_count=s.public_input_count,
+        in_commit_index=s.in_commit_index,
+        out_commit_index=s.out_commit_index,
+        output_indices=list(s.output_indices),
+    )
+
+
+def slice_spec_from(m: Any) -> spec.SliceSpec:
+    """An unproven slice's vk_hash may be sent empty (it is 32 zero bytes in the spec)."""
+    return spec.SliceSpec(
+        proven=bool(m.proven),
+        scheme=int(m.scheme),
+        vk_hash=bytes(m.vk_hash) or bytes(32),
+        public_input_count=int(m.public_input_count),
+        in_commit_index=int(m.in_commit_index),
+        out_commit_index=int(m.out_commit_index),
+        output_indices=tuple(int(x) for x in m.output_indices),
+    )
+
+
+def submission_from(request: Any) -> Submission:
+    which = request.WhichOneof("key")
+    return Submission(
+        scheme=request.scheme,
+        format=request.format,
+        proof=request.proof,
+        vk=request.vk if which == "vk" else None,
+        vk_hash=request.vk_hash if which == "vk_hash" else None,
+        public=request.public or None,
+        settings=request.settings or None,
+        domain_id=request.domain_id,
+        prover=request.auth.prover,
+        signature=request.auth.signature,
+        nonce=request.auth.nonce,
+    )
+
+
+def inference_status_msg(v: InferenceView, batches: Sequence[BatchRow | None]) -> pb.InferenceStatus:
+    r = v.record
+    return pb.InferenceStatus(
+        inference_id=r.inference_id,
+        model_id=r.model_id,
+        domain_id=r.domain_id,
+        inference_hash=r.inference_hash,
+        status=_st(v.status),
+        slices=[
+            pb.ProofStatusUpdate() if row is None else status_msg(row, b)
+            for row, b in zip(v.slices, batches, strict=True)
+        ],
+    )
+
+
+def receipt_msg(rc: Receipt, chain_id: int, registry: str) -> pb.InferenceReceipt:
+    r, res = rc.record, rc.result
+    out = pb.InferenceReceipt(
+        inference_id=r.inference_id,
+        model_id=r.model_id,
+        domain_id=r.domain_id,
+        inference_hash=res.inference_hash,
+        output=[v.to_bytes(32, "big") for v in res.output],
+        output_slice=res.output_slice,
+        input_commitment=res.segments[0].in_commit.to_bytes(32, "big"),
+        registry=registry,
+        chain_id=chain_id,
+    )
+    for p, inc in zip(rc.proofs, rc.inclusions, strict=True):
+        if inc is None:
+            out.slices.add(proven=False)
+            continue
+        out.slices.add(
+            proven=True,
+            proof_id=inc.proof_id,
+            public_inputs=[v.to_bytes(32, "big") for v in p.public_inputs],
+            aggregation_id=inc.aggregation_id,
+            merkle_path=inc.path,
+            leaf_count=inc.leaf_count,
+            index=inc.index,
+            kind=_kind(inc.kind),
+            statement_hash=inc.leaf,
+            root=inc.root,
+            tx_hash=inc.tx_hash,
+            block_number=inc.block_number,
+        )
+    return out
+
+
 class AggregatorService(pbg.AggregatorServicer):
-    def __init__(self, ingest: Ingest, reads: Reads, chain: ChainInfo) -> None:
+    def __init__(
+        self, ingest: Ingest, reads: Reads, chain: ChainInfo, inferences: Inferences | None = None
+    ) -> None:
         self.ingest = ingest
         self.reads = reads
         self.chain = chain
+        self.inferences = inferences or Inferences(reads.db, ingest, reads, ingest.metrics)
 
     async def RegisterVerifyingKey(self, request: Any, context: Any) -> pb.RegisterVerifyingKeyResponse:
         async def go() -> pb.RegisterVerifyingKeyResponse:
@@ -135,21 +231,7 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def SubmitProof(self, request: Any, context: Any) -> pb.SubmitProofResponse:
         async def go() -> pb.SubmitProofResponse:
-            which = request.WhichOneof("key")
-            s = Submission(
-                scheme=request.scheme,
-                format=request.format,
-                proof=request.proof,
-                vk=request.vk if which == "vk" else None,
-                vk_hash=request.vk_hash if which == "vk_hash" else None,
-                public=request.public or None,
-                settings=request.settings or None,
-                domain_id=request.domain_id,
-                prover=request.auth.prover,
-                signature=request.auth.signature,
-                nonce=request.auth.nonce,
-            )
-            r = await self.ingest.submit(s)
+            r = await self.ingest.submit(submission_from(request))
             return pb.SubmitProofResponse(
                 proof_id=r.proof_id,
                 statement_hash=r.statement_hash,
@@ -209,6 +291,53 @@ class AggregatorService(pbg.AggregatorServicer):
         async def go() -> pb.InclusionProof:
             inc = await self.reads.inclusion(request.proof_id)
             return inclusion_msg(inc, self.chain.chain_id, self.chain.registry)
+
+        return await _guard(context, go)
+
+    # -- whole inferences (aggregator/inference.py) --
+
+    async def RegisterModel(self, request: Any, context: Any) -> pb.RegisterModelResponse:
+        async def go() -> pb.RegisterModelResponse:
+            mid, dup = await self.inferences.register_model([slice_spec_from(m) for m in request.slices])
+            return pb.RegisterModelResponse(model_id=mid, duplicate=dup)
+
+        return await _guard(context, go)
+
+    async def GetModel(self, request: Any, context: Any) -> pb.Model:
+        async def go() -> pb.Model:
+            slices = await self.inferences.model(request.model_id)
+            return pb.Model(model_id=request.model_id, slices=[slice_spec_msg(s) for s in slices])
+
+        return await _guard(context, go)
+
+    async def SubmitInference(self, request: Any, context: Any) -> pb.SubmitInferenceResponse:
+        async def go() -> pb.SubmitInferenceResponse:
+            slices = [submission_from(x.proof) if x.HasField("proof") else None for x in request.slices]
+            a = await self.inferences.submit(
+                request.model_id, request.domain_id, int(request.required_kind), slices
+            )
+            return pb.SubmitInferenceResponse(
+                inference_id=a.inference_id,
+                inference_hash=a.inference_hash,
+                duplicate=a.duplicate,
+                status=_st(a.status),
+                proof_ids=list(a.proof_ids),
+            )
+
+        return await _guard(context, go)
+
+    async def GetInferenceStatus(self, request: Any, context: Any) -> pb.InferenceStatus:
+        async def go() -> pb.InferenceStatus:
+            v = await self.inferences.status(request.inference_id)
+            batches = [None if r is None else await self.reads.batch_for(r) for r in v.slices]
+            return inference_status_msg(v, batches)
+
+        return await _guard(context, go)
+
+    async def GetInferenceReceipt(self, request: Any, context: Any) -> pb.InferenceReceipt:
+        async def go() -> pb.InferenceReceipt:
+            rc = await self.inferences.receipt(request.inference_id)
+            return receipt_msg(rc, self.chain.chain_id, self.chain.registry)
 
         return await _guard(context, go)
 
@@ -348,7 +477,9 @@ class GrpcServer:
         ]
         self.server = grpc.aio.server(options=opts)
         add_service(
-            self.server, AggregatorService(service.ingest, service.reads, service.chain), "Aggregator"
+            self.server,
+            AggregatorService(service.ingest, service.reads, service.chain, service.inferences),
+            "Aggregator",
         )
         add_service(self.server, OperatorService(service.attesting, service.chain), "Operator")
         self.health = health.aio.HealthServicer()

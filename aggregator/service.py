@@ -2,6 +2,7 @@
 
     ingest     (aggregator.ingest)     RegisterVerifyingKey, SubmitProof: auth, limits, group commit
     reads      (aggregator.reads)      proof status, WatchProof, aggregations, inclusion receipts
+    inferences (aggregator.inference)  models, SubmitInference, inference receipts (on ingest + reads)
     batcher    (aggregator.batcher)    queued proofs -> persisted batches
     proving    (aggregator.proving)    recursive batches -> outer proofs (BatchProver)
     attesting  (aggregator.attesting)  operators' tasks, signatures and refusals
@@ -26,6 +27,7 @@ from aggregator.batcher import Batcher
 from aggregator.changes import Changes
 from aggregator.config import Config
 from aggregator.ids import AggregationIds
+from aggregator.inference import Inferences
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.proving import BatchProver, Proving
@@ -61,6 +63,7 @@ class Service:
         self.batcher = Batcher(cfg, self.db, self.ids, self.proving, self.changes, m)
         self.attesting = Attesting(cfg, self.db, chain, self.changes)
         self.reads = Reads(self.db, chain, self.changes, cfg.default_domain)
+        self.inferences = Inferences(self.db, self.ingest, self.reads, m)
         self._tasks: list[asyncio.Task[None]] = []
         self._status_counts: dict[tuple[tuple[str, str], ...], float] = {}
         # domain -> age in seconds of its oldest unposted batch / oldest QUEUED proof

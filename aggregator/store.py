@@ -217,6 +217,33 @@ class Store(Protocol):
 
     # -- end of lists -----------------------------------------------------------------------------
 
+    # -- whole inferences (issue 17; aggregator/inference.py) --------------------------------------
+    # Models and inference records. Plain values in and out (JSON text for the spec and the slices)
+    # so another backend mirrors these four methods as they are.
+    def put_model(self, model_id: bytes, spec_json: str) -> bool:
+        """Store a validated model spec under its id; False if it was there already (left alone)."""
+        ...
+
+    def get_model(self, model_id: bytes) -> str | None: ...
+
+    def put_inference(
+        self,
+        inference_id: str,
+        domain_id: int,
+        model_id: bytes,
+        inference_hash: bytes,
+        required_kind: int,
+        slices_json: str,
+    ) -> bool:
+        """Record an inference whose slice proofs are durable already; False if it was there (left alone)."""
+        ...
+
+    def get_inference(self, inference_id: str) -> tuple[int, bytes, bytes, int, str] | None:
+        """(domain_id, model_id, inference_hash, required_kind, slices_json)."""
+        ...
+
+    # -- end of whole inferences ---------------------------------------------------------------------
+
 
 class StoreThread:
     """Runs every call of one Store on one worker thread, awaitable from the event loop (SQLite:
@@ -285,6 +312,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_proof ON events (proof_id, seq);
     CREATE TABLE provers (address TEXT PRIMARY KEY, last_nonce INTEGER NOT NULL);
+    """,
+    # v2: whole inferences (issue 17)
+    """
+    CREATE TABLE models (model_id BLOB PRIMARY KEY, spec TEXT NOT NULL, created_ms INTEGER NOT NULL);
+    CREATE TABLE inferences (
+        inference_id TEXT PRIMARY KEY, domain_id INTEGER NOT NULL, model_id BLOB NOT NULL,
+        inference_hash BLOB NOT NULL, required_kind INTEGER NOT NULL, slices TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
     """,
 )
 
@@ -933,3 +969,46 @@ class SqliteStore:
         return [_batch(r) for r in rows]
 
     # -- end of lists -----------------------------------------------------------------------------
+
+    # -- whole inferences (issue 17; the Store protocol's block of the same name) -----------------
+
+    def put_model(self, model_id: bytes, spec_json: str) -> bool:
+        return (
+            self.conn.execute(
+                "INSERT OR IGNORE INTO models (model_id, spec, created_ms) VALUES (?,?,?)",
+                (model_id, spec_json, now_ms()),
+            ).rowcount
+            == 1
+        )
+
+    def get_model(self, model_id: bytes) -> str | None:
+        r = self.conn.execute("SELECT spec FROM models WHERE model_id=?", (model_id,)).fetchone()
+        return None if r is None else str(r[0])
+
+    def put_inference(
+        self,
+        inference_id: str,
+        domain_id: int,
+        model_id: bytes,
+        inference_hash: bytes,
+        required_kind: int,
+        slices_json: str,
+    ) -> bool:
+        return (
+            self.conn.execute(
+                "INSERT OR IGNORE INTO inferences (inference_id, domain_id, model_id, inference_hash, "
+                "required_kind, slices, created_ms) VALUES (?,?,?,?,?,?,?)",
+                (inference_id, domain_id, model_id, inference_hash, required_kind, slices_json, now_ms()),
+            ).rowcount
+            == 1
+        )
+
+    def get_inference(self, inference_id: str) -> tuple[int, bytes, bytes, int, str] | None:
+        r = self.conn.execute(
+            "SELECT domain_id, model_id, inference_hash, required_kind, slices FROM inferences "
+            "WHERE inference_id=?",
+            (inference_id,),
+        ).fetchone()
+        return None if r is None else (int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3]), str(r[4]))
+
+    # -- end of whole inferences --------------------------------------------------------------------

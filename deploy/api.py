@@ -85,7 +85,11 @@ class Spec:
 
 
 def default_plan(owner: str, consumer: ConsumerConfig | None) -> list[Spec]:
-    plan = [Spec("SheafRegistry", lambda _done: [Web3.to_checksum_address(owner)])]
+    plan = [
+        Spec("SheafRegistry", lambda _done: [Web3.to_checksum_address(owner)]),
+        # whole-inference verification over the registry (docs/inference.md; models: deploy/inference.py)
+        Spec("SheafInference", lambda done: [Web3.to_checksum_address(done["SheafRegistry"].address)]),
+    ]
     if consumer is not None:
         c = consumer
         plan.append(

@@ -8,6 +8,10 @@
     sheaf-deploy configure --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--domain ID[:SUBMITTER] ...]
                         [--operator ADDR ...] [--threshold K]   (owner setup, idempotent)
     sheaf-deploy verify [--rpc-url URL] [--chain-id N]
+    sheaf-deploy register-model --model spec.json [--rpc-url URL] [--keystore F | env SHEAF_DEPLOYER_KEY]
+                        [--consumer-domain N --consumer-kind K [--fully-proven]]
+                        (SheafInference, deployed by `deploy`: register a model, idempotent; with
+                        --consumer-domain also deploy ExampleInferenceConsumer for it, into the manifest)
 
 --recursive-batch N also exports the gnark/aggregation outer verifier for batch size N (sheaf-gnark
 aggregate setup: a cold INSECURE dev setup takes minutes), compiles and deploys it with
@@ -39,6 +43,7 @@ from deploy.api import (
 from deploy.chain import connect, load_account
 from deploy.compile import artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
+from deploy.inference import deploy_consumer, inference_contract, load_model, register_model
 from deploy.recursive import deploy_recursive_verifier
 from deploy.source_verify import FULL, verify_manifest
 from sheaf.paths import REPO_ROOT
@@ -145,6 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--rpc-url", default=DEFAULT_RPC)
     v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
     v.add_argument("--expect-chain-id", type=int, default=None)
+    rm = sub.add_parser("register-model", help="register a model with SheafInference (idempotent)")
+    rm.add_argument("--model", type=Path, required=True, help='model spec JSON: {"slices": [...]}')
+    rm.add_argument("--rpc-url", default=DEFAULT_RPC)
+    rm.add_argument(
+        "--keystore", type=Path, default=None, help="keystore (password: $SHEAF_KEYSTORE_PASSWORD)"
+    )
+    rm.add_argument("--expect-chain-id", type=int, default=None)
+    rm.add_argument(
+        "--consumer-domain",
+        type=int,
+        default=None,
+        help="also deploy ExampleInferenceConsumer for this domain",
+    )
+    rm.add_argument(
+        "--consumer-kind", type=int, default=0, choices=(0, 1, 2), help="0 any, 1 recursive, 2 attested"
+    )
+    rm.add_argument(
+        "--fully-proven", action="store_true", help="the consumer refuses models with unproven slices"
+    )
     return p
 
 
@@ -224,6 +248,31 @@ def run(argv: Sequence[str] | None = None) -> int:
             f"operators {int(reg.functions.operatorCount().call())}, "
             f"threshold {int(reg.functions.threshold().call())}; " + ", ".join(domains)
         )
+        return 0
+    if a.cmd == "register-model":
+        w3 = connect(a.rpc_url, a.expect_chain_id)
+        acct = load_account(keystore=a.keystore)
+        slices = load_model(a.model)
+        m = load_manifest(int(w3.eth.chain_id), out_dir)
+        done_reg = register_model(w3, acct, inference_contract(w3, m), slices)
+        done = (
+            f"registered (tx {done_reg.tx_hash}, gas {done_reg.gas_used})"
+            if done_reg.tx_hash
+            else "already registered"
+        )
+        print(f"model 0x{done_reg.model_id.hex()}: {done} in SheafInference {m.address('SheafInference')}")
+        if a.consumer_domain is not None:
+            m = deploy_consumer(
+                w3,
+                acct,
+                m,
+                done_reg.model_id,
+                domain_id=a.consumer_domain,
+                required_kind=a.consumer_kind,
+                require_fully_proven=a.fully_proven,
+                out_dir=out_dir,
+                log=print,
+            )
         return 0
     if a.cmd == "verify":
         w3 = connect(a.rpc_url, a.expect_chain_id)

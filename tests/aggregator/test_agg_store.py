@@ -18,7 +18,7 @@ import pytest
 from aggregator import crypto
 from aggregator.metrics import Metrics
 from aggregator.records import KIND_ATTESTED, BatchState, NewProof, Status
-from aggregator.store import SqliteStore, Store, StoreThread
+from aggregator.store import MIGRATIONS, SqliteStore, Store, StoreThread
 from aggregator.store_pg import PostgresStore
 from sheaf.hashing import keccak256
 
@@ -91,7 +91,7 @@ def _p(i: int, domain: int = 1, prover: str | None = None) -> NewProof:
 
 def test_sqlite_schema_and_pragmas(tmp_path: Path) -> None:
     s = SqliteStore(tmp_path / "a.db")
-    assert s.schema_version() == 1
+    assert s.schema_version() == len(MIGRATIONS)
     assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s.conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     s.insert_proofs([_p(1), _p(2)])
@@ -101,7 +101,7 @@ def test_sqlite_schema_and_pragmas(tmp_path: Path) -> None:
     assert raw.execute("SELECT COUNT(*) FROM proofs").fetchone()[0] == 2
     raw.close()
     s2 = SqliteStore(tmp_path / "a.db")  # reopening does not re-run migrations
-    assert s2.schema_version() == 1
+    assert s2.schema_version() == len(MIGRATIONS)
     s2.close()
 
 

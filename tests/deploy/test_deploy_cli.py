@@ -48,17 +48,18 @@ def test_deploy_verify_idempotent_force(
 ) -> None:
     assert _deploy(node, tmp_path, "--expect-chain-id", "31337") == 0
     m = load_manifest(31337, tmp_path)
-    assert set(m.contracts) == {"SheafRegistry", "ExampleConsumer"}
+    assert set(m.contracts) == {"SheafRegistry", "SheafInference", "ExampleConsumer"}
     assert m.compiler_version == "v0.8.30+commit.73712a01"
     reg = m.contracts["SheafRegistry"]
     owner = Account.from_key(env_key).address
     assert reg.constructor_args == "0x" + "00" * 12 + owner[2:].lower()
     assert m.contracts["ExampleConsumer"].constructor_args_decoded[0] == reg.address
+    assert m.contracts["SheafInference"].constructor_args_decoded == [reg.address]
 
     # verify: full match for every contract, Sourcify layout and explorer inputs written
     assert main(["--deployments-dir", str(tmp_path), "verify", "--rpc-url", node.rpc_url]) == 0
     out = capsys.readouterr().out
-    assert out.count(" full ") == 2, out
+    assert out.count(" full ") == 3, out
     for dc in m.contracts.values():
         d = tmp_path / "sourcify" / "contracts" / "full_match" / "31337" / dc.address
         meta = json.loads((d / "metadata.json").read_text())

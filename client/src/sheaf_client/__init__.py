@@ -11,6 +11,18 @@ AsyncClient is the same API with `await`. Errors: SheafError (status, code, fiel
 
 from sheaf_client._async import NO_RETRY, AsyncClient, Retry
 from sheaf_client.errors import RATE_LIMIT_CODES, SheafError, WaitTimeout
+from sheaf_client.inference import (
+    InferenceError,
+    InferenceReceipt,
+    InferenceResult,
+    InferenceStatus,
+    InferenceSubmitted,
+    ReceiptSlice,
+    SliceInput,
+    SliceSpec,
+    model_id,
+    verify_receipt,
+)
 from sheaf_client.statement import keccak256, pubs_hash, statement_hash, submission_digest
 from sheaf_client.sync import Client
 from sheaf_client.types import (
@@ -32,17 +44,27 @@ __all__ = [
     "AsyncClient",
     "Client",
     "InclusionProof",
+    "InferenceError",
+    "InferenceReceipt",
+    "InferenceResult",
+    "InferenceStatus",
+    "InferenceSubmitted",
     "ProofStatus",
     "ProverAuth",
+    "ReceiptSlice",
     "Retry",
     "Scheme",
     "SheafError",
+    "SliceInput",
+    "SliceSpec",
     "StatusUpdate",
     "SubmitResult",
     "WaitTimeout",
     "keccak256",
+    "model_id",
     "pubs_hash",
     "statement_hash",
     "submission_digest",
+    "verify_receipt",
 ]
 __version__ = "0.1.0"

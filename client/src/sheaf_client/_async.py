@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -12,8 +12,16 @@ import grpc
 from sheaf_client._pb import aggregator_pb2 as pb
 from sheaf_client._pb import aggregator_pb2_grpc as pbg
 from sheaf_client.errors import SheafError, WaitTimeout
+from sheaf_client.inference import (
+    InferenceReceipt,
+    InferenceStatus,
+    InferenceSubmitted,
+    SliceInput,
+    SliceSpec,
+)
 from sheaf_client.types import (
     Aggregation,
+    AggregationKind,
     InclusionProof,
     ProverAuth,
     Scheme,
@@ -264,3 +272,94 @@ class AsyncClient:
         (check `.status`, `.reason_code`), not raised; a refused submission raises SheafError."""
         r = await self.submit(scheme, format, proof, **kw)
         return await self.wait(r.proof_id, timeout=timeout)
+
+    # -- whole inferences (docs/inference.md) --
+
+    async def register_model(self, slices: Sequence[SliceSpec]) -> str:
+        """Register a model spec with the aggregator; returns its id (0x-hex, = model_id(slices))."""
+        req = pb.RegisterModelRequest()
+        for s in slices:
+            req.slices.add(
+                proven=s.proven,
+                scheme=s.scheme,
+                vk_hash=from_hex(s.vk_hash) if s.proven else b"",
+                public_input_count=s.public_input_count,
+                in_commit_index=s.in_commit_index,
+                out_commit_index=s.out_commit_index,
+                output_indices=list(s.output_indices),
+            )
+        r = await self._unary(self.stub.RegisterModel, req)
+        return "0x" + bytes(r.model_id).hex()
+
+    async def model(self, model_id: str | bytes) -> tuple[SliceSpec, ...]:
+        m = await self._unary(self.stub.GetModel, pb.GetModelRequest(model_id=from_hex(model_id)))
+        return tuple(SliceSpec.from_pb(s) for s in m.slices)
+
+    async def submit_inference(
+        self,
+        model_id: str | bytes,
+        slices: Sequence[SliceInput | None],
+        *,
+        domain_id: int = 0,
+        required_kind: AggregationKind | int = 0,
+        auth: Sequence[ProverAuth | None] | None = None,
+    ) -> InferenceSubmitted:
+        """Submit every slice of one inference as one unit (None for an unproven slice). A slice's
+        scheme defaults to the model's (one GetModel call). `auth`: per slice, when the aggregator
+        requires prover authentication. Retrying is safe: the same inference gets the same id."""
+        model: tuple[SliceSpec, ...] | None = None
+        if any(s is not None and s.scheme is None for s in slices):
+            model = await self.model(model_id)
+        req = pb.SubmitInferenceRequest(
+            model_id=from_hex(model_id),
+            domain_id=domain_id,
+            required_kind=int(required_kind),  # type: ignore[arg-type]
+        )
+        for i, s in enumerate(slices):
+            entry = req.slices.add()
+            if s is None:
+                continue
+            if (s.vk is None) == (s.vk_hash is None):
+                raise ValueError(f"slice {i}: give exactly one of vk, vk_hash")
+            scheme = (
+                s.scheme if s.scheme is not None else (model[i].scheme if model and i < len(model) else 0)
+            )
+            p = entry.proof
+            p.scheme = Scheme.parse(scheme).label
+            p.format, p.proof = s.format, s.proof
+            p.public, p.settings = s.public or b"", s.settings or b""
+            if s.vk is not None:
+                p.vk = s.vk
+            else:
+                assert s.vk_hash is not None
+                p.vk_hash = from_hex(s.vk_hash)
+            a = auth[i] if auth is not None and i < len(auth) else None
+            if a is not None:
+                p.auth.prover, p.auth.signature, p.auth.nonce = a.prover, a.signature, a.nonce
+        return InferenceSubmitted.from_pb(await self._unary(self.stub.SubmitInference, req))
+
+    async def inference_status(self, inference_id: str) -> InferenceStatus:
+        m = await self._unary(self.stub.GetInferenceStatus, pb.GetInferenceRequest(inference_id=inference_id))
+        return InferenceStatus.from_pb(m)
+
+    async def get_inference_receipt(self, inference_id: str) -> InferenceReceipt:
+        """Every proven slice's inclusion, as verifyInference takes it (NOT_FINALIZED until all are)."""
+        m = await self._unary(
+            self.stub.GetInferenceReceipt, pb.GetInferenceRequest(inference_id=inference_id)
+        )
+        return InferenceReceipt.from_pb(m)
+
+    async def wait_inference(
+        self, inference_id: str, *, timeout: float = 300.0, poll: float = 0.5
+    ) -> InferenceStatus:
+        """Poll until the inference is terminal (FINALIZED, or a slice REJECTED/FAILED); WaitTimeout after
+        `timeout` s."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            st = await self.inference_status(inference_id)
+            if st.terminal:
+                return st
+            if loop.time() >= end:
+                raise WaitTimeout(inference_id, st, timeout)
+            await asyncio.sleep(poll)

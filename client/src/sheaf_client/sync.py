@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sheaf_client._async import AsyncClient
+from sheaf_client.inference import (
+    InferenceReceipt,
+    InferenceStatus,
+    InferenceSubmitted,
+    SliceInput,
+    SliceSpec,
+)
 from sheaf_client.types import (
     Aggregation,
+    AggregationKind,
     InclusionProof,
     ProverAuth,
     Scheme,
@@ -115,6 +123,40 @@ class Client:
                 yield u
         finally:
             self._run(aclose())
+
+    # -- whole inferences --
+
+    def register_model(self, slices: Sequence[SliceSpec]) -> str:
+        return self._run(self._c.register_model(slices))
+
+    def model(self, model_id: str | bytes) -> tuple[SliceSpec, ...]:
+        return self._run(self._c.model(model_id))
+
+    def submit_inference(
+        self,
+        model_id: str | bytes,
+        slices: Sequence[SliceInput | None],
+        *,
+        domain_id: int = 0,
+        required_kind: AggregationKind | int = 0,
+        auth: Sequence[ProverAuth | None] | None = None,
+    ) -> InferenceSubmitted:
+        return self._run(
+            self._c.submit_inference(
+                model_id, slices, domain_id=domain_id, required_kind=required_kind, auth=auth
+            )
+        )
+
+    def inference_status(self, inference_id: str) -> InferenceStatus:
+        return self._run(self._c.inference_status(inference_id))
+
+    def get_inference_receipt(self, inference_id: str) -> InferenceReceipt:
+        return self._run(self._c.get_inference_receipt(inference_id))
+
+    def wait_inference(
+        self, inference_id: str, *, timeout: float = 300.0, poll: float = 0.5
+    ) -> InferenceStatus:
+        return self._run(self._c.wait_inference(inference_id, timeout=timeout, poll=poll))
 
     def close(self) -> None:
         try:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
+from aggregator import explorer
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.reads import Reads
@@ -132,6 +133,7 @@ class HttpApi:
                 web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
             ]
         )
+        explorer.register(self.app, reads, chain)  # list API, status streams, /explorer/ (issue 16)
         register_inference_routes(  # models, inferences, receipts (issue 17)
             self.app,
             inferences or Inferences(reads.db, ingest, reads, metrics),

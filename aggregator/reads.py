@@ -1,14 +1,22 @@
-"""Reads: proof status, status streams, aggregations and inclusion receipts (both front ends)."""
+"""Reads: proof status, status streams, aggregations and inclusion receipts (both front ends); lists,
+search and batch streams (the HTTP list API and the explorer)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
 from aggregator import crypto
 from aggregator.changes import Changes
-from aggregator.records import BatchRow, ChainInfo, Event, Inclusion, ProofRow, Status
-from aggregator.store import StoreThread
-from sheaf.errors import NotFound
+from aggregator.records import BatchRow, BatchState, ChainInfo, Event, Inclusion, ProofRow, Status
+from aggregator.store import ListedProof, StoreThread
+from sheaf.errors import InvalidInput, NotFound
+
+TERMINAL = (Status.FINALIZED, Status.REJECTED, Status.FAILED)
+BATCH_DONE = (BatchState.FINALIZED, BatchState.FAILED)
+_PROOF_ID = re.compile(r"([0-9]{1,19})-([0-9a-f]{64})")
+_HASH = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
+_NUMBER = re.compile(r"[0-9]{1,19}")
 
 
 class Reads:
@@ -77,3 +85,109 @@ class Reads:
             b.tx_hash or b"",
             b.block_number or 0,
         )
+
+    # -- lists, search and streams for the HTTP list API and the explorer (issue 16) --------------
+
+    async def list_proofs(
+        self, limit: int, before: int | None = None, **filters: object
+    ) -> tuple[list[ListedProof], dict[int, BatchRow]]:
+        """A page of proofs (Store.list_proofs) and the batches they are in, by batch id."""
+        page = await self.db.run(self.db.store.list_proofs, limit, before, **filters)
+        return page, await self.batches_by_id({e.row.batch_id for e in page if e.row.batch_id is not None})
+
+    async def batches_by_id(self, ids: set[int]) -> dict[int, BatchRow]:
+        out: dict[int, BatchRow] = {}
+        for i in sorted(ids):
+            b = await self.db.run(self.db.store.get_batch, i)
+            if b is not None:
+                out[i] = b
+        return out
+
+    async def list_batches(self, limit: int, before: int | None = None, **filters: object) -> list[BatchRow]:
+        return await self.db.run(self.db.store.list_batches, limit, before, **filters)
+
+    async def batch(
+        self, batch_id: int
+    ) -> tuple[BatchRow, list[ProofRow], list[tuple[str, bytes | None, str]]]:
+        """A batch by its batch id (failed batches have no aggregation id), its proofs in leaf
+        order and its operators' signatures and refusals."""
+        b = await self.db.run(self.db.store.get_batch, batch_id) if batch_id < 1 << 63 else None
+        if b is None:
+            raise NotFound("UNKNOWN_BATCH", "batch_id", f"no batch {batch_id}")
+        rows = await self.db.run(self.db.store.batch_proofs, batch_id)
+        return b, rows, await self.db.run(self.db.store.signatures, batch_id)
+
+    async def search(self, q: str) -> tuple[list[ListedProof], list[BatchRow]]:
+        """What `q` names: a proof id (`<domain>-<statement hash>`), a 32-byte hex value (a
+        statement hash, vk hash, transaction hash or Merkle root) or a batch id."""
+        q = q.strip()
+        store = self.db.store
+        if m := _PROOF_ID.fullmatch(q):
+            d = int(m.group(1))
+            if d >= 1 << 63:
+                return [], []
+            page = await self.db.run(
+                store.list_proofs, 1, None, domain_id=d, statement_hash=bytes.fromhex(m.group(2))
+            )
+            return page, []
+        if m := _HASH.fullmatch(q):
+            h = bytes.fromhex(m.group(1))
+            proofs = await self.db.run(store.list_proofs, 50, None, statement_hash=h)
+            proofs += await self.db.run(store.list_proofs, 50, None, vk_hash=h)
+            batches = await self.db.run(store.list_batches, 50, None, tx_hash=h)
+            batches += await self.db.run(store.list_batches, 50, None, root=h)
+            return proofs, batches
+        if _NUMBER.fullmatch(q):
+            b = await self.db.run(store.get_batch, int(q)) if int(q) < 1 << 63 else None
+            return [], [b] if b is not None else []
+        raise InvalidInput(
+            "MALFORMED",
+            "q",
+            "search for a proof id, a 32-byte hex hash (statement, vk, tx, root) or a batch id",
+        )
+
+    async def proof_events(
+        self, proof_id: str, after: int = 0, idle_s: float = 15.0
+    ) -> AsyncIterator[Event | None]:
+        """The proof's events after seq `after`, then live ones, until the last one is FINALIZED,
+        REJECTED or FAILED (or shutdown). None every `idle_s` seconds without news (a keep-alive)."""
+        await self.proof(proof_id)
+        seq, idle = after, 0.0
+        while not self.changes.closed:
+            evs = await self.db.run(self.db.store.events_after, proof_id, seq)
+            for e in evs:
+                seq = e.seq
+                yield e
+            if evs:
+                idle = 0.0
+                if evs[-1].status in TERMINAL:
+                    return
+                continue
+            last = await self.db.run(self.db.store.events_after, proof_id, seq - 1) if seq else []
+            if last and last[-1].status in TERMINAL:  # resumed after the end (Last-Event-ID)
+                return
+            await self.changes.wait(1.0)
+            idle += 1.0
+            if idle >= idle_s:
+                idle = 0.0
+                yield None
+
+    async def batch_updates(self, batch_id: int, idle_s: float = 15.0) -> AsyncIterator[BatchRow | None]:
+        """The batch now, then each time its state, aggregation id, transaction or block changes,
+        until it is finalized or failed (or shutdown). None every `idle_s` seconds without news."""
+        b, _, _ = await self.batch(batch_id)
+        yield b
+        seen, idle = b, 0.0
+        while seen.state not in BATCH_DONE and not self.changes.closed:
+            await self.changes.wait(1.0)
+            now = await self.db.run(self.db.store.get_batch, batch_id)
+            assert now is not None  # batches are never deleted
+            key = (now.state, now.aggregation_id, now.tx_hash, now.block_number)
+            if key != (seen.state, seen.aggregation_id, seen.tx_hash, seen.block_number):
+                seen, idle = now, 0.0
+                yield now
+                continue
+            idle += 1.0
+            if idle >= idle_s:
+                idle = 0.0
+                yield None

@@ -136,7 +136,8 @@ async def test_out_of_range_path_numbers_are_coded_4xx(agg: Running, path: str) 
 async def test_unknown_routes_and_wrong_methods_answer_json(agg: Running) -> None:
     _assert_coded(*await _request(agg, "GET", "/v1/nope"), 404, "NOT_FOUND")
     _assert_coded(*await _request(agg, "DELETE", "/v1/proofs"), 405, "METHOD_NOT_ALLOWED")
-    _assert_coded(*await _request(agg, "GET", "/v1/proofs"), 405, "METHOD_NOT_ALLOWED")
+    # GET /v1/proofs lists proofs (issue 16)
+    _assert_coded(*await _request(agg, "PUT", "/v1/proofs"), 405, "METHOD_NOT_ALLOWED")
 
 
 @pytest.mark.parametrize(("domain", "agg_id"), [(2**63, 1), (1, 2**64 - 1), (2**64 - 1, 2**64 - 1)])

@@ -1,0 +1,342 @@
+"""The HTTP list API (proofs, batches, search, overview), the status streams (server-sent events)
+and the explorer web UI (static files in aggregator/explorer_static/, plain HTML + JS that reads
+the same JSON API). Registered on the aggregator's HTTP server by `register` (docs/explorer.md,
+docs/openapi.yaml).
+
+Query parameters are checked strictly: an unknown or repeated parameter, or a value out of its
+domain, is a 400 `MALFORMED` naming the parameter in `field`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from aggregator.reads import Reads
+from aggregator.records import BatchRow, BatchState, ChainInfo, ProofRow, Status
+from aggregator.store import ListedProof
+from sheaf.errors import InvalidInput
+from sheaf.schemes import SCHEME_NAMES
+
+STATIC = Path(__file__).with_name("explorer_static")
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+_NUM = re.compile(r"[0-9]{1,19}")
+_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
+_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+BATCH_STATES = (
+    BatchState.PENDING,
+    BatchState.SIGNED,
+    BatchState.SUBMITTED,
+    BatchState.FINALIZED,
+    BatchState.FAILED,
+)
+KINDS = ("attested", "recursive")
+# the explorer's documents run only their own scripts and styles and talk only to this server
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+class Query:
+    """The request's query parameters, each allowed name at most once."""
+
+    def __init__(self, request: web.Request, allowed: frozenset[str]) -> None:
+        q = request.rel_url.query
+        for k in q:
+            if k not in allowed:
+                raise InvalidInput(
+                    "MALFORMED", k[:40], f"unknown query parameter (allowed: {', '.join(sorted(allowed))})"
+                )
+            if len(q.getall(k)) > 1:
+                raise InvalidInput("MALFORMED", k, f"{k} is given more than once")
+        self.q = q
+
+    def get(self, name: str) -> str | None:
+        return self.q.get(name)
+
+    def number(self, name: str, lo: int, hi: int) -> int | None:
+        v = self.q.get(name)
+        if v is None:
+            return None
+        if not _NUM.fullmatch(v) or not lo <= int(v) <= hi:
+            raise InvalidInput("MALFORMED", name, f"{name} must be an integer in {lo}..{hi}")
+        return int(v)
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+        v = self.q.get(name)
+        if v is not None and v not in choices:
+            raise InvalidInput("MALFORMED", name, f"{name} must be one of {', '.join(choices)}")
+        return v
+
+    def hash32(self, name: str) -> bytes | None:
+        v = self.q.get(name)
+        if v is None:
+            return None
+        if not _HASH.fullmatch(v):
+            raise InvalidInput("MALFORMED", name, f"{name} must be 0x followed by 64 hex digits")
+        return bytes.fromhex(v[2:])
+
+    def page(self) -> tuple[int, int | None]:
+        limit = self.number("limit", 1, MAX_LIMIT)
+        return limit or DEFAULT_LIMIT, self.number("cursor", 1, (1 << 63) - 1)
+
+
+def batch_json(b: BatchRow) -> dict[str, Any]:
+    return {
+        "batch_id": b.batch_id,
+        "domain_id": b.domain_id,
+        "aggregation_id": b.aggregation_id,
+        "kind": b.kind,
+        "root": _hex(b.root),
+        "leaf_count": b.leaf_count,
+        "state": b.state,
+        "tx_hash": _hex(b.tx_hash),
+        "block_number": b.block_number,
+        "reason": b.reason,
+        "created_unix_ms": b.created_ms,
+    }
+
+
+def listed_json(e: ListedProof, batches: dict[int, BatchRow]) -> dict[str, Any]:
+    r = e.row
+    b = batches.get(r.batch_id) if r.batch_id is not None else None
+    return {
+        "proof_id": r.proof_id,
+        "status": r.status.name,
+        "reason_code": r.reason_code,
+        "message": r.message,
+        "domain_id": r.domain_id,
+        "scheme": r.scheme,
+        "format": r.format,
+        "kind": r.kind,
+        "statement_hash": _hex(r.statement_hash),
+        "vk_hash": _hex(r.vk_hash),
+        "submitter": e.prover or None,
+        "batch_id": r.batch_id,
+        "leaf_index": r.leaf_index,
+        "aggregation_id": b.aggregation_id if b else None,
+        "tx_hash": _hex(b.tx_hash) if b and r.status >= Status.SUBMITTED else None,
+        "created_unix_ms": e.created_ms,
+        "updated_unix_ms": r.updated_ms,
+    }
+
+
+def _leaf_json(r: ProofRow) -> dict[str, Any]:
+    return {
+        "proof_id": r.proof_id,
+        "leaf_index": r.leaf_index,
+        "statement_hash": _hex(r.statement_hash),
+        "status": r.status.name,
+        "scheme": r.scheme,
+    }
+
+
+def _next(cursors: list[int], limit: int) -> str | None:
+    """The cursor of the next page (opaque to clients), None on the last page. The store was asked
+    for limit + 1 entries: the extra one only says that there is a next page."""
+    return str(cursors[limit - 1]) if len(cursors) > limit else None
+
+
+def _sse_frame(event: str, data: dict[str, Any], ev_id: int | None = None) -> bytes:
+    head = f"id: {ev_id}\n" if ev_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _sse(request: web.Request, frames: AsyncIterator[bytes | None]) -> web.StreamResponse:
+    """Streams `frames` as text/event-stream (None: a keep-alive comment), then an `end` event."""
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await resp.prepare(request)
+    try:
+        await resp.write(b"retry: 3000\n\n")
+        async for f in frames:
+            await resp.write(f if f is not None else b": keep-alive\n\n")
+        await resp.write(_sse_frame("end", {}))
+    except ConnectionError:  # the client went away
+        pass
+    return resp
+
+
+class ListApi:
+    def __init__(self, reads: Reads, chain: ChainInfo) -> None:
+        self.reads = reads
+        self.chain = chain
+
+    async def proofs(self, request: web.Request) -> web.Response:
+        q = Query(
+            request,
+            frozenset(
+                {"limit", "cursor", "status", "scheme", "submitter", "domain_id", "vk_hash", "statement_hash"}
+            ),
+        )
+        limit, cursor = q.page()
+        st = q.choice("status", tuple(s.name for s in Status))
+        sub = q.get("submitter")
+        if sub is not None and not _ADDR.fullmatch(sub):
+            raise InvalidInput("MALFORMED", "submitter", "submitter must be a 0x-prefixed 20-byte address")
+        page, batches = await self.reads.list_proofs(
+            limit + 1,
+            cursor,
+            status=Status[st] if st else None,
+            scheme=q.choice("scheme", tuple(SCHEME_NAMES)),
+            prover=sub.lower() if sub else None,
+            domain_id=q.number("domain_id", 0, (1 << 63) - 1),
+            vk_hash=q.hash32("vk_hash"),
+            statement_hash=q.hash32("statement_hash"),
+        )
+        return web.json_response(
+            {
+                "proofs": [listed_json(e, batches) for e in page[:limit]],
+                "next_cursor": _next([e.cursor for e in page], limit),
+            }
+        )
+
+    async def batches(self, request: web.Request) -> web.Response:
+        q = Query(request, frozenset({"limit", "cursor", "domain_id", "state", "kind", "tx_hash", "root"}))
+        limit, cursor = q.page()
+        page = await self.reads.list_batches(
+            limit + 1,
+            cursor,
+            domain_id=q.number("domain_id", 0, (1 << 63) - 1),
+            state=q.choice("state", BATCH_STATES),
+            kind=q.choice("kind", KINDS),
+            tx_hash=q.hash32("tx_hash"),
+            root=q.hash32("root"),
+        )
+        return web.json_response(
+            {
+                "batches": [batch_json(b) for b in page[:limit]],
+                "next_cursor": _next([b.batch_id for b in page], limit),
+            }
+        )
+
+    async def batch(self, request: web.Request) -> web.Response:
+        Query(request, frozenset())
+        b, rows, sigs = await self.reads.batch(_path_number(request, "batch_id"))
+        return web.json_response(
+            {
+                **batch_json(b),
+                "proofs": [_leaf_json(r) for r in rows],
+                "signatures": [
+                    {"operator": op, "signed": sig is not None, "refusal": code} for op, sig, code in sigs
+                ],
+                "chain_id": self.chain.chain_id,
+                "registry": self.chain.registry,
+            }
+        )
+
+    async def search(self, request: web.Request) -> web.Response:
+        q = Query(request, frozenset({"q"}))
+        text = q.get("q")
+        if not text:
+            raise InvalidInput("MALFORMED", "q", "q is required")
+        proofs, batches = await self.reads.search(text[:200])
+        found = await self.reads.batches_by_id({p.row.batch_id for p in proofs if p.row.batch_id is not None})
+        return web.json_response(
+            {"proofs": [listed_json(p, found) for p in proofs], "batches": [batch_json(b) for b in batches]}
+        )
+
+    async def overview(self, request: web.Request) -> web.Response:
+        Query(request, frozenset())
+        counts = await self.reads.db.run(self.reads.db.store.count_by_status)
+        return web.json_response(
+            {
+                "chain_id": self.chain.chain_id,
+                "registry": self.chain.registry,
+                "proofs_by_status": {s.name: counts.get(s, 0) for s in Status},
+            }
+        )
+
+    async def proof_events(self, request: web.Request) -> web.StreamResponse:
+        """SSE: `status` events (id = the event's sequence number: a reconnecting EventSource
+        resumes after Last-Event-ID), ending after FINALIZED, REJECTED or FAILED."""
+        Query(request, frozenset())
+        pid = request.match_info["proof_id"]
+        last = request.headers.get("Last-Event-ID", "0")
+        after = int(last) if _NUM.fullmatch(last) and int(last) < 1 << 63 else 0
+        await self.reads.proof(pid)  # a coded 404 before the stream starts
+
+        async def frames() -> AsyncIterator[bytes | None]:
+            async for e in self.reads.proof_events(pid, after):
+                if e is None:
+                    yield None
+                    continue
+                data = {
+                    "proof_id": e.proof_id,
+                    "status": e.status.name,
+                    "reason_code": e.reason_code,
+                    "message": e.message,
+                    "unix_ms": e.ts_ms,
+                }
+                yield _sse_frame("status", data, e.seq)
+
+        return await _sse(request, frames())
+
+    async def batch_events(self, request: web.Request) -> web.StreamResponse:
+        """SSE: a `batch` event with the batch now and at each change, ending when it is finalized
+        or failed."""
+        Query(request, frozenset())
+        bid = _path_number(request, "batch_id")
+        await self.reads.batch(bid)
+
+        async def frames() -> AsyncIterator[bytes | None]:
+            async for b in self.reads.batch_updates(bid):
+                yield None if b is None else _sse_frame("batch", batch_json(b))
+
+        return await _sse(request, frames())
+
+
+def _path_number(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not _NUM.fullmatch(raw):
+        raise InvalidInput("MALFORMED", name, f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _page(name: str) -> Callable[[web.Request], Any]:
+    async def serve(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(
+            STATIC / name,
+            headers={
+                "Content-Security-Policy": CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-cache",
+            },
+        )
+
+    return serve
+
+
+async def _to_explorer(_: web.Request) -> web.Response:
+    raise web.HTTPFound("/explorer/")
+
+
+def register(app: web.Application, reads: Reads, chain: ChainInfo) -> None:
+    """Adds the list API, the streams and the explorer to the aggregator's HTTP app."""
+    api = ListApi(reads, chain)
+    app.add_routes(
+        [
+            web.get("/v1/proofs", api.proofs),
+            web.get("/v1/proofs/{proof_id}/events", api.proof_events),
+            web.get("/v1/batches", api.batches),
+            web.get("/v1/batches/{batch_id}", api.batch),
+            web.get("/v1/batches/{batch_id}/events", api.batch_events),
+            web.get("/v1/search", api.search),
+            web.get("/v1/overview", api.overview),
+            web.get("/explorer", _to_explorer),
+            web.get("/explorer/", _page("index.html")),
+            web.static("/explorer/assets", STATIC),
+        ]
+    )

@@ -1,0 +1,207 @@
+"""The HTTP list API, search, the status streams and the explorer in a real headless Chromium
+(issue 16), all against one real system set up once for the module: anvil with SheafRegistry, the
+in-process aggregator, two operator processes and real proofs posted on chain
+(explorer_helpers.live_system)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from agg_helpers import ROOT
+from explorer_helpers import Live, live_system, parse_sse, sse
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
+    async with live_system(tmp_path_factory.mktemp("explorer")) as system:
+        yield system
+
+
+async def _get(live: Live, path: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as s, s.get(live.url + path) as r:
+        return r.status, await r.json()
+
+
+async def test_proofs_page_through_everything_once_newest_first(live: Live) -> None:
+    seen: list[str] = []
+    cursor = ""
+    pages = 0
+    while True:
+        code, body = await _get(live, f"/v1/proofs?limit=2{cursor}")
+        assert code == 200, body
+        pages += 1
+        seen += [p["proof_id"] for p in body["proofs"]]
+        if body["next_cursor"] is None:
+            break
+        cursor = f"&cursor={body['next_cursor']}"
+    assert seen == list(reversed(live.proof_ids)) and pages == 2
+    _, one = await _get(live, f"/v1/proofs?statement_hash={live.statements[0]}")
+    (p,) = one["proofs"]
+    assert p["proof_id"] == live.proof_ids[0] and p["status"] == "FINALIZED" and p["scheme"] == "groth16"
+    assert p["tx_hash"] is not None and p["aggregation_id"] >= 1 and p["batch_id"] >= 1
+    _, fin = await _get(live, "/v1/proofs?status=FINALIZED&domain_id=1")
+    assert len(fin["proofs"]) == len(live.proof_ids)
+    for q in ("status=QUEUED", "scheme=plonk", "domain_id=2", "submitter=0x" + "ab" * 20):
+        _, none = await _get(live, f"/v1/proofs?{q}")
+        assert none == {"proofs": [], "next_cursor": None}, q
+
+
+async def test_batches_detail_and_search(live: Live) -> None:
+    _, body = await _get(live, "/v1/batches?state=finalized&domain_id=1")
+    batches = body["batches"]
+    assert batches and all(b["tx_hash"] and b["block_number"] for b in batches)
+    in_batches = sum(b["leaf_count"] for b in batches)
+    assert in_batches == len(live.proof_ids)
+    b = batches[0]
+    code, detail = await _get(live, f"/v1/batches/{b['batch_id']}")
+    assert code == 200 and detail["chain_id"] == 31337 and detail["registry"] == live.registry
+    assert [p["leaf_index"] for p in detail["proofs"]] == list(range(b["leaf_count"]))
+    assert sum(s["signed"] for s in detail["signatures"]) >= 2
+    # search: statement hash -> the proof; tx hash and root -> the batch; a batch id -> the batch
+    _, by_st = await _get(live, f"/v1/search?q={live.statements[1]}")
+    assert [p["proof_id"] for p in by_st["proofs"]] == [live.proof_ids[1]]
+    for q in (b["tx_hash"], b["root"], str(b["batch_id"])):
+        _, found = await _get(live, f"/v1/search?q={q}")
+        assert [x["batch_id"] for x in found["batches"]] == [b["batch_id"]], q
+    _, by_id = await _get(live, f"/v1/search?q={live.proof_ids[2]}")
+    assert [p["proof_id"] for p in by_id["proofs"]] == [live.proof_ids[2]]
+    code, miss = await _get(live, "/v1/batches/999999")
+    assert code == 404 and miss["error"]["code"] == "UNKNOWN_BATCH"
+    _, ov = await _get(live, "/v1/overview")
+    assert ov["proofs_by_status"]["FINALIZED"] == len(live.proof_ids)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("/v1/proofs?limit=0", "limit"),
+        ("/v1/proofs?limit=101", "limit"),
+        ("/v1/proofs?limit=ten", "limit"),
+        ("/v1/proofs?cursor=-1", "cursor"),
+        ("/v1/proofs?cursor=99999999999999999999", "cursor"),
+        ("/v1/proofs?status=finalised", "status"),
+        ("/v1/proofs?scheme=stark", "scheme"),
+        ("/v1/proofs?submitter=0x12", "submitter"),
+        ("/v1/proofs?vk_hash=0x00", "vk_hash"),
+        ("/v1/proofs?statement_hash=" + "00" * 32, "statement_hash"),
+        ("/v1/proofs?domain_id=true", "domain_id"),
+        ("/v1/proofs?colour=red", "colour"),
+        ("/v1/proofs?limit=1&limit=2", "limit"),
+        ("/v1/batches?state=FINALIZED", "state"),
+        ("/v1/batches?kind=ATTESTED", "kind"),
+        ("/v1/batches?tx_hash=0xzz", "tx_hash"),
+        ("/v1/batches/abc", "batch_id"),
+        ("/v1/batches/1?x=1", "x"),
+        ("/v1/search", "q"),
+        ("/v1/search?q=hello", "q"),
+        ("/v1/overview?verbose=1", "verbose"),
+    ],
+)
+async def test_bad_parameters_are_coded_400s(live: Live, query: str, field: str) -> None:
+    code, body = await _get(live, query)
+    assert code == 400, body
+    assert (body["error"]["code"], body["error"]["field"]) == ("MALFORMED", field), body
+
+
+async def _events(
+    live: Live, path: str, headers: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, Any]]:
+    async with aiohttp.ClientSession() as s, s.get(live.url + path, headers=headers or {}) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+        async for name, data, _ in sse(r):
+            yield name, data
+
+
+async def test_proof_stream_replays_then_ends_and_resumes(live: Live) -> None:
+    pid = live.proof_ids[0]
+    got = [(n, d) async for n, d in _events(live, f"/v1/proofs/{pid}/events")]
+    names = [d.get("status") for n, d in got if n == "status"]
+    assert names[:3] == ["RECEIVED", "VALID", "QUEUED"] and names[-1] == "FINALIZED"
+    assert "AGGREGATING" in names and "SUBMITTED" in names and got[-1][0] == "end"
+    # resuming after the last id (what EventSource sends on reconnect) gives nothing more
+    async with aiohttp.ClientSession() as s, s.get(live.url + f"/v1/proofs/{pid}/events") as r:
+        ids = [i async for _, _, i in sse(r) if i]
+    resumed = [(n, d) async for n, d in _events(live, f"/v1/proofs/{pid}/events", {"Last-Event-ID": ids[-1]})]
+    assert resumed == [("end", {})]
+    code, body = await _get(live, "/v1/proofs/1-00/events")
+    assert code == 404 and body["error"]["code"] == "UNKNOWN_PROOF"
+
+
+async def test_live_stream_follows_a_new_proof_to_finalized(live: Live) -> None:
+    """A proof submitted just before its stream opens: the later events arrive live, then the
+    stream ends by itself; its batch's stream gives the finalized batch and ends."""
+    pid = await live.submit_one()
+    names = [d["status"] async for n, d in _events(live, f"/v1/proofs/{pid}/events") if n == "status"]
+    assert names[0] == "RECEIVED" and names[-1] == "FINALIZED"
+    assert names.index("AGGREGATING") < names.index("SUBMITTED") < names.index("FINALIZED")
+    _, found = await _get(live, f"/v1/search?q={pid}")
+    (p,) = found["proofs"]
+    got = [(n, d) async for n, d in _events(live, f"/v1/batches/{p['batch_id']}/events")]
+    assert [n for n, _ in got] == ["batch", "end"]
+    assert got[0][1]["state"] == "finalized" and got[0][1]["tx_hash"] == p["tx_hash"]
+    live.proof_ids.append(pid)  # the browser test sees it too
+
+
+async def test_sse_reader_skips_comments_and_retry() -> None:
+    raw = 'retry: 3000\n\n: keep-alive\n\nid: 7\nevent: status\ndata: {"a":1}\n\nevent: end\ndata: {}\n\n'
+    assert list(parse_sse(raw)) == [("status", {"a": 1}, "7"), ("end", {}, "")]
+
+
+async def test_explorer_in_headless_chromium(live: Live) -> None:
+    """tests/aggregator/explorer_browser.js drives Debian's chromium through playwright-core: the
+    overview, a batch, a proof with its timeline and Merkle path, search by statement hash (typed
+    with the keyboard), a miss; no console errors; labels, captions and text contrast; a screenshot
+    per page in build/test-artifacts/explorer/."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium package (needs root)")
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    want = {"proof_ids": live.proof_ids, "statements": live.statements}
+    # the aggregator serves from this event loop: the browser runs as an asyncio subprocess
+    p = await asyncio.create_subprocess_exec(
+        "node",
+        str(Path(__file__).with_name("explorer_browser.js")),
+        live.url,
+        json.dumps(want),
+        str(ARTIFACTS),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(p.communicate(), 90)
+    assert p.returncode == 0, err.decode()[-3000:]
+    got = json.loads(out)
+    assert got["console_errors"] == [], got["console_errors"]
+    ov = got["overview"]
+    assert set(ov["proofs"]) == set(live.proof_ids) and ov["batches"]
+    assert "FINALIZED " + str(len(live.proof_ids)) in ov["counts"]
+    b = got["batch"]
+    assert b["state"] == "finalized" and b["tx"].startswith("0x") and len(b["tx"]) == 66
+    assert set(b["leaves"]) <= set(live.proof_ids) and b["leaves"]
+    pr = got["proof"]
+    assert pr["id"] in b["leaves"] and pr["status"] == "FINALIZED"
+    assert pr["timeline"][:3] == ["RECEIVED", "VALID", "QUEUED"] and pr["timeline"][-1] == "FINALIZED"
+    _, rec = await _get(live, f"/v1/proofs/{pr['id']}/inclusion")
+    assert pr["path"] == rec["merkle_path"] and pr["root"] == rec["root"]
+    assert got["search"]["landed"] == "#/proof/" + live.proof_ids[1]
+    assert got["search"]["id"] == live.proof_ids[1]
+    assert got["miss"] == {"proofs": "none", "batches": "none"}
+    a11y = got["a11y"]
+    assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0 and a11y["has_main"]
+    assert a11y["min_contrast"] >= 4.5, a11y
+    assert a11y["focus_after_tab"] == "q"
+    for page in ("overview", "batch", "proof", "search"):
+        assert (ARTIFACTS / f"{page}.png").stat().st_size > 1000

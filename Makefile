@@ -24,7 +24,7 @@ help:
 	@echo "make lint   ruff, mypy, go vet, forge fmt --check"
 	@echo "make setup  only install/build (idempotent)"
 
-setup: check-tools postgres $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto $(STAMP)/client build/bin/sheaf-gnark $(STAMP)/srs
+setup: check-tools postgres chromium $(STAMP)/venv $(STAMP)/npm $(STAMP)/proto $(STAMP)/client build/bin/sheaf-gnark $(STAMP)/srs
 	@echo "setup: ok (cache: $(SHEAF_CACHE))"
 
 check-tools:
@@ -34,6 +34,11 @@ check-tools:
 # missing; the tests start their own throwaway servers: aggregator/pg_local.py)
 postgres:
 	@tools/ensure-postgres
+
+# Debian's chromium for the explorer's browser test (apt-get as root when missing; playwright-core
+# from package.json drives it, nothing downloads a browser)
+chromium:
+	@tools/ensure-chromium
 
 $(STAMP)/venv: requirements.lock pyproject.toml
 	@mkdir -p $(STAMP)

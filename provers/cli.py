@@ -7,6 +7,10 @@
                    [--slices a,b]                               prove only these (others: onnxruntime)
     prover submit  --proofs D/proofs.json --aggregator H:P [--rpc URL]
     prover run     --model M.onnx --config slices.toml --aggregator H:P [--rpc URL] [--out D]
+    prover infer   --model M.onnx --config slices.toml --aggregator H:P [--rpc URL] [--out D]
+                   prove, then submit the whole inference in one call (model registered, one id,
+                   one receipt checked with the SDK; D/model.json, D/receipt.json)
+    prover submit-inference --proofs D/proofs.json --aggregator H:P [--rpc URL]   same, proofs given
 
 Errors print `CODE: message` on stderr and exit 2 (bad input) or 1 (backend/submission failure).
 """
@@ -23,8 +27,16 @@ from pathlib import Path
 import onnx
 
 from provers.errors import ProverError
+from provers.inference import submit_inference
 from provers.model import write_sample_model
-from provers.pipeline import SliceProof, SubmitResult, load_run_manifest, run_model, submit_and_wait
+from provers.pipeline import (
+    SliceProof,
+    SubmitResult,
+    load_run_manifest,
+    load_run_slices,
+    run_model,
+    submit_and_wait,
+)
 from provers.slicer import format_report, load_config, load_model, slice_model
 
 _INPUT_CODES = {
@@ -140,6 +152,43 @@ def cmd_run(a: argparse.Namespace) -> int:
     return _submit(run.proofs, a)
 
 
+def _infer(
+    run_dir: Path, slices: Sequence[tuple[str, bool]], proofs: Sequence[SliceProof], a: argparse.Namespace
+) -> int:
+    r = submit_inference(
+        slices,
+        proofs,
+        a.aggregator,
+        domain_id=a.domain,
+        timeout=a.timeout,
+        out_dir=run_dir,
+        rpc_url=a.rpc,
+        progress=lambda m: _err(m),
+    )
+    print(f"model      0x{r.model_id.hex()} ({len(r.model)} slices, {sum(s.proven for s in r.model)} proven)")
+    print(f"inference  {r.inference_id}: {r.status} in {r.seconds:.1f}s")
+    if r.result is None or r.receipt is None:
+        return 1
+    where = "on-chain registry" if a.rpc else "the receipt's roots"
+    print(f"receipt    verified with the SDK (inclusion: {where}); fully proven: {r.result.fully_proven}")
+    print(f"input      {hex(r.receipt.input_commitment)}")
+    print(f"output     {', '.join(hex(v) for v in r.result.output)} (slice {r.result.output_slice})")
+    print(f"files      {run_dir / 'model.json'}, {run_dir / 'receipt.json'}")
+    return 0
+
+
+def cmd_infer(a: argparse.Namespace) -> int:
+    model_path, config_path = _model_and_config(a)
+    out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="sheaf-prover-"))
+    run = run_model(model_path, config_path, out, progress=lambda m: _err(m), only=_only(a))
+    return _infer(out, [(s.config.name, s.config.proven) for s in run.slices], run.proofs, a)
+
+
+def cmd_submit_inference(a: argparse.Namespace) -> int:
+    path = Path(a.proofs)
+    return _infer(path.parent, load_run_slices(path), load_run_manifest(path), a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prover", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -181,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--slices", help="comma-separated slice names to prove (default: all proven slices)")
     submit_args(r)
     r.set_defaults(fn=cmd_run)
+    inf = sub.add_parser(
+        "infer", help="prove, then submit the whole inference as one unit and check its receipt"
+    )
+    inf.add_argument("--model")
+    inf.add_argument("--config", required=True)
+    inf.add_argument("--out")
+    inf.add_argument("--slices", help="comma-separated slice names to prove (the others run unproven)")
+    submit_args(inf)
+    inf.set_defaults(fn=cmd_infer)
+    si = sub.add_parser("submit-inference", help="submit a proofs.json as one whole inference")
+    si.add_argument("--proofs", required=True)
+    submit_args(si)
+    si.set_defaults(fn=cmd_submit_inference)
     return p
 
 

@@ -17,6 +17,7 @@ class ProverError(SheafError):
     PROVER_UNSATISFIED       the witness does not satisfy the circuit (e.g. a wrong output)
     PROVER_CHAIN_BROKEN      consecutive slices' commitments do not match
     PROVER_SUBMIT_FAILED     submission to the aggregator failed
+    PROVER_MODEL_SPEC        the run cannot be a whole-inference model (a commitment not public, ...)
     """
 
     def __init__(self, code: str, message: str, field: str = "") -> None:

@@ -388,6 +388,8 @@ def write_run_manifest(run: ModelRun, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "proofs": [proof_to_dict(p) for p in run.proofs],
+        # every slice in order, proven or not: the whole-inference model spec (provers/inference.py)
+        "slices": [{"name": s.config.name, "proven": s.config.proven} for s in run.slices],
         "chain": [
             {
                 "prev": c.prev,
@@ -411,6 +413,17 @@ def load_run_manifest(path: Path) -> list[SliceProof]:
         raise ProverError("PROVER_CONFIG_INVALID", f"{path}: not a proofs.json manifest: {e}") from e
 
 
+def load_run_slices(path: Path) -> list[tuple[str, bool]]:
+    """(name, proven) of every slice of a run's proofs.json, in order (older manifests: its proofs)."""
+    try:
+        doc = json.loads(path.read_text())
+        if "slices" in doc:
+            return [(str(d["name"]), bool(d["proven"])) for d in doc["slices"]]
+        return [(str(d["name"]), True) for d in doc["proofs"]]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ProverError("PROVER_CONFIG_INVALID", f"{path}: not a proofs.json manifest: {e}") from e
+
+
 # ---------------------------------------------------------------- submission
 
 
@@ -428,7 +441,7 @@ class SubmitResult:
     included_on_chain: bool | None  # registry.verifyProofAggregationKind(...) result
 
 
-_REGISTRY_ABI = [
+REGISTRY_ABI = [
     {
         "name": "verifyProofAggregationKind",
         "type": "function",
@@ -452,7 +465,7 @@ def check_inclusion_on_chain(rpc_url: str, inc: Any) -> tuple[bool, int, int | N
     from web3 import Web3
 
     w3 = Web3(Web3.HTTPProvider(rpc_url))
-    reg = w3.eth.contract(address=Web3.to_checksum_address(inc.registry), abi=_REGISTRY_ABI)
+    reg = w3.eth.contract(address=Web3.to_checksum_address(inc.registry), abi=REGISTRY_ABI)
     ok, kind = reg.functions.verifyProofAggregationKind(
         int(inc.domain_id),
         int(inc.aggregation_id),

@@ -1,5 +1,6 @@
 """`prover submit` end to end: real gnark slice proofs -> aggregator (gRPC) -> 2-of-3 operators ->
-anvil registry -> inclusion checked on-chain by the prover CLI itself."""
+anvil registry -> inclusion checked on-chain by the prover CLI itself; then `prover submit-inference`
+on the same run (one whole inference, its receipt checked with the SDK against the registry)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from aggregator.app import App
 from aggregator.config import Config
 from deploy.anvil import Anvil
 from provers.pipeline import load_run_manifest, run_model
+from sheaf.inference import SliceSpec, model_id
 
 pytestmark = pytest.mark.slow
 GG = [
@@ -128,3 +130,36 @@ async def test_prover_submit_finalizes_and_checks_inclusion_on_chain(
         assert r[6] == "ATTESTED" and r[9] == "yes" and int(r[8]) > 21000 and r[5].isdigit()
     assert "on-chain inclusion OK" in err
     assert json.loads((out / "proofs.json").read_text())["chain"][0]["linked"] is True
+
+    # the same run as one whole inference (`prover submit-inference`): its slices are FINALIZED already,
+    # so the inference is at once; the model spec and the receipt land next to proofs.json
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "provers.cli",
+        "submit-inference",
+        "--proofs",
+        str(out / "proofs.json"),
+        "--aggregator",
+        target,
+        "--rpc",
+        rpc,
+        "--domain",
+        "1",
+        "--timeout",
+        "60",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
+    text, err = stdout.decode(), stderr.decode()
+    assert proc.returncode == 0, err + text
+    assert "verified with the SDK (inclusion: on-chain registry); fully proven: True" in text
+    model = [SliceSpec.from_json(d) for d in json.loads((out / "model.json").read_text())["slices"]]
+    assert [(s.in_commit_index, s.out_commit_index, s.public_input_count) for s in model] == [(0, 1, 2)] * 3
+    assert f"model      0x{model_id(model).hex()}" in text
+    receipt = json.loads((out / "receipt.json").read_text())
+    assert receipt["model_id"] == "0x" + model_id(model).hex() and len(receipt["proofs"]) == 3
+    head = load_run_manifest(out / "proofs.json")[2]
+    assert receipt["output"] == [hex(int.from_bytes(head.out_commit or b"", "big"))]

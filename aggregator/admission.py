@@ -1,6 +1,7 @@
 """Admission: the native check of a submitted proof (`ProofVerifier`, one normalizers.Normalizer per
-process, shared by the aggregator and each operator) and the EIP-191 messages that authenticate a
-submission (prover) and a refusal (operator).
+process, shared by the aggregator and each operator) and the EIP-191 message that authenticates a
+submission (prover). An operator's refusal is EIP-712 typed data bound to the chain and registry
+(aggregator.attestation.sign_refusal).
 
 Not to be confused with gnark/verify (the Go verification sidecar) or deploy/source_verify.py (explorer
 verification of deployed contracts).
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from eth_account import Account
@@ -51,25 +51,6 @@ def sign_submission(key: str, statement_hash: bytes, nonce: int, domain_id: int)
 
 def recover_submitter(signature: bytes, statement_hash: bytes, nonce: int, domain_id: int) -> str:
     msg = encode_defunct(auth_message(statement_hash, nonce, domain_id))
-    return str(Account.recover_message(msg, signature=signature))
-
-
-REFUSE_TAG = b"sheaf/refuse"
-
-
-def refusal_message(batch_id: int, code: str, bad: Sequence[bytes]) -> bytes:
-    """What an operator signs (EIP-191) to refuse a batch: refusals fail batches, so they must be
-    authenticated like signatures are."""
-    return keccak256(REFUSE_TAG + batch_id.to_bytes(8, "big") + code.encode() + b"".join(bad))
-
-
-def sign_refusal(key: str, batch_id: int, code: str, bad: Sequence[bytes]) -> bytes:
-    msg = encode_defunct(refusal_message(batch_id, code, bad))
-    return bytes(Account.sign_message(msg, key).signature)
-
-
-def recover_refusal(signature: bytes, batch_id: int, code: str, bad: Sequence[bytes]) -> str:
-    msg = encode_defunct(refusal_message(batch_id, code, bad))
     return str(Account.recover_message(msg, signature=signature))
 
 

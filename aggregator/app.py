@@ -129,6 +129,7 @@ class App:
             poll_s=cfg.poll_ms / 1000,
             operators=cfg.operators,
             on_chain_view=svc.attesting.observe_chain,
+            attest_ttl_s=cfg.attest_ttl_s,
         )
         self.http = HttpApi(
             svc.ingest,

@@ -1,17 +1,26 @@
-"""EIP-712 attestation of an aggregation, as SheafRegistry.submitAttestedAggregation checks it.
+"""EIP-712 attestation of an aggregation, as SheafRegistry.submitAttestedAggregation checks it, and the
+EIP-712 refusal an operator signs instead (checked by the aggregator only).
 
 Typed data: domain {name "Sheaf", version "1", chainId, verifyingContract = registry};
-struct Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount).
-Signatures are 65 bytes r || s || v (v in {27, 28}, low s) and the registry wants them ordered by
-strictly ascending signer address: `sign_aggregation` returns them in that order.
+struct Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount,uint256 deadline):
+the registry refuses it after block time `deadline` (AttestationExpired) or when the deadline is more
+than MAX_ATTESTATION_TTL ahead. Refusal(uint256 batchId,uint256 domainId,uint256 aggregationId,
+bytes32 root,uint256 leafCount,uint256 deadline,string code,bytes32 badHash) in the same domain: a
+refusal is bound to one chain, one registry and one exact batch (a re-used aggregation id has another
+root or deadline), so it cannot be replayed against another.
+Encoding and hashing are eth_account's (`encode_typed_data`); the tests hold them equal to the
+contract's `aggregationDigest`. Signatures are 65 bytes r || s || v (v in {27, 28}, low s) and the
+registry wants them ordered by strictly ascending signer address: `sign_aggregation` returns them so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
 
 from sheaf.hashing import keccak256
 
@@ -19,13 +28,32 @@ DOMAIN_NAME = "Sheaf"
 DOMAIN_VERSION = "1"
 # secp256k1 group order
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+# SheafRegistry.MAX_ATTESTATION_TTL: a deadline further ahead than this is refused on chain
+MAX_ATTESTATION_TTL_S = 86_400
 
 
 DOMAIN_TYPEHASH = keccak256(
     b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
+AGGREGATION_TYPE = [
+    {"name": "domainId", "type": "uint256"},
+    {"name": "aggregationId", "type": "uint256"},
+    {"name": "root", "type": "bytes32"},
+    {"name": "leafCount", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+]
+REFUSAL_TYPE = [
+    {"name": "batchId", "type": "uint256"},
+    {"name": "domainId", "type": "uint256"},
+    {"name": "aggregationId", "type": "uint256"},
+    {"name": "root", "type": "bytes32"},
+    {"name": "leafCount", "type": "uint256"},
+    {"name": "deadline", "type": "uint256"},
+    {"name": "code", "type": "string"},
+    {"name": "badHash", "type": "bytes32"},
+]
 AGGREGATION_TYPEHASH = keccak256(
-    b"Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)"
+    b"Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount,uint256 deadline)"
 )
 
 
@@ -41,6 +69,7 @@ class Aggregation:
     aggregation_id: int
     root: bytes
     leaf_count: int
+    deadline: int  # unix seconds (block time) after which the registry refuses the attestation
 
 
 @dataclass(frozen=True)
@@ -66,32 +95,79 @@ def _address(name: str, addr: str) -> bytes:
     return raw
 
 
-def domain_separator(chain_id: int, registry: str) -> bytes:
-    return keccak256(
-        DOMAIN_TYPEHASH
-        + keccak256(DOMAIN_NAME.encode())
-        + keccak256(DOMAIN_VERSION.encode())
-        + _u256("chain_id", chain_id)
-        + b"\x00" * 12
-        + _address("registry", registry)
-    )
+def _domain(chain_id: int, registry: str) -> dict[str, Any]:
+    _u256("chain_id", chain_id)
+    return {
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "verifyingContract": "0x" + _address("registry", registry).hex(),
+    }
 
 
-def struct_hash(agg: Aggregation) -> bytes:
+def _checked(agg: Aggregation) -> dict[str, Any]:
     if len(agg.root) != 32:
         raise AttestationError("ATTEST_ROOT", f"root must be 32 bytes, got {len(agg.root)}")
-    return keccak256(
-        AGGREGATION_TYPEHASH
-        + _u256("domain_id", agg.domain_id)
-        + _u256("aggregation_id", agg.aggregation_id)
-        + agg.root
-        + _u256("leaf_count", agg.leaf_count)
+    for name, v in (
+        ("domain_id", agg.domain_id),
+        ("aggregation_id", agg.aggregation_id),
+        ("leaf_count", agg.leaf_count),
+        ("deadline", agg.deadline),
+    ):
+        _u256(name, v)
+    return {
+        "domainId": agg.domain_id,
+        "aggregationId": agg.aggregation_id,
+        "root": agg.root,
+        "leafCount": agg.leaf_count,
+        "deadline": agg.deadline,
+    }
+
+
+def _typed(
+    chain_id: int, registry: str, primary: str, fields: list[dict[str, str]], msg: dict[str, Any]
+) -> SignableMessage:
+    return encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                primary: fields,
+            },
+            "primaryType": primary,
+            "domain": _domain(chain_id, registry),
+            "message": msg,
+        }
     )
+
+
+def _digest(m: SignableMessage) -> bytes:
+    return keccak256(b"\x19" + bytes(m.version) + bytes(m.header) + bytes(m.body))
+
+
+def domain_separator(chain_id: int, registry: str) -> bytes:
+    return bytes(
+        _typed(
+            chain_id,
+            registry,
+            "Aggregation",
+            AGGREGATION_TYPE,
+            {"domainId": 0, "aggregationId": 0, "root": bytes(32), "leafCount": 0, "deadline": 0},
+        ).header
+    )
+
+
+def aggregation_message(agg: Aggregation, chain_id: int, registry: str) -> SignableMessage:
+    return _typed(chain_id, registry, "Aggregation", AGGREGATION_TYPE, _checked(agg))
 
 
 def aggregation_digest(agg: Aggregation, chain_id: int, registry: str) -> bytes:
     """The EIP-712 digest; equals SheafRegistry.aggregationDigest(...) on that chain and registry."""
-    return keccak256(b"\x19\x01" + domain_separator(chain_id, registry) + struct_hash(agg))
+    return _digest(aggregation_message(agg, chain_id, registry))
 
 
 def sign_digest(digest: bytes, private_key: str | bytes) -> Signature:
@@ -115,13 +191,57 @@ def sign_aggregation(
     return sorted(sigs, key=lambda s: int(s.signer, 16))
 
 
-def recover_signer(agg: Aggregation, chain_id: int, registry: str, signature: bytes) -> str:
+def _recover(digest: bytes, signature: bytes) -> str:
     if len(signature) != 65:
         raise AttestationError("ATTEST_SIG_LENGTH", f"signature must be 65 bytes, got {len(signature)}")
-    digest = aggregation_digest(agg, chain_id, registry)
     v = signature[64]
     if v not in (27, 28):
         raise AttestationError("ATTEST_SIG_V", f"signature v must be 27 or 28, got {v}")
     if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
         raise AttestationError("ATTEST_SIG_HIGH_S", "signature s is in the upper half (malleable)")
     return str(Account._recover_hash(digest, signature=signature))
+
+
+def recover_signer(agg: Aggregation, chain_id: int, registry: str, signature: bytes) -> str:
+    return _recover(aggregation_digest(agg, chain_id, registry), signature)
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+def refusal_digest(
+    batch_id: int, agg: Aggregation, code: str, bad: Sequence[bytes], chain_id: int, registry: str
+) -> bytes:
+    """What an operator signs to refuse batch `batch_id` = `agg` (refusals fail batches, so they are
+    authenticated like signatures, and bound to the chain, the registry and the batch's content)."""
+    msg = _checked(agg) | {"batchId": _int(batch_id), "code": code, "badHash": keccak256(b"".join(bad))}
+    return _digest(_typed(chain_id, registry, "Refusal", REFUSAL_TYPE, msg))
+
+
+def _int(v: int) -> int:
+    _u256("batch_id", v)
+    return v
+
+
+def sign_refusal(
+    key: str | bytes,
+    batch_id: int,
+    agg: Aggregation,
+    code: str,
+    bad: Sequence[bytes],
+    chain_id: int,
+    registry: str,
+) -> bytes:
+    return sign_digest(refusal_digest(batch_id, agg, code, bad, chain_id, registry), key).signature
+
+
+def recover_refusal(
+    signature: bytes,
+    batch_id: int,
+    agg: Aggregation,
+    code: str,
+    bad: Sequence[bytes],
+    chain_id: int,
+    registry: str,
+) -> str:
+    return _recover(refusal_digest(batch_id, agg, code, bad, chain_id, registry), signature)

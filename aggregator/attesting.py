@@ -2,8 +2,12 @@
 
 An operator long-polls for a PENDING attested batch it has not answered (`fetch_task`), re-verifies
 it and answers with an EIP-712 signature over (chain, registry, domain, aggregation id, root, leaf
-count) or a signed refusal (`attest`). k valid signatures move the batch to SIGNED (ready to post),
-in the same store transaction as the k-th signature; a sweep (startup, every second) promotes any
+count, deadline) or an EIP-712 refusal in the same domain (`attest`). The deadline is set when the
+batch is first handed out, `attest_ttl_s` ahead; a batch still collecting when less than twice the
+poster's expiry margin is left is renewed (new deadline, signatures dropped) before it is handed
+out again, so operators never sign an attestation that would expire before it can be posted.
+k valid signatures move the batch to SIGNED (ready to post), in the same store transaction as the
+k-th signature; a sweep (startup, every second) promotes any
 PENDING batch already holding k. More than n - k refusals fail it (its good proofs are re-queued).
 The signatures themselves are aggregator.attestation's (also used by contracts' tests and bench).
 """
@@ -13,14 +17,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from aggregator import crashpoints, crypto
-from aggregator.admission import norm_addr, recover_refusal
+from aggregator.admission import norm_addr
+from aggregator.attestation import Aggregation, recover_refusal
 from aggregator.changes import Changes
 from aggregator.config import Config
 from aggregator.records import KIND_ATTESTED, BatchRow, BatchState, ChainInfo, ProofRow
 from aggregator.store import StoreThread
+from aggregator.submitter import expiry_margin
 from sheaf.errors import InvalidInput, NotFound, Unauthenticated
 from sheaf.paths import default_srs
 from sheaf.srs_id import SrsError, mismatch, srs_id
@@ -29,8 +35,17 @@ log = logging.getLogger("sheaf.aggregator")
 
 
 class Attesting:
-    def __init__(self, cfg: Config, db: StoreThread, chain: ChainInfo, changes: Changes) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        db: StoreThread,
+        chain: ChainInfo,
+        changes: Changes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.threshold = cfg.threshold
+        self.attest_ttl_s = cfg.attest_ttl_s
+        self.clock = clock
         self.operators = {norm_addr(a) for a in cfg.operators}
         self.counted = set(self.operators)  # the operators whose signatures count (observe_chain)
         self.db = db
@@ -61,8 +76,20 @@ class Attesting:
                 "(`python -m provers.srs cut SRS OUT`; `python -m provers.srs id FILE` prints a file's id).",
             )
 
-    async def fetch_task(self, operator: str, wait_s: float) -> tuple[BatchRow, list[ProofRow]] | None:
-        """The oldest PENDING attested batch `operator` has not answered, waiting up to wait_s."""
+    async def deadline(self, batch_id: int) -> int:
+        """The batch's deadline, set (or renewed, dropping its signatures) when it is missing or
+        too close to post in time."""
+        now = int(self.clock())
+        return await self.db.run(
+            self.db.store.ensure_attest_deadline,
+            batch_id,
+            now + self.attest_ttl_s,
+            now + 2 * expiry_margin(self.attest_ttl_s),
+        )
+
+    async def fetch_task(self, operator: str, wait_s: float) -> tuple[BatchRow, list[ProofRow], int] | None:
+        """The oldest PENDING attested batch `operator` has not answered, with its deadline, waiting
+        up to wait_s."""
         op = self.check_operator(operator)
         store = self.db.store
         deadline = time.monotonic() + wait_s
@@ -70,9 +97,10 @@ class Attesting:
             for b in await self.db.run(store.batches_in, BatchState.PENDING):
                 if b.kind != KIND_ATTESTED:
                     continue
+                deadline = await self.deadline(b.batch_id)
                 done = {o for o, _, _ in await self.db.run(store.signatures, b.batch_id)}
                 if op not in done:
-                    return b, await self.db.run(store.batch_proofs, b.batch_id)
+                    return b, await self.db.run(store.batch_proofs, b.batch_id), deadline
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -88,9 +116,11 @@ class Attesting:
         refusal: str,
         bad: Sequence[bytes],
         refusal_message: str = "",  # the operator's words (logged: the cause of a refusal)
+        deadline: int = 0,  # the task's deadline the operator answered (0: an operator from before)
     ) -> tuple[bool, int]:
-        """(accepted, valid signatures so far). A batch no longer PENDING is not an error: the
-        answer comes too late and is not recorded."""
+        """(accepted, valid signatures so far). A batch no longer PENDING, or renewed since the
+        operator fetched it (another deadline), is not an error: the answer comes too late and is
+        not recorded."""
         op = self.check_operator(operator)
         store = self.db.store
         b = await self.db.run(store.get_batch, batch_id)
@@ -98,9 +128,24 @@ class Attesting:
             raise NotFound("UNKNOWN_BATCH", "batch_id", f"no batch {batch_id}")
         if b.state != BatchState.PENDING or b.aggregation_id is None:
             return False, await self.valid_signatures(b)
+        current = await self.db.run(store.attest_deadline, batch_id)
+        if deadline and deadline != current:
+            log.info(
+                "operator %s answered batch %d for deadline %d, now %d: too late",
+                op,
+                batch_id,
+                deadline,
+                current,
+            )
+            return False, await self.valid_signatures(b)
+        agg = Aggregation(b.domain_id, b.aggregation_id, b.root, b.leaf_count, current)
         if refusal:
             try:
-                refuser = norm_addr(recover_refusal(signature, batch_id, refusal, bad))
+                refuser = norm_addr(
+                    recover_refusal(
+                        signature, batch_id, agg, refusal, bad, self.chain.chain_id, self.chain.registry
+                    )
+                )
             except Exception as e:
                 raise InvalidInput(
                     "BAD_SIGNATURE", "signature", f"cannot recover the refusal signer: {e}"
@@ -129,6 +174,7 @@ class Attesting:
                     b.aggregation_id,
                     b.root,
                     b.leaf_count,
+                    current,
                 )
             )
         except Exception as e:

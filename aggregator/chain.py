@@ -59,6 +59,7 @@ REGISTRY_ABI: list[dict[str, Any]] = [
             {"name": "aggregationId", **_U},
             {"name": "root", "type": "bytes32"},
             {"name": "leafCount", **_U},
+            {"name": "deadline", **_U},
             {"name": "signatures", "type": "bytes[]"},
         ],
         "outputs": [],
@@ -98,6 +99,7 @@ REGISTRY_ABI: list[dict[str, Any]] = [
             {"name": "aggregationId", **_U},
             {"name": "root", "type": "bytes32"},
             {"name": "leafCount", **_U},
+            {"name": "deadline", **_U},
         ],
         "outputs": [{"type": "bytes32"}],
     },
@@ -157,6 +159,13 @@ REGISTRY_ERRORS: dict[str, str] = {
         "DuplicateSigner(uint256,address)",
         "SignersNotAscending(uint256)",
         "InsufficientSignatures(uint256,uint256)",
+        "AttestationExpired(uint256,uint256)",
+        "DeadlineTooFar(uint256,uint256)",
+        "InvalidMinThreshold(uint256,uint256)",
+        "DelayTooLong(uint256,uint256)",
+        "UnknownChange(uint256)",
+        "ChangeNotReady(uint256,uint256)",
+        "OwnershipNotReady(uint256)",
         "EmptyTree()",
     )
 }
@@ -293,9 +302,9 @@ class Chain:
         return bool(await self._retry("verifyProofAggregation", lambda: fn.call()))
 
     async def aggregation_digest(
-        self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int
+        self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int, deadline: int
     ) -> bytes:
-        fn = self.contract.functions.aggregationDigest(domain_id, aggregation_id, root, leaf_count)
+        fn = self.contract.functions.aggregationDigest(domain_id, aggregation_id, root, leaf_count, deadline)
         return bytes(await self._retry("aggregationDigest", lambda: fn.call()))
 
     async def tx_state(self, tx_hash: bytes) -> TxState:
@@ -332,10 +341,16 @@ class Chain:
             return bytes(h)
 
     async def send_attested(
-        self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int, signatures: Sequence[bytes]
+        self,
+        domain_id: int,
+        aggregation_id: int,
+        root: bytes,
+        leaf_count: int,
+        deadline: int,
+        signatures: Sequence[bytes],
     ) -> bytes:
         fn = self.contract.functions.submitAttestedAggregation(
-            domain_id, aggregation_id, root, leaf_count, list(signatures)
+            domain_id, aggregation_id, root, leaf_count, deadline, list(signatures)
         )
         return await self._send(fn, f"submitAttestedAggregation({domain_id},{aggregation_id})")
 

@@ -70,6 +70,10 @@ class Config:
     # Attestation: the operator set (addresses) and the threshold k; operators talk to grpc_listen.
     operators: list[str] = field(default_factory=list)
     threshold: int = 1
+    # Operators sign a deadline this far ahead; the registry refuses the attestation after it
+    # (at most SheafRegistry.MAX_ATTESTATION_TTL, 1 day). A batch is collected again, never posted
+    # stale, when a quarter of this is left (docs/contracts.md, "Expiry").
+    attest_ttl_s: int = 600
     # Chain
     rpc_url: str = "http://127.0.0.1:8545"
     registry: str = ""  # registry address; empty: read deployments/<chainId>.json
@@ -129,6 +133,8 @@ class Config:
             raise ValueError("max_leaves must be >= 1")
         if self.confirmations < 0:
             raise ValueError("confirmations must be >= 0")
+        if not 20 <= self.attest_ttl_s <= 86_400:
+            raise ValueError("attest_ttl_s must be within 20..86400 (the registry's MAX_ATTESTATION_TTL)")
         self.recursion.validate()
 
 

@@ -27,15 +27,24 @@ def verify_path(root: bytes, leaf: bytes, path: Sequence[bytes], leaf_count: int
     return merkle.verify_path(root, leaf, path, leaf_count, index)
 
 
-def _agg(domain_id: int, aggregation_id: int, root: bytes, leaf_count: int) -> attestation.Aggregation:
-    return attestation.Aggregation(domain_id, aggregation_id, root, leaf_count)
+def _agg(
+    domain_id: int, aggregation_id: int, root: bytes, leaf_count: int, deadline: int
+) -> attestation.Aggregation:
+    return attestation.Aggregation(domain_id, aggregation_id, root, leaf_count, deadline)
 
 
 def sign_aggregation(
-    key: str, chain_id: int, registry: str, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int
+    key: str,
+    chain_id: int,
+    registry: str,
+    domain_id: int,
+    aggregation_id: int,
+    root: bytes,
+    leaf_count: int,
+    deadline: int,
 ) -> bytes:
     digest = attestation.aggregation_digest(
-        _agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry
+        _agg(domain_id, aggregation_id, root, leaf_count, deadline), chain_id, registry
     )
     return attestation.sign_digest(digest, key).signature
 
@@ -48,7 +57,8 @@ def recover_aggregation_signer(
     aggregation_id: int,
     root: bytes,
     leaf_count: int,
+    deadline: int,
 ) -> str:
     return attestation.recover_signer(
-        _agg(domain_id, aggregation_id, root, leaf_count), chain_id, registry, signature
+        _agg(domain_id, aggregation_id, root, leaf_count, deadline), chain_id, registry, signature
     )

@@ -10,20 +10,32 @@ Halo2 proofs verify only with the KZG SRS they were made with: the operator send
 (sheaf.srs_id) with every FetchBatch, and an aggregator using another SRS answers SRS_MISMATCH
 naming both ids; the operator then stops with that coded error (`OperatorStopped`) instead of
 refusing every Halo2 batch later.
+
+Expiry (issue 13): every signature carries the task's deadline, which the registry enforces. The
+operator refuses a deadline less than `min_validity_s` away (DEADLINE_PAST) or more than
+`max_ttl_s` ahead (DEADLINE_TOO_FAR). It never signs two different (root, leaf count) for one
+(chain, registry, domain, aggregation id) while its earlier signature is still valid: an id given
+back after a failed batch is signed again only once the earlier attestation expired (it waits,
+without answering), so the old k-1 signatures can never be completed into a quorum for a root the
+aggregator abandoned. That memory is in-process (a restart forgets it; see docs/contracts.md).
+Refusals are EIP-712 too, bound to the chain, the registry and the exact batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from eth_account import Account
 
 from aggregator import crypto
-from aggregator.admission import ProofVerifier, sign_refusal
+from aggregator.admission import ProofVerifier
+from aggregator.attestation import MAX_ATTESTATION_TTL_S, Aggregation, sign_refusal
 from normalizers.api import ProofInput
 from sheaf.errors import SheafError
 from sheaf.srs_id import SrsError
@@ -42,6 +54,46 @@ class Decision:
     root: bytes
 
 
+@dataclass
+class Signed:
+    """What this operator signed per (chain, registry, domain, aggregation id): (root, leaf count,
+    deadline). Another root for the same id waits until the recorded deadline has passed."""
+
+    clock: Callable[[], float] = time.time
+    by_id: dict[tuple[int, str, int, int], tuple[bytes, int, int]] = field(default_factory=dict)
+
+    def blocked_until(self, task: Any) -> int:
+        """0 if signing `task` cannot complete a second quorum for its id; else the deadline to wait for."""
+        prev = self.by_id.get(_key(task))
+        if prev is None or (prev[0], prev[1]) == (bytes(task.root), task.leaf_count):
+            return 0
+        return prev[2] if prev[2] >= int(self.clock()) else 0
+
+    def record(self, task: Any) -> None:
+        now = int(self.clock())
+        self.by_id = {k: v for k, v in self.by_id.items() if v[2] >= now}  # forget expired ones
+        prev = self.by_id.get(_key(task))
+        dl = (
+            max(task.deadline, prev[2])
+            if prev and prev[:2] == (bytes(task.root), task.leaf_count)
+            else task.deadline
+        )
+        self.by_id[_key(task)] = (bytes(task.root), task.leaf_count, dl)
+
+
+def _key(task: Any) -> tuple[int, str, int, int]:
+    return (task.chain_id, task.registry.lower(), task.domain_id, task.aggregation_id)
+
+
+class Deferred(Exception):
+    """The task's aggregation id was signed for another root whose attestation is valid until
+    `until`: not answered now (a later fetch returns the batch again)."""
+
+    def __init__(self, until: int) -> None:
+        super().__init__(f"an earlier attestation for this id is valid until {until}")
+        self.until = until
+
+
 class OperatorStopped(SheafError):
     """The aggregator answered PERMISSION_DENIED: no retry changes that; the operator stops and
     `aggregator operator` prints the coded error and exits 2 (as it does for SRS_MISMATCH)."""
@@ -55,12 +107,40 @@ async def check_task(
     registry: str | None = None,
     *,
     srs_id: str = "",
+    signed: Signed | None = None,
+    min_validity_s: int = 5,
+    max_ttl_s: int = 3600,
 ) -> Decision:
-    d = await _decide(task, verifier, key, chain_id, registry, srs_id)
+    """Check and answer `task`. Raises Deferred (see Signed) instead of answering when the id was
+    signed for another root still valid."""
+    d = _check_deadline(task, min_validity_s, max_ttl_s, signed.clock if signed else time.time)
+    if d is None:
+        if signed is not None and (until := signed.blocked_until(task)):
+            raise Deferred(until)
+        d = await _decide(task, verifier, key, chain_id, registry, srs_id)
     if d.refusal_code:  # refusals are signed too: an unsigned one could be forged to fail batches
-        sig = sign_refusal(key, task.batch_id, d.refusal_code, d.bad)
+        agg = Aggregation(
+            task.domain_id, task.aggregation_id, bytes(task.root), task.leaf_count, task.deadline
+        )
+        sig = sign_refusal(key, task.batch_id, agg, d.refusal_code, d.bad, task.chain_id, task.registry)
         return Decision(sig, d.refusal_code, d.refusal_message, d.bad, d.root)
+    if signed is not None:
+        signed.record(task)
     return d
+
+
+def _check_deadline(
+    task: Any, min_validity_s: int, max_ttl_s: int, clock: Callable[[], float]
+) -> Decision | None:
+    now = int(clock())
+    if task.deadline < now + min_validity_s:
+        msg = f"deadline {task.deadline} is less than {min_validity_s} s away (now {now})"
+        return Decision(b"", "DEADLINE_PAST", msg, [], b"")
+    if task.deadline > now + min(max_ttl_s, MAX_ATTESTATION_TTL_S):
+        ttl = min(max_ttl_s, MAX_ATTESTATION_TTL_S)
+        msg = f"deadline {task.deadline} is more than {ttl} s ahead (now {now})"
+        return Decision(b"", "DEADLINE_TOO_FAR", msg, [], b"")
+    return None
 
 
 async def _decide(
@@ -109,7 +189,14 @@ async def _decide(
     if root != task.root:
         return Decision(b"", "ROOT_MISMATCH", "recomputed root differs", [], root)
     sig = crypto.sign_aggregation(
-        key, task.chain_id, task.registry, task.domain_id, task.aggregation_id, root, task.leaf_count
+        key,
+        task.chain_id,
+        task.registry,
+        task.domain_id,
+        task.aggregation_id,
+        root,
+        task.leaf_count,
+        task.deadline,
     )
     return Decision(sig, "", "", [], root)
 
@@ -125,6 +212,7 @@ class OperatorProcess:
         registry: str | None = None,
         wait_ms: int = 5000,
         srs_id: str | None = None,
+        max_ttl_s: int = 3600,
     ) -> None:
         self.target = target
         self.key = key
@@ -134,7 +222,10 @@ class OperatorProcess:
         self.wait_ms = wait_ms
         # sheaf.srs_id of this operator's SRS ("" = none), sent with every FetchBatch; None: not sent
         self.srs_id = srs_id
+        self.max_ttl_s = max_ttl_s
+        self.memory = Signed()
         self.stopping = asyncio.Event()
+        self.deferred = 0
         self.signed = 0
         self.refused = 0
 
@@ -157,9 +248,33 @@ class OperatorProcess:
                     backoff = 0.2
                     if not task.has_batch:
                         continue
-                    d = await check_task(
-                        task, self.verifier, self.key, self.chain_id, self.registry, srs_id=self.srs_id or ""
-                    )
+                    try:
+                        d = await check_task(
+                            task,
+                            self.verifier,
+                            self.key,
+                            self.chain_id,
+                            self.registry,
+                            srs_id=self.srs_id or "",
+                            signed=self.memory,
+                            max_ttl_s=self.max_ttl_s,
+                        )
+                    except Deferred as e:
+                        self.deferred += 1
+                        log.warning(
+                            "batch %d: aggregation %d/%d was signed for another root, valid until %d; "
+                            "waiting for it to expire",
+                            task.batch_id,
+                            task.domain_id,
+                            task.aggregation_id,
+                            e.until,
+                        )
+                        wait = max(0.5, min(5.0, e.until + 1 - time.time()))
+                        try:
+                            await asyncio.wait_for(self.stopping.wait(), wait)
+                        except TimeoutError:
+                            pass
+                        continue
                     await stub.SubmitAttestation(
                         pb.SubmitAttestationRequest(
                             operator=self.address,
@@ -169,6 +284,7 @@ class OperatorProcess:
                             refusal_code=d.refusal_code,
                             refusal_message=d.refusal_message,
                             bad_statements=d.bad,
+                            deadline=task.deadline,
                         ),
                         timeout=10,
                     )

@@ -358,7 +358,7 @@ class OperatorService(pbg.OperatorServicer):
             got = await self.attesting.fetch_task(request.operator, wait)
             if got is None:
                 return pb.AttestationTask(has_batch=False)
-            b, rows = got
+            b, rows, deadline = got
             return pb.AttestationTask(
                 has_batch=True,
                 batch_id=b.batch_id,
@@ -368,6 +368,7 @@ class OperatorService(pbg.OperatorServicer):
                 leaf_count=b.leaf_count,
                 chain_id=self.chain.chain_id,
                 registry=self.chain.registry,
+                deadline=deadline,
                 items=[
                     pb.BatchItem(
                         scheme=r.scheme,
@@ -394,6 +395,7 @@ class OperatorService(pbg.OperatorServicer):
                 request.refusal_code,
                 list(request.bad_statements),
                 refusal_message=request.refusal_message,
+                deadline=request.deadline,
             )
             return pb.SubmitAttestationResponse(accepted=ok, signatures=n, threshold=self.attesting.threshold)
 

@@ -160,6 +160,22 @@ class Store(Protocol):
         count) so those operators are asked again; False if in another state."""
         ...
 
+    # -- attestation deadlines (issue 13: attestations expire; aggregator/attesting.py) ------------
+    def attest_deadline(self, batch_id: int) -> int:
+        """The deadline (unix s) operators sign for this attested batch; 0 if none was set yet."""
+        ...
+
+    def ensure_attest_deadline(self, batch_id: int, deadline: int, renew_before: int) -> int:
+        """One transaction: a batch without a deadline gets `deadline`; a PENDING one whose deadline
+        is before `renew_before` gets `deadline` and loses its signatures (they would expire before
+        posting: collected again). Returns the batch's deadline after."""
+        ...
+
+    def renew_attestation(self, batch_id: int, deadline: int) -> bool:
+        """An unposted attested batch (PENDING, SIGNED, or SUBMITTED and not mined) -> PENDING with a
+        new deadline and no signatures, in one transaction; False if in another state."""
+        ...
+
     def set_batch_state(
         self,
         batch_id: int,
@@ -321,6 +337,10 @@ MIGRATIONS: tuple[str, ...] = (
         inference_hash BLOB NOT NULL, required_kind INTEGER NOT NULL, slices TEXT NOT NULL,
         created_ms INTEGER NOT NULL
     );
+    """,
+    # v3: attestation deadlines (issue 13; Store.attest_deadline): no row = none set yet
+    """
+    CREATE TABLE attest_deadlines (batch_id INTEGER PRIMARY KEY, deadline INTEGER NOT NULL);
     """,
 )
 
@@ -772,6 +792,72 @@ class SqliteStore:
             self._set_status(cur, [r[0] for r in sent], Status.AGGREGATING, ts)
             for op in drop_operators:
                 cur.execute("DELETE FROM signatures WHERE batch_id=? AND operator=?", (batch_id, op))
+            cur.execute("COMMIT")
+            return True
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def attest_deadline(self, batch_id: int) -> int:
+        r = self.conn.execute(
+            "SELECT deadline FROM attest_deadlines WHERE batch_id=?", (batch_id,)
+        ).fetchone()
+        return 0 if r is None else int(r[0])
+
+    def ensure_attest_deadline(self, batch_id: int, deadline: int, renew_before: int) -> int:
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            r = cur.execute("SELECT deadline FROM attest_deadlines WHERE batch_id=?", (batch_id,)).fetchone()
+            st = cur.execute("SELECT state FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+            cur_dl = 0 if r is None else int(r[0])
+            if cur_dl == 0 or (cur_dl < renew_before and st is not None and st[0] == BatchState.PENDING):
+                if cur_dl:
+                    cur.execute("DELETE FROM signatures WHERE batch_id=?", (batch_id,))
+                cur.execute(
+                    "INSERT INTO attest_deadlines (batch_id, deadline) VALUES (?,?) "
+                    "ON CONFLICT(batch_id) DO UPDATE SET deadline=excluded.deadline",
+                    (batch_id, deadline),
+                )
+                cur_dl = deadline
+            cur.execute("COMMIT")
+            return cur_dl
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def renew_attestation(self, batch_id: int, deadline: int) -> bool:
+        ts = now_ms()
+        cur = self.conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            n = cur.execute(
+                "UPDATE batches SET state=?, tx_hash=NULL, block_number=NULL, block_hash=NULL, updated_ms=? "
+                "WHERE batch_id=? AND state IN (?,?,?) AND kind=?",
+                (
+                    BatchState.PENDING,
+                    ts,
+                    batch_id,
+                    BatchState.PENDING,
+                    BatchState.SIGNED,
+                    BatchState.SUBMITTED,
+                    KIND_ATTESTED,
+                ),
+            ).rowcount
+            if n != 1:
+                cur.execute("ROLLBACK")
+                return False
+            sent = cur.execute(
+                "SELECT proof_id FROM proofs WHERE batch_id=? AND status != ?",
+                (batch_id, int(Status.AGGREGATING)),
+            ).fetchall()
+            self._set_status(cur, [r[0] for r in sent], Status.AGGREGATING, ts)
+            cur.execute("DELETE FROM signatures WHERE batch_id=?", (batch_id,))
+            cur.execute(
+                "INSERT INTO attest_deadlines (batch_id, deadline) VALUES (?,?) "
+                "ON CONFLICT(batch_id) DO UPDATE SET deadline=excluded.deadline",
+                (batch_id, deadline),
+            )
             cur.execute("COMMIT")
             return True
         except BaseException:

@@ -113,6 +113,10 @@ PG_MIGRATIONS: tuple[str, ...] = (
         created_ms BIGINT NOT NULL
     );
     """,
+    # v3: attestation deadlines (issue 13), as SqliteStore's v3
+    """
+    CREATE TABLE attest_deadlines (batch_id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL);
+    """,
 )
 
 
@@ -555,6 +559,63 @@ class PostgresStore:
                     (batch_id, list(drop_operators)),
                 )
             return True
+
+    # -- attestation deadlines (issue 13; the Store protocol's block of the same name) ------------
+
+    def attest_deadline(self, batch_id: int) -> int:
+        r = self.c.execute("SELECT deadline FROM attest_deadlines WHERE batch_id=%s", (batch_id,)).fetchone()
+        return 0 if r is None else int(r[0])
+
+    def ensure_attest_deadline(self, batch_id: int, deadline: int, renew_before: int) -> int:
+        c = self.c
+        with c.transaction(), c.cursor() as cur:
+            st = cur.execute("SELECT state FROM batches WHERE batch_id=%s FOR UPDATE", (batch_id,)).fetchone()
+            r = cur.execute("SELECT deadline FROM attest_deadlines WHERE batch_id=%s", (batch_id,)).fetchone()
+            cur_dl = 0 if r is None else int(r[0])
+            if cur_dl == 0 or (cur_dl < renew_before and st is not None and st[0] == BatchState.PENDING):
+                if cur_dl:
+                    cur.execute("DELETE FROM signatures WHERE batch_id=%s", (batch_id,))
+                cur.execute(
+                    "INSERT INTO attest_deadlines (batch_id, deadline) VALUES (%s,%s) "
+                    "ON CONFLICT (batch_id) DO UPDATE SET deadline=excluded.deadline",
+                    (batch_id, deadline),
+                )
+                cur_dl = deadline
+            return cur_dl
+
+    def renew_attestation(self, batch_id: int, deadline: int) -> bool:
+        ts = now_ms()
+        c = self.c
+        with c.transaction(), c.cursor() as cur:
+            cur.execute(
+                "UPDATE batches SET state=%s, tx_hash=NULL, block_number=NULL, block_hash=NULL, "
+                "updated_ms=%s WHERE batch_id=%s AND state IN (%s,%s,%s) AND kind=%s",
+                (
+                    BatchState.PENDING,
+                    ts,
+                    batch_id,
+                    BatchState.PENDING,
+                    BatchState.SIGNED,
+                    BatchState.SUBMITTED,
+                    KIND_ATTESTED,
+                ),
+            )
+            if cur.rowcount != 1:
+                return False
+            sent = cur.execute(
+                "SELECT proof_id FROM proofs WHERE batch_id=%s AND status != %s",
+                (batch_id, int(Status.AGGREGATING)),
+            ).fetchall()
+            self._set_status(cur, [r[0] for r in sent], Status.AGGREGATING, ts)
+            cur.execute("DELETE FROM signatures WHERE batch_id=%s", (batch_id,))
+            cur.execute(
+                "INSERT INTO attest_deadlines (batch_id, deadline) VALUES (%s,%s) "
+                "ON CONFLICT (batch_id) DO UPDATE SET deadline=excluded.deadline",
+                (batch_id, deadline),
+            )
+            return True
+
+    # -- end of attestation deadlines -----------------------------------------------------------
 
     def signatures(self, batch_id: int) -> list[tuple[str, bytes | None, str]]:
         rows = self.c.execute(

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from web3.exceptions import ContractLogicError
 
-from aggregator import crashpoints
+from aggregator import crashpoints, crypto
 from aggregator.admission import norm_addr
 from aggregator.chain import Chain, RpcError, registry_error_name
 from aggregator.changes import Changes
@@ -53,6 +53,23 @@ _REJECTIONS = {
         "NotSubmitter(uint256,address)",
     )
 }
+
+
+def expiry_margin(attest_ttl_s: int) -> int:
+    """Seconds before its deadline an attestation is no longer posted (it could be mined after it):
+    a quarter of the TTL, at least 5 s. Attesting renews a still-collecting batch at twice this."""
+    return max(5, attest_ttl_s // 4)
+
+
+def _signs(sig: bytes, op: str, chain_id: int, registry: str, b: BatchRow, deadline: int) -> bool:
+    assert b.aggregation_id is not None
+    try:
+        signer = crypto.recover_aggregation_signer(
+            sig, chain_id, registry, b.domain_id, b.aggregation_id, b.root, b.leaf_count, deadline
+        )
+    except Exception:
+        return False
+    return norm_addr(signer) == norm_addr(op)
 
 
 def proof_rejection(e: ContractLogicError) -> str | None:
@@ -109,6 +126,15 @@ class Ledger(Protocol):
     async def reopen(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
         """Back to collecting signatures (Store.reopen_batch): too few of its signatures still
         count on chain; those of `drop_operators` are deleted so they are asked again."""
+        ...
+
+    async def deadline(self, batch_id: int) -> int:
+        """The deadline the batch's signatures are over (Store.attest_deadline; 0: none)."""
+        ...
+
+    async def renew(self, batch_id: int, deadline: int) -> bool:
+        """Back to collecting signatures under a new deadline, all signatures dropped
+        (Store.renew_attestation): the old ones expire before they could be posted."""
         ...
 
 
@@ -179,6 +205,12 @@ class StoreLedger:
     async def reopen(self, batch_id: int, drop_operators: Sequence[str]) -> bool:
         return await self.db.run(self.db.store.reopen_batch, batch_id, list(drop_operators))
 
+    async def deadline(self, batch_id: int) -> int:
+        return await self.db.run(self.db.store.attest_deadline, batch_id)
+
+    async def renew(self, batch_id: int, deadline: int) -> bool:
+        return await self.db.run(self.db.store.renew_attestation, batch_id, deadline)
+
 
 class Submitter:
     """Posting. Moves batches on through `ledger` only, reports the registry's next id per domain
@@ -190,7 +222,11 @@ class Submitter:
     of signers the registry no longer counts are left out; the first k of the rest (ascending
     signer) are posted; with fewer than k the batch goes back to the operators (RESIGN). Every
     round's view is reported to `on_chain_view(threshold, not_operators)` (Attesting follows it).
-    `threshold` (the configuration's) is used only until the chain has been read."""
+    `threshold` (the configuration's) is used only until the chain has been read.
+
+    Attestations expire (the registry refuses them after their signed deadline): a batch whose
+    deadline is less than `expiry_margin_s` away is not posted but collected again under a new
+    deadline `attest_ttl_s` ahead (EXPIRED); a stale one is never sent."""
 
     def __init__(
         self,
@@ -205,6 +241,8 @@ class Submitter:
         poll_s: float,
         operators: Sequence[str] = (),
         on_chain_view: Callable[[int, set[str]], None] | None = None,
+        attest_ttl_s: int = 600,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
         self.ids = ids
@@ -216,6 +254,9 @@ class Submitter:
         self.poll_s = poll_s
         self.operators = sorted({norm_addr(a) for a in operators})
         self.on_chain_view = on_chain_view
+        self.attest_ttl_s = attest_ttl_s
+        self.expiry_margin_s = expiry_margin(attest_ttl_s)
+        self.clock = clock
         self._view: tuple[int, set[str]] | None = None  # (threshold, not operators), this round
         self._round_ok = False
         self.task: asyncio.Task[None] | None = None
@@ -419,10 +460,29 @@ class Submitter:
                 await self.ledger.abandon(b.batch_id, PROOF_REJECTED, reroute=leaves)
                 return False
         else:
+            deadline = await self.ledger.deadline(b.batch_id)
+            now = int(self.clock())
+            if deadline < now + self.expiry_margin_s:
+                log.warning(
+                    "aggregation %d/%d: batch %d's attestation expires at %d (now %d); collecting "
+                    "signatures again",
+                    b.domain_id,
+                    b.aggregation_id,
+                    b.batch_id,
+                    deadline,
+                    now,
+                )
+                self.metrics.inc("sheaf_chain_failures_total", code="EXPIRED")
+                await self.ledger.renew(b.batch_id, now + self.attest_ttl_s)
+                self.changes.notify()
+                return False
             threshold, gone = await self.chain_view()
             stored = await self.ledger.signatures(b.batch_id)
-            sigs = [(op, s) for op, s in stored if norm_addr(op) not in gone]
-            dropped = [op for op, _ in stored if norm_addr(op) in gone]
+            chain_id = await self.chain.chain_id()
+            # a signature over another deadline (an answer that raced a renewal) counts as gone too
+            stale = {op for op, s in stored if not _signs(s, op, chain_id, self.chain.registry, b, deadline)}
+            sigs = [(op, s) for op, s in stored if norm_addr(op) not in gone and op not in stale]
+            dropped = [op for op, _ in stored if norm_addr(op) in gone or op in stale]
             k = threshold or self.threshold  # 0: ThresholdNotSet; the revert names it
             if len(sigs) < k:
                 log.warning(
@@ -441,7 +501,9 @@ class Submitter:
             # The registry wants signers in strictly ascending address order; take the first k.
             sigs.sort(key=lambda x: int(x[0], 16))
             chosen = [s for _, s in sigs[:k]]
-            tx = await self.chain.send_attested(b.domain_id, b.aggregation_id, b.root, b.leaf_count, chosen)
+            tx = await self.chain.send_attested(
+                b.domain_id, b.aggregation_id, b.root, b.leaf_count, deadline, chosen
+            )
         if await self.ledger.move(
             b.batch_id,
             [BatchState.SIGNED, BatchState.SUBMITTED],

@@ -302,11 +302,12 @@ def main() -> dict[str, Any]:
         for agg_id, n in enumerate(LEAF_COUNTS, start=1):
             leaves = [keccak256(b"bench" + i.to_bytes(4, "big") + n.to_bytes(4, "big")) for i in range(n)]
             root = merkle_root(leaves)
-            sigs = sign_aggregation(Aggregation(1, agg_id, root, n), chain_id, reg.address, keys[:2])
+            dl = int(w3.eth.get_block("latest")["timestamp"]) + 600
+            sigs = sign_aggregation(Aggregation(1, agg_id, root, n, dl), chain_id, reg.address, keys[:2])
             s = transact(
                 w3,
                 acct,
-                reg.functions.submitAttestedAggregation(1, agg_id, root, n, [x.signature for x in sigs]),
+                reg.functions.submitAttestedAggregation(1, agg_id, root, n, dl, [x.signature for x in sigs]),
                 "attest",
             )
             attested[str(n)] = {"tx_gas": s.gas_used, "per_leaf": round(s.gas_used / n, 1), "signatures": 2}

@@ -8,16 +8,33 @@ import {Merkle} from "./Merkle.sol";
 /// @title SheafRegistry
 /// @notice Per-domain sequence of aggregations (keccak Merkle roots of statement hashes), accepted either
 ///   with a recursive proof posted by the domain's submitter (RECURSIVE) or with k-of-n operator EIP-712
-///   signatures relayed by anyone (ATTESTED). Apps check inclusion with the zkVerify-compatible
-///   `verifyProofAggregation`.
+///   signatures relayed by anyone (ATTESTED) before the signed deadline. Apps check inclusion with the
+///   zkVerify-compatible `verifyProofAggregation`.
+///   Configuration (verifier, operators, threshold, its floor, the delay itself) changes are queued and take
+///   effect `configDelay` seconds later (`executeConfigChange`, by anyone), so users can see them coming;
+///   with a zero delay (a fresh deployment, before the owner sets one) they apply at once. An ownership
+///   transfer is accepted by the new owner no earlier than `configDelay` after it started.
 contract SheafRegistry is ISheafRegistry {
     uint8 public constant KIND_RECURSIVE = 1;
     uint8 public constant KIND_ATTESTED = 2;
     /// Upper bound on leaves per aggregation (keeps leafCount in a uint64 and paths <= 32 entries).
     uint256 public constant MAX_LEAVES = 1 << 32;
 
-    bytes32 public constant AGGREGATION_TYPEHASH =
-        keccak256("Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)");
+    /// Longest validity of an attestation: a deadline further than this from the block time is refused.
+    uint256 public constant MAX_ATTESTATION_TTL = 1 days;
+    /// Longest configuration delay the owner can set (a longer one could lock the configuration).
+    uint256 public constant MAX_CONFIG_DELAY = 30 days;
+
+    uint8 public constant CHANGE_VERIFIER = 1;
+    uint8 public constant CHANGE_ADD_OPERATOR = 2;
+    uint8 public constant CHANGE_REMOVE_OPERATOR = 3;
+    uint8 public constant CHANGE_THRESHOLD = 4;
+    uint8 public constant CHANGE_MIN_THRESHOLD = 5;
+    uint8 public constant CHANGE_DELAY = 6;
+
+    bytes32 public constant AGGREGATION_TYPEHASH = keccak256(
+        "Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount,uint256 deadline)"
+    );
     bytes32 private constant _DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 private constant _NAME_HASH = keccak256("Sheaf");
@@ -41,6 +58,14 @@ contract SheafRegistry is ISheafRegistry {
         address submitter;
     }
 
+    /// A queued configuration change: `kind` (CHANGE_*) with its argument, applicable from `eta`.
+    struct ConfigChange {
+        uint8 kind;
+        uint64 eta;
+        address target;
+        uint256 value;
+    }
+
     uint256 private immutable _cachedChainId;
     bytes32 private immutable _cachedDomainSeparator;
 
@@ -50,6 +75,15 @@ contract SheafRegistry is ISheafRegistry {
     IAggregationProofVerifier public aggregationVerifier;
     uint256 public threshold;
     uint256 public operatorCount;
+    /// Floor of the threshold (>= 1): `setThreshold` below it is refused.
+    uint256 public minThreshold = 1;
+    /// Seconds between queueing a configuration change and its effect (0: immediate).
+    uint256 public configDelay;
+    /// When the pending ownership transfer may be accepted.
+    uint256 public ownershipTransferEta;
+    /// Id of the next queued configuration change (ids are never re-used).
+    uint256 public nextChangeId = 1;
+    mapping(uint256 => ConfigChange) private _changes;
     mapping(address => bool) public isOperator;
     mapping(uint256 => Domain) private _domains;
     mapping(uint256 => mapping(uint256 => Aggregation)) private _aggregations;
@@ -65,6 +99,13 @@ contract SheafRegistry is ISheafRegistry {
     event OperatorAdded(address indexed operator);
     event OperatorRemoved(address indexed operator);
     event ThresholdChanged(uint256 previous, uint256 threshold);
+    event MinThresholdChanged(uint256 previous, uint256 minThreshold);
+    event ConfigDelayChanged(uint256 previous, uint256 delay);
+    event ConfigChangeQueued(
+        uint256 indexed changeId, uint8 indexed kind, address target, uint256 value, uint256 eta
+    );
+    event ConfigChangeExecuted(uint256 indexed changeId);
+    event ConfigChangeCancelled(uint256 indexed changeId);
     event AggregationVerifierChanged(address indexed previous, address indexed verifier);
     event AggregationSubmitted(
         uint256 indexed domainId, uint256 indexed aggregationId, bytes32 root, uint256 leafCount, uint8 kind
@@ -97,6 +138,13 @@ contract SheafRegistry is ISheafRegistry {
     error DuplicateSigner(uint256 index, address signer);
     error SignersNotAscending(uint256 index);
     error InsufficientSignatures(uint256 got, uint256 required);
+    error AttestationExpired(uint256 deadline, uint256 timestamp);
+    error DeadlineTooFar(uint256 deadline, uint256 latest);
+    error InvalidMinThreshold(uint256 minThreshold, uint256 threshold);
+    error DelayTooLong(uint256 delay, uint256 max);
+    error UnknownChange(uint256 changeId);
+    error ChangeNotReady(uint256 changeId, uint256 eta);
+    error OwnershipNotReady(uint256 eta);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner(msg.sender);
@@ -121,14 +169,17 @@ contract SheafRegistry is ISheafRegistry {
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert ZeroAddress();
         pendingOwner = newOwner;
+        ownershipTransferEta = block.timestamp + configDelay;
         emit OwnershipTransferStarted(owner, newOwner);
     }
 
     function acceptOwnership() external {
         if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
+        if (block.timestamp < ownershipTransferEta) revert OwnershipNotReady(ownershipTransferEta);
         address previous = owner;
         owner = msg.sender;
         delete pendingOwner;
+        delete ownershipTransferEta;
         emit OwnershipTransferred(previous, msg.sender);
     }
 
@@ -159,35 +210,56 @@ contract SheafRegistry is ISheafRegistry {
         d.submitter = submitter;
     }
 
-    function setAggregationVerifier(IAggregationProofVerifier verifier) external onlyOwner {
-        emit AggregationVerifierChanged(address(aggregationVerifier), address(verifier));
-        aggregationVerifier = verifier;
+    // Configuration changes: each setter queues a change (checked now and again when applied) and
+    // returns its id; with configDelay == 0 it applies at once.
+
+    function setAggregationVerifier(IAggregationProofVerifier verifier) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_VERIFIER, address(verifier), 0);
     }
 
-    function addOperator(address operator) external onlyOwner {
-        if (operator == address(0)) revert ZeroAddress();
-        if (isOperator[operator]) revert OperatorExists(operator);
-        isOperator[operator] = true;
-        ++operatorCount;
-        emit OperatorAdded(operator);
+    function addOperator(address operator) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_ADD_OPERATOR, operator, 0);
     }
 
     /// @dev Fails if it would leave fewer operators than the threshold: lower the threshold first.
-    function removeOperator(address operator) external onlyOwner {
-        if (!isOperator[operator]) revert NotAnOperator(operator);
-        uint256 count = operatorCount - 1;
-        if (count < threshold) revert InvalidThreshold(threshold, count);
-        isOperator[operator] = false;
-        operatorCount = count;
-        emit OperatorRemoved(operator);
+    function removeOperator(address operator) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_REMOVE_OPERATOR, operator, 0);
     }
 
-    function setThreshold(uint256 newThreshold) external onlyOwner {
-        if (newThreshold == 0 || newThreshold > operatorCount) {
-            revert InvalidThreshold(newThreshold, operatorCount);
-        }
-        emit ThresholdChanged(threshold, newThreshold);
-        threshold = newThreshold;
+    /// @dev minThreshold <= newThreshold <= operatorCount.
+    function setThreshold(uint256 newThreshold) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_THRESHOLD, address(0), newThreshold);
+    }
+
+    /// @dev 1 <= floor, and not above the current threshold (once one is set).
+    function setMinThreshold(uint256 floor) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_MIN_THRESHOLD, address(0), floor);
+    }
+
+    /// @dev A new delay (<= MAX_CONFIG_DELAY) is itself queued under the current one.
+    function setConfigDelay(uint256 delay) external onlyOwner returns (uint256) {
+        return _queue(CHANGE_DELAY, address(0), delay);
+    }
+
+    /// @notice Applies a queued change once its eta has passed; anyone may call it.
+    function executeConfigChange(uint256 changeId) external {
+        ConfigChange memory c = _changes[changeId];
+        if (c.kind == 0) revert UnknownChange(changeId);
+        if (block.timestamp < c.eta) revert ChangeNotReady(changeId, c.eta);
+        delete _changes[changeId];
+        _check(c.kind, c.target, c.value);
+        _apply(c.kind, c.target, c.value);
+        emit ConfigChangeExecuted(changeId);
+    }
+
+    function cancelConfigChange(uint256 changeId) external onlyOwner {
+        if (_changes[changeId].kind == 0) revert UnknownChange(changeId);
+        delete _changes[changeId];
+        emit ConfigChangeCancelled(changeId);
+    }
+
+    function getConfigChange(uint256 changeId) external view returns (ConfigChange memory) {
+        return _changes[changeId];
     }
 
     // ------------------------------------------------------------------ submissions
@@ -231,23 +303,29 @@ contract SheafRegistry is ISheafRegistry {
     }
 
     /// @notice ATTESTED: accepted with at least `threshold` operator signatures over the EIP-712 struct
-    ///   Aggregation(domainId, aggregationId, root, leafCount). Signatures are 65 bytes (r || s || v) and
-    ///   must be ordered by strictly ascending signer address (O(1) duplicate detection).
+    ///   Aggregation(domainId, aggregationId, root, leafCount, deadline), up to block time `deadline`
+    ///   (`AttestationExpired` after; `DeadlineTooFar` beyond MAX_ATTESTATION_TTL). Signatures are 65 bytes
+    ///   (r || s || v) and must be ordered by strictly ascending signer address (O(1) duplicate detection).
     function submitAttestedAggregation(
         uint256 domainId,
         uint256 aggregationId,
         bytes32 root,
         uint256 leafCount,
+        uint256 deadline,
         bytes[] calldata signatures
     ) external whenNotPaused {
         Domain storage d = _existingDomain(domainId);
         _checkNextId(d, domainId, aggregationId);
         if (leafCount == 0 || leafCount > MAX_LEAVES) revert InvalidLeafCount(leafCount);
         if (root == bytes32(0)) revert ZeroRoot();
+        if (block.timestamp > deadline) revert AttestationExpired(deadline, block.timestamp);
+        if (deadline - block.timestamp > MAX_ATTESTATION_TTL) {
+            revert DeadlineTooFar(deadline, block.timestamp + MAX_ATTESTATION_TTL);
+        }
         uint256 required = threshold;
         if (required == 0) revert ThresholdNotSet();
         if (signatures.length < required) revert InsufficientSignatures(signatures.length, required);
-        bytes32 digest = aggregationDigest(domainId, aggregationId, root, leafCount);
+        bytes32 digest = aggregationDigest(domainId, aggregationId, root, leafCount, deadline);
         address last;
         for (uint256 i; i < signatures.length; ++i) {
             address signer = _recover(digest, signatures[i], i);
@@ -305,17 +383,77 @@ contract SheafRegistry is ISheafRegistry {
         return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
     }
 
-    function aggregationDigest(uint256 domainId, uint256 aggregationId, bytes32 root, uint256 leafCount)
-        public
-        view
-        returns (bytes32)
-    {
-        bytes32 structHash =
-            keccak256(abi.encode(AGGREGATION_TYPEHASH, domainId, aggregationId, root, leafCount));
+    function aggregationDigest(
+        uint256 domainId,
+        uint256 aggregationId,
+        bytes32 root,
+        uint256 leafCount,
+        uint256 deadline
+    ) public view returns (bytes32) {
+        bytes32 structHash = keccak256(
+            abi.encode(AGGREGATION_TYPEHASH, domainId, aggregationId, root, leafCount, deadline)
+        );
         return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
     }
 
     // ------------------------------------------------------------------ internals
+
+    function _queue(uint8 kind, address target, uint256 value) private returns (uint256 changeId) {
+        _check(kind, target, value);
+        changeId = nextChangeId++;
+        uint256 eta = block.timestamp + configDelay;
+        emit ConfigChangeQueued(changeId, kind, target, value, eta);
+        if (configDelay == 0) {
+            _apply(kind, target, value);
+            emit ConfigChangeExecuted(changeId);
+        } else {
+            // forge-lint: disable-next-line(unsafe-typecast)
+            _changes[changeId] = ConfigChange({kind: kind, eta: uint64(eta), target: target, value: value});
+        }
+    }
+
+    /// The rules of each change, against the state at queueing and again when it is applied.
+    function _check(uint8 kind, address target, uint256 value) private view {
+        if (kind == CHANGE_ADD_OPERATOR) {
+            if (target == address(0)) revert ZeroAddress();
+            if (isOperator[target]) revert OperatorExists(target);
+        } else if (kind == CHANGE_REMOVE_OPERATOR) {
+            if (!isOperator[target]) revert NotAnOperator(target);
+            if (operatorCount - 1 < threshold) revert InvalidThreshold(threshold, operatorCount - 1);
+        } else if (kind == CHANGE_THRESHOLD) {
+            if (value < minThreshold || value > operatorCount) revert InvalidThreshold(value, operatorCount);
+        } else if (kind == CHANGE_MIN_THRESHOLD) {
+            if (value == 0 || (threshold != 0 && value > threshold)) {
+                revert InvalidMinThreshold(value, threshold);
+            }
+        } else if (kind == CHANGE_DELAY) {
+            if (value > MAX_CONFIG_DELAY) revert DelayTooLong(value, MAX_CONFIG_DELAY);
+        }
+    }
+
+    function _apply(uint8 kind, address target, uint256 value) private {
+        if (kind == CHANGE_VERIFIER) {
+            emit AggregationVerifierChanged(address(aggregationVerifier), target);
+            aggregationVerifier = IAggregationProofVerifier(target);
+        } else if (kind == CHANGE_ADD_OPERATOR) {
+            isOperator[target] = true;
+            ++operatorCount;
+            emit OperatorAdded(target);
+        } else if (kind == CHANGE_REMOVE_OPERATOR) {
+            isOperator[target] = false;
+            --operatorCount;
+            emit OperatorRemoved(target);
+        } else if (kind == CHANGE_THRESHOLD) {
+            emit ThresholdChanged(threshold, value);
+            threshold = value;
+        } else if (kind == CHANGE_MIN_THRESHOLD) {
+            emit MinThresholdChanged(minThreshold, value);
+            minThreshold = value;
+        } else {
+            emit ConfigDelayChanged(configDelay, value);
+            configDelay = value;
+        }
+    }
 
     function _verifyInclusion(
         uint256 domainId,

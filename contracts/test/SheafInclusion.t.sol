@@ -34,6 +34,8 @@ contract InclusionHarness {
 
 contract SheafInclusionTest is Test {
     uint256 constant DOMAIN = 7;
+    /// Attestation deadline used by the tests (forge starts at timestamp 1; <= MAX_ATTESTATION_TTL ahead).
+    uint256 constant DL = 2 hours;
     bytes32 constant VK = keccak256("a model's verifying key");
     SheafRegistry reg;
     InclusionHarness app;
@@ -61,13 +63,13 @@ contract SheafInclusionTest is Test {
         root = keccak256(
             abi.encodePacked(keccak256(abi.encodePacked(h0, h1)), keccak256(abi.encodePacked(leaves[2])))
         );
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 3);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 3, DL);
         bytes[] memory sigs = new bytes[](2);
         (uint256 lo, uint256 hi) =
             vm.addr(keys[0]) < vm.addr(keys[1]) ? (keys[0], keys[1]) : (keys[1], keys[0]);
         sigs[0] = _sig(lo, d);
         sigs[1] = _sig(hi, d);
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 3, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 3, DL, sigs);
     }
 
     function _sig(uint256 key, bytes32 digest) internal pure returns (bytes memory) {

@@ -48,6 +48,7 @@ abstract contract InferenceFixture is Test {
     uint256 internal constant R = StatementHash.BN254_R;
     uint256 internal constant DOMAIN = 7;
     uint256 internal constant OTHER_DOMAIN = 8;
+    uint256 internal constant DL = 2 hours; // attestation deadline (forge starts at timestamp 1)
     address internal owner = address(0xA11CE);
     address internal stranger = address(0xBAD);
 
@@ -236,8 +237,8 @@ abstract contract InferenceFixture is Test {
     function _attest(uint256 domain, bytes32[] memory leaves) internal returns (uint256 aggId) {
         aggId = reg.nextAggregationId(domain);
         bytes32 root = _root(leaves);
-        bytes32 d = reg.aggregationDigest(domain, aggId, root, leaves.length);
-        reg.submitAttestedAggregation(domain, aggId, root, leaves.length, _signers(d));
+        bytes32 d = reg.aggregationDigest(domain, aggId, root, leaves.length, DL);
+        reg.submitAttestedAggregation(domain, aggId, root, leaves.length, DL, _signers(d));
     }
 
     function _recursive(uint256 domain, bytes32[] memory leaves) internal returns (uint256 aggId) {

@@ -57,6 +57,8 @@ contract SheafRegistryTest is Test {
     HashLockVerifier hv;
     uint256[] keys;
     uint256 constant DOMAIN = 7;
+    /// Attestation deadline used by the tests (forge starts at timestamp 1; <= MAX_ATTESTATION_TTL ahead).
+    uint256 constant DL = 2 hours;
 
     function setUp() public {
         reg = new SheafRegistry(owner);
@@ -116,20 +118,20 @@ contract SheafRegistryTest is Test {
     }
 
     function _attest(uint256 aggId, bytes32 root, uint256 n) internal {
-        bytes32 d = reg.aggregationDigest(DOMAIN, aggId, root, n);
-        reg.submitAttestedAggregation(DOMAIN, aggId, root, n, _sigs(_first(3), d));
+        bytes32 d = reg.aggregationDigest(DOMAIN, aggId, root, n, DL);
+        reg.submitAttestedAggregation(DOMAIN, aggId, root, n, DL, _sigs(_first(3), d));
     }
 
     // ------------------------------------------------------------------ attested path
 
     function test_attested_acceptsThresholdAndEmits() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         vm.expectEmit(true, true, false, true, address(reg));
         emit AggregationSubmitted(DOMAIN, 1, root, 5, 2);
         vm.prank(stranger); // anyone may relay operator signatures
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
         SheafRegistry.Aggregation memory a = reg.getAggregation(DOMAIN, 1);
         assertEq(a.root, root);
         assertEq(uint256(a.leafCount), 5);
@@ -137,21 +139,21 @@ contract SheafRegistryTest is Test {
         assertEq(uint256(a.blockNumber), block.number);
         assertEq(reg.nextAggregationId(DOMAIN), 2);
         // all four operators is fine too
-        bytes32 d2 = reg.aggregationDigest(DOMAIN, 2, root, 5);
-        reg.submitAttestedAggregation(DOMAIN, 2, root, 5, _sigs(_first(4), d2));
+        bytes32 d2 = reg.aggregationDigest(DOMAIN, 2, root, 5, DL);
+        reg.submitAttestedAggregation(DOMAIN, 2, root, 5, DL, _sigs(_first(4), d2));
     }
 
     function test_attested_rejectsBelowThreshold() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(2), d);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InsufficientSignatures.selector, 2, 3));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsDuplicateSigner() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(2), d);
         bytes[] memory dup = new bytes[](3);
         dup[0] = sigs[0];
@@ -159,7 +161,7 @@ contract SheafRegistryTest is Test {
         dup[2] = sigs[1];
         address signer = _signerOf(sigs[1], d);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.DuplicateSigner.selector, 2, signer));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, dup);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, dup);
     }
 
     function _signerOf(bytes memory sig, bytes32 d) internal pure returns (address) {
@@ -174,16 +176,16 @@ contract SheafRegistryTest is Test {
 
     function test_attested_rejectsUnsortedSigners() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         (sigs[0], sigs[2]) = (sigs[2], sigs[0]);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SignersNotAscending.selector, 1));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsNonOperator() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         uint256[] memory ks = _first(3);
         ks[1] = 0xDEAD;
         bytes[] memory sigs = _sigs(ks, d);
@@ -193,12 +195,12 @@ contract SheafRegistryTest is Test {
         }
         assertTrue(at < 3);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.SignerNotOperator.selector, at, vm.addr(0xDEAD)));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsHighS() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         // the malleable twin (r, n - s, v ^ 1) recovers the same signer: must still be rejected
         bytes memory s0 = sigs[0];
@@ -213,50 +215,50 @@ contract SheafRegistryTest is Test {
         assertEq(ecrecover(d, v, r, bytes32(N - s)), _signerOf(s0, d));
         sigs[0] = abi.encodePacked(r, bytes32(N - s), v);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.MalleableSignature.selector, 0));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsBadVAndLength() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         bytes memory s1 = sigs[1];
         s1[64] = bytes1(uint8(s1[64]) - 27); // 0/1 style v
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidSignatureV.selector, 1, uint8(s1[64])));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
         sigs = _sigs(_first(3), d);
         sigs[2] = bytes.concat(sigs[2], hex"00");
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidSignatureLength.selector, 2, 66));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsTamperedFields() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         // a different leaf count or root recovers unrelated addresses: not operators
         vm.expectRevert();
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 6, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 6, DL, sigs);
         vm.expectRevert();
-        reg.submitAttestedAggregation(DOMAIN, 1, keccak256("other"), 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, keccak256("other"), 5, DL, sigs);
     }
 
     function test_attested_rejectsGapsAndReplay() public {
         bytes32 root = keccak256("r");
-        bytes32 d2 = reg.aggregationDigest(DOMAIN, 2, root, 5);
+        bytes32 d2 = reg.aggregationDigest(DOMAIN, 2, root, 5, DL);
         bytes[] memory sigs2 = _sigs(_first(3), d2);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.UnexpectedAggregationId.selector, DOMAIN, 1, 2));
-        reg.submitAttestedAggregation(DOMAIN, 2, root, 5, sigs2);
-        bytes32 d1 = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        reg.submitAttestedAggregation(DOMAIN, 2, root, 5, DL, sigs2);
+        bytes32 d1 = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs1 = _sigs(_first(3), d1);
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs1);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs1);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.UnexpectedAggregationId.selector, DOMAIN, 2, 1));
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs1);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs1);
     }
 
     function test_attested_rejectsOtherChainAndOtherRegistry() public {
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         // another registry with the same operators, domain and threshold
         vm.startPrank(owner);
@@ -268,25 +270,25 @@ contract SheafRegistryTest is Test {
         other.setThreshold(3);
         vm.stopPrank();
         vm.expectRevert();
-        other.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        other.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
         // same registry after a chain split (different chain id)
         uint256 chain = block.chainid;
         vm.chainId(chain + 1);
         assertTrue(reg.domainSeparator() != d);
         vm.expectRevert();
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
         vm.chainId(chain);
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_attested_rejectsBadInputs() public {
         bytes[] memory none = new bytes[](0);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.UnknownDomain.selector, 99));
-        reg.submitAttestedAggregation(99, 1, keccak256("r"), 1, none);
+        reg.submitAttestedAggregation(99, 1, keccak256("r"), 1, DL, none);
         vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidLeafCount.selector, 0));
-        reg.submitAttestedAggregation(DOMAIN, 1, keccak256("r"), 0, none);
+        reg.submitAttestedAggregation(DOMAIN, 1, keccak256("r"), 0, DL, none);
         vm.expectRevert(SheafRegistry.ZeroRoot.selector);
-        reg.submitAttestedAggregation(DOMAIN, 1, bytes32(0), 1, none);
+        reg.submitAttestedAggregation(DOMAIN, 1, bytes32(0), 1, DL, none);
     }
 
     function test_thresholdNotSet() public {
@@ -295,7 +297,7 @@ contract SheafRegistryTest is Test {
         vm.prank(owner);
         fresh.createDomain(1, address(0));
         vm.expectRevert(SheafRegistry.ThresholdNotSet.selector);
-        fresh.submitAttestedAggregation(1, 1, keccak256("r"), 1, new bytes[](0));
+        fresh.submitAttestedAggregation(1, 1, keccak256("r"), 1, DL, new bytes[](0));
     }
 
     /// n operators, threshold t, s distinct operator signatures: accepted iff s >= t.
@@ -314,11 +316,11 @@ contract SheafRegistryTest is Test {
         r.setThreshold(thr);
         vm.stopPrank();
         bytes32 root = keccak256(abi.encode(n, thr, sc));
-        bytes[] memory sigs = _sigs(ks, r.aggregationDigest(1, 1, root, 3));
+        bytes[] memory sigs = _sigs(ks, r.aggregationDigest(1, 1, root, 3, DL));
         if (sc < thr) {
             vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InsufficientSignatures.selector, sc, thr));
         }
-        r.submitAttestedAggregation(1, 1, root, 3, sigs);
+        r.submitAttestedAggregation(1, 1, root, 3, DL, sigs);
         assertEq(r.nextAggregationId(1), sc < thr ? 1 : 2);
     }
 
@@ -398,8 +400,8 @@ contract SheafRegistryTest is Test {
         reg.submitRecursiveAggregationRoot(9, 5, root, 3, "");
         assertEq(reg.nextAggregationId(9), 1);
         // ATTESTED is unaffected
-        bytes32 d = reg.aggregationDigest(9, 1, root, 3);
-        reg.submitAttestedAggregation(9, 1, root, 3, _sigs(_first(3), d));
+        bytes32 d = reg.aggregationDigest(9, 1, root, 3, DL);
+        reg.submitAttestedAggregation(9, 1, root, 3, DL, _sigs(_first(3), d));
         // the owner can close a domain's RECURSIVE route again by clearing its submitter
         vm.prank(owner);
         reg.setDomainSubmitter(DOMAIN, address(0));
@@ -496,9 +498,9 @@ contract SheafRegistryTest is Test {
         _refused(owner, _retarget(recRoot, OPEN, 1), _submitterNotSet(OPEN));
         // ATTESTED stays open there: the signatures bind chain, registry, domain and id; anyone relays
         bytes32 root = reg.getAggregation(OWN, 1).root;
-        bytes32 d = reg.aggregationDigest(OPEN, 1, root, 3);
+        bytes32 d = reg.aggregationDigest(OPEN, 1, root, 3, DL);
         vm.prank(stranger);
-        reg.submitAttestedAggregation(OPEN, 1, root, 3, _sigs(_first(3), d));
+        reg.submitAttestedAggregation(OPEN, 1, root, 3, DL, _sigs(_first(3), d));
         assertEq(uint256(reg.getAggregation(OPEN, 1).kind), 2);
         // once the owner names a submitter, that address (only) may post RECURSIVE there
         vm.prank(owner);
@@ -525,10 +527,10 @@ contract SheafRegistryTest is Test {
         g = gasleft();
         reg.submitRecursiveAggregationRoot(30, 2, root, 8, proof);
         emit log_named_uint("gas submitRecursiveAggregationRoot (hash-lock verifier)", g - gasleft());
-        bytes[] memory sigs = _sigs(_first(3), reg.aggregationDigest(30, 3, root, 8));
+        bytes[] memory sigs = _sigs(_first(3), reg.aggregationDigest(30, 3, root, 8, DL));
         vm.prank(stranger);
         g = gasleft();
-        reg.submitAttestedAggregation(30, 3, root, 8, sigs);
+        reg.submitAttestedAggregation(30, 3, root, 8, DL, sigs);
         emit log_named_uint("gas submitAttestedAggregation (3 of 4)", g - gasleft());
         assertEq(reg.nextAggregationId(30), 4);
     }
@@ -627,10 +629,10 @@ contract SheafRegistryTest is Test {
         reg.removeOperator(vm.addr(keys[0]));
         vm.stopPrank();
         bytes32 root = keccak256("r");
-        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 1, root, 5, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         vm.expectRevert();
-        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, DL, sigs);
     }
 
     function test_pauseBlocksSubmissionsOnly() public {
@@ -641,10 +643,10 @@ contract SheafRegistryTest is Test {
         emit Paused(owner);
         vm.prank(owner);
         reg.pause();
-        bytes32 d = reg.aggregationDigest(DOMAIN, 2, root, 2);
+        bytes32 d = reg.aggregationDigest(DOMAIN, 2, root, 2, DL);
         bytes[] memory sigs = _sigs(_first(3), d);
         vm.expectRevert(SheafRegistry.IsPaused.selector);
-        reg.submitAttestedAggregation(DOMAIN, 2, root, 2, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 2, root, 2, DL, sigs);
         vm.expectRevert(SheafRegistry.IsPaused.selector);
         reg.submitRecursiveAggregation(DOMAIN, 2, l, "");
         vm.expectRevert(SheafRegistry.IsPaused.selector);
@@ -661,7 +663,7 @@ contract SheafRegistryTest is Test {
         vm.prank(owner);
         vm.expectRevert(SheafRegistry.NotPaused.selector);
         reg.unpause();
-        reg.submitAttestedAggregation(DOMAIN, 2, root, 2, sigs);
+        reg.submitAttestedAggregation(DOMAIN, 2, root, 2, DL, sigs);
     }
 
     function test_twoStepOwnership() public {
@@ -685,6 +687,132 @@ contract SheafRegistryTest is Test {
         vm.prank(address(0xB0B));
         vm.expectRevert(SheafRegistry.ZeroAddress.selector);
         reg.transferOwnership(address(0));
+    }
+
+    // ------------------------------------------------------------------ expiry (issue 13)
+
+    function test_attested_expiresAtDeadline() public {
+        bytes32 root = keccak256("r");
+        uint256 deadline = block.timestamp + 600;
+        bytes[] memory sigs = _sigs(_first(3), reg.aggregationDigest(DOMAIN, 1, root, 5, deadline));
+        vm.warp(deadline + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(SheafRegistry.AttestationExpired.selector, deadline, deadline + 1)
+        );
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, deadline, sigs);
+        // the same signatures with the deadline moved on recover other signers: not operators
+        vm.expectRevert();
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, deadline + 600, sigs);
+        vm.warp(deadline); // the deadline itself is still valid
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, deadline, sigs);
+        assertEq(reg.getAggregation(DOMAIN, 1).root, root);
+    }
+
+    function test_attested_refusesDeadlineBeyondTtl() public {
+        bytes32 root = keccak256("r");
+        uint256 far = block.timestamp + reg.MAX_ATTESTATION_TTL() + 1;
+        bytes[] memory sigs = _sigs(_first(3), reg.aggregationDigest(DOMAIN, 1, root, 5, far));
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.DeadlineTooFar.selector, far, far - 1));
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, far, sigs);
+        vm.warp(block.timestamp + 1); // within the TTL one second later
+        reg.submitAttestedAggregation(DOMAIN, 1, root, 5, far, sigs);
+    }
+
+    // ------------------------------------------------------------------ configuration delay and floor
+
+    event ConfigChangeQueued(
+        uint256 indexed changeId, uint8 indexed kind, address target, uint256 value, uint256 eta
+    );
+    event ConfigChangeExecuted(uint256 indexed changeId);
+    event ConfigChangeCancelled(uint256 indexed changeId);
+    event MinThresholdChanged(uint256 previous, uint256 minThreshold);
+    event ConfigDelayChanged(uint256 previous, uint256 delay);
+
+    function test_configDelay_changesWaitAndAreAnnounced() public {
+        vm.prank(owner);
+        vm.expectEmit(false, false, false, true, address(reg));
+        emit ConfigDelayChanged(0, 2 days);
+        reg.setConfigDelay(2 days); // the first delay applies at once (the delay was 0)
+        uint256 t0 = block.timestamp;
+        uint256 id = reg.nextChangeId();
+        vm.expectEmit(true, true, false, true, address(reg));
+        emit ConfigChangeQueued(id, reg.CHANGE_REMOVE_OPERATOR(), vm.addr(keys[3]), 0, t0 + 2 days);
+        vm.prank(owner);
+        assertEq(reg.removeOperator(vm.addr(keys[3])), id);
+        assertTrue(reg.isOperator(vm.addr(keys[3]))); // announced, not in effect
+        vm.prank(owner);
+        uint256 idK = reg.setThreshold(4); // threshold 4 of 4 queued too
+        vm.warp(t0 + 2 days - 1);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.ChangeNotReady.selector, id, t0 + 2 days));
+        reg.executeConfigChange(id);
+        vm.warp(t0 + 2 days);
+        vm.expectEmit(true, false, false, true, address(reg));
+        emit OperatorRemoved(vm.addr(keys[3]));
+        vm.expectEmit(true, false, false, true, address(reg));
+        emit ConfigChangeExecuted(id);
+        vm.prank(stranger); // anyone may execute a matured change
+        reg.executeConfigChange(id);
+        assertFalse(reg.isOperator(vm.addr(keys[3])));
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.UnknownChange.selector, id));
+        reg.executeConfigChange(id); // once
+        // checked again when applied: 4 of 3 operators is refused, the change stays queued
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidThreshold.selector, 4, 3));
+        reg.executeConfigChange(idK);
+        assertEq(reg.getConfigChange(idK).kind, reg.CHANGE_THRESHOLD());
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.NotOwner.selector, stranger));
+        reg.cancelConfigChange(idK);
+        vm.expectEmit(true, false, false, true, address(reg));
+        emit ConfigChangeCancelled(idK);
+        vm.prank(owner);
+        reg.cancelConfigChange(idK);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.UnknownChange.selector, idK));
+        reg.executeConfigChange(idK);
+        // the delay itself is changed under the delay, and is bounded
+        vm.prank(owner);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.DelayTooLong.selector, 31 days, 30 days));
+        reg.setConfigDelay(31 days);
+        vm.prank(owner);
+        uint256 idD = reg.setConfigDelay(0);
+        assertEq(reg.configDelay(), 2 days);
+        vm.warp(block.timestamp + 2 days);
+        reg.executeConfigChange(idD);
+        assertEq(reg.configDelay(), 0);
+    }
+
+    function test_minThreshold_floor() public {
+        vm.startPrank(owner);
+        vm.expectEmit(false, false, false, true, address(reg));
+        emit MinThresholdChanged(1, 2);
+        reg.setMinThreshold(2);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidThreshold.selector, 1, 4));
+        reg.setThreshold(1); // below the floor
+        reg.setThreshold(2);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidMinThreshold.selector, 3, 2));
+        reg.setMinThreshold(3); // above the threshold
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidMinThreshold.selector, 0, 2));
+        reg.setMinThreshold(0);
+        vm.expectRevert(abi.encodeWithSelector(SheafRegistry.InvalidThreshold.selector, 5, 4));
+        reg.setThreshold(5); // above n
+        vm.stopPrank();
+    }
+
+    function test_ownershipTransferWaitsForTheDelay() public {
+        vm.startPrank(owner);
+        reg.setConfigDelay(1 days);
+        reg.transferOwnership(address(0xB0B));
+        vm.stopPrank();
+        assertEq(reg.ownershipTransferEta(), block.timestamp + 1 days);
+        vm.prank(address(0xB0B));
+        vm.expectRevert(
+            abi.encodeWithSelector(SheafRegistry.OwnershipNotReady.selector, block.timestamp + 1 days)
+        );
+        reg.acceptOwnership();
+        vm.warp(block.timestamp + 1 days);
+        vm.prank(address(0xB0B));
+        reg.acceptOwnership();
+        assertEq(reg.owner(), address(0xB0B));
+        assertEq(reg.ownershipTransferEta(), 0);
     }
 
     // ------------------------------------------------------------------ ExampleConsumer

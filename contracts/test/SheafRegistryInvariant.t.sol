@@ -49,6 +49,7 @@ contract RegistryHandler {
     uint8 internal constant ATTESTED = 2;
     uint256 internal constant N_DOMAINS = 5; // 1..3 created in the constructor, 4..5 by createDomain
     uint256 internal constant N_KEYS = 5;
+    uint256 internal constant DL = 2 hours; // attestation deadline (forge starts at timestamp 1)
 
     address internal constant OWNER_A = address(0xA11CE);
     address internal constant OWNER_B = address(0xB0B);
@@ -69,6 +70,20 @@ contract RegistryHandler {
     mapping(uint256 => bool) public ghostExists;
     mapping(uint256 => address) public ghostSubmitter;
     mapping(uint256 => uint256) public ghostLast;
+    uint256 public ghostMin = 1; // minThreshold
+    uint256 public ghostDelay; // configDelay
+    uint256 public ghostOwnershipEta;
+    uint256 public ghostNextChange = 1;
+
+    /// a queued configuration change (admin fn 2, 3, 4, 5, 10, 11 with its arg), applicable from eta
+    struct Pending {
+        uint8 fn;
+        uint256 arg;
+        uint256 eta;
+        bool live;
+    }
+
+    mapping(uint256 => Pending) public ghostChanges;
 
     /// what each successful submission rested on, for the invariants to re-check independently
     struct Rec {
@@ -79,6 +94,8 @@ contract RegistryHandler {
         address submitterAtTime; // RECURSIVE: the model's submitter of the domain when it was accepted
         uint256 thresholdAtTime; // ATTESTED: the model's threshold and operator set then
         uint256 opsAtTime;
+        uint256 deadline; // ATTESTED: the signed deadline, and the block time it was accepted at
+        uint256 acceptedAt;
         bytes[] sigs;
     }
 
@@ -106,6 +123,10 @@ contract RegistryHandler {
     uint256 public nAdminOk;
     uint256 public nAdminRefused;
     uint256 public nOwnershipMoves;
+    uint256 public nExpiredRefused;
+    uint256 public nQueued; // config changes queued under a non-zero delay
+    uint256 public nExecuted;
+    uint256 public nEarlyRefused; // executions and ownership acceptances refused before their eta
 
     constructor() {
         reg = new SheafRegistry(OWNER_A);
@@ -123,6 +144,7 @@ contract RegistryHandler {
         (ghostExists[1], ghostExists[2], ghostExists[3]) = (true, true, true);
         (ghostSubmitter[1], ghostSubmitter[2]) = (SUB1, SUB2);
         ghostOps = 0x0F;
+        ghostNextChange = reg.nextChangeId(); // the setup's changes applied at once (delay 0)
     }
 
     // ------------------------------------------------------------------ views for the invariants
@@ -211,10 +233,33 @@ contract RegistryHandler {
         uint256 d = _domain(domainSeed);
         bytes32[] memory leaves =
             _batches.length == 0 ? _makeLeaves(batchSeed) : _batches[batchSeed % _batches.length];
-        _attested(_actor(actorSeed), d, _id(d, idSeed), _root(leaves), leaves.length, keyMask, tamper % 8);
+        _attested(
+            _actor(actorSeed),
+            d,
+            _id(d, idSeed),
+            _root(leaves),
+            leaves.length,
+            keyMask,
+            tamper % 8,
+            batchSeed >> 16
+        );
     }
 
-    /// tamper 1: signed for another id, 2: another domain, 3: another leaf count; else not tampered
+    /// Moves the block time forward (deadlines expire, queued changes mature).
+    function warp(uint256 secs) external {
+        vm.warp(block.timestamp + secs % 3 days);
+    }
+
+    /// within the TTL most of the time; else already expired, or beyond MAX_ATTESTATION_TTL
+    function _deadline(uint256 seed) internal view returns (uint256) {
+        uint256 c = seed % 5;
+        if (c == 3) return block.timestamp - 1 - (seed >> 8) % block.timestamp;
+        if (c == 4) return block.timestamp + reg.MAX_ATTESTATION_TTL() + 1 + (seed >> 8) % 1000;
+        return block.timestamp + (seed >> 8) % (reg.MAX_ATTESTATION_TTL() + 1);
+    }
+
+    /// tamper 1: signed for another id, 2: another domain, 3: another leaf count, 4: another deadline;
+    /// else not tampered
     function _attested(
         address actor,
         uint256 d,
@@ -222,24 +267,33 @@ contract RegistryHandler {
         bytes32 root,
         uint256 n,
         uint8 keyMask,
-        uint8 tamper
+        uint8 tamper,
+        uint256 deadlineSeed
     ) internal {
         bytes[] memory sigs;
         bool expected;
+        uint256 dl = _deadline(deadlineSeed);
+        bool timely = dl >= block.timestamp && dl - block.timestamp <= reg.MAX_ATTESTATION_TTL();
         {
             uint256 used;
             (sigs, used) = _sign(
                 keyMask,
                 reg.aggregationDigest(
-                    tamper == 2 ? d + 1 : d, tamper == 1 ? id + 1 : id, root, tamper == 3 ? n + 1 : n
+                    tamper == 2 ? d + 1 : d,
+                    tamper == 1 ? id + 1 : id,
+                    root,
+                    tamper == 3 ? n + 1 : n,
+                    tamper == 4 ? dl + 1 : dl
                 )
             );
             expected = ghostExists[d] && !ghostPaused && id == ghostLast[d] + 1 && ghostThreshold != 0
-                && sigs.length >= ghostThreshold && (used & ~ghostOps) == 0 && (tamper == 0 || tamper > 3);
+                && sigs.length >= ghostThreshold && (used & ~ghostOps) == 0 && (tamper == 0 || tamper > 4)
+                && timely;
         }
-        bytes memory cd = abi.encodeCall(SheafRegistry.submitAttestedAggregation, (d, id, root, n, sigs));
+        bytes memory cd = abi.encodeCall(SheafRegistry.submitAttestedAggregation, (d, id, root, n, dl, sigs));
         if (!_submit(actor, cd, expected, "attested")) {
             ++nAttestedRefused;
+            if (!timely) ++nExpiredRefused;
             return;
         }
         ++nAttestedOk;
@@ -247,6 +301,7 @@ contract RegistryHandler {
         (r.root, r.leafCount, r.sender) = (root, n, actor);
         r.thresholdAtTime = ghostThreshold;
         r.opsAtTime = ghostOps;
+        (r.deadline, r.acceptedAt) = (dl, block.timestamp);
         for (uint256 i; i < sigs.length; ++i) {
             r.sigs.push(sigs[i]);
         }
@@ -276,11 +331,12 @@ contract RegistryHandler {
 
     // ------------------------------------------------------------------ actions: administration
 
-    /// One admin call by one actor (the current owner half of the time).
+    /// One admin call by one actor (the current owner half of the time). Configuration setters (fn 2, 3,
+    /// 4, 5, 10, 11) queue a change that applies at once under a zero delay, else by fn 12 after its eta.
     function admin(uint256 actorSeed, uint8 fn, uint256 arg) external {
         address actor = actorSeed % 2 == 0 ? ghostOwner : _actor(actorSeed >> 1);
         bool isOwner = actor == ghostOwner;
-        fn %= 10;
+        fn %= 14;
         bytes memory cd;
         bool expected;
         if (fn == 0) {
@@ -293,21 +349,14 @@ contract RegistryHandler {
             cd = abi.encodeCall(SheafRegistry.setDomainSubmitter, (d, _submitterChoice(arg >> 8)));
             expected = isOwner && ghostExists[d];
         } else if (fn == 2) {
-            uint256 k = arg % N_KEYS;
-            cd = abi.encodeCall(SheafRegistry.addOperator, (vm.addr(opKey(k))));
-            expected = isOwner && (ghostOps >> k) & 1 == 0;
+            cd = abi.encodeCall(SheafRegistry.addOperator, (vm.addr(opKey(arg % N_KEYS))));
         } else if (fn == 3) {
-            uint256 k = arg % N_KEYS;
-            cd = abi.encodeCall(SheafRegistry.removeOperator, (vm.addr(opKey(k))));
-            expected = isOwner && (ghostOps >> k) & 1 == 1 && _popcount(ghostOps) - 1 >= ghostThreshold;
+            cd = abi.encodeCall(SheafRegistry.removeOperator, (vm.addr(opKey(arg % N_KEYS))));
         } else if (fn == 4) {
-            uint256 t = arg % (N_KEYS + 2);
-            cd = abi.encodeCall(SheafRegistry.setThreshold, (t));
-            expected = isOwner && t != 0 && t <= _popcount(ghostOps);
+            cd = abi.encodeCall(SheafRegistry.setThreshold, (arg % (N_KEYS + 2)));
         } else if (fn == 5) {
             address v = arg % 4 == 0 ? address(0) : address(verifier);
             cd = abi.encodeCall(SheafRegistry.setAggregationVerifier, (IAggregationProofVerifier(v)));
-            expected = isOwner;
         } else if (fn == 6) {
             cd = abi.encodeCall(SheafRegistry.pause, ());
             expected = isOwner && !ghostPaused;
@@ -318,12 +367,28 @@ contract RegistryHandler {
             address to = arg % 6 == 5 ? address(0) : actors()[arg % 5];
             cd = abi.encodeCall(SheafRegistry.transferOwnership, (to));
             expected = isOwner && to != address(0);
-        } else {
+        } else if (fn == 9) {
             // the pending owner accepts half of the time, anyone else otherwise
             if (arg % 2 == 0 && ghostPending != address(0)) actor = ghostPending;
             cd = abi.encodeCall(SheafRegistry.acceptOwnership, ());
-            expected = actor == ghostPending;
+            expected = actor == ghostPending && block.timestamp >= ghostOwnershipEta;
+            if (actor == ghostPending && !expected) ++nEarlyRefused;
+        } else if (fn == 10) {
+            cd = abi.encodeCall(SheafRegistry.setConfigDelay, (_delayChoice(arg)));
+        } else if (fn == 11) {
+            cd = abi.encodeCall(SheafRegistry.setMinThreshold, (arg % (N_KEYS + 2)));
+        } else if (fn == 12) {
+            uint256 id = 1 + arg % ghostNextChange; // sometimes one never queued
+            cd = abi.encodeCall(SheafRegistry.executeConfigChange, (id));
+            Pending memory p = ghostChanges[id];
+            expected = p.live && block.timestamp >= p.eta && _allowed(p.fn, p.arg);
+            if (p.live && block.timestamp < p.eta) ++nEarlyRefused;
+        } else {
+            uint256 id = 1 + arg % ghostNextChange;
+            cd = abi.encodeCall(SheafRegistry.cancelConfigChange, (id));
+            expected = isOwner && ghostChanges[id].live;
         }
+        if (_isConfig(fn)) expected = isOwner && _allowed(fn, arg);
         (address ownerBefore, address pendingBefore) = (ghostOwner, ghostPending);
         bytes32 cfgBefore = _configHash();
         bytes32 aggBefore = _aggHash();
@@ -337,21 +402,79 @@ contract RegistryHandler {
         } else {
             ++nAdminRefused;
         }
-        bool authorised = actor == ownerBefore || (fn == 9 && actor == pendingBefore);
+        // anyone may execute a matured change (the owner queued it)
+        bool authorised = actor == ownerBefore || (fn == 9 && actor == pendingBefore) || fn == 12;
         if (_configHash() != cfgBefore && !authorised) configChangedByNonOwner = true;
         // ownership moves only as transfer (owner kept, pending set) then accept (by that pending)
         if (ghostOwner != ownerBefore) ++nOwnershipMoves;
         if (reg.owner() != ghostOwner || reg.pendingOwner() != ghostPending) _mismatch("ownership");
     }
 
+    function _isConfig(uint8 fn) internal pure returns (bool) {
+        return (fn >= 2 && fn <= 5) || fn == 10 || fn == 11;
+    }
+
+    function _delayChoice(uint256 arg) internal pure returns (uint256) {
+        uint256 c = arg % 4;
+        return c == 0 ? 0 : c == 3 ? 30 days + 1 + (arg >> 8) % 100 : (arg >> 8) % 2 days;
+    }
+
+    /// the model's rule for a configuration change, against the current model state
+    function _allowed(uint8 fn, uint256 arg) internal view returns (bool) {
+        uint256 n = _popcount(ghostOps);
+        if (fn == 2) return (ghostOps >> (arg % N_KEYS)) & 1 == 0;
+        if (fn == 3) return (ghostOps >> (arg % N_KEYS)) & 1 == 1 && n - 1 >= ghostThreshold;
+        if (fn == 4) {
+            uint256 t = arg % (N_KEYS + 2);
+            return t >= ghostMin && t <= n;
+        }
+        if (fn == 10) return _delayChoice(arg) <= 30 days;
+        if (fn == 11) {
+            uint256 m = arg % (N_KEYS + 2);
+            return m != 0 && (ghostThreshold == 0 || m <= ghostThreshold);
+        }
+        return true; // 5: any verifier (zero unsets it)
+    }
+
     function _applyAdmin(uint8 fn, uint256 arg, address actor) internal {
-        if (fn == 0) {
+        if (_isConfig(fn)) {
+            uint256 id = ghostNextChange++;
+            if (ghostDelay == 0) {
+                _applyConfig(fn, arg);
+            } else {
+                ghostChanges[id] = Pending(fn, arg, block.timestamp + ghostDelay, true);
+                ++nQueued;
+            }
+        } else if (fn == 0) {
             uint256 d = 1 + arg % N_DOMAINS;
             ghostExists[d] = true;
             ghostSubmitter[d] = _submitterChoice(arg >> 8);
         } else if (fn == 1) {
             ghostSubmitter[1 + arg % N_DOMAINS] = _submitterChoice(arg >> 8);
-        } else if (fn == 2) {
+        } else if (fn == 6) {
+            ghostPaused = true;
+        } else if (fn == 7) {
+            ghostPaused = false;
+        } else if (fn == 8) {
+            ghostPending = actors()[arg % 5];
+            ghostOwnershipEta = block.timestamp + ghostDelay;
+        } else if (fn == 9) {
+            ghostOwner = actor;
+            ghostPending = address(0);
+            ghostOwnershipEta = 0;
+        } else if (fn == 12) {
+            uint256 id = 1 + arg % (ghostNextChange);
+            Pending memory p = ghostChanges[id];
+            delete ghostChanges[id];
+            _applyConfig(p.fn, p.arg);
+            ++nExecuted;
+        } else {
+            delete ghostChanges[1 + arg % ghostNextChange];
+        }
+    }
+
+    function _applyConfig(uint8 fn, uint256 arg) internal {
+        if (fn == 2) {
             ghostOps |= 1 << (arg % N_KEYS);
         } else if (fn == 3) {
             ghostOps &= ~(1 << (arg % N_KEYS));
@@ -359,15 +482,10 @@ contract RegistryHandler {
             ghostThreshold = arg % (N_KEYS + 2);
         } else if (fn == 5) {
             ghostVerifierSet = arg % 4 != 0;
-        } else if (fn == 6) {
-            ghostPaused = true;
-        } else if (fn == 7) {
-            ghostPaused = false;
-        } else if (fn == 8) {
-            ghostPending = actors()[arg % 5];
+        } else if (fn == 10) {
+            ghostDelay = _delayChoice(arg);
         } else {
-            ghostOwner = actor;
-            ghostPending = address(0);
+            ghostMin = arg % (N_KEYS + 2);
         }
     }
 
@@ -419,7 +537,10 @@ contract RegistryHandler {
                 reg.paused(),
                 reg.aggregationVerifier(),
                 reg.threshold(),
-                reg.operatorCount()
+                reg.operatorCount(),
+                reg.minThreshold(),
+                reg.configDelay(),
+                reg.ownershipTransferEta()
             )
         );
         for (uint256 i; i < N_KEYS; ++i) {
@@ -520,8 +641,9 @@ contract SheafRegistryInvariantTest is Test {
 
     bytes32 internal constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
-    bytes32 internal constant AGG_TYPEHASH =
-        keccak256("Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount)");
+    bytes32 internal constant AGG_TYPEHASH = keccak256(
+        "Aggregation(uint256 domainId,uint256 aggregationId,bytes32 root,uint256 leafCount,uint256 deadline)"
+    );
 
     RegistryHandler internal handler;
     SheafRegistry internal reg;
@@ -539,12 +661,13 @@ contract SheafRegistryInvariantTest is Test {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory s) {
-        bytes4[] memory sel = new bytes4[](5);
+        bytes4[] memory sel = new bytes4[](6);
         sel[0] = RegistryHandler.prove.selector;
         sel[1] = RegistryHandler.submitRecursive.selector;
         sel[2] = RegistryHandler.submitAttested.selector;
         sel[3] = RegistryHandler.replay.selector;
         sel[4] = RegistryHandler.admin.selector;
+        sel[5] = RegistryHandler.warp.selector;
         s = new FuzzSelector[](1);
         s[0] = FuzzSelector(address(handler), sel);
     }
@@ -606,7 +729,9 @@ contract SheafRegistryInvariantTest is Test {
             )
         );
         bytes32 digest = keccak256(
-            abi.encodePacked("\x19\x01", sep, keccak256(abi.encode(AGG_TYPEHASH, d, id, root, leafCount)))
+            abi.encodePacked(
+                "\x19\x01", sep, keccak256(abi.encode(AGG_TYPEHASH, d, id, root, leafCount, r.deadline))
+            )
         );
         uint256 seen;
         for (uint256 i; i < r.sigs.length; ++i) {
@@ -628,6 +753,8 @@ contract SheafRegistryInvariantTest is Test {
             seen |= 1 << k;
         }
         assertTrue(r.thresholdAtTime != 0 && r.sigs.length >= r.thresholdAtTime, "below threshold");
+        assertTrue(r.acceptedAt <= r.deadline, "accepted after its deadline");
+        assertTrue(r.deadline - r.acceptedAt <= reg.MAX_ATTESTATION_TTL(), "deadline beyond the TTL");
     }
 
     /// Replayed calldata (other id, other domain, or other sender) never changed anything.
@@ -649,6 +776,23 @@ contract SheafRegistryInvariantTest is Test {
         assertTrue(reg.threshold() <= reg.operatorCount(), "threshold above operator count");
         assertEq(reg.paused(), handler.ghostPaused());
         assertEq(reg.threshold(), handler.ghostThreshold());
+        // queued changes took effect exactly when the model applied them (after their delay)
+        assertEq(reg.minThreshold(), handler.ghostMin());
+        assertEq(reg.configDelay(), handler.ghostDelay());
+        assertEq(reg.operatorCount(), _popcount(handler.ghostOps()));
+        for (uint256 i; i < 5; ++i) {
+            assertEq(reg.isOperator(vm.addr(handler.opKey(i))), (handler.ghostOps() >> i) & 1 == 1);
+        }
+        assertEq(address(reg.aggregationVerifier()) != address(0), handler.ghostVerifierSet());
+        uint256 k = reg.threshold();
+        assertTrue(k == 0 || reg.minThreshold() <= k, "threshold below its floor");
+        assertTrue(reg.minThreshold() >= 1, "no floor");
+    }
+
+    function _popcount(uint256 x) internal pure returns (uint256 c) {
+        for (; x != 0; x >>= 1) {
+            c += x & 1;
+        }
     }
 
     /// Ownership is two-step: the owner and pending owner are exactly what transfer + accept produced.
@@ -691,6 +835,36 @@ contract SheafRegistryInvariantTest is Test {
         handler.admin(3, 9, 0); // OWNER_B accepts
         assertEq(reg.owner(), address(0xB0B));
         assertEq(handler.nOwnershipMoves(), 1);
+        // expiry: a deadline in the past, one beyond the TTL, one signed other than posted: refused
+        handler.submitAttested(4, 2, 3 << 16, 0, 0x03, 0);
+        handler.submitAttested(4, 2, 4 << 16, 0, 0x03, 0);
+        handler.submitAttested(4, 2, 0, 0, 0x03, 4);
+        assertEq(handler.nExpiredRefused(), 2);
+        // the delay: OWNER_B sets 1 day (applies at once, the delay was 0), then queues threshold 3
+        handler.admin(0, 10, 1 | (1 days << 8));
+        assertEq(reg.configDelay(), 1 days);
+        handler.admin(0, 4, 3); // queued: threshold still 2
+        uint256 change = reg.nextChangeId() - 1; // admin(.., 12 or 13, change - 1) picks it
+        assertEq(reg.threshold(), 2);
+        handler.admin(1, 12, change - 1); // anyone executes it too early: refused
+        assertEq(reg.threshold(), 2);
+        handler.warp(1 days);
+        handler.admin(1, 12, change - 1); // now anyone may
+        assertEq(reg.threshold(), 3);
+        handler.admin(0, 11, 4); // floor 4 > threshold 3: refused at queueing
+        handler.admin(0, 11, 3); // floor 3, queued
+        handler.admin(0, 13, change); // ... and cancelled
+        handler.warp(1 days);
+        handler.admin(1, 12, change); // nothing left to execute
+        assertEq(reg.minThreshold(), 1);
+        handler.admin(0, 8, 0); // OWNER_B -> pending OWNER_A, acceptable in a day
+        handler.admin(0, 9, 0); // too early
+        handler.warp(1 days);
+        handler.admin(0, 9, 0); // OWNER_A accepts
+        assertEq(reg.owner(), address(0xA11CE));
+        assertEq(handler.nQueued(), 2);
+        assertEq(handler.nExecuted(), 1);
+        assertEq(handler.nEarlyRefused(), 2);
         invariant_idsContiguousFromOne();
         invariant_everyRootBackedByProofOrSignatures();
         invariant_noReplay();

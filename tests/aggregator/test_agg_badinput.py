@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from eth_account import Account
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aggregator import attestation, crypto
-from aggregator.admission import ProofVerifier, recover_refusal, sign_refusal, sign_submission
+from aggregator.admission import ProofVerifier, sign_submission
 from aggregator.app import App
+from aggregator.attestation import recover_refusal, sign_refusal
 from aggregator.chain import Chain
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.operator import check_task
@@ -218,7 +220,17 @@ async def test_rejections_over_grpc(app: App) -> None:
                 operator=addr0,
                 batch_id=task.batch_id,
                 refusal_code="X",
-                signature=sign_refusal(op1, task.batch_id, "X", []),
+                signature=sign_refusal(
+                    op1,
+                    task.batch_id,
+                    attestation.Aggregation(
+                        task.domain_id, task.aggregation_id, task.root, task.leaf_count, task.deadline
+                    ),
+                    "X",
+                    [],
+                    task.chain_id,
+                    task.registry,
+                ),
             ),
             pb.SubmitAttestationRequest(
                 operator=addr0,
@@ -232,6 +244,7 @@ async def test_rejections_over_grpc(app: App) -> None:
                     task.aggregation_id,
                     task.root,
                     task.leaf_count,
+                    task.deadline,
                 ),
             ),
         ]
@@ -256,6 +269,7 @@ async def test_rejections_over_grpc(app: App) -> None:
                     task.aggregation_id,
                     task.root,
                     task.leaf_count,
+                    task.deadline,
                 ),
             ),
             timeout=5,
@@ -343,6 +357,8 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
     chain = Chain(chain_env.node.rpc_url, chain_env.registry)
     chain_id = await chain.chain_id()
 
+    DEADLINE = int(time.time()) + 600
+
     def task(its: list[Input], r: bytes, registry: str = chain_env.registry) -> Any:
         return pb.AttestationTask(
             has_batch=True,
@@ -353,6 +369,7 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
             leaf_count=len(its),
             chain_id=chain_id,
             registry=registry,
+            deadline=DEADLINE,
             items=[
                 pb.BatchItem(
                     scheme=i.scheme,
@@ -372,10 +389,9 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
     d = await check_task(task(items, root), v, key, chain_id, chain_env.registry)
     assert d.signature and not d.refusal_code
     # the operator's EIP-712 digest is the registry's own
-    digest = await chain.aggregation_digest(1, 7, root, len(items))
-    assert digest == attestation.aggregation_digest(
-        attestation.Aggregation(1, 7, root, len(items)), chain_id, chain_env.registry
-    )
+    digest = await chain.aggregation_digest(1, 7, root, len(items), DEADLINE)
+    agg = attestation.Aggregation(1, 7, root, len(items), DEADLINE)
+    assert digest == attestation.aggregation_digest(agg, chain_id, chain_env.registry)
     assert Account._recover_hash(digest, signature=d.signature) == Account.from_key(key).address
     # a tampered proof is named and refused
     bad = list(items)
@@ -387,7 +403,10 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
     d = await check_task(task(bad, root), v, key, chain_id, chain_env.registry)
     assert d.bad == [sts[1]] and d.refusal_code
     # refusals are signed (an unsigned one could be forged to fail batches)
-    assert recover_refusal(d.signature, 1, d.refusal_code, d.bad) == Account.from_key(key).address
+    assert (
+        recover_refusal(d.signature, 1, agg, d.refusal_code, d.bad, chain_id, chain_env.registry)
+        == Account.from_key(key).address
+    )
     # a root that does not match the proofs
     d = await check_task(task(items, b"\x07" * 32), v, key, chain_id, chain_env.registry)
     assert d.refusal_code == "ROOT_MISMATCH"

@@ -72,11 +72,11 @@ async def test_attesting_serves_batches_to_operators_only(service: Service) -> N
     await service.batcher.make_batches(force=True)
     got = await service.attesting.fetch_task(OPERATOR.address.lower(), 0.0)
     assert got is not None
-    b, rows = got
+    b, rows, deadline = got
     assert b.aggregation_id is not None
     assert [r.input.proof for r in rows] == [b"p", b"p"]  # what the operator re-verifies
     sig = crypto.sign_aggregation(
-        OPERATOR.key.hex(), 31337, REGISTRY, b.domain_id, b.aggregation_id, b.root, b.leaf_count
+        OPERATOR.key.hex(), 31337, REGISTRY, b.domain_id, b.aggregation_id, b.root, b.leaf_count, deadline
     )
     assert await service.attesting.attest(OPERATOR.address, b.batch_id, b.root, sig, "", []) == (True, 1)
     assert (await db.run(db.store.get_batch, b.batch_id)).state == BatchState.SIGNED  # type: ignore[union-attr]

@@ -18,8 +18,8 @@ from agg_helpers import (
 )
 from eth_account import Account
 
-from aggregator.admission import sign_refusal
 from aggregator.app import App
+from aggregator.attestation import Aggregation, sign_refusal
 from aggregator.client import AsyncClient
 from aggregator.records import BatchState
 from sheaf.v1 import aggregator_pb2 as pb
@@ -42,7 +42,12 @@ async def test_failed_statement_is_resubmitted_as_a_new_attempt(
         # 2 of 3 operators refuse (more than n - k = 1): the batch fails, the statement is FAILED
         for key in OPERATOR_KEYS[:2]:
             op = Account.from_key(key).address
-            sig = sign_refusal(key, b.batch_id, "VERIFICATION_FAILED", [stmt])
+            dl = await app.service.attesting.deadline(b.batch_id)
+            agg = Aggregation(b.domain_id, b.aggregation_id or 0, b.root, b.leaf_count, dl)
+            chain = app.service.attesting.chain
+            sig = sign_refusal(
+                key, b.batch_id, agg, "VERIFICATION_FAILED", [stmt], chain.chain_id, chain.registry
+            )
             await app.service.attesting.attest(op, b.batch_id, b"", sig, "VERIFICATION_FAILED", [stmt])
         st = await c.status(first.proof_id)
         assert st.status == pb.FAILED and st.reason_code == "VERIFICATION_FAILED"

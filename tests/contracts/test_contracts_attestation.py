@@ -18,7 +18,7 @@ from aggregator.attestation import (
 from deploy.anvil import ANVIL_DEV_KEYS
 
 REG = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-AGG = Aggregation(domain_id=3, aggregation_id=9, root=bytes(range(32)), leaf_count=17)
+AGG = Aggregation(domain_id=3, aggregation_id=9, root=bytes(range(32)), leaf_count=17, deadline=1_900_000_000)
 
 
 def test_digest_matches_eth_account_typed_data() -> None:
@@ -35,20 +35,28 @@ def test_digest_matches_eth_account_typed_data() -> None:
                 {"name": "aggregationId", "type": "uint256"},
                 {"name": "root", "type": "bytes32"},
                 {"name": "leafCount", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"},
             ],
         },
         "primaryType": "Aggregation",
         "domain": {"name": "Sheaf", "version": "1", "chainId": 31337, "verifyingContract": REG},
-        "message": {"domainId": 3, "aggregationId": 9, "root": AGG.root, "leafCount": 17},
+        "message": {
+            "domainId": 3,
+            "aggregationId": 9,
+            "root": AGG.root,
+            "leafCount": 17,
+            "deadline": 1_900_000_000,
+        },
     }
     signed = Account.sign_message(encode_typed_data(full_message=typed), ANVIL_DEV_KEYS[0])
     assert bytes(signed.message_hash) == aggregation_digest(AGG, 31337, REG)
     # and any field change changes the digest
     for other in (
-        Aggregation(4, 9, AGG.root, 17),
-        Aggregation(3, 10, AGG.root, 17),
-        Aggregation(3, 9, bytes(32), 17),
-        Aggregation(3, 9, AGG.root, 18),
+        Aggregation(4, 9, AGG.root, 17, AGG.deadline),
+        Aggregation(3, 10, AGG.root, 17, AGG.deadline),
+        Aggregation(3, 9, bytes(32), 17, AGG.deadline),
+        Aggregation(3, 9, AGG.root, 18, AGG.deadline),
+        Aggregation(3, 9, AGG.root, 17, AGG.deadline + 1),
     ):
         assert aggregation_digest(other, 31337, REG) != aggregation_digest(AGG, 31337, REG)
     assert aggregation_digest(AGG, 1, REG) != aggregation_digest(AGG, 31337, REG)
@@ -81,11 +89,11 @@ def test_rejections() -> None:
         recover_signer(AGG, 31337, REG, sig[:64])
     assert e.value.code == "ATTEST_SIG_LENGTH"
     with pytest.raises(AttestationError) as e:
-        aggregation_digest(Aggregation(1, 1, b"\0" * 31, 1), 31337, REG)
+        aggregation_digest(Aggregation(1, 1, b"\0" * 31, 1, 1), 31337, REG)
     assert e.value.code == "ATTEST_ROOT"
     with pytest.raises(AttestationError) as e:
         aggregation_digest(AGG, 31337, "0x1234")
     assert e.value.code == "ATTEST_ADDRESS" and "registry" in str(e.value)
     with pytest.raises(AttestationError) as e:
-        aggregation_digest(Aggregation(-1, 1, AGG.root, 1), 31337, REG)
+        aggregation_digest(Aggregation(-1, 1, AGG.root, 1, 1), 31337, REG)
     assert e.value.code == "ATTEST_RANGE" and "domain_id" in str(e.value)

@@ -406,10 +406,11 @@ class Chain:
     def attest(self, leaves: list[bytes]) -> int:
         agg_id = int(self.reg.functions.nextAggregationId(DOMAIN).call())
         root = merkle_root(leaves)
-        agg = Aggregation(DOMAIN, agg_id, root, len(leaves))
+        dl = int(self.w3.eth.get_block("latest")["timestamp"]) + 600
+        agg = Aggregation(DOMAIN, agg_id, root, len(leaves), dl)
         sigs = sign_aggregation(agg, int(self.w3.eth.chain_id), self.reg.address, self.operator_keys)
         fn = self.reg.functions.submitAttestedAggregation(
-            DOMAIN, agg_id, root, len(leaves), [x.signature for x in sigs]
+            DOMAIN, agg_id, root, len(leaves), dl, [x.signature for x in sigs]
         )
         transact(self.w3, self.owner, fn, "submitAttestedAggregation")
         return agg_id

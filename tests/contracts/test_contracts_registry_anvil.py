@@ -60,6 +60,11 @@ def reg(w3: Web3, owner: LocalAccount, artifacts: dict[str, Artifact], operator_
     return c
 
 
+def _deadline(w3: Web3, ttl_s: int = 600) -> int:
+    """An attestation deadline ttl_s after the latest block's time (what the registry compares)."""
+    return int(w3.eth.get_block("latest")["timestamp"]) + ttl_s
+
+
 def _leaves(n: int, salt: int) -> list[bytes]:
     vk = keccak256(b"sheaf/test-vk")
     return [statement_hash(Scheme.GROTH16, vk, [(salt * 1000 + i).to_bytes(32, "big")]) for i in range(n)]
@@ -73,13 +78,15 @@ def test_attested_aggregations_and_inclusion_of_every_leaf(
         assert reg.functions.nextAggregationId(DOMAIN).call() == agg_id
         leaves = _leaves(n, agg_id)
         root = merkle_root(leaves)
-        agg = Aggregation(DOMAIN, agg_id, root, n)
+        agg = Aggregation(DOMAIN, agg_id, root, n, _deadline(w3))
         # the Python EIP-712 digest is the contract's
-        assert reg.functions.aggregationDigest(DOMAIN, agg_id, root, n).call() == aggregation_digest(
-            agg, chain_id, reg.address
-        )
+        assert reg.functions.aggregationDigest(
+            DOMAIN, agg_id, root, n, agg.deadline
+        ).call() == aggregation_digest(agg, chain_id, reg.address)
         sigs = sign_aggregation(agg, chain_id, reg.address, operator_keys[:2])
-        fn = reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, n, [s.signature for s in sigs])
+        fn = reg.functions.submitAttestedAggregation(
+            DOMAIN, agg_id, root, n, agg.deadline, [s.signature for s in sigs]
+        )
         sent = transact(w3, owner, fn, "submitAttestedAggregation")
         logs = reg.events.AggregationSubmitted().process_receipt(sent.receipt)
         assert [(x.args.aggregationId, x.args.root, x.args.leafCount, x.args.kind) for x in logs] == [
@@ -111,10 +118,10 @@ def test_attested_rejections_with_real_keys(
     agg_id = reg.functions.nextAggregationId(DOMAIN).call()
     leaves = _leaves(4, 99)
     root = merkle_root(leaves)
-    agg = Aggregation(DOMAIN, agg_id, root, 4)
+    agg = Aggregation(DOMAIN, agg_id, root, 4, _deadline(w3))
 
     def submit(sigs: list[bytes], count: int = 4) -> Any:
-        return reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, count, sigs)
+        return reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, count, agg.deadline, sigs)
 
     good = [s.signature for s in sign_aggregation(agg, chain_id, reg.address, operator_keys[:2])]
     # below threshold
@@ -225,8 +232,11 @@ def test_example_consumer_accepts_python_statement_hash(
     root = merkle_root(leaves)
     chain_id = int(w3.eth.chain_id)
     agg_id = reg.functions.nextAggregationId(DOMAIN).call()
-    sigs = sign_aggregation(Aggregation(DOMAIN, agg_id, root, 6), chain_id, reg.address, operator_keys[1:])
-    fn = reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, 6, [s.signature for s in sigs])
+    dl = _deadline(w3)
+    sigs = sign_aggregation(
+        Aggregation(DOMAIN, agg_id, root, 6, dl), chain_id, reg.address, operator_keys[1:]
+    )
+    fn = reg.functions.submitAttestedAggregation(DOMAIN, agg_id, root, 6, dl, [s.signature for s in sigs])
     transact(w3, owner, fn, "attest")
     path = list(merkle_path(leaves, 4).path)
 

@@ -26,6 +26,7 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function chainId(uint256 newChainId) external;
     function roll(uint256 newHeight) external;
+    function warp(uint256 newTimestamp) external;
     function assume(bool condition) external pure;
     function assertTrue(bool condition, string calldata error) external pure;
     function assertTrue(bool condition) external pure;

@@ -1,0 +1,203 @@
+"""Issue 13, replay items: attestations expire, refusals are bound to (chain, registry, batch), and
+an operator never signs a second root for an aggregation id while its earlier signature is valid.
+
+Real anvil + SheafRegistry, the in-process aggregator and real operator keys (signatures by
+eth_account); the registry's own expiry checks are in contracts/test/SheafRegistry*.t.sol."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from agg_helpers import OPERATOR_KEYS, ChainEnv, proof_pool, wait_all_finalized
+from eth_account import Account
+from test_agg_store import BACKENDS, _p
+from web3 import Web3
+
+from aggregator import crypto
+from aggregator.admission import ProofVerifier
+from aggregator.app import App
+from aggregator.attestation import Aggregation, sign_refusal
+from aggregator.client import AsyncClient
+from aggregator.operator import Deferred, Signed, check_task
+from aggregator.records import KIND_ATTESTED, BatchState
+from sheaf.errors import SheafError
+
+
+async def _pending(app: App) -> int:
+    db = app.service.db
+    end = time.monotonic() + 20
+    while not (got := await db.run(db.store.batches_in, BatchState.PENDING)):
+        assert time.monotonic() < end, "no batch"
+        await asyncio.sleep(0.1)
+    return got[0].batch_id
+
+
+async def _sign_all(app: App, batch_id: int, keys: Sequence[str]) -> None:
+    """What operators answer: EIP-712 signatures over the batch's current deadline."""
+    a = app.service.attesting
+    b = await app.service.db.run(app.service.db.store.get_batch, batch_id)
+    assert b is not None and b.aggregation_id is not None
+    dl = await app.service.db.run(app.service.db.store.attest_deadline, batch_id)
+    for k in keys:
+        sig = crypto.sign_aggregation(
+            k, a.chain.chain_id, a.chain.registry, b.domain_id, b.aggregation_id, b.root, b.leaf_count, dl
+        )
+        await a.attest(Account.from_key(k).address, batch_id, b.root, sig, "", [], deadline=dl)
+
+
+async def test_expiring_attestation_is_collected_again_not_posted(app: App, chain_env: ChainEnv) -> None:
+    db, target = app.service.db, f"127.0.0.1:{app.grpc.port}"
+    w3 = Web3(Web3.HTTPProvider(chain_env.node.rpc_url))
+    reg = w3.eth.contract(
+        address=Web3.to_checksum_address(chain_env.registry),
+        abi=[
+            {
+                "type": "function",
+                "name": "nextAggregationId",
+                "stateMutability": "view",
+                "inputs": [{"name": "d", "type": "uint256"}],
+                "outputs": [{"type": "uint256"}],
+            }
+        ],
+    )
+    p = proof_pool(240)[120]
+    async with AsyncClient(target, timeout=10) as c:
+        r = await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
+        batch_id = await _pending(app)
+        next_before = reg.functions.nextAggregationId(1).call()
+        # the batch's deadline is 3 s away: inside the poster's margin (max(5, ttl/4)) once signed
+        stale = int(time.time()) + 3
+        assert await db.run(db.store.renew_attestation, batch_id, stale)
+        await _sign_all(app, batch_id, OPERATOR_KEYS[:2])
+        end = time.monotonic() + 15
+        while (dl := await db.run(db.store.attest_deadline, batch_id)) == stale:
+            assert time.monotonic() < end, "the poster neither renewed nor posted"
+            await asyncio.sleep(0.1)
+        b = await db.run(db.store.get_batch, batch_id)
+        assert b is not None and b.state == BatchState.PENDING  # collected again ...
+        assert await db.run(db.store.signatures, batch_id) == []  # ... from scratch
+        assert dl >= int(time.time()) + app.service.attesting.attest_ttl_s - 30
+        assert reg.functions.nextAggregationId(1).call() == next_before  # nothing stale was sent
+        assert app.metrics.render().count('code="EXPIRED"') >= 1
+        # an answer for the old deadline is too late: not recorded
+        late = crypto.sign_aggregation(
+            OPERATOR_KEYS[2],
+            app.service.attesting.chain.chain_id,
+            chain_env.registry,
+            b.domain_id,
+            b.aggregation_id or 0,
+            b.root,
+            b.leaf_count,
+            stale,
+        )
+        addr2 = Account.from_key(OPERATOR_KEYS[2]).address
+        ok, _ = await app.service.attesting.attest(addr2, batch_id, b.root, late, "", [], deadline=stale)
+        assert not ok
+        # signed again under the new deadline: posted and finalized
+        await _sign_all(app, batch_id, OPERATOR_KEYS[:2])
+    await wait_all_finalized(target, [r.proof_id], 60)
+
+
+async def test_refusal_is_bound_to_chain_registry_and_batch(app: App, chain_env: ChainEnv) -> None:
+    a, target = app.service.attesting, f"127.0.0.1:{app.grpc.port}"
+    p = proof_pool(240)[121]
+    async with AsyncClient(target, timeout=10) as c:
+        await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
+        batch_id = await _pending(app)
+    b = await app.service.db.run(app.service.db.store.get_batch, batch_id)
+    assert b is not None and b.aggregation_id is not None
+    dl = await a.deadline(batch_id)
+    agg = Aggregation(b.domain_id, b.aggregation_id, b.root, b.leaf_count, dl)
+    key = OPERATOR_KEYS[0]
+    op = Account.from_key(key).address
+    cid, reg = a.chain.chain_id, a.chain.registry
+    replays = {
+        "other chain": sign_refusal(key, batch_id, agg, "X", [], cid + 1, reg),
+        "other registry": sign_refusal(key, batch_id, agg, "X", [], cid, "0x" + "11" * 20),
+        "other batch id": sign_refusal(key, batch_id + 1, agg, "X", [], cid, reg),
+        # the same aggregation id given back after a failure: another root or deadline
+        "other root": sign_refusal(
+            key, batch_id, Aggregation(1, agg.aggregation_id, bytes(32), 1, dl), "X", [], cid, reg
+        ),
+        "other deadline": sign_refusal(
+            key, batch_id, Aggregation(1, agg.aggregation_id, b.root, b.leaf_count, dl - 1), "X", [], cid, reg
+        ),
+    }
+    for what, sig in replays.items():
+        with pytest.raises(SheafError) as ei:
+            await a.attest(op, batch_id, b"", sig, "X", [])
+        assert ei.value.code == "BAD_SIGNATURE", what
+    assert await app.service.db.run(app.service.db.store.signatures, batch_id) == []
+    ok, _ = await a.attest(op, batch_id, b"", sign_refusal(key, batch_id, agg, "X", [], cid, reg), "X", [])
+    assert ok  # the one for exactly this batch, chain and registry counts
+
+
+def _task(root: bytes, deadline: int, agg_id: int = 5) -> SimpleNamespace:
+    return SimpleNamespace(
+        batch_id=9,
+        domain_id=1,
+        aggregation_id=agg_id,
+        root=root,
+        leaf_count=1,
+        items=[],
+        chain_id=31337,
+        registry="0x" + "22" * 20,
+        deadline=deadline,
+    )
+
+
+async def test_operator_checks_deadlines_and_never_signs_two_roots_for_one_live_id() -> None:
+    now = [1_900_000_000.0]
+    mem = Signed(clock=lambda: now[0])
+    key = OPERATOR_KEYS[0]
+    verifier = ProofVerifier(normalizer=object())  # never reached: every case is decided before it
+    t0 = int(now[0])
+    d = await check_task(_task(b"\x01" * 32, t0 + 2), verifier, key, signed=mem)
+    assert d.refusal_code == "DEADLINE_PAST" and d.signature  # a signed (EIP-712) refusal
+    d = await check_task(_task(b"\x01" * 32, t0 + 7200), verifier, key, signed=mem, max_ttl_s=3600)
+    assert d.refusal_code == "DEADLINE_TOO_FAR"
+    # it signed root A for id 5 until t0 + 600 (recorded as check_task does after signing)
+    mem.record(_task(b"\x0a" * 32, t0 + 600))
+    assert mem.blocked_until(_task(b"\x0a" * 32, t0 + 900)) == 0  # the same root again: fine (renewal)
+    with pytest.raises(Deferred) as ei:  # root B for the same live id: waits, does not answer
+        await check_task(_task(b"\x0b" * 32, t0 + 900), verifier, key, signed=mem)
+    assert ei.value.until == t0 + 600
+    assert mem.blocked_until(_task(b"\x0b" * 32, t0 + 900, agg_id=6)) == 0  # another id: fine
+    now[0] = t0 + 601  # the earlier attestation expired: root B may be signed
+    assert mem.blocked_until(_task(b"\x0b" * 32, t0 + 1200)) == 0
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_store_deadlines_on_every_backend(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Store.attest_deadline / ensure_attest_deadline / renew_attestation on SQLite and PostgreSQL."""
+    s = BACKENDS[backend](request, tmp_path)()
+    try:
+        s.insert_proofs([_p(i) for i in range(2)])
+        rows = s.take_queued(1, KIND_ATTESTED, 2)
+        b = s.create_batch(1, KIND_ATTESTED, [r.proof_id for r in rows], b"\x01" * 32)
+        assert s.attest_deadline(b.batch_id) == 0
+        assert s.ensure_attest_deadline(b.batch_id, 1000, 500) == 1000  # set once
+        s.add_signature(b.batch_id, "0xaa", b"\x02" * 65)
+        assert s.ensure_attest_deadline(b.batch_id, 2000, 900) == 1000  # not yet near: kept, signature too
+        assert len(s.signatures(b.batch_id)) == 1
+        assert s.ensure_attest_deadline(b.batch_id, 2000, 1001) == 2000  # near: renewed, signatures gone
+        assert s.signatures(b.batch_id) == []
+        s.add_signature(b.batch_id, "0xaa", b"\x02" * 65)
+        assert s.set_batch_state(b.batch_id, [BatchState.PENDING], BatchState.SIGNED)
+        assert s.ensure_attest_deadline(b.batch_id, 3000, 9999) == 2000  # SIGNED: the poster decides
+        assert s.renew_attestation(b.batch_id, 3000)
+        got = s.get_batch(b.batch_id)
+        assert got is not None and got.state == BatchState.PENDING and s.signatures(b.batch_id) == []
+        assert s.attest_deadline(b.batch_id) == 3000
+        assert s.set_batch_state(b.batch_id, [BatchState.PENDING], BatchState.FINALIZED)
+        assert not s.renew_attestation(b.batch_id, 4000)  # posted: never renewed
+        assert s.attest_deadline(b.batch_id) == 3000
+    finally:
+        s.close()

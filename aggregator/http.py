@@ -165,13 +165,10 @@ class HttpApi:
         ok = all(checks.values())
         return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
 
-    async def metrics(self, _: web.Request) -> web.Response:
-        return web.Response(
-            text=self._metrics.render(),
-            content_type="text/plain",
-            charset="utf-8",
-            headers={"X-Content-Format": "prometheus-0.0.4"},
-        )
+    async def metrics(self, request: web.Request) -> web.Response:
+        # prometheus_client picks the format from Accept: OpenMetrics if asked, else text 0.0.4
+        body, ctype = self._metrics.exposition(request.headers.get("Accept"))
+        return web.Response(body=body, headers={"Content-Type": ctype})
 
     async def submit(self, request: web.Request) -> web.Response:
         # The normalizers' strict parser: nesting depth is measured before parsing (a body nested

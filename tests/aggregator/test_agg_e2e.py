@@ -120,8 +120,8 @@ async def test_all_schemes_end_to_end(app: App, chain_env: ChainEnv, tmp_path: P
     code, body = await _http(app.http.port, "/metrics")
     text = body.decode()
     assert code == 200
-    assert f'sheaf_submissions_total{{result="accepted"}} {len(inputs)}' in text
-    assert 'sheaf_submissions_total{result="duplicate"} 1' in text
+    assert f'sheaf_submissions_total{{result="accepted"}} {float(len(inputs))}' in text
+    assert 'sheaf_submissions_total{result="duplicate"} 1.0' in text
     assert "sheaf_ack_seconds_bucket" in text and "sheaf_submit_seconds_count" in text
 
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.grpc.port}") as ch:

@@ -359,8 +359,8 @@ def test_metrics_exposition() -> None:
     m.gauge("sheaf_q", lambda: {(("status", "QUEUED"),): 4.0})
     text = m.render()
     assert "# TYPE sheaf_x_total counter" in text
-    assert 'sheaf_x_total{code="A"} 3' in text
-    assert 'sheaf_lat_seconds_bucket{le="0.005"} 1' in text
-    assert 'sheaf_lat_seconds_bucket{le="+Inf"} 2' in text
-    assert "sheaf_lat_seconds_count 2" in text
-    assert 'sheaf_q{status="QUEUED"} 4' in text
+    assert 'sheaf_x_total{code="A"} 3.0' in text  # prometheus_client writes floats
+    assert 'sheaf_lat_seconds_bucket{le="0.005"} 1.0' in text
+    assert 'sheaf_lat_seconds_bucket{le="+Inf"} 2.0' in text
+    assert "sheaf_lat_seconds_count 2.0" in text
+    assert 'sheaf_q{status="QUEUED"} 4.0' in text

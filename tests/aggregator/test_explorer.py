@@ -155,6 +155,23 @@ async def test_live_stream_follows_a_new_proof_to_finalized(live: Live) -> None:
     live.proof_ids.append(pid)  # the browser test sees it too
 
 
+async def test_metrics_negotiate_the_format(live: Live) -> None:
+    """/metrics is prometheus_client's exposition: text 0.0.4 by default, OpenMetrics on request."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(live.url + "/metrics") as r:
+            text = await r.text()
+            assert r.status == 200 and "version=0.0.4" in r.headers["Content-Type"]
+        om = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        async with s.get(live.url + "/metrics", headers=om) as r:
+            body = await r.text()
+            assert r.headers["Content-Type"].startswith("application/openmetrics-text")
+    n = len(live.proof_ids)
+    assert f'sheaf_submissions_total{{result="accepted"}} {float(n)}' in text
+    assert 'sheaf_proofs{status="FINALIZED"}' in text and "process_cpu_seconds_total" in text
+    assert "sheaf_build_info{" in text
+    assert body.endswith("# EOF\n") and f'sheaf_submissions_total{{result="accepted"}} {float(n)}' in body
+
+
 async def test_sse_reader_skips_comments_and_retry() -> None:
     raw = 'retry: 3000\n\n: keep-alive\n\nid: 7\nevent: status\ndata: {"a":1}\n\nevent: end\ndata: {}\n\n'
     assert list(parse_sse(raw)) == [("status", {"a": 1}, "7"), ("end", {}, "")]

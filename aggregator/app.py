@@ -16,13 +16,15 @@ from aggregator.admission import ProofVerifier
 from aggregator.chain import Chain
 from aggregator.config import Config, load_key
 from aggregator.http import HttpApi
+from aggregator.leader import Leadership, PgLease, SoleLeader
 from aggregator.metrics import Metrics
 from aggregator.proving import BatchProver
 from aggregator.records import ChainInfo
 from aggregator.recursion import RecursiveProver, cache_root, manifest_recursive, plan_recursion
 from aggregator.server import GrpcServer
 from aggregator.service import Service
-from aggregator.store import SqliteStore
+from aggregator.store import SqliteStore, Store
+from aggregator.store_pg import PostgresStore
 from aggregator.submitter import StoreLedger, Submitter
 from normalizers.api import Normalizer
 
@@ -108,9 +110,14 @@ class App:
         if self.prover is None:
             self.prover = await self._make_prover(chain_id)
         self.verifier = ProofVerifier(self.normalizer)
+        self.lease: Leadership = (
+            PgLease(cfg.db_url, ttl_s=cfg.lease_ttl_s, instance=cfg.instance_name, metrics=self.metrics)
+            if cfg.db_url
+            else SoleLeader(self.metrics, cfg.instance_name)
+        )
         self.service = svc = Service(
             cfg,
-            SqliteStore(cfg.db_path),
+            open_store(cfg, self.lease.instance),
             self.verifier,
             ChainInfo(chain_id, self.chain.registry),
             self.metrics,
@@ -138,20 +145,32 @@ class App:
             self.metrics,
             self._ready,
             max_message_bytes=cfg.max_message_bytes,
+            details=lambda: {"lease": self.lease.state()},
             inferences=svc.inferences,
         )
-        svc.start()
+        svc.start(lead=False)
         await self.grpc.start()
         await self.http.start(cfg.http_listen)
-        self.submitter.start()
+        # batching, proving, the sweep and posting run while this instance holds the lease (with
+        # SQLite: always); submissions, reads and operators are served either way
+        self._lease_task = asyncio.create_task(self.lease.run(self._lead, self._follow), name="lease")
         log.info(
-            "aggregator up: grpc port %d, http port %d, chain %d, registry %s, db %s",
+            "aggregator up: grpc port %d, http port %d, chain %d, registry %s, db %s, instance %s",
             self.grpc.port,
             self.http.port,
             chain_id,
             self.chain.registry,
-            cfg.db_path,
+            "postgresql" if cfg.db_url else cfg.db_path,
+            self.lease.instance,
         )
+
+    async def _lead(self) -> None:
+        self.service.start_leading()
+        self.submitter.start()
+
+    async def _follow(self) -> None:
+        await self.submitter.stop()
+        await self.service.stop_leading()
 
     async def _make_prover(self, chain_id: int) -> BatchProver | None:
         """The RecursiveProver the configuration asks for (docs/operations.md, "Recursion"); its
@@ -193,7 +212,8 @@ class App:
     def _ready(self) -> dict[str, bool]:
         return {
             "accepting": self.service.ingest.accepting,
-            "chain": self.submitter.healthy,
+            "chain": self.submitter.healthy or not self.lease.leading,  # a follower posts nothing
+            **({"store": self.lease.reachable} if self.cfg.db_url else {}),  # PostgreSQL reached
             **self.service.stall_checks(),
         }
 
@@ -202,6 +222,9 @@ class App:
         log.info("shutting down")
         self.service.ingest.accepting = False
         await self.grpc.stop(grace=5.0)
+        self._lease_task.cancel()  # stops the leader's loops (if leading)
+        await asyncio.gather(self._lease_task, return_exceptions=True)
+        await self.lease.release()  # another instance takes over at its next attempt
         await self.submitter.stop()
         await self.service.stop()
         await self.http.stop()
@@ -211,6 +234,13 @@ class App:
         await self.chain.close()
         self.stopped.set()
         log.info("stopped")
+
+
+def open_store(cfg: Config, instance: str = "") -> Store:
+    """PostgreSQL when db_url is set (several instances may share it), else SQLite at db_path."""
+    if cfg.db_url:
+        return PostgresStore(cfg.db_url, application_name=f"sheaf-aggregator {instance}"[:63])
+    return SqliteStore(cfg.db_path)
 
 
 async def serve(cfg: Config, ready_file: str | None = None) -> None:

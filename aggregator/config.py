@@ -57,6 +57,11 @@ class RecursionConfig:
 @dataclass
 class Config:
     db_path: str = "sheaf-aggregator.db"
+    # PostgreSQL instead of SQLite: "postgresql://user@host:port/db" (the password is better in
+    # PGPASSWORD or ~/.pgpass than here). Several instances may share it; one leads (lease below).
+    db_url: str = ""
+    lease_ttl_s: float = 5.0  # a dead leader is replaced within ~1.2x this (aggregator.leader)
+    instance_name: str = ""  # shown as the lease holder (with a random suffix); empty: host:pid
     grpc_listen: str = "127.0.0.1:50051"
     http_listen: str = "127.0.0.1:8080"
     max_message_bytes: int = 4 * 1024 * 1024
@@ -133,6 +138,10 @@ class Config:
             raise ValueError("max_leaves must be >= 1")
         if self.confirmations < 0:
             raise ValueError("confirmations must be >= 0")
+        if self.db_url and not self.db_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("db_url must be a postgresql:// URL (SQLite is db_path)")
+        if self.lease_ttl_s < 1.0:
+            raise ValueError("lease_ttl_s must be >= 1")
         if not 20 <= self.attest_ttl_s <= 86_400:
             raise ValueError("attest_ttl_s must be within 20..86400 (the registry's MAX_ATTESTATION_TTL)")
         self.recursion.validate()

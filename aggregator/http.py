@@ -112,6 +112,7 @@ class HttpApi:
         ready: Callable[[], dict[str, bool]],
         *,
         max_message_bytes: int,
+        details: Callable[[], dict[str, Any]] | None = None,
         inferences: Inferences | None = None,
     ) -> None:
         self.ingest = ingest
@@ -119,6 +120,7 @@ class HttpApi:
         self.chain = chain
         self._metrics = metrics
         self.ready = ready
+        self.details = details  # extra /readyz fields (the lease: aggregator.leader)
         self.app = web.Application(middlewares=[errors], client_max_size=max_message_bytes * 2)
         # base64 fields are ~4/3 of the raw bytes; the depth allows {"field": value} and no more
         self._body_limits = Limits(max_json_depth=2, max_json_string_len=max_message_bytes * 2)
@@ -163,7 +165,8 @@ class HttpApi:
     async def readyz(self, _: web.Request) -> web.Response:
         checks = self.ready()
         ok = all(checks.values())
-        return web.json_response({"ready": ok, "checks": checks}, status=200 if ok else 503)
+        extra = self.details() if self.details else {}
+        return web.json_response({"ready": ok, "checks": checks, **extra}, status=200 if ok else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
         # prometheus_client picks the format from Accept: OpenMetrics if asked, else text 0.0.4

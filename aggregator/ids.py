@@ -19,6 +19,11 @@ class AggregationIds:
         self._next: dict[int, int] = {}
         self.reader = reader  # reads nextAggregationId for a domain we have not seen yet
 
+    def forget(self) -> None:
+        """Read the registry again before the next allocation (an instance that starts leading:
+        while it followed, the leader moved the ids on)."""
+        self._next.clear()
+
     def observe(self, domain: int, next_id: int) -> None:
         """The registry's nextAggregationId for `domain` is `next_id` (the submitter just read it)."""
         self._next[domain] = next_id

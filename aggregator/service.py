@@ -65,6 +65,7 @@ class Service:
         self.reads = Reads(self.db, chain, self.changes, cfg.default_domain)
         self.inferences = Inferences(self.db, self.ingest, self.reads, m)
         self._tasks: list[asyncio.Task[None]] = []
+        self._lead_tasks: list[asyncio.Task[None]] = []
         self._status_counts: dict[tuple[tuple[str, str], ...], float] = {}
         # domain -> age in seconds of its oldest unposted batch / oldest QUEUED proof
         self.unposted_age: dict[int, float] = {}
@@ -89,21 +90,39 @@ class Service:
     def stopping(self) -> bool:
         return self.changes.closed
 
-    def start(self) -> None:
+    def start(self, *, lead: bool = True) -> None:
+        """The loops every instance runs; with `lead`, also the leader's (else: start_leading())."""
         self._tasks = [
             asyncio.create_task(self.ingest.run_writer(), name="writer"),
-            asyncio.create_task(self.batcher.run(), name="batcher"),
             asyncio.create_task(self._gauges(), name="gauges"),
+        ]
+        if lead:
+            self.start_leading()
+
+    def start_leading(self) -> None:
+        """The loops only the lease holder runs (aggregator.leader): batching, recursive proving,
+        the signature sweep. The submitter (App) follows the same lease."""
+        self.ids.forget()
+        self._lead_tasks = [
+            asyncio.create_task(self.batcher.run(), name="batcher"),
             asyncio.create_task(self.attesting.run_sweeper(1.0), name="signature-sweep"),
         ]
+
+    async def stop_leading(self) -> None:
+        """The lease is lost: stop the leader's loops (their work is in the store; the next leader
+        resumes it)."""
+        tasks, self._lead_tasks = self._lead_tasks, []
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, self.proving.stop(), return_exceptions=True)
 
     async def stop(self) -> None:
         """Drain: stop taking submissions, commit what is queued, then stop the loops."""
         await self.ingest.drain()
         self.changes.close()
-        for t in self._tasks:
+        for t in (*self._tasks, *self._lead_tasks):
             t.cancel()
-        await asyncio.gather(*self._tasks, self.proving.stop(), return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._lead_tasks, self.proving.stop(), return_exceptions=True)
         self.db.close()
 
     def stall_checks(self) -> dict[str, bool]:

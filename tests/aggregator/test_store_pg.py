@@ -25,7 +25,9 @@ from sheaf.hashing import keccak256
 
 def _p(i: int) -> NewProof:
     st = keccak256(b"stmt" + i.to_bytes(4, "big"))
-    return NewProof(1, st, b"\x11" * 32, KIND_ATTESTED, "groth16", "snarkjs", b"p%d" % i, b"vk", None, None, "0xp")
+    return NewProof(
+        1, st, b"\x11" * 32, KIND_ATTESTED, "groth16", "snarkjs", b"p%d" % i, b"vk", None, None, "0xp"
+    )
 
 
 class Blocked:

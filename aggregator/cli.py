@@ -1,4 +1,7 @@
-"""`aggregator` console script: run | operator | submit | status | normalize."""
+"""`aggregator` console script: run | operator | submit | status | normalize.
+
+A user error never prints a traceback: `main` turns each class of failure into one coded line on
+stderr and its own exit status (EXIT_CODES, shown by `--help`)."""
 
 from __future__ import annotations
 
@@ -6,20 +9,25 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
+import tomllib
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import grpc
 
 from aggregator.admission import ProofVerifier
 from aggregator.app import serve, setup_logging
-from aggregator.chain import Chain
+from aggregator.chain import Chain, RpcError
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.config import Config, load_key
 from aggregator.operator import OperatorProcess
 from normalizers import cli as ncli
 from normalizers.api import Normalizer
-from sheaf.errors import SheafError
+from sheaf.errors import SheafError, status_of
 from sheaf.paths import default_srs
 from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES
 from sheaf.srs_id import SrsError, srs_id
@@ -34,6 +42,68 @@ def _hex(b: bytes) -> str:
     return "0x" + bytes(b).hex()
 
 
+# -- exit statuses (issue 16): one per class of failure, documented in --help -----------------------
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: SHEAF_DEBUG=1 shows the traceback
+EXIT_REFUSED = 2  # a coded refusal (the aggregator's, or a local check's such as SRS_*)
+EXIT_NOT_FINALIZED = 3  # the proof ended REJECTED or FAILED
+EXIT_NOT_ON_CHAIN = 4  # the receipt did not verify on chain (submit --rpc-url)
+EXIT_TIMEOUT = 5  # still not final after --timeout (the proof id is printed)
+EXIT_UNREACHABLE = 6  # the aggregator or the RPC node did not answer
+EXIT_FILE = 7  # an input file is missing or unreadable
+EXIT_CONFIG = 8  # the configuration is invalid (TOML syntax, unknown key, bad value)
+EXIT_USAGE = 64  # bad command line (BSD sysexits EX_USAGE; argparse's own 2 would collide)
+EXIT_CODES = """exit status:
+  0   success
+  1   internal error (a bug; SHEAF_DEBUG=1 prints the traceback)
+  2   refused: a coded error from the aggregator or a local check (the code is printed)
+  3   the proof ended REJECTED or FAILED
+  4   the receipt did not verify on chain (submit --rpc-url)
+  5   timed out waiting (submit --timeout); the proof id is printed: follow it with
+      `aggregator status <proof id>`
+  6   unreachable: the aggregator or the RPC node did not answer
+  7   an input file is missing or unreadable
+  8   invalid configuration (TOML syntax, unknown key, bad value)
+  64  bad command line (unknown flag, missing argument)
+  130 interrupted (Ctrl-C)"""
+
+
+class ConfigError(Exception):
+    """The configuration file or its values are invalid."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with EXIT_USAGE for a bad command line and the exit statuses in every --help."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("epilog", EXIT_CODES)
+        kw.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kw)
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+_PROOF_ID = re.compile(r"([0-9]{1,19})-(?:0x)?([0-9a-f]{64})")
+
+
+def normalize_proof_id(raw: str) -> str:
+    """The proof id in what a user copied: `1-<hex>` as printed, with a 0x before the hash, in upper
+    case, quoted, or at the end of an explorer or API URL (`.../proof/1-<hex>`)."""
+    s = raw.strip().strip("'\"").rstrip("/")
+    s = s.rsplit("/", 1)[-1].lower()
+    m = _PROOF_ID.fullmatch(s)
+    return f"{int(m.group(1))}-{m.group(2)}" if m else raw.strip()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sheaf")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {
         "db_path": a.db,
@@ -42,7 +112,12 @@ def cmd_run(a: argparse.Namespace) -> int:
         "rpc_url": a.rpc_url,
         "registry": a.registry,
     }
-    cfg = Config.load(a.config, **overrides)
+    try:
+        cfg = Config.load(a.config, **overrides)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{a.config}: not valid TOML: {e}") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{a.config or 'configuration'}: {e}") from e
     setup_logging(cfg.log_level)
     asyncio.run(serve(cfg, a.ready_file))
     return 0
@@ -125,6 +200,8 @@ async def _submit(a: argparse.Namespace) -> int:
                 domain_id=a.domain,
             )
         except AggregatorError as e:
+            if e.status == grpc.StatusCode.UNAVAILABLE:
+                raise  # main: UNREACHABLE, exit 6
             print(
                 json.dumps(
                     {
@@ -147,7 +224,19 @@ async def _submit(a: argparse.Namespace) -> int:
         if a.no_wait:
             print(json.dumps(out, indent=1))
             return 0
-        st = await c.wait_finalized(r.proof_id, a.timeout)
+        try:
+            st = await c.wait_finalized(r.proof_id, a.timeout)
+        except AggregatorError as e:
+            if e.status != grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise
+            out["status"] = "TIMEOUT"
+            print(json.dumps(out, indent=1))
+            print(
+                f"TIMEOUT: proof {r.proof_id} is not final after {a.timeout:g} s; it stays queued. "
+                f"Follow it with: aggregator status {r.proof_id} --target {a.target}",
+                file=sys.stderr,
+            )
+            return EXIT_TIMEOUT
         out["status"] = pb.ProofStatus.Name(st.status)
         if st.status != pb.FINALIZED:
             out["reason_code"] = st.reason_code
@@ -171,8 +260,10 @@ def cmd_submit(a: argparse.Namespace) -> int:
 async def _status(a: argparse.Namespace) -> int:
     async with AsyncClient(a.target) as c:
         try:
-            st = await c.status(a.proof_id)
+            st = await c.status(normalize_proof_id(a.proof_id))
         except AggregatorError as e:
+            if e.status == grpc.StatusCode.UNAVAILABLE:
+                raise  # main: UNREACHABLE, exit 6
             print(
                 json.dumps(
                     {
@@ -197,7 +288,7 @@ async def _status(a: argparse.Namespace) -> int:
             "tx_hash": _hex(st.tx_hash) if st.tx_hash else None,
         }
         if st.status == pb.FINALIZED:
-            out["receipt"] = _receipt_json(await c.inclusion(a.proof_id))
+            out["receipt"] = _receipt_json(await c.inclusion(st.proof_id))
         print(json.dumps(out, indent=1))
         return 0
 
@@ -207,22 +298,25 @@ def cmd_status(a: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="aggregator", description="Sheaf aggregator")
+    p = _Parser(prog="aggregator", description="Sheaf aggregator")
+    p.add_argument("--version", action="version", version=f"aggregator (sheaf) {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     default_target = os.environ.get("SHEAF_AGGREGATOR", "127.0.0.1:50051")
 
     r = sub.add_parser("run", help="run the aggregator (gRPC, HTTP, batcher, chain submitter)")
     r.add_argument("--config", help="sheaf.toml ([aggregator] table)")
-    r.add_argument("--db")
+    r.add_argument("--db", help="SQLite database path (overrides db_path)")
     r.add_argument("--grpc", help="gRPC listen address, e.g. 127.0.0.1:50051")
     r.add_argument("--http", help="HTTP listen address, e.g. 127.0.0.1:8080")
-    r.add_argument("--rpc-url")
-    r.add_argument("--registry")
+    r.add_argument("--rpc-url", help="EVM JSON-RPC URL (overrides rpc_url)")
+    r.add_argument("--registry", help="SheafRegistry address (default: the deployment manifest's)")
     r.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
     r.set_defaults(fn=cmd_run)
 
     o = sub.add_parser("operator", help="run an attesting operator (key: SHEAF_OPERATOR_KEY or --keystore)")
-    o.add_argument("--target", default=default_target)
+    o.add_argument(
+        "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
+    )
     o.add_argument("--keystore", help="JSON keystore; password from SHEAF_OPERATOR_PASSWORD")
     o.add_argument("--chain-id", type=int, help="refuse to sign for any other chain")
     o.add_argument("--registry", help="refuse to sign for any other registry")
@@ -231,38 +325,85 @@ def build_parser() -> argparse.ArgumentParser:
         help="ezkl KZG SRS for Halo2 re-verification: the aggregator's or a k=1 cut of it (same SRS id; "
         "default $SHEAF_SRS, else this machine's dev SRS)",
     )
-    o.add_argument("--groth16-backend", default="sidecar", choices=["sidecar", "groth16py"])
-    o.add_argument("--log-level", default="INFO")
+    o.add_argument(
+        "--groth16-backend",
+        default="sidecar",
+        choices=["sidecar", "groth16py"],
+        help="Groth16 verifier: the gnark sidecar or the in-process arkworks binding",
+    )
+    o.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     o.set_defaults(fn=cmd_operator)
 
     s = sub.add_parser("submit", help="submit a proof, wait for FINALIZED, print and check the receipt")
-    s.add_argument("--target", default=default_target)
-    s.add_argument("--scheme", required=True, choices=SCHEME_NAMES)
-    s.add_argument("--format", required=True, choices=PRODUCER_NAMES)
-    s.add_argument("--proof", required=True)
+    s.add_argument(
+        "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
+    )
+    s.add_argument("--scheme", required=True, choices=SCHEME_NAMES, help="proof system")
+    s.add_argument("--format", required=True, choices=PRODUCER_NAMES, help="the prover that wrote the files")
+    s.add_argument("--proof", required=True, help="proof file, as the prover wrote it")
     k = s.add_mutually_exclusive_group(required=True)
-    k.add_argument("--vk")
-    k.add_argument("--vk-hash")
-    s.add_argument("--public")
-    s.add_argument("--settings")
-    s.add_argument("--domain", type=int, default=0)
-    s.add_argument("--timeout", type=float, default=300.0)
-    s.add_argument("--no-wait", action="store_true")
+    k.add_argument("--vk", help="verifying key file")
+    k.add_argument("--vk-hash", help="0x-hex hash of a key registered before")
+    s.add_argument("--public", help="public inputs file (snarkjs, gnark)")
+    s.add_argument("--settings", help="ezkl settings.json (halo2)")
+    s.add_argument("--domain", type=int, default=0, help="domain id (0: the aggregator's default)")
+    s.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for FINALIZED (exit 5 after)"
+    )
+    s.add_argument("--no-wait", action="store_true", help="print the proof id once acked; do not wait")
     s.add_argument("--rpc-url", help="check the receipt on-chain with verifyProofAggregation")
     s.set_defaults(fn=cmd_submit)
 
     st = sub.add_parser("status", help="print a proof's status (and receipt when FINALIZED)")
-    st.add_argument("proof_id")
-    st.add_argument("--target", default=default_target)
+    st.add_argument(
+        "proof_id", help="<domain>-<statement hash>, as printed (0x, upper case or a URL ending in it work)"
+    )
+    st.add_argument(
+        "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
+    )
     st.set_defaults(fn=cmd_status)
 
-    ncli.register(sub)  # `aggregator normalize ...`
+    ncli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))  # `aggregator normalize`
     return p
+
+
+def _fail(code: str, message: str, status: int) -> int:
+    print(f"{code}: {message}", file=sys.stderr)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    return int(a.fn(a))
+    try:
+        return int(a.fn(a))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as e:
+        return _fail("CONFIG", str(e), EXIT_CONFIG)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        return _fail("FILE", f"{e.filename}: {e.strerror}", EXIT_FILE)
+    except AggregatorError as e:
+        if e.status in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return _fail(
+                "UNREACHABLE", f"aggregator {getattr(a, 'target', '')}: {e.message}", EXIT_UNREACHABLE
+            )
+        return _fail(
+            e.code or e.status.name, f"{e.field}: {e.message}" if e.field else e.message, EXIT_REFUSED
+        )
+    except RpcError as e:
+        return _fail("UNREACHABLE", f"RPC node: {e}", EXIT_UNREACHABLE)
+    except SheafError as e:
+        unavailable = status_of(e).grpc == "UNAVAILABLE"
+        msg = f"{e.field}: {e.message}" if e.field else e.message
+        return _fail(str(e.code), msg, EXIT_UNREACHABLE if unavailable else EXIT_REFUSED)
+    except (ConnectionError, TimeoutError) as e:
+        return _fail("UNREACHABLE", f"{type(e).__name__}: {e}", EXIT_UNREACHABLE)
+    except Exception as e:
+        if os.environ.get("SHEAF_DEBUG"):
+            raise
+        return _fail(
+            "INTERNAL", f"{type(e).__name__}: {e} (a bug; SHEAF_DEBUG=1 shows the traceback)", EXIT_INTERNAL
+        )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import pytest_asyncio
 from agg_helpers import ROOT
 from explorer_helpers import Live, live_system, parse_sse, sse
 
+from aggregator import cli
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"
@@ -222,3 +224,45 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert a11y["focus_after_tab"] == "q"
     for page in ("overview", "batch", "proof", "search"):
         assert (ARTIFACTS / f"{page}.png").stat().st_size > 1000
+
+
+async def test_cli_submit_timeout_names_the_proof_and_exits_5(
+    live: Live, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`aggregator submit --timeout` that runs out: exit 5, the proof id on stdout and how to follow
+    it on stderr, no traceback; `aggregator status` takes the id as a user might paste it. The CLI's
+    main() runs in a thread (it runs its own event loop; this one serves the aggregator)."""
+    p = live.spare.pop()
+    files = {"proof": p.proof, "vk": p.vk, "public": p.public or b""}
+    for name, data in files.items():
+        (tmp_path / f"{name}.json").write_bytes(data)
+    target = live.target
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        code = await asyncio.to_thread(cli.main, list(args))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    code, out, err = await run(
+        "submit",
+        "--target",
+        target,
+        "--scheme",
+        "groth16",
+        "--format",
+        "snarkjs",
+        *(x for n in files for x in (f"--{n}", str(tmp_path / f"{n}.json"))),
+        "--timeout",
+        "0.2",
+    )
+    assert code == cli.EXIT_TIMEOUT == 5, err
+    res = json.loads(out)
+    assert res["status"] == "TIMEOUT"
+    assert (
+        err.startswith(f"TIMEOUT: proof {res['proof_id']} ") and f"aggregator status {res['proof_id']}" in err
+    )
+    domain, st = res["proof_id"].split("-")
+    code, out, err = await run("status", f" {domain}-0x{st.upper()}", "--target", target)
+    assert code == 0, err
+    assert json.loads(out)["proof_id"] == res["proof_id"]

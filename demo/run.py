@@ -14,6 +14,11 @@ Stages (each prints what it did and its time; any failure stops what was started
      slice's result, refuses the result with a wrong output and a replay; consumers source-verified
   6. gas from anvil receipts: each slice's own verifier (gnark `export-solidity`, ezkl's EVM
      verifier, compiled with tools/solc) vs the aggregated route (submission / leaves + inclusion)
+  6b. the same run as one whole inference (docs/inference.md): `prover submit-inference`'s path (model
+     spec registered with the aggregator, one SubmitInference, receipt checked by the SDK against the
+     registry), the model registered with SheafInference (deployed next to the registry), one
+     ExampleInferenceConsumer accepting the model's result in one call (a wrong output and a replay
+     refused); its gas next to per-slice acceptance and direct verification
   7. stop operators, aggregator, anvil (SIGTERM, graceful); check that no process is left
 
 Keys are anvil's public dev keys (0 owner/app, 1 aggregator submitter, 2-4 operators): local only.
@@ -58,6 +63,7 @@ from deploy.chain import (
     transact,
 )
 from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
+from deploy.inference import CONSUMER, deploy_consumer, inference_contract, register_model
 from deploy.recursive import gnark_binary
 from deploy.source_verify import FULL, verify_contract, verify_manifest
 from normalizers.api import Envelope, Normalizer, ProofInput
@@ -65,7 +71,15 @@ from normalizers.statement import BN254_R
 from provers.cli import proof_table
 from provers.errors import ProverError
 from provers.ezkl_backend import evm_calldata, evm_verifier
-from provers.pipeline import SliceProof, SubmitResult, load_run_manifest, restrict_slices, submit_and_wait
+from provers.inference import submit_inference
+from provers.pipeline import (
+    SliceProof,
+    SubmitResult,
+    load_run_manifest,
+    load_run_slices,
+    restrict_slices,
+    submit_and_wait,
+)
 from provers.slicer import load_config
 from provers.srs import cut_verifier_srs, ensure_dev_srs
 from sheaf.errors import SheafError
@@ -776,6 +790,127 @@ def gas(
     }
 
 
+def whole_inference(
+    d: Deployment,
+    workdir: Path,
+    items: Sequence[SliceOnChain],
+    target: str,
+    rpc_url: str,
+    deployments: Path,
+    accept_gas: dict[str, int],
+    summary: dict[str, Any],
+) -> None:
+    """The same run as one whole inference (docs/inference.md): `prover submit-inference`'s path (model
+    spec derived from the run, registered with the aggregator, one SubmitInference, the receipt checked
+    with the SDK against the registry), the model registered with SheafInference, and one
+    ExampleInferenceConsumer accepting the model's result in one call; gas next to the per-slice routes."""
+    slices = load_run_slices(workdir / "proofs" / "proofs.json")
+    proofs = [it.proof for it in items]
+    r = submit_inference(
+        slices, proofs, target, domain_id=DOMAIN, rpc_url=rpc_url, out_dir=workdir / "proofs",
+        known_vk_hashes=[bytes(it.envelope.vk_hash) for it in items], progress=lambda m: say(f"   {m}"),
+    )  # fmt: skip
+    if r.receipt is None or r.result is None:
+        raise DemoError(f"inference {r.inference_id} is {r.status}, not FINALIZED")
+    receipt, res = r.receipt, r.result
+    say(
+        "   receipt verified off-chain by the SDK (inclusion asked from the registry): "
+        f"output slice {res.output_slice}"
+    )
+    w3, acct = d.w3, d.owner
+    inf = inference_contract(w3, d.manifest, d.arts)
+    reg = register_model(w3, acct, inf, r.model)
+    say(f"   SheafInference.registerModel 0x{reg.model_id.hex()[:16]}…: gas {reg.gas_used:,}")
+    fully = all(s.proven for s in r.model)
+    m = deploy_consumer(
+        w3, acct, d.manifest, reg.model_id, domain_id=DOMAIN, required_kind=ATTESTED,
+        require_fully_proven=fully, out_dir=deployments, artifacts=d.arts,
+    )  # fmt: skip
+    d.manifest = m
+    dc = m.contracts[CONSUMER]
+    art = d.arts[CONSUMER]
+    v = verify_contract(w3, m.chain_id, dc, art, out_dir=deployments)
+    summary["source_verification"][CONSUMER] = v.status
+    if v.status != FULL:
+        raise DemoError(f"{CONSUMER} source verification: {v.status}")
+    c = w3.eth.contract(address=Web3.to_checksum_address(dc.address), abi=art.abi)
+    proofs_abi = receipt.proofs_abi()
+    out = list(res.output)
+    wrong = [*out[:-1], (out[-1] + 1) % BN254_R]
+    refused = _expect_revert(
+        c.functions.acceptInference(receipt.input_commitment, wrong, proofs_abi), acct.address, art.abi,
+        "OutputMismatch", "ExampleInferenceConsumer with a wrong output",
+    )  # fmt: skip
+    view = inf.functions.verifyInference(reg.model_id, DOMAIN, ATTESTED, proofs_abi)
+    view_data = bytes.fromhex(view._encode_transaction_data()[2:])
+    view_tx = call_tx_gas(w3, acct, inf.address, view_data, "verifyInference")
+    sent = transact(
+        w3, acct, c.functions.acceptInference(receipt.input_commitment, out, proofs_abi), "acceptInference"
+    )
+    logs = c.events.InferenceAccepted().process_receipt(sent.receipt)
+    if len(logs) != 1 or "0x" + bytes(logs[0]["args"]["inferenceHash"]).hex() != receipt.inference_hash:
+        raise DemoError(f"acceptInference emitted {logs}, not the inference {receipt.inference_hash}")
+    replay = _expect_revert(
+        c.functions.acceptInference(receipt.input_commitment, out, proofs_abi), acct.address, art.abi,
+        "AlreadyAccepted", "ExampleInferenceConsumer replay",
+    )  # fmt: skip
+    per_slice = sum(accept_gas.get(p.name, 0) for p in proofs)
+    direct = summary.get("gas", {}).get("direct_total")
+    say(
+        f"   ExampleInferenceConsumer {dc.address[:12]}…: wrong output refused {refused}, "
+        f"replay refused {replay.split('(')[0]}"
+    )
+    rows = [
+        ["accepting the model's result", "gas", "txs"],
+        [
+            "whole inference: acceptInference (one call, every slice + links + output)",
+            f"{sent.gas_used:,}",
+            "1",
+        ],
+        ["  of which verifyInference (as its own tx)", f"{view_tx:,}", ""],
+        [
+            f"per slice: ExampleConsumer.acceptResult x {len(proofs)} (no link check)",
+            f"{per_slice:,}",
+            str(len(proofs)),
+        ],
+    ]
+    if direct is not None:
+        rows.append(
+            [
+                f"direct: each slice's own verifier x {len(proofs)} (no link check)",
+                f"{direct:,}",
+                str(len(proofs)),
+            ]
+        )
+    widths = [max(len(x[i]) for x in rows) for i in range(3)]
+    for row in rows:
+        say(
+            "   "
+            + "  ".join(
+                x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    summary["inference"] = {
+        "model_id": "0x" + reg.model_id.hex(),
+        "inference_id": r.inference_id,
+        "inference_hash": receipt.inference_hash,
+        "slices": len(r.model),
+        "proven": sum(s.proven for s in r.model),
+        "fully_proven": res.fully_proven,
+        "output": [hex(x) for x in out],
+        "input_commitment": hex(receipt.input_commitment),
+        "register_gas": reg.gas_used,
+        "consumer": dc.address,
+        "accept_tx": sent.tx_hash,
+        "accept_gas": sent.gas_used,
+        "verify_inference_tx_gas": view_tx,
+        "per_slice_accept_gas": per_slice,
+        "direct_gas": direct,
+        "wrong_output": refused,
+        "replay": replay,
+    }
+
+
 # ------------------------------------------------------------------ the run
 
 
@@ -851,6 +986,8 @@ def run(
             with timings.stage("gas: direct verification vs aggregated (anvil receipts)"):
                 verifier_srs = cut_verifier_srs(srs, workdir / "direct" / "verifier-k1.srs")
                 gas(d, items, accept_gas, workdir, verifier_srs, summary)
+            with timings.stage("whole inference: one SubmitInference, one acceptInference"):
+                whole_inference(d, workdir, items, target, node.rpc_url, deployments, accept_gas, summary)
     except Exception as e:  # every failure is reported after the ExitStack stopped what was started
         failed = e.message if isinstance(e, DemoError) else f"{type(e).__name__}: {e}"
     except SystemExit:
@@ -880,7 +1017,9 @@ def run(
     say(
         f"\n== demo finished in {total:.0f}s: {n} slices FINALIZED and included on-chain; ExampleConsumer "
         f"accepted {len(summary['consumers'])}/{n} and refused the wrong outputs; verification gas "
-        f"{g['direct_total']:,} direct vs {g['aggregated_total']:,} aggregated ({g['ratio']:.1f}x less)"
+        f"{g['direct_total']:,} direct vs {g['aggregated_total']:,} aggregated ({g['ratio']:.1f}x less); "
+        f"the whole model accepted by ExampleInferenceConsumer in one call: "
+        f"{summary['inference']['accept_gas']:,} gas"
     )
     return 0
 

@@ -160,15 +160,17 @@ def submit_inference(
     timeout: float = 300.0,
     out_dir: Path | None = None,
     rpc_url: str | None = None,
+    known_vk_hashes: Sequence[bytes] | None = None,
     progress: Progress | None = None,
 ) -> InferenceRun:
     """Register the run's model with the aggregator, submit every proven slice as one inference, wait,
     fetch the receipt and check it with the SDK (inclusion asked from the registry the aggregator
-    names when `rpc_url` is given, else against the receipt's own roots).
+    names when `rpc_url` is given, else against the receipt's own roots). `known_vk_hashes`: the
+    proofs' vk hashes if the caller normalized them already (else a Normalizer computes them).
     Writes model.json and receipt.json into `out_dir` when given."""
     say = progress or (lambda _m: None)
     t0 = time.monotonic()
-    model = model_spec(slices, proofs, vk_hashes(proofs))
+    model = model_spec(slices, proofs, known_vk_hashes if known_vk_hashes is not None else vk_hashes(proofs))
     mid = model_id(model)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

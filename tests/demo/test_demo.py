@@ -2,7 +2,8 @@
 
 test_demo_runs_end_to_end: the real demo (anvil, registry, `aggregator run`, two `aggregator operator`
 processes, the prover on provers/examples/slices.toml with gnark-groth16, ezkl and gnark-plonk, one
-ExampleConsumer per slice, each slice's own verifier for the gas baseline). Its outcomes are read
+ExampleConsumer per slice, each slice's own verifier for the gas baseline, the whole inference
+accepted by ExampleInferenceConsumer). Its outcomes are read
 from the demo's --summary JSON and cross-checked against what the demo cannot fake: the aggregator's
 SQLite database (statuses, batches, operator signatures), the Sourcify output on disk, and the OS
 (no process of the demo's process groups alive, ports closed). Costs the demo's wall time (3-4 min
@@ -110,10 +111,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # 1. contracts deployed and source-verified (full match), Sourcify layout written
     assert s["source_verification"] == {
         "SheafRegistry": "full",
+        "SheafInference": "full",
         **{f"ExampleConsumer_{n}": "full" for n in SLICES},
+        "ExampleInferenceConsumer": "full",
     }
     full = work / "deployments" / "sourcify" / "contracts" / "full_match" / "31337"
-    assert len(list(full.iterdir())) == 1 + len(SLICES)
+    assert len(list(full.iterdir())) == 3 + len(SLICES)
     assert json.loads((work / "deployments" / "31337.json").read_text())["contracts"].keys() == set(
         s["source_verification"]
     )
@@ -166,6 +169,20 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert g["ratio"] == pytest.approx(g["direct_total"] / g["aggregated_total"])
     assert g["ratio"] > 2
     assert f"{g['ratio']:.1f}x" in out
+
+    # 6b. the whole model accepted in one call (SubmitInference, receipt, ExampleInferenceConsumer)
+    inf = s["inference"]
+    assert inf["slices"] == inf["proven"] == 3 and inf["fully_proven"] is True
+    assert inf["wrong_output"].startswith("OutputMismatch(") and inf["replay"].startswith("AlreadyAccepted")
+    assert inf["per_slice_accept_gas"] == sum(c["accept_gas"] for c in cons.values())
+    # one call for the whole model costs less than accepting the slices one by one, and far less
+    # than verifying each slice directly (none of which checks the links)
+    assert 21_000 < inf["accept_gas"] < inf["per_slice_accept_gas"] < inf["direct_gas"] == g["direct_total"]
+    receipt = json.loads((work / "proofs" / "receipt.json").read_text())
+    assert receipt["inference_hash"] == inf["inference_hash"] and len(receipt["proofs"]) == 3
+    head = next(x for x in s["slices"] if x["name"] == "head")
+    assert receipt["proofs"][2]["aggregation_id"] == head["aggregation_id"]
+    assert f"{inf['accept_gas']:,}" in out
 
     # 7. stage timings printed, and nothing left running
     assert "== stage timings" in out and "demo finished" in out

@@ -102,7 +102,12 @@ class App:
             await probe.close()
         registry = cfg.registry or registry_from_manifest(cfg.deployments_dir, chain_id)
         self.chain = Chain(
-            cfg.rpc_url, registry, key, gas_margin_pct=cfg.gas_margin_pct, retries=cfg.rpc_retries
+            cfg.rpc_url,
+            registry,
+            key,
+            gas_margin_pct=cfg.gas_margin_pct,
+            retries=cfg.rpc_retries,
+            max_fee_per_gas=int(cfg.max_fee_per_gas_gwei * 10**9),
         )
         self.metrics = Metrics()
         if self.normalizer is None:
@@ -137,6 +142,7 @@ class App:
             operators=cfg.operators,
             on_chain_view=svc.attesting.observe_chain,
             attest_ttl_s=cfg.attest_ttl_s,
+            bump_after_s=cfg.bump_after_s,
         )
         self.http = HttpApi(
             svc.ingest,

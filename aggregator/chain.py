@@ -199,6 +199,15 @@ class TxState:
     status: int | None
 
 
+class FeeCapReached(Exception):
+    """Replacing a stuck transaction would need a fee above the configured cap: it is left pending."""
+
+
+def bumped(fee: int) -> int:
+    """A replacement's fee: +12.5% and 1 wei (nodes want >= 10% more on both fees to replace)."""
+    return fee + fee // 8 + 1
+
+
 class Chain:
     def __init__(
         self,
@@ -209,6 +218,7 @@ class Chain:
         gas_margin_pct: int = 30,
         retries: int = 6,
         timeout_s: float = 5.0,
+        max_fee_per_gas: int = 0,
     ) -> None:
         # web3's own retry layer (seconds of hidden backoff) is off: retries and their metrics are ours.
         self.w3 = AsyncWeb3(
@@ -220,6 +230,7 @@ class Chain:
         self.contract = self.w3.eth.contract(address=self.registry, abi=REGISTRY_ABI)
         self.account = Account.from_key(key) if key else None
         self.gas_margin_pct = gas_margin_pct
+        self.max_fee_per_gas = max_fee_per_gas  # wei; 0: no cap
         self.retries = retries
         self._send_lock = asyncio.Lock()
         self.ok = True  # the last RPC call reached the node
@@ -320,9 +331,20 @@ class Chain:
             return TxState(True, None, None, None)
         return TxState(True, int(rc["blockNumber"]), bytes(rc["blockHash"]), int(rc["status"]))
 
-    async def _send(self, fn: Any, what: str) -> bytes:
+    async def fees(self) -> tuple[int, int]:
+        """(maxFeePerGas, maxPriorityFeePerGas) for a new transaction: twice the latest base fee plus
+        the node's suggested tip (web3's own rule, made explicit so a replacement can raise both)."""
+        block = await self._retry("latest block", lambda: self.w3.eth.get_block("latest"))
+        tip = int(await self._retry("max_priority_fee", lambda: self.w3.eth.max_priority_fee))
+        return 2 * int(block.get("baseFeePerGas", 0)) + tip, tip
+
+    async def _send(self, fn: Any, what: str, replace: bytes | None = None) -> bytes:
         """Simulate (a revert surfaces as ContractLogicError with the registry's custom error), estimate
-        gas and add the margin, sign with the pending nonce, send. One send at a time per process."""
+        gas and add the margin, sign with the pending nonce, send. One send at a time per process.
+
+        `replace`: a stuck (pending) transaction of ours: sent again with its nonce and both fees raised
+        by at least 12.5% (`bumped`), so the node replaces it; FeeCapReached if that exceeds
+        max_fee_per_gas. If it is no longer pending, this is an ordinary send."""
         if self.account is None:
             raise RuntimeError("no submitter key configured")
         sender = self.account.address
@@ -330,15 +352,55 @@ class Chain:
             await self._retry(f"{what}.call", lambda: fn.call({"from": sender}))
             est = int(await self._retry(f"{what}.estimate", lambda: fn.estimate_gas({"from": sender})))
             gas = est * (100 + self.gas_margin_pct) // 100 + 20_000
-            nonce = int(
-                await self._retry("nonce", lambda: self.w3.eth.get_transaction_count(sender, "pending"))
-            )
+            fee, tip = await self.fees()
+            old = await self._pending_tx(replace) if replace else None
+            if old is not None:
+                nonce = int(old["nonce"])
+                fee = max(fee, bumped(int(old.get("maxFeePerGas") or old.get("gasPrice") or 0)))
+                tip = max(tip, bumped(int(old.get("maxPriorityFeePerGas") or old.get("gasPrice") or 0)))
+                if self.max_fee_per_gas and fee > self.max_fee_per_gas:
+                    raise FeeCapReached(
+                        f"replacing {what} needs maxFeePerGas {fee} > cap {self.max_fee_per_gas}"
+                    )
+            else:
+                nonce = int(
+                    await self._retry("nonce", lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+                )
+                if self.max_fee_per_gas:
+                    fee = min(fee, self.max_fee_per_gas)
+                    tip = min(tip, fee)
             chain_id = await self.chain_id()
-            tx = await fn.build_transaction({"from": sender, "nonce": nonce, "gas": gas, "chainId": chain_id})
+            tx = await fn.build_transaction(
+                {
+                    "from": sender,
+                    "nonce": nonce,
+                    "gas": gas,
+                    "chainId": chain_id,
+                    "maxFeePerGas": fee,
+                    "maxPriorityFeePerGas": tip,
+                }
+            )
             raw = self.account.sign_transaction(tx).raw_transaction
             h = await self._retry("send_raw_transaction", lambda: self.w3.eth.send_raw_transaction(raw))
-            log.info("sent %s nonce=%d gas=%d (estimate %d) tx=%s", what, nonce, gas, est, bytes(h).hex())
+            log.info(
+                "sent %s nonce=%d gas=%d (estimate %d) maxFee=%d tip=%d%s tx=%s",
+                what,
+                nonce,
+                gas,
+                est,
+                fee,
+                tip,
+                f" replacing {replace.hex()}" if old is not None and replace else "",
+                bytes(h).hex(),
+            )
             return bytes(h)
+
+    async def _pending_tx(self, tx_hash: bytes) -> Any:
+        try:
+            tx = await self._retry("get_transaction", lambda: self.w3.eth.get_transaction(HexBytes(tx_hash)))
+        except TransactionNotFound:
+            return None
+        return tx if tx.get("blockNumber") is None else None
 
     async def send_attested(
         self,
@@ -348,16 +410,22 @@ class Chain:
         leaf_count: int,
         deadline: int,
         signatures: Sequence[bytes],
+        replace: bytes | None = None,
     ) -> bytes:
         fn = self.contract.functions.submitAttestedAggregation(
             domain_id, aggregation_id, root, leaf_count, deadline, list(signatures)
         )
-        return await self._send(fn, f"submitAttestedAggregation({domain_id},{aggregation_id})")
+        return await self._send(fn, f"submitAttestedAggregation({domain_id},{aggregation_id})", replace)
 
     async def send_recursive(
-        self, domain_id: int, aggregation_id: int, leaves: Sequence[bytes], proof: bytes
+        self,
+        domain_id: int,
+        aggregation_id: int,
+        leaves: Sequence[bytes],
+        proof: bytes,
+        replace: bytes | None = None,
     ) -> bytes:
         fn = self.contract.functions.submitRecursiveAggregation(
             domain_id, aggregation_id, list(leaves), proof
         )
-        return await self._send(fn, f"submitRecursiveAggregation({domain_id},{aggregation_id})")
+        return await self._send(fn, f"submitRecursiveAggregation({domain_id},{aggregation_id})", replace)

@@ -142,7 +142,13 @@ def cmd_operator(a: argparse.Namespace) -> int:
     async def go() -> None:
         n = Normalizer(srs=srs, groth16_backend=a.groth16_backend)
         op = OperatorProcess(
-            a.target, key, ProofVerifier(n), chain_id=a.chain_id, registry=a.registry, srs_id=sid
+            a.target,
+            key,
+            ProofVerifier(n),
+            chain_id=a.chain_id,
+            registry=a.registry,
+            srs_id=sid,
+            max_ttl_s=a.max_ttl,
         )
         task = asyncio.create_task(op.run())
 
@@ -320,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--keystore", help="JSON keystore; password from SHEAF_OPERATOR_PASSWORD")
     o.add_argument("--chain-id", type=int, help="refuse to sign for any other chain")
     o.add_argument("--registry", help="refuse to sign for any other registry")
+    o.add_argument(
+        "--max-ttl",
+        type=int,
+        default=3600,
+        help="refuse to sign an attestation valid longer than this many seconds (DEADLINE_TOO_FAR; "
+        "at most the registry's 86400; the aggregator's attest_ttl_s must not exceed it)",
+    )
     o.add_argument(
         "--srs",
         help="ezkl KZG SRS for Halo2 re-verification: the aggregator's or a k=1 cut of it (same SRS id; "

@@ -85,6 +85,10 @@ class Config:
     deployments_dir: str = "deployments"
     confirmations: int = 2
     gas_margin_pct: int = 30
+    # A posting transaction still pending this long is replaced (same nonce, both fees +12.5%);
+    # 0 never replaces. The cap (gwei, 0: none) bounds every fee offered, replacements included.
+    bump_after_s: float = 30.0
+    max_fee_per_gas_gwei: float = 0.0
     rpc_retries: int = 6
     submitter_key_env: str = "SHEAF_SUBMITTER_KEY"
     submitter_keystore: str = ""  # path to a JSON keystore; password from SHEAF_SUBMITTER_PASSWORD
@@ -95,6 +99,10 @@ class Config:
     rate_per_s: float = 50.0
     burst: int = 100
     max_queued_per_prover: int = 10_000
+    # Quotas (rate_per_s, burst) bind to an allowlisted prover's address, else to the client's network
+    # (its IPv4 address, or IPv6 /64): a fresh address is free to make, a network is not. Clients in
+    # these networks are trusted (local tools, tests): they are limited by their claimed address only.
+    rate_exempt: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     # Ingest and verification (normalizers.Normalizer)
     commit_group_max: int = 256
     srs_path: str = ""  # ezkl KZG SRS (a k=1 verifier cut suffices); empty: normalizers' default

@@ -208,6 +208,7 @@ class HttpApi:
             public=_b64(body, "public"),
             settings=_b64(body, "settings"),
             domain_id=domain,
+            source=request.remote or "",
         )
         r = await self.ingest.submit(s)
         return web.json_response(

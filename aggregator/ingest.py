@@ -10,6 +10,7 @@ group's COMMIT.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +44,19 @@ class TokenBucket:
         return True
 
 
+def network_of(source: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """The network a client address stands for: an IPv4 address (/32), an IPv6 /64 (what one
+    subscriber usually gets); None if `source` is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(source)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 32 if ip.version == 4 else 64
+    return ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
+
+
 class Ingest:
     """`route` picks a verified proof's aggregation kind (Proving.route)."""
 
@@ -63,6 +77,7 @@ class Ingest:
         self.metrics = metrics
         self.allow = {norm_addr(a) for a in cfg.allowlist}
         self.bucket = TokenBucket(cfg.rate_per_s, cfg.burst)
+        self.exempt = [ipaddress.ip_network(n, strict=False) for n in cfg.rate_exempt]
         self.accepting = True
         self._queue: asyncio.Queue[tuple[NewProof, asyncio.Future[InsertResult]]] = asyncio.Queue()
         m = metrics
@@ -106,6 +121,20 @@ class Ingest:
             self.metrics.inc("sheaf_routed_total", kind=new.kind)
         return SubmitAck(res.proof_id, new.statement_hash, res.duplicate, res.status)
 
+    def quota_key(self, s: Submission, prover: str) -> str | None:
+        """What the rate limit binds to (issue 13, item 7). A claimed address costs nothing to make
+        (and is checked only after verification), so it is an identity only when the allowlist
+        vouches for it: "prover:<address>". Otherwise the client's network ("net:<IPv4>" or
+        "net:<IPv6 /64>"): rotating addresses does not give fresh quota. Clients in `rate_exempt`
+        networks (loopback by default) and without a known address are limited by their claimed
+        address if any ("prover:..."), else not at all."""
+        if prover and self.allow:
+            return "prover:" + prover
+        net = network_of(s.source)
+        if net is not None and not any(net.subnet_of(e) for e in self.exempt if e.version == net.version):  # type: ignore[arg-type]
+            return f"net:{net}"
+        return "prover:" + prover if prover else None
+
     async def admit(self, s: Submission) -> tuple[NewProof, Verdict]:
         """Every check up to the durable ack (auth, limits, key, domain, native verification,
         signature, routing): the proof ready for `commit`, and what verification said."""
@@ -115,14 +144,14 @@ class Ingest:
         prover = norm_addr(s.prover) if s.prover else ""
         if self.cfg.require_auth and not (prover and s.signature):
             raise Unauthenticated("AUTH_REQUIRED", "auth", "prover authentication is required")
+        if prover and self.allow and prover not in self.allow:
+            raise Unauthenticated("PROVER_NOT_ALLOWED", "auth.prover", f"{s.prover} is not on the allowlist")
+        # Before verification: rate limits must protect the expensive part.
+        key = self.quota_key(s, prover)
+        if key is not None and not self.bucket.take(key):
+            field = "auth.prover" if key.startswith("prover:") else "source"
+            raise Exhausted("RATE_LIMITED", field, f"rate limit for {key} exceeded")
         if prover:
-            if self.allow and prover not in self.allow:
-                raise Unauthenticated(
-                    "PROVER_NOT_ALLOWED", "auth.prover", f"{s.prover} is not on the allowlist"
-                )
-            # Before verification: rate limits must protect the expensive part.
-            if not self.bucket.take(prover):
-                raise Exhausted("RATE_LIMITED", "auth.prover", f"rate limit for {s.prover} exceeded")
             if await self.db.run(store.queued_count, prover) >= self.cfg.max_queued_per_prover:
                 raise Exhausted("QUEUE_QUOTA", "auth.prover", f"queue quota for {s.prover} exceeded")
         if s.vk is None and s.vk_hash is None:

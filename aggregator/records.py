@@ -74,6 +74,9 @@ class Submission:
     prover: str = ""
     signature: bytes = b""
     nonce: int = 0
+    # the client's network address as the front end saw it (gRPC peer, HTTP remote): the identity
+    # quotas bind to when the prover is not allowlisted (aggregator.ingest.quota_key)
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,7 @@ def slice_spec_from(m: Any) -> spec.SliceSpec:
     )
 
 
-def submission_from(request: Any) -> Submission:
+def submission_from(request: Any, source: str = "") -> Submission:
     which = request.WhichOneof("key")
     return Submission(
         scheme=request.scheme,
@@ -159,7 +159,19 @@ def submission_from(request: Any) -> Submission:
         prover=request.auth.prover,
         signature=request.auth.signature,
         nonce=request.auth.nonce,
+        source=source,
     )
+
+
+def peer_host(context: Any) -> str:
+    """The client's address from gRPC's peer string ("ipv4:1.2.3.4:5", "ipv6:[::1]:5"); "" if none."""
+    peer = str(context.peer() or "")
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return ""
 
 
 def inference_status_msg(v: InferenceView, batches: Sequence[BatchRow | None]) -> pb.InferenceStatus:
@@ -231,7 +243,7 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def SubmitProof(self, request: Any, context: Any) -> pb.SubmitProofResponse:
         async def go() -> pb.SubmitProofResponse:
-            r = await self.ingest.submit(submission_from(request))
+            r = await self.ingest.submit(submission_from(request, peer_host(context)))
             return pb.SubmitProofResponse(
                 proof_id=r.proof_id,
                 statement_hash=r.statement_hash,
@@ -312,7 +324,8 @@ class AggregatorService(pbg.AggregatorServicer):
 
     async def SubmitInference(self, request: Any, context: Any) -> pb.SubmitInferenceResponse:
         async def go() -> pb.SubmitInferenceResponse:
-            slices = [submission_from(x.proof) if x.HasField("proof") else None for x in request.slices]
+            src = peer_host(context)
+            slices = [submission_from(x.proof, src) if x.HasField("proof") else None for x in request.slices]
             a = await self.inferences.submit(
                 request.model_id, request.domain_id, int(request.required_kind), slices
             )

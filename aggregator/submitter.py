@@ -27,7 +27,7 @@ from web3.exceptions import ContractLogicError
 
 from aggregator import crashpoints, crypto
 from aggregator.admission import norm_addr
-from aggregator.chain import Chain, RpcError, registry_error_name
+from aggregator.chain import Chain, FeeCapReached, RpcError, registry_error_name
 from aggregator.changes import Changes
 from aggregator.ids import AggregationIds
 from aggregator.metrics import Metrics
@@ -226,7 +226,11 @@ class Submitter:
 
     Attestations expire (the registry refuses them after their signed deadline): a batch whose
     deadline is less than `expiry_margin_s` away is not posted but collected again under a new
-    deadline `attest_ttl_s` ahead (EXPIRED); a stale one is never sent."""
+    deadline `attest_ttl_s` ahead (EXPIRED); a stale one is never sent.
+
+    A transaction still pending `bump_after_s` after this process first saw it pending is replaced
+    (same nonce, both fees raised >= 12.5%, Chain._send) and the batch follows the new hash; a
+    replacement above the fee cap is not sent (FEE_CAP) and the old one keeps waiting."""
 
     def __init__(
         self,
@@ -243,6 +247,7 @@ class Submitter:
         on_chain_view: Callable[[int, set[str]], None] | None = None,
         attest_ttl_s: int = 600,
         clock: Callable[[], float] = time.time,
+        bump_after_s: float = 0.0,
     ) -> None:
         self.ledger = ledger
         self.ids = ids
@@ -257,11 +262,15 @@ class Submitter:
         self.attest_ttl_s = attest_ttl_s
         self.expiry_margin_s = expiry_margin(attest_ttl_s)
         self.clock = clock
+        self.bump_after_s = bump_after_s  # 0: never replace a pending transaction
+        self._pending_since: dict[bytes, float] = {}  # tx hash -> when first seen pending
+        self._replace: set[bytes] = set()  # pending tx hashes to replace at the next send
         self._view: tuple[int, set[str]] | None = None  # (threshold, not operators), this round
         self._round_ok = False
         self.task: asyncio.Task[None] | None = None
         metrics.describe("sheaf_submit_seconds", "Time from batch creation to confirmed on chain")
         metrics.describe("sheaf_chain_failures_total", "Chain submission failures by code")
+        metrics.describe("sheaf_fee_bumps_total", "Stuck posting transactions replaced with higher fees")
 
     @property
     def healthy(self) -> bool:
@@ -412,6 +421,17 @@ class Submitter:
             return True
         st = await self.chain.tx_state(b.tx_hash)
         if st.known and st.block_number is None:
+            first = self._pending_since.setdefault(b.tx_hash, self.clock())
+            if self.bump_after_s and self.clock() - first >= self.bump_after_s:
+                log.warning(
+                    "tx %s for aggregation %d/%d pending for %.0fs; replacing it with higher fees",
+                    b.tx_hash.hex(),
+                    b.domain_id,
+                    b.aggregation_id,
+                    self.clock() - first,
+                )
+                self._replace.add(b.tx_hash)
+                return True
             return False  # still pending
         if st.known and st.status == 1:
             return False  # mined but not visible yet; next round will see it
@@ -434,13 +454,34 @@ class Submitter:
         return True
 
     async def _send(self, b: BatchRow) -> bool:
-        """Post `b`; False if it was not sent (abandoned, or back to the operators)."""
+        """Post `b`; False if it was not sent (abandoned, back to the operators, or a replacement
+        above the fee cap)."""
+        replace = b.tx_hash if b.tx_hash is not None and b.tx_hash in self._replace else None
+        try:
+            sent = await self._send_once(b, replace)
+        except FeeCapReached as e:
+            log.warning(
+                "aggregation %d/%d: %s; the pending transaction keeps waiting",
+                b.domain_id,
+                b.aggregation_id,
+                e,
+            )
+            self.metrics.inc("sheaf_chain_failures_total", code="FEE_CAP")
+            return False
+        if replace is not None:
+            self._replace.discard(replace)
+            self._pending_since.pop(replace, None)
+            if sent:
+                self.metrics.inc("sheaf_fee_bumps_total")
+        return sent
+
+    async def _send_once(self, b: BatchRow, replace: bytes | None) -> bool:
         assert b.aggregation_id is not None
         if b.kind == KIND_RECURSIVE:
             leaves, proof = await self.ledger.recursive_payload(b.batch_id)
             assert proof is not None
             try:
-                tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof)
+                tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof, replace)
             except ContractLogicError as e:
                 why = proof_rejection(e)
                 if why is None:
@@ -502,7 +543,7 @@ class Submitter:
             sigs.sort(key=lambda x: int(x[0], 16))
             chosen = [s for _, s in sigs[:k]]
             tx = await self.chain.send_attested(
-                b.domain_id, b.aggregation_id, b.root, b.leaf_count, deadline, chosen
+                b.domain_id, b.aggregation_id, b.root, b.leaf_count, deadline, chosen, replace
             )
         if await self.ledger.move(
             b.batch_id,

@@ -1,5 +1,8 @@
 """Issue 13, replay items: attestations expire, refusals are bound to (chain, registry, batch), and
-an operator never signs a second root for an aggregation id while its earlier signature is valid.
+an operator never signs a second root for an aggregation id while its earlier signature is valid;
+and (item 7) a posting transaction stuck in the mempool is replaced (same nonce, both fees raised
+>= 12.5%) and the batch follows the replacement to FINALIZED, posted once (anvil's interval mining
+is switched off with evm_setIntervalMining to hold it pending, then on again).
 
 Real anvil + SheafRegistry, the in-process aggregator and real operator keys (signatures by
 eth_account); the registry's own expiry checks are in contracts/test/SheafRegistry*.t.sol."""
@@ -13,15 +16,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from agg_helpers import OPERATOR_KEYS, ChainEnv, proof_pool, wait_all_finalized
+from agg_helpers import OPERATOR_KEYS, SUBMITTER_KEY, ChainEnv, make_config, proof_pool, wait_all_finalized
 from eth_account import Account
+from hexbytes import HexBytes
 from test_agg_store import BACKENDS, _p
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
+from web3.types import RPCEndpoint
 
 from aggregator import crypto
 from aggregator.admission import ProofVerifier
 from aggregator.app import App
 from aggregator.attestation import Aggregation, sign_refusal
+from aggregator.chain import bumped
 from aggregator.client import AsyncClient
 from aggregator.operator import Deferred, Signed, check_task
 from aggregator.records import KIND_ATTESTED, BatchState
@@ -201,3 +208,66 @@ def test_store_deadlines_on_every_backend(
         assert s.attest_deadline(b.batch_id) == 3000
     finally:
         s.close()
+
+
+# -- item 7: a stuck posting transaction is replaced with higher fees ---------------------------
+
+
+async def _batch(app: App, states: tuple[str, ...], timeout: float = 20) -> int:
+    db = app.service.db
+    end = time.monotonic() + timeout
+    while not (got := await db.run(db.store.batches_in, *states)):
+        assert time.monotonic() < end, f"no batch in {states}"
+        await asyncio.sleep(0.1)
+    return got[0].batch_id
+
+
+async def test_stuck_posting_transaction_is_replaced_with_higher_fees(
+    chain_env: ChainEnv, tmp_path: Path
+) -> None:
+    w3 = Web3(Web3.HTTPProvider(chain_env.node.rpc_url))
+    app = App(make_config(chain_env, tmp_path / "agg.db", bump_after_s=2.0), submitter_key=SUBMITTER_KEY)
+    await app.start()
+    try:
+        db, target = app.service.db, f"127.0.0.1:{app.grpc.port}"
+        p = proof_pool(240)[130]
+        async with AsyncClient(target, timeout=10) as c:
+            r = await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
+        batch_id = await _batch(app, (BatchState.PENDING,))
+        w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [0])  # nothing is mined from here on
+        try:
+            a = app.service.attesting
+            b = await db.run(db.store.get_batch, batch_id)
+            assert b is not None and b.aggregation_id is not None
+            dl = await a.deadline(batch_id)
+            for k in OPERATOR_KEYS[:2]:
+                sig = crypto.sign_aggregation(
+                    k, a.chain.chain_id, a.chain.registry, 1, b.aggregation_id, b.root, b.leaf_count, dl
+                )
+                await a.attest(Account.from_key(k).address, batch_id, b.root, sig, "", [], deadline=dl)
+            await _batch(app, (BatchState.SUBMITTED,))
+            first = (await db.run(db.store.get_batch, batch_id)).tx_hash  # type: ignore[union-attr]
+            assert first is not None
+            old = w3.eth.get_transaction(HexBytes(first))  # pending; gone from the pool once replaced
+            assert old["blockNumber"] is None
+            end = time.monotonic() + 20
+            while (now := (await db.run(db.store.get_batch, batch_id)).tx_hash) == first:
+                assert time.monotonic() < end, "the stuck transaction was not replaced"
+                await asyncio.sleep(0.2)
+            assert now is not None
+            new = w3.eth.get_transaction(HexBytes(now))
+            assert new["nonce"] == old["nonce"] and new["blockNumber"] is None
+            assert new["maxFeePerGas"] >= bumped(old["maxFeePerGas"])
+            assert new["maxPriorityFeePerGas"] >= bumped(old["maxPriorityFeePerGas"])
+            assert "sheaf_fee_bumps_total" in app.metrics.render()
+        finally:
+            w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [1])
+        await wait_all_finalized(target, [r.proof_id], 60)
+        last = (await db.run(db.store.get_batch, batch_id)).tx_hash
+        assert last is not None and w3.eth.get_transaction_receipt(HexBytes(last))["status"] == 1
+        try:  # the replaced transaction never made it into a block
+            assert w3.eth.get_transaction(HexBytes(first))["blockNumber"] is None
+        except TransactionNotFound:
+            pass
+    finally:
+        await app.stop()

@@ -56,7 +56,6 @@ JOBS: dict[str, tuple[str, int, int]] = {
     "s1_other_input": ("b", 16, 2),  # slice 1 genuinely proven on another input (breaks the link)
     "s1_other_model": ("a", 15, 2),  # slice 1's computation under another model's key (A, not B)
     "s0_other_input": ("a", 4, 5),  # the whole inference on another input: slice 0 only
-    "s2_other_output": ("a", 30, 4),  # the last slice claiming another output (120)
 }
 OUTPUT = 90
 INPUT = 3

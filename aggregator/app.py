@@ -153,6 +153,7 @@ class App:
             max_message_bytes=cfg.max_message_bytes,
             details=lambda: {"lease": self.lease.state()},
             inferences=svc.inferences,
+            verify_inclusion=self.chain.verify_inclusion,
         )
         svc.start(lead=False)
         await self.grpc.start()

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from aggregator.chain import RpcError
 from aggregator.reads import Reads
 from aggregator.records import BatchRow, BatchState, ChainInfo, ProofRow, Status
 from aggregator.store import ListedProof
-from sheaf.errors import InvalidInput
+from sheaf.errors import InvalidInput, Unavailable
 from sheaf.schemes import SCHEME_NAMES
 
 STATIC = Path(__file__).with_name("explorer_static")
+# Chain.verify_inclusion: verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)
+VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitable[bool]]
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 _NUM = re.compile(r"[0-9]{1,19}")
@@ -170,9 +173,41 @@ async def _sse(request: web.Request, frames: AsyncIterator[bytes | None]) -> web
 
 
 class ListApi:
-    def __init__(self, reads: Reads, chain: ChainInfo) -> None:
+    def __init__(self, reads: Reads, chain: ChainInfo, verify: VerifyInclusion | None = None) -> None:
         self.reads = reads
         self.chain = chain
+        self.verify_inclusion = verify
+
+    async def verify(self, request: web.Request) -> web.Response:
+        """Asks the registry now: verifyProofAggregation with the proof's receipt (the explorer's
+        "check on chain" button). 404 NOT_FINALIZED before there is a receipt."""
+        Query(request, frozenset())
+        inc = await self.reads.inclusion(request.match_info["proof_id"])
+        if self.verify_inclusion is None:
+            raise Unavailable("RPC_UNAVAILABLE", "chain", "this server has no chain connection")
+        try:
+            ok = await self.verify_inclusion(
+                inc.domain_id, inc.aggregation_id, inc.leaf, inc.path, inc.leaf_count, inc.index
+            )
+        except RpcError as e:
+            raise Unavailable("RPC_UNAVAILABLE", "chain", f"the chain did not answer: {e}") from e
+        return web.json_response(
+            {
+                "proof_id": inc.proof_id,
+                "verified": ok,
+                "function": "verifyProofAggregation(uint256,uint256,bytes32,bytes32[],uint256,uint256)",
+                "args": [
+                    inc.domain_id,
+                    inc.aggregation_id,
+                    _hex(inc.leaf),
+                    [_hex(p) for p in inc.path],
+                    inc.leaf_count,
+                    inc.index,
+                ],
+                "chain_id": self.chain.chain_id,
+                "registry": self.chain.registry,
+            }
+        )
 
     async def proofs(self, request: web.Request) -> web.Response:
         q = Query(
@@ -323,13 +358,17 @@ async def _to_explorer(_: web.Request) -> web.Response:
     raise web.HTTPFound("/explorer/")
 
 
-def register(app: web.Application, reads: Reads, chain: ChainInfo) -> None:
-    """Adds the list API, the streams and the explorer to the aggregator's HTTP app."""
-    api = ListApi(reads, chain)
+def register(
+    app: web.Application, reads: Reads, chain: ChainInfo, verify: VerifyInclusion | None = None
+) -> None:
+    """Adds the list API, the streams and the explorer to the aggregator's HTTP app; `verify` (the
+    chain client's verify_inclusion) serves the on-chain check."""
+    api = ListApi(reads, chain, verify)
     app.add_routes(
         [
             web.get("/v1/proofs", api.proofs),
             web.get("/v1/proofs/{proof_id}/events", api.proof_events),
+            web.get("/v1/proofs/{proof_id}/verify", api.verify),
             web.get("/v1/batches", api.batches),
             web.get("/v1/batches/{batch_id}", api.batch),
             web.get("/v1/batches/{batch_id}/events", api.batch_events),

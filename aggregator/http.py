@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+from aggregator import explorer
 from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
-from aggregator import explorer
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.reads import Reads
@@ -114,6 +114,7 @@ class HttpApi:
         max_message_bytes: int,
         details: Callable[[], dict[str, Any]] | None = None,
         inferences: Inferences | None = None,
+        verify_inclusion: explorer.VerifyInclusion | None = None,
     ) -> None:
         self.ingest = ingest
         self.reads = reads
@@ -135,7 +136,8 @@ class HttpApi:
                 web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
             ]
         )
-        explorer.register(self.app, reads, chain)  # list API, status streams, /explorer/ (issue 16)
+        # list API, status streams, the on-chain check, /explorer/ (issue 16)
+        explorer.register(self.app, reads, chain, verify_inclusion)
         register_inference_routes(  # models, inferences, receipts (issue 17)
             self.app,
             inferences or Inferences(reads.db, ingest, reads, metrics),

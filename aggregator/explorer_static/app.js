@@ -165,6 +165,8 @@ async function proofPage(id) {
   );
   const loadReceipt = async () => {
     const r = await api("/v1/proofs/" + encodeURIComponent(id) + "/inclusion");
+    const check = el("button", { type: "button", id: "check-onchain", text: "Check on chain" });
+    const verdict = el("span", { id: "onchain", role: "status", "aria-live": "polite" });
     const path = el("ol", { id: "merkle-path", start: 0 });
     for (const h of r.merkle_path) path.append(el("li", {}, mono(h)));
     receipt.replaceChildren(
@@ -184,8 +186,20 @@ async function proofPage(id) {
       el("h2", { text: "Merkle path (leaf to root)" }),
       path,
       r.merkle_path.length ? null : el("p", { class: "muted", text: "Empty: the batch has one leaf, which is the root." }),
-      el("p", { class: "muted", text: "Check it on chain: verifyProofAggregation(domain, aggregation, leaf, path, leaves, index) on the registry." }),
+      el("p", {}, check, " ", verdict),
     );
+    check.addEventListener("click", async () => {
+      verdict.textContent = "asking the registry…";
+      try {
+        const v = await api("/v1/proofs/" + encodeURIComponent(id) + "/verify");
+        verdict.replaceChildren(
+          el("span", { class: "status " + (v.verified ? "s-FINALIZED" : "s-FAILED"), text: v.verified ? "verified" : "NOT verified" }),
+          " by " + v.function.split("(")[0] + " on chain " + v.chain_id + ", registry " + v.registry,
+        );
+      } catch (err) {
+        verdict.replaceChildren(el("span", { class: "error", text: String(err.message) }));
+      }
+    });
   };
   const es = new EventSource("/v1/proofs/" + encodeURIComponent(id) + "/events");
   es.addEventListener("status", (m) => {

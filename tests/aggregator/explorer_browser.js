@@ -94,6 +94,10 @@ function contrastProbe() {
       path: await texts("#merkle-path li"),
       root: (await texts('#inclusion dd[data-field="root"]'))[0],
     };
+    // the on-chain check: verifyProofAggregation with this receipt, asked through the aggregator
+    await page.click("#check-onchain");
+    await page.waitForFunction(() => /verified/.test(document.getElementById("onchain").textContent));
+    out.proof.onchain = (await texts("#onchain"))[0];
     await page.screenshot({ path: path.join(outDir, "proof.png"), fullPage: true });
 
     // search by statement hash, typed with the keyboard: lands on the proof

@@ -82,6 +82,20 @@ async def test_batches_detail_and_search(live: Live) -> None:
     assert [p["proof_id"] for p in by_id["proofs"]] == [live.proof_ids[2]]
     code, miss = await _get(live, "/v1/batches/999999")
     assert code == 404 and miss["error"]["code"] == "UNKNOWN_BATCH"
+    # the on-chain check the explorer's button makes: the registry's verifyProofAggregation
+    code, v = await _get(live, f"/v1/proofs/{live.proof_ids[0]}/verify")
+    assert code == 200 and v["verified"] is True and v["registry"] == live.registry, v
+    _, rec = await _get(live, f"/v1/proofs/{live.proof_ids[0]}/inclusion")
+    assert v["args"] == [
+        1,
+        rec["aggregation_id"],
+        rec["leaf"],
+        rec["merkle_path"],
+        rec["leaf_count"],
+        rec["index"],
+    ]
+    code, v = await _get(live, "/v1/proofs/1-" + "00" * 32 + "/verify")
+    assert code == 404 and v["error"]["code"] == "UNKNOWN_PROOF"
     _, ov = await _get(live, "/v1/overview")
     assert ov["proofs_by_status"]["FINALIZED"] == len(live.proof_ids)
 
@@ -215,6 +229,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert pr["timeline"][:3] == ["RECEIVED", "VALID", "QUEUED"] and pr["timeline"][-1] == "FINALIZED"
     _, rec = await _get(live, f"/v1/proofs/{pr['id']}/inclusion")
     assert pr["path"] == rec["merkle_path"] and pr["root"] == rec["root"]
+    assert pr["onchain"].startswith("verified by verifyProofAggregation on chain 31337"), pr["onchain"]
     assert got["search"]["landed"] == "#/proof/" + live.proof_ids[1]
     assert got["search"]["id"] == live.proof_ids[1]
     assert got["miss"] == {"proofs": "none", "batches": "none"}

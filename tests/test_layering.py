@@ -196,6 +196,8 @@ LAZY_ALLOWED: dict[str, frozenset[str]] = {
     "normalizers.api": frozenset({"sheaf.v1"}),
     # bench's served-ingest run borrows the aggregator tests' helper, reachable via sys.path only
     "bench.ingest": frozenset({"agg_helpers"}),
+    # the same for the scale-out run (issue 15), which reuses the failover test's helpers too
+    "bench.scaleout": frozenset({"agg_helpers"}),
 }
 
 

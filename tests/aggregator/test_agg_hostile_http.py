@@ -3,13 +3,19 @@ request gets a coded JSON 4xx, never a crash, a 500 or plain text, and the proce
 
 The aggregator runs as its own process: the deep-nesting crash was a C-stack overflow (SIGSEGV)
 that would take an in-process test runner down with it.
+
+Every hostile request is tallied by (interface, status, code); the last test checks the tally (every
+answer coded, no 5xx, the process alive) and, with SHEAF_CORPUS_REPORT=<file>, writes it as JSON
+(the figures in docs/performance.md, "Bad-input corpus").
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +29,9 @@ from hypothesis import strategies as st
 from deploy.anvil import free_port
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
+
+# (interface, status, code) -> how many hostile requests got that answer (this module's corpus)
+TALLY: Counter[tuple[str, str, str]] = Counter()
 
 
 class Running:
@@ -52,7 +61,12 @@ def agg(chain_env: ChainEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 async def _request(
-    agg: Running, method: str, path: str, body: bytes | None = None, ctype: str = "application/json"
+    agg: Running,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    ctype: str = "application/json",
+    tally: bool = True,
 ) -> tuple[int, str, Any]:
     async with (
         aiohttp.ClientSession() as s,
@@ -63,6 +77,10 @@ async def _request(
             payload = json.loads(text)
         except ValueError:
             payload = None
+        err = payload.get("error") if isinstance(payload, dict) else None
+        code = str(err.get("code")) if isinstance(err, dict) else "(uncoded)"
+        if tally:
+            TALLY["http", str(r.status), code] += 1
         return r.status, r.content_type, payload
 
 
@@ -81,7 +99,7 @@ def _assert_coded(
 
 async def _still_serving(agg: Running) -> None:
     assert agg.alive(), "the aggregator process died"
-    status, _, payload = await _request(agg, "GET", "/healthz")
+    status, _, payload = await _request(agg, "GET", "/healthz", tally=False)
     assert status == 200 and payload == {"status": "ok"}
 
 
@@ -149,6 +167,7 @@ async def test_grpc_get_aggregation_with_huge_ids_is_coded(agg: Running, domain:
             )
     assert ei.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT), ei.value
     md = dict(ei.value.trailing_metadata() or ())
+    TALLY["grpc", ei.value.code().name, str(md.get("sheaf-error-code") or "(uncoded)")] += 1
     assert md.get("sheaf-error-code"), md
 
 
@@ -180,3 +199,22 @@ async def test_fuzzed_bodies_get_coded_4xx(agg: Running, body: Any) -> None:
     assert 400 <= status < 500, (status, body, payload)
     _assert_coded(status, ctype, payload, status)
     assert agg.alive()
+
+
+async def test_zz_corpus_tally(agg: Running) -> None:
+    """Runs last (file order): what the whole corpus above got, and the process still up."""
+    await _still_serving(agg)
+    answers = {k: v for k, v in TALLY.items() if v > 0}
+    assert answers, "the corpus did not run"
+    assert all(code != "(uncoded)" and not status.startswith("5") for _, status, code in answers), answers
+    out = os.environ.get("SHEAF_CORPUS_REPORT")
+    if out:
+        rows = [
+            {"interface": i, "status": s, "code": c, "count": n} for (i, s, c), n in sorted(answers.items())
+        ]
+        with open(out, "w") as f:
+            json.dump(
+                {"requests": sum(answers.values()), "answers": rows, "process_alive": agg.alive()},
+                f,
+                indent=1,
+            )

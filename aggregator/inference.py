@@ -10,7 +10,8 @@ record is written. Resubmitting is idempotent: the id is the on-chain inferenceH
 
 Stable codes (InvalidInput unless noted): UNKNOWN_MODEL (NotFound), MALFORMED (bad model id / kind),
 DOMAIN_MISMATCH, MISSING_SLICE, SLICE_SCHEME_MISMATCH, SLICE_VK_MISMATCH (a slice of another model),
-SLICE_WRONG_KIND (required RECURSIVE, slice not recursion-eligible), and the contract's own refusals
+SLICE_WRONG_KIND (required RECURSIVE and the slice would be attested, or a slice stored before with
+another kind), and the contract's own refusals
 as SNAKE_CASE of its custom error: SLICE_COUNT_MISMATCH, UNPROVEN_SLICE_HAS_PROOF,
 PUBLIC_INPUT_COUNT_MISMATCH, BROKEN_LINK (reordered slices, a slice proven on another input), and
 at registration NO_SLICES, INVALID_SCHEME, ZERO_VK_HASH, ... (every ISheafInference registration
@@ -230,6 +231,14 @@ class Inferences:
                 )
             if required_kind == spec.KIND_ATTESTED:
                 new = dataclasses.replace(new, kind=KIND_ATTESTED)
+            if required_kind != spec.KIND_ANY:  # a slice stored before keeps the kind it was routed to
+                old = await self.db.run(self.db.store.get_proof, new.proof_id)
+                if old is not None and old.status != Status.FAILED and KIND_NUMBER[old.kind] != required_kind:
+                    raise InvalidInput(
+                        "SLICE_WRONG_KIND",
+                        f"slices[{i}]",
+                        f"slice {i} is already aggregated {old.kind}, not of the required kind",
+                    )
             news.append(new)
             pubs[i] = tuple(int.from_bytes(p, "big") for p in verdict.public_inputs)
         # The receipt check itself (links, counts, output positions) with inclusion taken as given:

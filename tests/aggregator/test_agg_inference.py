@@ -176,6 +176,17 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
         assert r.proof_ids == tuple(f"{app.cfg.default_domain}-{h.hex()}" for h in stmts)
         again = await c.submit_inference(mid, [s0, s1, s2])
         assert again.duplicate and again.inference_id == r.inference_id
+        assert (await c.submit_inference(mid, [s0, s1, s2], required_kind=2)).duplicate
+        # a slice stored before under another kind than the one required is refused, not re-routed
+        db = app.service.db
+
+        def set_kind(kind: str) -> None:
+            db.store.conn.execute("UPDATE proofs SET kind=? WHERE proof_id=?", (kind, r.proof_ids[1]))  # type: ignore[attr-defined]
+
+        await db.run(set_kind, "recursive")
+        err = await _refused(c, mid, [s0, s1, s2], required_kind=2)
+        assert (err.code, err.field) == ("SLICE_WRONG_KIND", "slices[1]")
+        await db.run(set_kind, "attested")
         st = await c.inference_status(r.inference_id)
         assert st.model_id == mid and st.status is sc.ProofStatus.QUEUED
         assert [u.proof_id for u in st.slices if u] == list(r.proof_ids)

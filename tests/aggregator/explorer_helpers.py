@@ -34,6 +34,7 @@ class Live:
     proof_ids: list[str]  # submitted in this order, all FINALIZED
     statements: list[str]  # 0x-hex, same order
     spare: list[Input] = field(default_factory=list)
+    routes: set[tuple[str, str]] = field(default_factory=set)  # (method, path) the HTTP server serves
 
     async def submit_one(self) -> str:
         p = self.spare.pop()
@@ -70,6 +71,11 @@ async def live_system(tmp: Path, n: int = 4) -> AsyncIterator[Live]:
                     ids,
                     sts,
                     list(pool[n:]),
+                    {
+                        (r.method, r.resource.canonical)
+                        for r in app.http.app.router.routes()
+                        if r.method != "HEAD" and r.resource is not None
+                    },
                 )
             finally:
                 for o in ops:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 import pytest_asyncio
+import yaml
 from agg_helpers import ROOT
 from explorer_helpers import Live, live_system, parse_sse, sse
 
@@ -186,6 +188,74 @@ async def test_metrics_negotiate_the_format(live: Live) -> None:
     assert 'sheaf_proofs{status="FINALIZED"}' in text and "process_cpu_seconds_total" in text
     assert "sheaf_build_info{" in text
     assert body.endswith("# EOF\n") and f'sheaf_submissions_total{{result="accepted"}} {float(n)}' in body
+
+
+SPEC = ROOT / "docs" / "openapi.yaml"
+UNDOCUMENTED = {("GET", "/explorer"), ("GET", "/explorer/assets")}  # a redirect; the page's files
+
+
+def _json_schema(node: Any) -> Any:
+    """OpenAPI 3.0 schema -> JSON Schema 2020-12: `nullable: true` becomes a type that allows null."""
+    if isinstance(node, list):
+        return [_json_schema(x) for x in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _json_schema(v) for k, v in node.items() if k not in ("nullable", "example")}
+    if node.get("nullable"):
+        out = {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def _properties(schema: dict[str, Any], spec: dict[str, Any]) -> set[str]:
+    """Every property name the schema declares at its top level (through $ref and allOf)."""
+    if "$ref" in schema:
+        return _properties(spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]], spec)
+    names = set(schema.get("properties", {}))
+    for part in schema.get("allOf", []):
+        names |= _properties(part, spec)
+    return names
+
+
+async def test_openapi_spec_matches_the_live_server(live: Live) -> None:
+    """docs/openapi.yaml against the running aggregator: the same routes (method and path) both
+    ways, and each GET answer (and an error) valid against its documented schema, with no field the
+    spec does not name."""
+    spec = yaml.safe_load(SPEC.read_text())
+    documented = {(m.upper(), path) for path, ops in spec["paths"].items() for m in ops}
+    assert live.routes - UNDOCUMENTED == documented, (
+        f"served, not documented: {sorted(live.routes - UNDOCUMENTED - documented)}; "
+        f"documented, not served: {sorted(documented - live.routes)}"
+    )
+    _, page = await _get(live, "/v1/batches?limit=1")
+    b = page["batches"][0]
+    pid = live.proof_ids[0]
+    samples = {
+        "/healthz": "/healthz",
+        "/readyz": "/readyz",
+        "/v1/proofs": "/v1/proofs?limit=2",
+        "/v1/proofs/{proof_id}": f"/v1/proofs/{pid}",
+        "/v1/proofs/{proof_id}/inclusion": f"/v1/proofs/{pid}/inclusion",
+        "/v1/proofs/{proof_id}/verify": f"/v1/proofs/{pid}/verify",
+        "/v1/aggregations/{domain_id}/{aggregation_id}": f"/v1/aggregations/1/{b['aggregation_id']}",
+        "/v1/batches": "/v1/batches?limit=1",
+        "/v1/batches/{batch_id}": f"/v1/batches/{b['batch_id']}",
+        "/v1/search": f"/v1/search?q={live.statements[0]}",
+        "/v1/overview": "/v1/overview",
+    }
+    components = _json_schema(spec["components"])
+    for template, url in samples.items():
+        code, body = await _get(live, url)
+        assert code == 200, (url, body)
+        schema = spec["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator({**_json_schema(schema), "components": components})
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (url, errors[:5])
+        declared = _properties(schema, spec)
+        if declared:
+            assert set(body) <= declared, (url, sorted(set(body) - declared))
+    code, body = await _get(live, "/v1/batches/999999")
+    err_schema = {"$ref": "#/components/schemas/Error", "components": components}
+    assert code == 404 and jsonschema.Draft202012Validator(err_schema).is_valid(body)
 
 
 async def test_sse_reader_skips_comments_and_retry() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -12,20 +10,19 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import explorer
+from aggregator.http_submission import submission_from_json
 from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
 from aggregator.reads import Reads
-from aggregator.records import BatchRow, ChainInfo, ProofRow, Status, Submission
+from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
 from normalizers.jsonstrict import loads as strict_json
 from normalizers.limits import Limits
 from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 
 log = logging.getLogger("sheaf.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-SUBMIT_FIELDS = frozenset({"scheme", "format", "proof", "vk", "vk_hash", "public", "settings", "domain_id"})
-MAX_ID = (1 << 63) - 1  # ids are SQLite INTEGERs (signed 64-bit)
 _ID = re.compile(r"[0-9]{1,19}")
 # aiohttp's own errors (no route, wrong method, body over client_max_size) as Sheaf codes
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}
@@ -86,20 +83,6 @@ def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
         "tx_hash": _hex(b.tx_hash) if b and row.status >= Status.SUBMITTED else None,
         "updated_unix_ms": row.updated_ms,
     }
-
-
-def _b64(body: dict[str, Any], name: str, required: bool = False) -> bytes | None:
-    v = body.get(name)
-    if v is None:
-        if required:
-            raise InvalidInput("MALFORMED", name, f"{name} is required (base64)")
-        return None
-    if not isinstance(v, str):
-        raise InvalidInput("MALFORMED", name, f"{name} must be a base64 string")
-    try:
-        return base64.b64decode(v, validate=True)
-    except binascii.Error as e:
-        raise InvalidInput("MALFORMED", name, f"{name} is not valid base64: {e}") from e
 
 
 class HttpApi:
@@ -182,36 +165,7 @@ class HttpApi:
         body = strict_json("body", await request.read(), self._body_limits)
         if not isinstance(body, dict):
             raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
-        unknown = sorted(body.keys() - SUBMIT_FIELDS)
-        if unknown:
-            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
-        vk_hash_hex = body.get("vk_hash")
-        vk_hash = None
-        if vk_hash_hex is not None:
-            if not isinstance(vk_hash_hex, str):
-                raise InvalidInput("MALFORMED", "vk_hash", "vk_hash must be a hex string")
-            try:
-                vk_hash = bytes.fromhex(vk_hash_hex.removeprefix("0x"))
-            except ValueError as e:
-                raise InvalidInput("MALFORMED", "vk_hash", "vk_hash must be hex") from e
-        domain = body.get("domain_id", 0)
-        # bool is an int subclass: `true` must not pass as domain 1
-        if type(domain) is not int or not 0 <= domain <= MAX_ID:
-            raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be an integer in 0..{MAX_ID}")
-        for name in ("scheme", "format"):
-            if not isinstance(body.get(name), str):
-                raise InvalidInput("MALFORMED", name, f"{name} is required (a string)")
-        s = Submission(
-            scheme=body["scheme"],
-            format=body["format"],
-            proof=_b64(body, "proof", True) or b"",
-            vk=_b64(body, "vk"),
-            vk_hash=vk_hash,
-            public=_b64(body, "public"),
-            settings=_b64(body, "settings"),
-            domain_id=domain,
-            source=request.remote or "",
-        )
+        s = submission_from_json(body, request.remote or "")
         r = await self.ingest.submit(s)
         return web.json_response(
             {

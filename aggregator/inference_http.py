@@ -2,6 +2,10 @@
 
     POST /v1/models                          {"slices": [SliceSpec JSON]} -> {"model_id", "duplicate"}
     GET  /v1/models/{model_id}               -> {"model_id", "slices"}
+    POST /v1/inferences                      {"model_id", "domain_id"?, "required_kind"?, "slices": [
+                                             submission JSON (as POST /v1/proofs) | null, ...]}
+                                             -> {"inference_id", "inference_hash", "duplicate", "status",
+                                                 "proof_ids"}
     GET  /v1/inferences/{inference_id}       -> the inference's status and its slices' statuses
     GET  /v1/inferences/{inference_id}/receipt -> verifyInference's `proofs`, output, input commitment
 
@@ -15,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from aggregator.http_submission import MAX_ID, submission_from_json
 from aggregator.inference import Inferences
 from aggregator.records import ChainInfo
 from normalizers.jsonstrict import loads as strict_json
@@ -76,6 +81,39 @@ def register(app: web.Application, inferences: Inferences, chain: ChainInfo, max
         mid = _model_id(request.match_info["model_id"])
         slices = await inferences.model(mid)
         return web.json_response({"model_id": _hex(mid), "slices": [s.to_json() for s in slices]})
+
+    async def post_inference(request: web.Request) -> web.Response:
+        body = strict_json("body", await request.read(), limits)
+        if not isinstance(body, dict) or not isinstance(body.get("slices"), list):
+            raise InvalidInput("MALFORMED", "body", 'body must be {"model_id", "slices": [...], ...}')
+        unknown = sorted(body.keys() - {"model_id", "domain_id", "required_kind", "slices"})
+        if unknown:
+            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
+        mid = body.get("model_id")
+        if not isinstance(mid, str):
+            raise InvalidInput("MALFORMED", "model_id", "model_id must be 32 bytes of hex")
+        domain, kind = body.get("domain_id", 0), body.get("required_kind", 0)
+        if type(domain) is not int or not 0 <= domain <= MAX_ID:
+            raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be an integer in 0..{MAX_ID}")
+        if type(kind) is not int:
+            raise InvalidInput("MALFORMED", "required_kind", "required_kind must be 0, 1 or 2")
+        if len(body["slices"]) > spec.MAX_SLICES:
+            raise InvalidInput("SLICE_COUNT_MISMATCH", "slices", f"at most {spec.MAX_SLICES} slices")
+        src = request.remote or ""
+        slices = [
+            None if d is None else submission_from_json(d, src, f"slices[{i}].")
+            for i, d in enumerate(body["slices"])
+        ]
+        a = await inferences.submit(_model_id(mid), domain, kind, slices)
+        return web.json_response(
+            {
+                "inference_id": a.inference_id,
+                "inference_hash": _hex(a.inference_hash),
+                "duplicate": a.duplicate,
+                "status": a.status.name,
+                "proof_ids": list(a.proof_ids),
+            }
+        )
 
     async def get_inference(request: web.Request) -> web.Response:
         v = await inferences.status(request.match_info["inference_id"])
@@ -139,6 +177,7 @@ def register(app: web.Application, inferences: Inferences, chain: ChainInfo, max
         [
             web.post("/v1/models", post_model),
             web.get("/v1/models/{model_id}", get_model),
+            web.post("/v1/inferences", post_inference),
             web.get("/v1/inferences/{inference_id}", get_inference),
             web.get("/v1/inferences/{inference_id}/receipt", get_receipt),
         ]

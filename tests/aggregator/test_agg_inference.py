@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -196,11 +197,53 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
         with pytest.raises(sc.SheafError) as e:
             await c.inference_status("1-00")
         assert e.value.code == "UNKNOWN_INFERENCE"
+    # POST /v1/inferences: the same unit over HTTP (same id), the same refusals as codes
+    subs = [_json_sub(ch, n) for n in ("s0", "s1", "s2")]
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{app.http.port}/v1/inferences"
+        for body, status, code, field in (
+            ({"model_id": mid, "slices": subs}, 200, "", ""),
+            ({"model_id": mid, "slices": [subs[0], None, subs[2]]}, 400, "MISSING_SLICE", "slices[1]"),
+            (
+                {"model_id": mid, "slices": [subs[1], subs[0], subs[2]]},
+                400,
+                "SLICE_VK_MISMATCH",
+                "slices[0].vk",
+            ),
+            (
+                {"model_id": mid, "slices": [dict(subs[0], proof="%%"), subs[1], subs[2]]},
+                400,
+                "MALFORMED",
+                "slices[0].proof",
+            ),
+            ({"model_id": mid, "slices": subs, "extra": 1}, 400, "MALFORMED", "extra"),
+            ({"model_id": "0x" + "33" * 32, "slices": subs}, 404, "UNKNOWN_MODEL", "model_id"),
+        ):
+            async with http.post(url, json=body) as resp:
+                got = await resp.json()
+                assert resp.status == status, got
+            if status == 200:
+                assert got["inference_id"] == r.inference_id and got["duplicate"] is True
+                assert got["proof_ids"] == list(r.proof_ids)
+            else:
+                assert (got["error"]["code"], got["error"]["field"]) == (code, field)
     # the same codes as the contract's errors, where the contract has one
     assert (
         error_code("BrokenLink") == "BROKEN_LINK"
         and error_code("SliceCountMismatch") == "SLICE_COUNT_MISMATCH"
     )
+
+
+def _json_sub(ch: Chain, name: str) -> dict[str, object]:
+    p = ch.proofs[name]
+    b64 = base64.b64encode
+    return {
+        "scheme": p.scheme,
+        "format": p.format,
+        "proof": b64(p.proof).decode(),
+        "vk": b64(p.vk).decode(),
+        "public": b64(p.public or b"").decode(),
+    }
 
 
 async def _register(app: App, ch: Chain) -> str:

@@ -40,11 +40,12 @@ from deploy.api import (
     manifest_path,
     registry,
 )
-from deploy.chain import connect, load_account
+from deploy.chain import connect, load_account, transact
 from deploy.compile import artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
 from deploy.inference import deploy_consumer, inference_contract, load_model, register_model
 from deploy.recursive import deploy_recursive_verifier
+from deploy.registry import queued_changes
 from deploy.source_verify import FULL, verify_manifest
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_keys import verifier_key
@@ -146,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--operator", type=_address, action="append", default=[], help="add an operator")
     g.add_argument("--threshold", type=int, default=None, metavar="K", help="signatures needed")
+    g.add_argument(
+        "--min-threshold", type=int, default=None, metavar="K", help="floor below which k cannot be set"
+    )
+    g.add_argument(
+        "--config-delay",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help="delay before any later configuration change takes effect (set last; docs/contracts.md)",
+    )
+    g.add_argument(
+        "--execute-change",
+        type=int,
+        action="append",
+        default=[],
+        metavar="ID",
+        help="apply a queued configuration change whose delay has passed",
+    )
     v = sub.add_parser("verify", help="check on-chain code against a recompilation (Sourcify rules)")
     v.add_argument("--rpc-url", default=DEFAULT_RPC)
     v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
@@ -238,9 +257,23 @@ def run(argv: Sequence[str] | None = None) -> int:
                 raise DeployError(
                     CONFIG_INVALID, f"--threshold must be 1..{count} (the operators after this call)"
                 )
+        for cid in a.execute_change:
+            transact(w3, acct, reg.functions.executeConfigChange(cid), f"executeConfigChange({cid})")
         sent = configure_registry(
-            w3, acct, reg, domains=a.domain, operators=a.operator, threshold=a.threshold
+            w3,
+            acct,
+            reg,
+            domains=a.domain,
+            operators=a.operator,
+            threshold=a.threshold,
+            min_threshold=a.min_threshold,
+            config_delay=a.config_delay,
         )
+        for cid, kind, eta in queued_changes(w3, reg, sent):
+            print(
+                f"change {cid} (kind {kind}) queued: takes effect after {eta} (unix s) with "
+                f"`sheaf-deploy configure --execute-change {cid}`"
+            )
         exists = {d: bool(reg.functions.getDomain(d).call()[0]) for d, _ in a.domain}
         domains = [f"domain {d} {'ok' if ok else 'MISSING'}" for d, ok in exists.items()]
         print(

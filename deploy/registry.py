@@ -33,9 +33,15 @@ def configure_registry(
     operators: Sequence[str] = (),
     threshold: int | None = None,
     verifier: str | None = None,
+    min_threshold: int | None = None,
+    config_delay: int | None = None,
 ) -> list[str]:
-    """Idempotent owner setup: create domains (id, submitter), add operators, set threshold/verifier.
-    Returns the transaction hashes it sent (empty when everything was already in place)."""
+    """Idempotent owner setup: create domains (id, submitter), add operators, set threshold/verifier,
+    the threshold's floor and, last, the configuration delay. Returns the transaction hashes it sent
+    (empty when everything was already in place).
+
+    Once the registry has a delay, its configuration setters only queue a change (effective after
+    the delay, by `executeConfigChange`, see `queued_changes`): set the delay last, as here."""
     sent: list[str] = []
     zero = "0x" + "00" * 20
     for domain_id, submitter in domains:
@@ -53,4 +59,23 @@ def configure_registry(
     ):
         fn = reg.functions.setAggregationVerifier(Web3.to_checksum_address(verifier))
         sent.append(transact(w3, acct, fn, "setAggregationVerifier").tx_hash)
+    if min_threshold is not None and reg.functions.minThreshold().call() != min_threshold:
+        sent.append(
+            transact(w3, acct, reg.functions.setMinThreshold(min_threshold), "setMinThreshold").tx_hash
+        )
+    if config_delay is not None and reg.functions.configDelay().call() != config_delay:
+        sent.append(transact(w3, acct, reg.functions.setConfigDelay(config_delay), "setConfigDelay").tx_hash)
     return sent
+
+
+def queued_changes(w3: Web3, reg: Contract, tx_hashes: Sequence[str]) -> list[tuple[int, int, int]]:
+    """(change id, kind, eta) of the changes those transactions queued and did not apply at once
+    (the registry had a delay): each takes effect when `executeConfigChange(id)` is sent after eta."""
+    out: list[tuple[int, int, int]] = []
+    for h in tx_hashes:
+        rc = w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
+        done = {int(e.args.changeId) for e in reg.events.ConfigChangeExecuted().process_receipt(rc)}
+        for e in reg.events.ConfigChangeQueued().process_receipt(rc):
+            if int(e.args.changeId) not in done:
+                out.append((int(e.args.changeId), int(e.args.kind), int(e.args.eta)))
+    return out

@@ -16,7 +16,17 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from agg_helpers import OPERATOR_KEYS, SUBMITTER_KEY, ChainEnv, make_config, proof_pool, wait_all_finalized
+from agg_helpers import (
+    OPERATOR_KEYS,
+    OWNER_KEY,
+    SUBMITTER_KEY,
+    ChainEnv,
+    deploy_registry,
+    make_config,
+    proof_pool,
+    registry_artifact,
+    wait_all_finalized,
+)
 from eth_account import Account
 from hexbytes import HexBytes
 from test_agg_store import BACKENDS, _p
@@ -32,7 +42,11 @@ from aggregator.chain import bumped
 from aggregator.client import AsyncClient
 from aggregator.operator import Deferred, Signed, check_task
 from aggregator.records import KIND_ATTESTED, BatchState
+from deploy.chain import transact
+from deploy.errors import DeployError
+from deploy.registry import configure_registry, queued_changes
 from sheaf.errors import SheafError
+from sheaf.hashing import keccak256
 
 
 async def _pending(app: App) -> int:
@@ -271,3 +285,36 @@ async def test_stuck_posting_transaction_is_replaced_with_higher_fees(
             pass
     finally:
         await app.stop()
+
+
+# -- item 6: sheaf-deploy's owner setup with the threshold floor and the delay -----------------
+
+
+async def test_deploy_configure_sets_floor_and_delay_then_changes_wait(chain_env: ChainEnv) -> None:
+    w3 = Web3(Web3.HTTPProvider(chain_env.node.rpc_url))
+    reg = w3.eth.contract(
+        address=Web3.to_checksum_address(deploy_registry(chain_env.node.rpc_url, chain_env.operators, 1)),
+        abi=registry_artifact()[0],
+    )
+    owner = Account.from_key(OWNER_KEY)
+    sent = configure_registry(w3, owner, reg, threshold=2, min_threshold=2, config_delay=2)
+    assert (reg.functions.threshold().call(), reg.functions.minThreshold().call()) == (2, 2)
+    assert reg.functions.configDelay().call() == 2
+    assert queued_changes(w3, reg, sent) == []  # the delay was 0 until the last of them
+    sent = configure_registry(w3, owner, reg, threshold=3)
+    ((cid, kind, eta),) = queued_changes(w3, reg, sent)
+    assert kind == reg.functions.CHANGE_THRESHOLD().call() and reg.functions.threshold().call() == 2
+    with pytest.raises(DeployError) as ei:
+        transact(w3, owner, reg.functions.executeConfigChange(cid), "too early")
+    assert _selector("ChangeNotReady(uint256,uint256)") in str(ei.value)
+    while int(w3.eth.get_block("latest")["timestamp"]) < eta:
+        await asyncio.sleep(0.3)
+    transact(w3, owner, reg.functions.executeConfigChange(cid), "executeConfigChange")
+    assert reg.functions.threshold().call() == 3
+    with pytest.raises(DeployError) as ei:  # below the floor
+        transact(w3, owner, reg.functions.setThreshold(1), "below the floor")
+    assert _selector("InvalidThreshold(uint256,uint256)") in str(ei.value)
+
+
+def _selector(sig: str) -> str:
+    return keccak256(sig.encode())[:4].hex()

@@ -4,6 +4,11 @@ One batch per (domain, kind) group once it is full (max_leaves) or its oldest pr
 max_wait_ms. Attested batches get their aggregation id at once and go to the operators; recursive
 batches (at most the circuit's N leaves, picked by the prover's slots, waiting
 recursion.max_wait_ms to fill) go to `Proving` and take their id when proved.
+
+Chain spend (issue 13, item 7): a post costs about the same whatever its leaf count, so a trickle of
+proofs (one per max_wait_ms) would make the submitter post all day. `min_post_interval_s` bounds it:
+a PARTIAL batch of a (domain, kind) closes at most once per that interval (full batches are never
+held), so partial posts are at most 3600 / min_post_interval_s per hour and domain.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Batcher:
         self.proving = proving
         self.changes = changes
         self.metrics = metrics
+        self._last_partial: dict[tuple[int, str], float] = {}  # (domain, kind) -> monotonic time
         metrics.describe("sheaf_batch_size", "Leaves per created batch")
 
     async def run(self) -> None:
@@ -75,6 +81,15 @@ class Batcher:
                 wait = self.cfg.recursion.max_wait_ms
             if not force and count < limit and now - oldest < wait:
                 continue
+            partial = count < limit
+            gap = self.cfg.min_post_interval_s
+            if (
+                not force
+                and partial
+                and gap
+                and time.monotonic() - self._last_partial.get((domain, kind), -gap) < gap
+            ):
+                continue  # the spend bound: one partial batch per interval (full ones are not held)
             if recursive:
                 assert prover is not None
                 # typed slots: look past the first N candidates for the kinds the batch still lacks
@@ -110,6 +125,8 @@ class Batcher:
             )
             if agg_kind == KIND_RECURSIVE:
                 self.proving.start(b)
+            if len(rows) < limit:
+                self._last_partial[domain, kind] = time.monotonic()
             made += 1
         if made:
             self.changes.notify()

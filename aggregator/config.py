@@ -71,6 +71,9 @@ class Config:
     # Batching
     max_leaves: int = 64
     max_wait_ms: int = 2000
+    # Chain spend bound: a partial batch (fewer than max_leaves) of a domain and kind closes at most
+    # once per this many seconds; full batches are never held. 0: off (aggregator/batcher.py).
+    min_post_interval_s: float = 0.0
     batch_tick_ms: int = 50
     # Attestation: the operator set (addresses) and the threshold k; operators talk to grpc_listen.
     operators: list[str] = field(default_factory=list)

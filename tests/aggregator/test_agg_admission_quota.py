@@ -1,4 +1,4 @@
-"""Issue 13 item 7: quotas that rotating addresses cannot bypass.
+"""Issue 13 item 7: quotas that rotating addresses cannot bypass, and the chain-spend bound.
 
 Without an allowlist a claimed prover address costs nothing to make, so the rate limit binds to the
 client's network (aggregator.ingest.quota_key): here loopback is not exempted (`rate_exempt=[]`),
@@ -17,8 +17,14 @@ import pytest
 from agg_helpers import SUBMITTER_KEY, ChainEnv, make_config, proof_pool
 from eth_account import Account
 
+from aggregator.admission import ProofVerifier
 from aggregator.app import App
+from aggregator.config import Config
 from aggregator.ingest import network_of
+from aggregator.records import KIND_ATTESTED, BatchState, ChainInfo, NewProof, Status
+from aggregator.service import Service
+from aggregator.store import SqliteStore
+from sheaf.hashing import keccak256
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -84,3 +90,33 @@ async def test_fresh_addresses_share_their_networks_quota(chain_env: ChainEnv, t
             assert (resp.status, err["code"], err["field"]) == (429, "RATE_LIMITED", "source")
     finally:
         await app.stop()
+
+
+async def test_spend_bound_holds_partial_batches_not_full_ones(tmp_path: Path) -> None:
+    """min_post_interval_s: one partial batch per interval per domain (a post costs the same for 1
+    leaf or 64); a full batch is never held. Real store and batcher (no chain needed)."""
+    cfg = Config(
+        db_path=str(tmp_path / "agg.db"),
+        operators=[Account.create().address],
+        max_leaves=4,
+        max_wait_ms=0,  # without the bound every proof would be its own batch (and post)
+        min_post_interval_s=3600,
+    )
+    svc = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(object()), ChainInfo(31337, "0x" + "ab" * 20))
+    db = svc.db
+    try:
+        await db.run(db.store.insert_proofs, [_p(0)])
+        assert await svc.batcher.make_batches() == 1  # the first partial batch closes at once
+        await db.run(db.store.insert_proofs, [_p(1)])
+        assert await svc.batcher.make_batches() == 0  # the next partial one waits for the interval
+        assert (await db.run(db.store.get_proof, _p(1).proof_id)).status == Status.QUEUED  # type: ignore[union-attr]
+        await db.run(db.store.insert_proofs, [_p(i) for i in range(2, 5)])
+        assert await svc.batcher.make_batches() == 1  # 4 queued = max_leaves: full, not held
+        assert len(await db.run(db.store.batches_in, BatchState.PENDING)) == 2
+    finally:
+        await svc.stop()
+
+
+def _p(i: int) -> NewProof:
+    st = keccak256(b"spend" + i.to_bytes(4, "big"))
+    return NewProof(1, st, b"\x11" * 32, KIND_ATTESTED, "groth16", "snarkjs", b"p", b"vk", b"[]", None)

@@ -27,6 +27,7 @@ commands:
                    verification sidecar: NDJSON requests on stdin, responses on stdout
   slice ...        quantized slice prover (gnark/slice)
   aggregate ...    recursive aggregation (gnark/aggregation)
+  tree ...         recursion tree proving units: leaf/merge jobs (gnark/tree)
 `
 
 func main() {
@@ -55,6 +56,8 @@ func main() {
 		err = runSlice(args)
 	case "aggregate":
 		err = runAggregate(args)
+	case "tree":
+		err = runTree(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -273,9 +273,9 @@ def anvil_with_registry() -> Iterator[ChainEnv]:
 
 
 @contextlib.asynccontextmanager
-async def running_app(env: ChainEnv, db: Path) -> AsyncIterator[App]:
-    """The in-process aggregator (App) on loopback over `env`, stopped on exit."""
-    a = App(make_config(env, db), submitter_key=SUBMITTER_KEY)
+async def running_app(env: ChainEnv, db: Path, **kw: Any) -> AsyncIterator[App]:
+    """The in-process aggregator (App) on loopback over `env`, stopped on exit (`kw`: config)."""
+    a = App(make_config(env, db, **kw), submitter_key=SUBMITTER_KEY)
     await a.start()
     try:
         yield a

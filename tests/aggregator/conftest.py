@@ -3,7 +3,10 @@ live in agg_helpers.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,8 +27,18 @@ def chain_env() -> Iterator[ChainEnv]:
 
 
 @pytest.fixture
-async def app(chain_env: ChainEnv, tmp_path: Path) -> AsyncIterator[App]:
-    async with running_app(chain_env, tmp_path / "agg.db") as a:
+async def app(chain_env: ChainEnv, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[App]:
+    """The in-process aggregator on SQLite; SHEAF_TEST_STORE=postgres runs every test using it on
+    the session's PostgreSQL instead (a fresh schema each; the lease makes it the leader at once)."""
+    store = os.environ.get("SHEAF_TEST_STORE", "sqlite")
+    assert store in ("sqlite", "postgres"), f"SHEAF_TEST_STORE={store!r}: sqlite or postgres"
+    db_url = request.getfixturevalue("pg_url") if store == "postgres" else ""
+    async with running_app(chain_env, tmp_path / "agg.db", db_url=db_url) as a:
+        if db_url:
+            deadline = time.monotonic() + 10
+            while not a.lease.leading:
+                assert time.monotonic() < deadline, "no lease"
+                await asyncio.sleep(0.02)
         yield a
 
 

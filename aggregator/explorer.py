@@ -156,8 +156,12 @@ def _sse_frame(event: str, data: dict[str, Any], ev_id: int | None = None) -> by
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _sse(request: web.Request, frames: AsyncIterator[bytes | None]) -> web.StreamResponse:
-    """Streams `frames` as text/event-stream (None: a keep-alive comment), then an `end` event."""
+async def _sse(
+    request: web.Request, frames: AsyncIterator[bytes | None], stopping: Callable[[], bool]
+) -> web.StreamResponse:
+    """Streams `frames` as text/event-stream (None: a keep-alive comment), then an `end` event, unless
+    the server is stopping: then the stream just closes, so that an EventSource reconnects (with
+    Last-Event-ID) to this server restarted or to another instance instead of giving up."""
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -166,7 +170,8 @@ async def _sse(request: web.Request, frames: AsyncIterator[bytes | None]) -> web
         await resp.write(b"retry: 3000\n\n")
         async for f in frames:
             await resp.write(f if f is not None else b": keep-alive\n\n")
-        await resp.write(_sse_frame("end", {}))
+        if not stopping():
+            await resp.write(_sse_frame("end", {}))
     except ConnectionError:  # the client went away
         pass
     return resp
@@ -317,7 +322,7 @@ class ListApi:
                 }
                 yield _sse_frame("status", data, e.seq)
 
-        return await _sse(request, frames())
+        return await _sse(request, frames(), lambda: self.reads.changes.closed)
 
     async def batch_events(self, request: web.Request) -> web.StreamResponse:
         """SSE: a `batch` event with the batch now and at each change, ending when it is finalized
@@ -330,7 +335,7 @@ class ListApi:
             async for b in self.reads.batch_updates(bid):
                 yield None if b is None else _sse_frame("batch", batch_json(b))
 
-        return await _sse(request, frames())
+        return await _sse(request, frames(), lambda: self.reads.changes.closed)
 
 
 def _path_number(request: web.Request, name: str) -> int:

@@ -153,6 +153,10 @@ class Reads:
         REJECTED or FAILED (or shutdown). None every `idle_s` seconds without news (a keep-alive)."""
         await self.proof(proof_id)
         seq, idle = after, 0.0
+        if after:  # resumed (Last-Event-ID): nothing newer and the last one seen was terminal -> done
+            prev = await self.db.run(self.db.store.events_after, proof_id, after - 1)
+            if len(prev) == 1 and prev[0].seq == after and prev[0].status in TERMINAL:
+                return
         while not self.changes.closed:
             evs = await self.db.run(self.db.store.events_after, proof_id, seq)
             for e in evs:
@@ -160,12 +164,9 @@ class Reads:
                 yield e
             if evs:
                 idle = 0.0
-                if evs[-1].status in TERMINAL:
+                if evs[-1].status in TERMINAL:  # only after it was sent: never skip one
                     return
                 continue
-            last = await self.db.run(self.db.store.events_after, proof_id, seq - 1) if seq else []
-            if last and last[-1].status in TERMINAL:  # resumed after the end (Last-Event-ID)
-                return
             await self.changes.wait(1.0)
             idle += 1.0
             if idle >= idle_s:

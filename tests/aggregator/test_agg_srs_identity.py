@@ -145,6 +145,7 @@ async def test_a_refusal_names_its_cause(tmp_path: Path) -> None:
         leaf_count=1,
         chain_id=31337,
         registry="0x" + "11" * 20,
+        deadline=int(time.time()) + 600,  # operators refuse a deadline already past (issue 13)
         items=[
             pb.BatchItem(
                 scheme=item.scheme,

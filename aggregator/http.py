@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import explorer
-from aggregator.http_submission import submission_from_json
+from aggregator.http_submission import b64_field, submission_from_json
 from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
 from aggregator.ingest import Ingest
@@ -23,6 +23,7 @@ from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 
 log = logging.getLogger("sheaf.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+VK_FIELDS = frozenset({"scheme", "format", "vk", "settings"})  # POST /v1/vks
 _ID = re.compile(r"[0-9]{1,19}")
 # aiohttp's own errors (no route, wrong method, body over client_max_size) as Sheaf codes
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}
@@ -114,6 +115,7 @@ class HttpApi:
                 web.get("/readyz", self.readyz),
                 web.get("/metrics", self.metrics),
                 web.post("/v1/proofs", self.submit),
+                web.post("/v1/vks", self.register_vk),
                 web.get("/v1/proofs/{proof_id}", self.proof),
                 web.get("/v1/proofs/{proof_id}/inclusion", self.inclusion),
                 web.get("/v1/aggregations/{domain_id}/{aggregation_id}", self.aggregation),
@@ -175,6 +177,22 @@ class HttpApi:
                 "status": r.status.name,
             }
         )
+
+    async def register_vk(self, request: web.Request) -> web.Response:
+        """RegisterVerifyingKey over HTTP (docs/openapi.yaml `VkRequest`): later submissions may
+        name the key by the vk_hash answered."""
+        body = strict_json("body", await request.read(), self._body_limits)
+        if not isinstance(body, dict):
+            raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
+        unknown = sorted(body.keys() - VK_FIELDS)
+        if unknown:
+            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
+        for name in ("scheme", "format"):
+            if not isinstance(body.get(name), str):
+                raise InvalidInput("MALFORMED", name, f"{name} is required (a string)")
+        vk = b64_field(body, "vk", True) or b""
+        h = await self.ingest.register_vk(body["scheme"], body["format"], vk, b64_field(body, "settings"))
+        return web.json_response({"vk_hash": _hex(h), "scheme": body["scheme"], "format": body["format"]})
 
     async def proof(self, request: web.Request) -> web.Response:
         row = await self.reads.proof(request.match_info["proof_id"])

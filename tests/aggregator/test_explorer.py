@@ -6,6 +6,7 @@ in-process aggregator, two operator processes and real proofs posted on chain
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -309,6 +310,35 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert a11y["focus_after_tab"] == "q"
     for page in ("overview", "batch", "proof", "search"):
         assert (ARTIFACTS / f"{page}.png").stat().st_size > 1000
+
+
+async def test_vk_registration_over_http(live: Live) -> None:
+    """POST /v1/vks answers the key's hash; a submission over HTTP can then name the key by it."""
+    p = live.spare.pop()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    async with aiohttp.ClientSession() as s:
+        body = {"scheme": p.scheme, "format": p.format, "vk": b64(p.vk)}
+        async with s.post(live.url + "/v1/vks", json=body) as r:
+            assert r.status == 200
+            got = await r.json()
+        assert got["vk_hash"].startswith("0x") and len(got["vk_hash"]) == 66
+        sub = {"scheme": p.scheme, "format": p.format, "proof": b64(p.proof), "public": b64(p.public or b"")}
+        async with s.post(live.url + "/v1/proofs", json={**sub, "vk_hash": got["vk_hash"]}) as r:
+            assert r.status == 200, await r.text()
+            ack = await r.json()
+        _, row = await _get(live, f"/v1/proofs/{ack['proof_id']}")
+        assert row["vk_hash"] == got["vk_hash"]
+        for bad, field in (
+            ({**body, "colour": 1}, "colour"),
+            ({**body, "vk": "%%"}, "vk"),
+            ({"format": "snarkjs"}, "scheme"),
+        ):
+            async with s.post(live.url + "/v1/vks", json=bad) as r:
+                e = (await r.json())["error"]
+                assert r.status == 400 and (e["code"], e["field"]) == ("MALFORMED", field), e
+        async with s.post(live.url + "/v1/vks", json={**body, "vk": b64(b"{}")}) as r:
+            e = (await r.json())["error"]
+            assert r.status == 400 and e["code"] and e["code"] != "MALFORMED_REQUEST", e
 
 
 async def test_cli_submit_timeout_names_the_proof_and_exits_5(

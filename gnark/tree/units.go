@@ -256,7 +256,9 @@ type MergeJob struct {
 	Top      bool     `json:"top,omitempty"`
 }
 
-func nodeJSON(n Node) NodeJSON { return NodeJSON{Root: "0x" + hex.EncodeToString(n.Root[:]), Count: n.Count} }
+func nodeJSON(n Node) NodeJSON {
+	return NodeJSON{Root: "0x" + hex.EncodeToString(n.Root[:]), Count: n.Count}
+}
 
 func (nj NodeJSON) node(field string) (Node, error) {
 	b, err := aggregation.DecodeHex(nj.Root)

@@ -29,6 +29,7 @@ from web3.exceptions import ContractCustomError
 
 from aggregator.app import App
 from aggregator.inference import error_code
+from aggregator.records import NewProof
 from deploy.chain import deploy_contract, transact
 from deploy.compile import compile_contracts
 from sheaf import inference as spec
@@ -163,6 +164,26 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
             with pytest.raises(sc.SheafError) as e:
                 await c.status(f"{app.cfg.default_domain}-{sh[2:]}")
             assert e.value.code == "UNKNOWN_PROOF", n
+        # a slice stored before under another kind than the one required is refused, not re-routed:
+        # slice 1's statement already in the store as a RECURSIVE proof (through the Store protocol)
+        p1 = ch.proofs["s1"]
+        stmt1 = spec.statement_hash(1, ch.vk_hash["b"], [int(x) for x in json.loads(p1.public or b"")])
+        db = app.service.db
+        old = NewProof(
+            app.cfg.default_domain,
+            stmt1,
+            ch.vk_hash["b"],
+            "recursive",
+            "groth16",
+            "snarkjs",
+            p1.proof,
+            p1.vk,
+            p1.public,
+            None,
+        )
+        await db.run(db.store.insert_proofs, [old])
+        err = await _refused(c, mid, [s0, s1, s2], required_kind=2)
+        assert (err.code, err.field) == ("SLICE_WRONG_KIND", "slices[1]")
         # the honest inference: one id (the on-chain inference hash), one status, every slice queued
         r = await c.submit_inference(mid, [s0, s1, s2])
         stmts = [
@@ -177,17 +198,6 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
         assert r.proof_ids == tuple(f"{app.cfg.default_domain}-{h.hex()}" for h in stmts)
         again = await c.submit_inference(mid, [s0, s1, s2])
         assert again.duplicate and again.inference_id == r.inference_id
-        assert (await c.submit_inference(mid, [s0, s1, s2], required_kind=2)).duplicate
-        # a slice stored before under another kind than the one required is refused, not re-routed
-        db = app.service.db
-
-        def set_kind(kind: str) -> None:
-            db.store.conn.execute("UPDATE proofs SET kind=? WHERE proof_id=?", (kind, r.proof_ids[1]))  # type: ignore[attr-defined]
-
-        await db.run(set_kind, "recursive")
-        err = await _refused(c, mid, [s0, s1, s2], required_kind=2)
-        assert (err.code, err.field) == ("SLICE_WRONG_KIND", "slices[1]")
-        await db.run(set_kind, "attested")
         st = await c.inference_status(r.inference_id)
         assert st.model_id == mid and st.status is sc.ProofStatus.QUEUED
         assert [u.proof_id for u in st.slices if u] == list(r.proof_ids)

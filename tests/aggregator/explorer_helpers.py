@@ -4,8 +4,10 @@ posted on chain) and a reader of server-sent events."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +46,16 @@ class Live:
 
 
 @contextlib.asynccontextmanager
-async def live_system(tmp: Path, n: int = 4) -> AsyncIterator[Live]:
-    """n proofs submitted one after another and followed to FINALIZED (real batches on anvil)."""
+async def live_system(tmp: Path, n: int = 4, db_url: str = "") -> AsyncIterator[Live]:
+    """n proofs submitted one after another and followed to FINALIZED (real batches on anvil);
+    `db_url`: on PostgreSQL instead of SQLite."""
     pool = proof_pool(240)[200:210]  # the e2e tests use lower indexes; each test has its own chain
     with anvil_with_registry() as env:
-        async with running_app(env, tmp / "agg.db") as app:
+        async with running_app(env, tmp / "agg.db", db_url=db_url) as app:
+            deadline = time.monotonic() + 10
+            while db_url and not app.lease.leading:  # one instance: it leads at once
+                assert time.monotonic() < deadline, "no lease"
+                await asyncio.sleep(0.02)
             target = f"127.0.0.1:{app.grpc.port}"
             ops = [
                 start_operator(target, k, tmp / f"op{i}.log", env.registry)

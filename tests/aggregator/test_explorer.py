@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,14 @@ ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Live]:
-    async with live_system(tmp_path_factory.mktemp("explorer")) as system:
+async def live(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Live]:
+    """SHEAF_TEST_STORE=postgres: on the session's PostgreSQL (as the `app` fixture of conftest)."""
+    db_url = ""
+    if os.environ.get("SHEAF_TEST_STORE", "sqlite") == "postgres":
+        db_url = request.getfixturevalue("pg_server").create_schema("t_" + uuid.uuid4().hex[:16])
+    async with live_system(tmp_path_factory.mktemp("explorer"), db_url=db_url) as system:
         yield system
 
 

@@ -18,13 +18,16 @@ because several instances write at once (READ COMMITTED, the default):
   the `events.seq` order is the commit order and WatchProof's "after seq" never skips one.
 
 One connection per store; StoreThread uses it from one thread. A broken connection (server
-restart, network) fails the call in progress (nothing is acked), and the next call reconnects.
+restart, network), a deadlock or a serialization failure fails the call in progress with
+`Unavailable("STORE_UNAVAILABLE")` (UNAVAILABLE / 503: nothing was acked, the client retries), and
+the next call reconnects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -38,7 +41,8 @@ from aggregator.records import (
     ProofRow,
     Status,
 )
-from aggregator.store import _BATCH_COLS, _PROOF_COLS, ListedProof, _batch, _proof, now_ms
+from aggregator.store import _BATCH_COLS, _PROOF_COLS, ListedProof, Store, _batch, _proof, now_ms
+from sheaf.errors import Unavailable
 
 __all__ = ["PG_MIGRATIONS", "PostgresStore", "is_postgres_url"]
 
@@ -118,6 +122,23 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE attest_deadlines (batch_id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL);
     """,
 )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _retryable(fn: F) -> F:
+    """A transient database failure (psycopg.OperationalError: connection lost, server shutting down,
+    deadlock, serialization failure) becomes STORE_UNAVAILABLE, which clients retry."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, **kw)
+        except psycopg.OperationalError as e:
+            raise Unavailable("STORE_UNAVAILABLE", "", f"the database is unavailable: {e}") from e
+
+    return call  # type: ignore[return-value]
 
 
 def is_postgres_url(url: str) -> bool:
@@ -823,3 +844,9 @@ class PostgresStore:
             (*args, limit),
         ).fetchall()
         return [_batch(r) for r in rows]
+
+
+# every Store method (the protocol's names), not the constructor: a failed connect at startup stays
+# a plain error (the instance must not start)
+for _name in [n for n, v in vars(Store).items() if callable(v) and not n.startswith("_")]:
+    setattr(PostgresStore, _name, _retryable(getattr(PostgresStore, _name)))

@@ -20,6 +20,7 @@ import pytest
 from aggregator.pg_local import LocalPostgres
 from aggregator.records import KIND_ATTESTED, BatchState, NewProof, Status
 from aggregator.store_pg import PostgresStore, is_postgres_url
+from sheaf.errors import Unavailable, status_of
 from sheaf.hashing import keccak256
 
 
@@ -120,8 +121,9 @@ def test_a_broken_connection_fails_the_call_and_the_next_one_reconnects(pg_url: 
     s.insert_proofs([_p(1)])
     with psycopg.connect(pg_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (s.conn.info.backend_pid,))
-    with pytest.raises(psycopg.OperationalError):
-        s.insert_proofs([_p(2)])  # not acked: the caller sees the failure
+    with pytest.raises(Unavailable) as ei:
+        s.insert_proofs([_p(2)])  # not acked: the caller sees a retryable failure
+    assert ei.value.code == "STORE_UNAVAILABLE" and status_of(ei.value).grpc == "UNAVAILABLE"
     assert s.get_proof(_p(1).proof_id) is not None  # reconnected
     assert s.insert_proofs([_p(2)])[0].duplicate is False  # the failed call committed nothing
     s.close()

@@ -1,4 +1,4 @@
-"""`aggregator` console script: run | operator | submit | status | normalize.
+"""`aggregator` console script: run | operator | submit | status | register-vk | aggregation | normalize.
 
 A user error never prints a traceback: `main` turns each class of failure into one coded line on
 stderr and its own exit status (EXIT_CODES, shown by `--help`)."""
@@ -303,6 +303,40 @@ def cmd_status(a: argparse.Namespace) -> int:
     return asyncio.run(_status(a))
 
 
+async def _register_vk(a: argparse.Namespace) -> int:
+    async with AsyncClient(a.target) as c:
+        h = await c.register_vk(a.scheme, a.format, Path(a.vk).read_bytes(), _read(a.settings))
+    print(json.dumps({"vk_hash": _hex(h), "scheme": a.scheme, "format": a.format}, indent=1))
+    return EXIT_OK
+
+
+def cmd_register_vk(a: argparse.Namespace) -> int:
+    return asyncio.run(_register_vk(a))
+
+
+async def _aggregation(a: argparse.Namespace) -> int:
+    async with AsyncClient(a.target) as c:
+        g = await c.aggregation(a.domain, a.aggregation_id)
+    out = {
+        "domain_id": g.domain_id,
+        "aggregation_id": g.aggregation_id,
+        "batch_id": g.batch_id,
+        "kind": pb.AggregationKind.Name(g.kind),
+        "root": _hex(g.root),
+        "leaf_count": g.leaf_count,
+        "state": g.state,
+        "tx_hash": _hex(g.tx_hash) if g.tx_hash else None,
+        "block_number": g.block_number or None,
+        "leaves": [_hex(x) for x in g.leaves],
+    }
+    print(json.dumps(out, indent=1))
+    return EXIT_OK
+
+
+def cmd_aggregation(a: argparse.Namespace) -> int:
+    return asyncio.run(_aggregation(a))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="aggregator", description="Sheaf aggregator")
     p.add_argument("--version", action="version", version=f"aggregator (sheaf) {_version()}")
@@ -375,6 +409,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
     )
     st.set_defaults(fn=cmd_status)
+
+    v = sub.add_parser("register-vk", help="register a verifying key; print its vk_hash (submit --vk-hash)")
+    v.add_argument(
+        "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
+    )
+    v.add_argument("--scheme", required=True, choices=SCHEME_NAMES, help="proof system")
+    v.add_argument("--format", required=True, choices=PRODUCER_NAMES, help="the prover that wrote the key")
+    v.add_argument("--vk", required=True, help="verifying key file")
+    v.add_argument("--settings", help="ezkl settings.json (halo2)")
+    v.set_defaults(fn=cmd_register_vk)
+
+    g = sub.add_parser("aggregation", help="print an aggregation: root, leaves, kind, state, transaction")
+    g.add_argument("domain", type=int, help="domain id")
+    g.add_argument("aggregation_id", type=int, help="aggregation id within the domain")
+    g.add_argument(
+        "--target", default=default_target, help="aggregator gRPC address (default $SHEAF_AGGREGATOR)"
+    )
+    g.set_defaults(fn=cmd_aggregation)
 
     ncli.register(cast("argparse._SubParsersAction[argparse.ArgumentParser]", sub))  # `aggregator normalize`
     return p

@@ -388,3 +388,29 @@ async def test_cli_submit_timeout_names_the_proof_and_exits_5(
     code, out, err = await run("status", f" {domain}-0x{st.upper()}", "--target", target)
     assert code == 0, err
     assert json.loads(out)["proof_id"] == res["proof_id"]
+    # register-vk and aggregation (the pool's proofs share one key)
+    code, out, err = await run(
+        "register-vk",
+        "--target",
+        target,
+        "--scheme",
+        "groth16",
+        "--format",
+        "snarkjs",
+        "--vk",
+        str(tmp_path / "vk.json"),
+    )
+    _, listed = await _get(live, f"/v1/proofs?statement_hash={live.statements[0]}")
+    assert code == 0 and json.loads(out)["vk_hash"] == listed["proofs"][0]["vk_hash"], err
+    agg = listed["proofs"][0]["aggregation_id"]
+    code, out, err = await run("aggregation", "1", str(agg), "--target", target)
+    _, http_agg = await _get(live, f"/v1/aggregations/1/{agg}")
+    got = json.loads(out)
+    assert code == 0 and got["kind"] == "ATTESTED" and got["state"] == "finalized", err
+    assert (got["root"], got["leaves"], got["tx_hash"]) == (
+        http_agg["root"],
+        http_agg["leaves"],
+        http_agg["tx_hash"],
+    )
+    code, _, err = await run("aggregation", "1", "999999", "--target", target)
+    assert code == cli.EXIT_REFUSED and "UNKNOWN_AGGREGATION" in err, err

@@ -38,7 +38,7 @@ func peakRSS() int {
 //	SHEAF_TREE_MEASURE=leaf:K | merge:F | bw6merge:F  go test ./tree/ -run TestMeasure -v -timeout 60m
 //
 // and prints one JSON line "MEASURE {...}" (bench/recursion_tree.sh collects them into
-// bench/results/recursion_tree.json). Compile only: R1CS, compile seconds, peak RSS.
+// bench/results/recursion_tree_compile.json). Compile only: R1CS, compile seconds, peak RSS.
 func TestMeasure(t *testing.T) {
 	spec := os.Getenv("SHEAF_TREE_MEASURE")
 	if spec == "" {

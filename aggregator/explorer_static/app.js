@@ -87,12 +87,19 @@ function show(...nodes) {
 
 async function overview() {
   const draw = async () => {
-    const [o, b, p] = await Promise.all([api("/v1/overview"), api("/v1/batches?limit=20"), api("/v1/proofs?limit=20")]);
+    const [o, b, p, ...open] = await Promise.all([
+      api("/v1/overview"),
+      api("/v1/batches?limit=20"),
+      api("/v1/proofs?limit=20"),
+      ...["pending", "signed", "submitted"].map((st) => api("/v1/batches?limit=20&state=" + st)),
+    ]);
+    const inflight = open.flatMap((x) => x.batches).sort((x, y) => y.batch_id - x.batch_id);
     const counts = el("ul", { class: "counts", id: "counts", "aria-label": "proofs by status" });
     for (const [s, n] of Object.entries(o.proofs_by_status)) counts.append(el("li", {}, status(s), " " + n));
     show(
       el("h1", { text: "Overview" }),
       counts,
+      table("Batches in flight (being proved or signed, or sent and not yet final)", BATCH_HEADS, batchRows(inflight), "inflight"),
       table("Recent batches", BATCH_HEADS, batchRows(b.batches), "batches"),
       table("Recent proofs", PROOF_HEADS, proofRows(p.proofs), "proofs"),
     );

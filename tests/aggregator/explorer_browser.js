@@ -66,6 +66,7 @@ function contrastProbe() {
       batches: await texts("#batches tbody td:first-child a"),
       proofs: await texts("#proofs tbody td:first-child a"),
       counts: (await texts("#counts li")).join(" | "),
+      inflight: await texts("#inflight tbody td"),
     };
     out.a11y = await page.evaluate(contrastProbe);
     await page.keyboard.press("Tab");  // first stop: the brand link; second: the search field

@@ -97,9 +97,9 @@ class Attesting:
             for b in await self.db.run(store.batches_in, BatchState.PENDING):
                 if b.kind != KIND_ATTESTED:
                     continue
-                deadline = await self.deadline(b.batch_id)
                 done = {o for o, _, _ in await self.db.run(store.signatures, b.batch_id)}
                 if op not in done:
+                    deadline = await self.deadline(b.batch_id)  # a write: only for a batch handed out
                     return b, await self.db.run(store.batch_proofs, b.batch_id), deadline
             left = deadline - time.monotonic()
             if left <= 0:

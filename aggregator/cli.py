@@ -149,6 +149,7 @@ def cmd_operator(a: argparse.Namespace) -> int:
             registry=a.registry,
             srs_id=sid,
             max_ttl_s=a.max_ttl,
+            state=a.state,
         )
         task = asyncio.create_task(op.run())
 
@@ -366,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600,
         help="refuse to sign an attestation valid longer than this many seconds (DEADLINE_TOO_FAR; "
         "at most the registry's 86400; the aggregator's attest_ttl_s must not exceed it)",
+    )
+    o.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="file keeping which root this operator signed per aggregation id across restarts "
+        "(recommended in production: without it a restarted operator may sign a re-used id early)",
     )
     o.add_argument(
         "--srs",

@@ -17,17 +17,20 @@ operator refuses a deadline less than `min_validity_s` away (DEADLINE_PAST) or m
 (chain, registry, domain, aggregation id) while its earlier signature is still valid: an id given
 back after a failed batch is signed again only once the earlier attestation expired (it waits,
 without answering), so the old k-1 signatures can never be completed into a quorum for a root the
-aggregator abandoned. That memory is in-process (a restart forgets it; see docs/contracts.md).
+aggregator abandoned. That memory is in-process unless `--state FILE` keeps it across restarts.
 Refusals are EIP-712 too, bound to the chain, the registry and the exact batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -57,10 +60,24 @@ class Decision:
 @dataclass
 class Signed:
     """What this operator signed per (chain, registry, domain, aggregation id): (root, leaf count,
-    deadline). Another root for the same id waits until the recorded deadline has passed."""
+    deadline). Another root for the same id waits until the recorded deadline has passed.
+
+    With `path` (`aggregator operator --state FILE`) the record survives restarts: it is loaded at
+    start and rewritten (atomically: temp file + rename) before a signature leaves the process."""
 
     clock: Callable[[], float] = time.time
     by_id: dict[tuple[int, str, int, int], tuple[bytes, int, int]] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is not None and self.path.exists():
+            for row in json.loads(self.path.read_text()):
+                chain, registry, domain, agg, root, count, dl = row
+                self.by_id[int(chain), str(registry), int(domain), int(agg)] = (
+                    bytes.fromhex(root),
+                    int(count),
+                    int(dl),
+                )
 
     def blocked_until(self, task: Any) -> int:
         """0 if signing `task` cannot complete a second quorum for its id; else the deadline to wait for."""
@@ -79,6 +96,11 @@ class Signed:
             else task.deadline
         )
         self.by_id[_key(task)] = (bytes(task.root), task.leaf_count, dl)
+        if self.path is not None:
+            rows = [[*k, v[0].hex(), v[1], v[2]] for k, v in sorted(self.by_id.items())]
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(rows))
+            os.replace(tmp, self.path)
 
 
 def _key(task: Any) -> tuple[int, str, int, int]:
@@ -213,6 +235,7 @@ class OperatorProcess:
         wait_ms: int = 5000,
         srs_id: str | None = None,
         max_ttl_s: int = 3600,
+        state: Path | None = None,
     ) -> None:
         self.target = target
         self.key = key
@@ -223,7 +246,7 @@ class OperatorProcess:
         # sheaf.srs_id of this operator's SRS ("" = none), sent with every FetchBatch; None: not sent
         self.srs_id = srs_id
         self.max_ttl_s = max_ttl_s
-        self.memory = Signed()
+        self.memory = Signed(path=state)
         self.stopping = asyncio.Event()
         self.deferred = 0
         self.signed = 0

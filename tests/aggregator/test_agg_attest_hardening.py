@@ -189,7 +189,7 @@ def _task(root: bytes, deadline: int, agg_id: int = 5) -> SimpleNamespace:
     )
 
 
-async def test_operator_checks_deadlines_and_never_signs_two_roots_for_one_live_id() -> None:
+async def test_operator_checks_deadlines_and_never_signs_two_roots_for_one_live_id(tmp_path: Path) -> None:
     now = [1_900_000_000.0]
     mem = Signed(clock=lambda: now[0])
     key = OPERATOR_KEYS[0]
@@ -208,6 +208,11 @@ async def test_operator_checks_deadlines_and_never_signs_two_roots_for_one_live_
     assert mem.blocked_until(_task(b"\x0b" * 32, t0 + 900, agg_id=6)) == 0  # another id: fine
     now[0] = t0 + 601  # the earlier attestation expired: root B may be signed
     assert mem.blocked_until(_task(b"\x0b" * 32, t0 + 1200)) == 0
+    # --state: a restarted operator remembers (a fresh Signed on the same file)
+    now[0] = t0
+    Signed(clock=lambda: now[0], path=tmp_path / "op.json").record(_task(b"\x0a" * 32, t0 + 600))
+    again = Signed(clock=lambda: now[0], path=tmp_path / "op.json")
+    assert again.blocked_until(_task(b"\x0b" * 32, t0 + 900)) == t0 + 600
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

@@ -379,6 +379,7 @@ def register(
             web.get("/v1/batches/{batch_id}/events", api.batch_events),
             web.get("/v1/search", api.search),
             web.get("/v1/overview", api.overview),
+            web.get("/", _to_explorer),  # a browser pointed at the HTTP port lands on the explorer
             web.get("/explorer", _to_explorer),
             web.get("/explorer/", _page("index.html")),
             web.static("/explorer/assets", STATIC),

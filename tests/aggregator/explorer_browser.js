@@ -58,8 +58,9 @@ function contrastProbe() {
     page.on("pageerror", (e) => out.console_errors.push(String(e)));
     const texts = (sel) => page.$$eval(sel, (es) => es.map((e) => e.textContent.trim()));
 
-    // overview
-    await page.goto(base + "/explorer/");
+    // overview (the HTTP port's root redirects to it)
+    await page.goto(base + "/");
+    out.landed = new URL(page.url()).pathname;
     await page.waitForSelector("#batches tbody a");
     await page.waitForFunction((n) => document.querySelectorAll("#proofs tbody a").length >= n, want.proof_ids.length);
     out.overview = {

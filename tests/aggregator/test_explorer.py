@@ -199,7 +199,7 @@ async def test_metrics_negotiate_the_format(live: Live) -> None:
 
 
 SPEC = ROOT / "docs" / "openapi.yaml"
-UNDOCUMENTED = {("GET", "/explorer"), ("GET", "/explorer/assets")}  # a redirect; the page's files
+UNDOCUMENTED = {("GET", "/"), ("GET", "/explorer"), ("GET", "/explorer/assets")}  # redirects; page files
 
 
 def _json_schema(node: Any) -> Any:
@@ -296,6 +296,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert p.returncode == 0, err.decode()[-3000:]
     got = json.loads(out)
     assert got["console_errors"] == [], got["console_errors"]
+    assert got["landed"] == "/explorer/"
     ov = got["overview"]
     assert set(ov["proofs"]) == set(live.proof_ids) and ov["batches"]
     assert "FINALIZED " + str(len(live.proof_ids)) in ov["counts"]

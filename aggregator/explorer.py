@@ -9,8 +9,10 @@ domain, is a 400 `MALFORMED` naming the parameter in `field`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from aggregator.reads import Reads
 from aggregator.records import BatchRow, BatchState, ChainInfo, ProofRow, Status
 from aggregator.store import ListedProof
 from sheaf.errors import InvalidInput, Unavailable
+from sheaf.lru import LRU
 from sheaf.schemes import SCHEME_NAMES
 
 STATIC = Path(__file__).with_name("explorer_static")
@@ -40,6 +43,9 @@ BATCH_STATES = (
     BatchState.FAILED,
 )
 KINDS = ("attested", "recursive")
+# the on-chain check shares the submitter's RPC connection: few calls at once, answers kept briefly
+VERIFY_CONCURRENCY = 4
+VERIFY_CACHE_S = 10.0
 # the explorer's documents run only their own scripts and styles and talk only to this server
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -182,6 +188,8 @@ class ListApi:
         self.reads = reads
         self.chain = chain
         self.verify_inclusion = verify
+        self._verify_slots = asyncio.Semaphore(VERIFY_CONCURRENCY)
+        self._verified: LRU[str, tuple[float, bool]] = LRU(1024)  # proof id -> (monotonic time, answer)
 
     async def verify(self, request: web.Request) -> web.Response:
         """Asks the registry now: verifyProofAggregation with the proof's receipt (the explorer's
@@ -190,12 +198,18 @@ class ListApi:
         inc = await self.reads.inclusion(request.match_info["proof_id"])
         if self.verify_inclusion is None:
             raise Unavailable("RPC_UNAVAILABLE", "chain", "this server has no chain connection")
-        try:
-            ok = await self.verify_inclusion(
-                inc.domain_id, inc.aggregation_id, inc.leaf, inc.path, inc.leaf_count, inc.index
-            )
-        except RpcError as e:
-            raise Unavailable("RPC_UNAVAILABLE", "chain", f"the chain did not answer: {e}") from e
+        hit = self._verified.get(inc.proof_id)
+        if hit is not None and time.monotonic() - hit[0] < VERIFY_CACHE_S:
+            ok = hit[1]
+        else:
+            try:
+                async with self._verify_slots:
+                    ok = await self.verify_inclusion(
+                        inc.domain_id, inc.aggregation_id, inc.leaf, inc.path, inc.leaf_count, inc.index
+                    )
+            except RpcError as e:
+                raise Unavailable("RPC_UNAVAILABLE", "chain", f"the chain did not answer: {e}") from e
+            self._verified.put(inc.proof_id, (time.monotonic(), ok))
         return web.json_response(
             {
                 "proof_id": inc.proof_id,

@@ -25,6 +25,7 @@ from agg_helpers import (
     Input,
     check_exactly_once,
     proof_pool,
+    running_app,
     start_operator,
     stop_process,
     wait_all_finalized,
@@ -32,6 +33,7 @@ from agg_helpers import (
 )
 
 from aggregator.client import AggregatorError, AsyncClient
+from aggregator.pg_local import LocalPostgres
 from deploy.anvil import free_port
 
 TTL = 2.0  # lease_ttl_s: the takeover is bounded by ~1.2 x TTL
@@ -161,3 +163,50 @@ def _metrics(http_port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=2) as r:
         text: str = r.read().decode()
         return text
+
+
+async def test_postgres_restart_under_load(
+    chain_env: ChainEnv, pg_server: LocalPostgres, pg_url: str, tmp_path: Path
+) -> None:
+    """The database restarts (pg_ctl restart -m fast: every connection cut) while clients submit to
+    an in-process aggregator on it: submissions in flight fail with STORE_UNAVAILABLE (retryable,
+    never acked), the store and the lease reconnect, and every acked proof is FINALIZED on chain
+    exactly once. Domain 2: the module's chain already holds the failover test's domain-1 posts."""
+    proofs = proof_pool(240)[120:180]
+    async with running_app(
+        chain_env, tmp_path / "unused.db", db_url=pg_url, lease_ttl_s=2.0, domains=[2], default_domain=2
+    ) as app:
+        target = f"127.0.0.1:{app.grpc.port}"
+        ops = [start_operator(target, k, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[:2])]
+        try:
+            acked: dict[str, bytes] = {}
+            refused: list[str] = []
+            q = list(proofs)
+
+            async def client() -> None:
+                async with AsyncClient(target, timeout=10) as c:
+                    while q:
+                        p = q.pop()
+                        try:
+                            r = await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
+                            acked[r.proof_id] = bytes(r.statement_hash)
+                        except AggregatorError as e:
+                            assert e.status in RETRYABLE, e
+                            refused.append(e.code)
+                            q.append(p)
+                            await asyncio.sleep(0.1)
+
+            subs = asyncio.gather(*(client() for _ in range(3)))
+            while len(acked) < len(proofs) // 3:
+                await asyncio.sleep(0.01)
+            await asyncio.to_thread(pg_server.restart)
+            await subs
+            assert "STORE_UNAVAILABLE" in refused, refused  # the restart cut submissions in flight
+            assert len(acked) == len(proofs)
+            await wait_all_finalized(target, list(acked), timeout=60)
+            await check_exactly_once(target, chain_env, acked, domain=2)
+            st = app.lease.state()
+            assert st["leader"] and app.lease.reachable
+        finally:
+            for p in ops:
+                stop_process(p)

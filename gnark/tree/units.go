@@ -214,6 +214,9 @@ func (k *Keys) store() error {
 			return err
 		}
 	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
 	if err := os.Rename(tmp, k.Dir); err != nil {
 		if k.load() == nil { // a concurrent setup won: adopt its keys
 			k.Created = false

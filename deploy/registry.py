@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from deploy.chain import transact
 from deploy.compile import Artifact, compile_contracts
@@ -72,10 +73,13 @@ def queued_changes(w3: Web3, reg: Contract, tx_hashes: Sequence[str]) -> list[tu
     """(change id, kind, eta) of the changes those transactions queued and did not apply at once
     (the registry had a delay): each takes effect when `executeConfigChange(id)` is sent after eta."""
     out: list[tuple[int, int, int]] = []
+    # A receipt also holds the registry's other events (ThresholdChanged, ...): those are not the
+    # event asked for, so they are skipped quietly, not logged as ABI mismatches.
     for h in tx_hashes:
         rc = w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
-        done = {int(e.args.changeId) for e in reg.events.ConfigChangeExecuted().process_receipt(rc)}
-        for e in reg.events.ConfigChangeQueued().process_receipt(rc):
+        executed = reg.events.ConfigChangeExecuted().process_receipt(rc, errors=DISCARD)
+        done = {int(e.args.changeId) for e in executed}
+        for e in reg.events.ConfigChangeQueued().process_receipt(rc, errors=DISCARD):
             if int(e.args.changeId) not in done:
                 out.append((int(e.args.changeId), int(e.args.kind), int(e.args.eta)))
     return out

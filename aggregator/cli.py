@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import grpc
 
+from aggregator import crashpoints
 from aggregator.admission import ProofVerifier
 from aggregator.app import serve, setup_logging
 from aggregator.chain import Chain, RpcError
@@ -138,6 +139,8 @@ def cmd_operator(a: argparse.Namespace) -> int:
         print(f"operator: Halo2 KZG SRS {srs} (SRS id {sid})", file=sys.stderr)
     else:
         print("operator: no KZG SRS (--srs, $SHEAF_SRS or a dev SRS): cannot verify Halo2", file=sys.stderr)
+
+    crashpoints.arm_from_env()  # test-only (docs/operations.md)
 
     async def go() -> None:
         n = Normalizer(srs=srs, groth16_backend=a.groth16_backend)

@@ -12,6 +12,10 @@ first) commit of that step in this process. Steps:
     post_mined  the transaction seen mined (batch SUBMITTED at its block)
     finalize    the batch FINALIZED
 
+and in `aggregator operator` (armed the same way, at its startup):
+
+    sign        a batch's signature made (and recorded in --state) but not yet sent to the aggregator
+
 tests/aggregator/test_agg_crashpoints.py crashes at each one and restarts. Never set it in
 production (docs/operations.md).
 """
@@ -21,7 +25,7 @@ from __future__ import annotations
 import os
 
 ENV = "SHEAF_TEST_CRASH_AT"
-STEPS = ("ingest", "batch", "attest", "promote", "post_sent", "post_mined", "finalize")
+STEPS = ("ingest", "batch", "attest", "promote", "post_sent", "post_mined", "finalize", "sign")
 
 _armed: tuple[str, int] | None = None
 _seen: dict[str, int] = {}

@@ -36,7 +36,7 @@ from typing import Any
 import grpc
 from eth_account import Account
 
-from aggregator import crypto
+from aggregator import crashpoints, crypto
 from aggregator.admission import ProofVerifier
 from aggregator.attestation import MAX_ATTESTATION_TTL_S, Aggregation, sign_refusal
 from normalizers.api import ProofInput
@@ -298,6 +298,8 @@ class OperatorProcess:
                         except TimeoutError:
                             pass
                         continue
+                    if not d.refusal_code:
+                        crashpoints.reached("sign")  # test-only: killed between signing and sending
                     await stub.SubmitAttestation(
                         pb.SubmitAttestationRequest(
                             operator=self.address,

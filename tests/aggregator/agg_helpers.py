@@ -304,8 +304,16 @@ def make_config(env: ChainEnv, db: Path, **kw: Any) -> Config:
     return Config(**base)
 
 
-def start_operator(target: str, key: str, log: Path, registry: str | None = None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, SHEAF_OPERATOR_KEY=key)
+def start_operator(
+    target: str,
+    key: str,
+    log: Path,
+    registry: str | None = None,
+    *,
+    state: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, SHEAF_OPERATOR_KEY=key, **(extra_env or {}))
     cmd = [
         sys.executable,
         "-m",
@@ -320,6 +328,8 @@ def start_operator(target: str, key: str, log: Path, registry: str | None = None
     ]
     if registry:
         cmd += ["--registry", registry]
+    if state is not None:
+        cmd += ["--state", str(state)]
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(log, "wb"), start_new_session=True
     )

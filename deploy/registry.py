@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract import Contract
+from web3.contract.contract import ContractFunction
 from web3.logs import DISCARD
 
 from deploy.chain import transact
@@ -45,6 +46,15 @@ def configure_registry(
     the delay, by `executeConfigChange`, see `queued_changes`): set the delay last, as here."""
     sent: list[str] = []
     zero = "0x" + "00" * 20
+    # With a delay, a setter only queues: a change already waiting is not queued a second time
+    # (running configure twice must not leave two identical changes to execute).
+    waiting = {(k, t, v) for _, k, t, v, _ in pending_changes(reg)}
+
+    def change(kind: str, target: str, value: int, fn: ContractFunction, what: str) -> None:
+        key = (int(getattr(reg.functions, kind)().call()), Web3.to_checksum_address(target), value)
+        if key not in waiting:
+            sent.append(transact(w3, acct, fn, what).tx_hash)
+
     for domain_id, submitter in domains:
         if not reg.functions.getDomain(domain_id).call()[0]:
             fn = reg.functions.createDomain(domain_id, Web3.to_checksum_address(submitter or zero))
@@ -52,21 +62,32 @@ def configure_registry(
     for op in operators:
         if not reg.functions.isOperator(Web3.to_checksum_address(op)).call():
             fn = reg.functions.addOperator(Web3.to_checksum_address(op))
-            sent.append(transact(w3, acct, fn, f"addOperator({op})").tx_hash)
+            change("CHANGE_ADD_OPERATOR", op, 0, fn, f"addOperator({op})")
     if threshold is not None and reg.functions.threshold().call() != threshold:
-        sent.append(transact(w3, acct, reg.functions.setThreshold(threshold), "setThreshold").tx_hash)
+        change("CHANGE_THRESHOLD", zero, threshold, reg.functions.setThreshold(threshold), "setThreshold")
     if verifier is not None and reg.functions.aggregationVerifier().call() != Web3.to_checksum_address(
         verifier
     ):
         fn = reg.functions.setAggregationVerifier(Web3.to_checksum_address(verifier))
-        sent.append(transact(w3, acct, fn, "setAggregationVerifier").tx_hash)
+        change("CHANGE_VERIFIER", verifier, 0, fn, "setAggregationVerifier")
     if min_threshold is not None and reg.functions.minThreshold().call() != min_threshold:
-        sent.append(
-            transact(w3, acct, reg.functions.setMinThreshold(min_threshold), "setMinThreshold").tx_hash
-        )
+        fn = reg.functions.setMinThreshold(min_threshold)
+        change("CHANGE_MIN_THRESHOLD", zero, min_threshold, fn, "setMinThreshold")
     if config_delay is not None and reg.functions.configDelay().call() != config_delay:
-        sent.append(transact(w3, acct, reg.functions.setConfigDelay(config_delay), "setConfigDelay").tx_hash)
+        fn = reg.functions.setConfigDelay(config_delay)
+        change("CHANGE_DELAY", zero, config_delay, fn, "setConfigDelay")
     return sent
+
+
+def pending_changes(reg: Contract) -> list[tuple[int, int, str, int, int]]:
+    """(change id, kind, target, value, eta) of every change queued and neither executed nor
+    cancelled (ids are sequential from 1: `nextChangeId` bounds the scan)."""
+    out: list[tuple[int, int, str, int, int]] = []
+    for cid in range(1, int(reg.functions.nextChangeId().call())):
+        kind, eta, target, value = reg.functions.getConfigChange(cid).call()
+        if kind:
+            out.append((cid, int(kind), Web3.to_checksum_address(target), int(value), int(eta)))
+    return out
 
 
 def queued_changes(w3: Web3, reg: Contract, tx_hashes: Sequence[str]) -> list[tuple[int, int, int]]:

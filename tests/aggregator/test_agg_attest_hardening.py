@@ -59,7 +59,7 @@ from aggregator.store import SqliteStore
 from deploy.anvil import Anvil
 from deploy.chain import transact
 from deploy.errors import DeployError
-from deploy.registry import configure_registry, queued_changes
+from deploy.registry import configure_registry, pending_changes, queued_changes
 from sheaf.errors import SheafError
 from sheaf.hashing import keccak256
 from sheaf.v1 import aggregator_pb2 as pb
@@ -333,6 +333,9 @@ def test_deploy_configure_sets_floor_and_delay_then_changes_wait() -> None:
         ((cid, kind, eta),) = queued_changes(w3, reg, sent)
         assert kind == reg.functions.CHANGE_ADD_OPERATOR().call()
         assert not reg.functions.isOperator(ops[2]).call()
+        # configure again while it waits: the same change is not queued twice
+        assert configure_registry(w3, owner, reg, operators=[ops[2]]) == []
+        assert pending_changes(reg) == [(cid, kind, ops[2], 0, eta)]
         with pytest.raises(DeployError) as ei:
             transact(w3, owner, reg.functions.executeConfigChange(cid), "too early")
         assert _selector("ChangeNotReady(uint256,uint256)") in str(ei.value)
@@ -341,6 +344,7 @@ def test_deploy_configure_sets_floor_and_delay_then_changes_wait() -> None:
         assert int(w3.eth.get_block("latest")["timestamp"]) >= eta
         transact(w3, owner, reg.functions.executeConfigChange(cid), "executeConfigChange")
         assert reg.functions.isOperator(ops[2]).call() and reg.functions.operatorCount().call() == 3
+        assert pending_changes(reg) == []
 
 
 def _selector(sig: str) -> str:

@@ -32,7 +32,7 @@ func TestRealTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range keys {
-		res[map[int]string{0: "leaf", 1: "merge"}[k.Level]+"_keys"] = map[string]any{"r1cs": k.CCS.GetNbConstraints(),
+		res[map[int]string{0: "leaf", 1: "merge"}[k.Level]+"_keys"] = map[string]any{"r1cs": k.NbConstraints,
 			"circuit_hash": k.CircuitHash, "compile_s": k.Compile.Seconds(), "setup_or_load_s": k.Setup.Seconds(), "created": k.Created}
 	}
 	res["peak_rss_mib_after_setup"] = peakRSS()

@@ -11,6 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/consensys/gnark-crypto/ecc"
@@ -34,6 +38,8 @@ const (
 	CodeWrongCircuit = "WRONG_CIRCUIT" // a child proof made by another circuit than this level's child circuit
 	CodeBadChild     = "BAD_CHILD"     // a child proof that does not verify for its node
 	CodeKeyMismatch  = "KEY_MISMATCH"  // cached keys whose recorded circuit hash is not the compiled one's
+	CodeKeysMissing  = "KEYS_MISSING"  // a worker or export found no keys for a level (it never runs a setup)
+	CodeWrongLevel   = "WRONG_LEVEL"   // a job for a level this worker does not prove
 )
 
 // Plan fixes a tree: leaf shape, merge fan-in and number of merge levels. Level 0 is the leaf
@@ -60,10 +66,12 @@ type Keys struct {
 	PK          groth16.ProvingKey
 	VK          groth16.VerifyingKey
 	CircuitHash string
-	Dir         string
-	Created     bool
-	Compile     time.Duration
-	Setup       time.Duration
+	// NbConstraints survives a vk-only load, which drops CCS.
+	NbConstraints int
+	Dir           string
+	Created       bool
+	Compile       time.Duration
+	Setup         time.Duration
 }
 
 const insecureNote = "INSECURE dev setup: toxic waste known to this machine's RAM during setup; production needs a phase-2 MPC ceremony per tree circuit (leaf and each merge level)"
@@ -87,6 +95,39 @@ func hashCCS(ccs constraint.ConstraintSystem) (string, error) {
 // plan in order; merge level L embeds level L-1's vk, so each level's circuit hash pins the
 // whole chain below it.
 func SetupLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
+	return loadLevels(p, cacheRoot, log, p.Levels, func(int) loadMode { return loadOrSetup })
+}
+
+// WorkerLevels is the key set of a worker that proves ONE level's jobs: levels 0..only-1 are
+// compiled for their circuit hash and keep only their vk (what a merge embeds and checks its
+// children against), level `only` keeps its constraint system and proving key; levels above are
+// not loaded. Keys must be on disk (KEYS_MISSING otherwise): a worker never runs a setup.
+func WorkerLevels(p Plan, cacheRoot string, only int, log io.Writer) ([]*Keys, error) {
+	if only < 0 || only > p.Levels {
+		return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "level", Message: fmt.Sprintf("level must be in [0, %d]", p.Levels)}
+	}
+	return loadLevels(p, cacheRoot, log, only, func(l int) loadMode {
+		if l == only {
+			return loadOnly
+		}
+		return vkOnly
+	})
+}
+
+// VerifyingLevels compiles every level and loads only the vks (for exporting the verifiers).
+func VerifyingLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
+	return loadLevels(p, cacheRoot, log, p.Levels, func(int) loadMode { return vkOnly })
+}
+
+type loadMode int
+
+const (
+	loadOrSetup loadMode = iota // pk + vk, INSECURE dev setup when absent
+	loadOnly                    // pk + vk, KEYS_MISSING when absent
+	vkOnly                      // vk only (the compiled circuit is dropped after hashing)
+)
+
+func loadLevels(p Plan, cacheRoot string, log io.Writer, upTo int, mode func(int) loadMode) ([]*Keys, error) {
 	if log == nil {
 		log = io.Discard
 	}
@@ -94,22 +135,18 @@ func SetupLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
 		return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "levels", Message: "levels must be in [0, 8]"}
 	}
 	var out []*Keys
-	for l := 0; l <= p.Levels; l++ {
+	for l := 0; l <= upTo; l++ {
 		var c frontend.Circuit
 		var err error
 		if l == 0 {
 			c, err = NewLeafCircuit(p.Leaf)
 		} else {
-			cp := p.Leaf.K
-			for j := 1; j < l; j++ {
-				cp *= p.FanIn
-			}
-			c, err = NewMergeCircuit(out[l-1].VK, p.FanIn, cp)
+			c, err = NewMergeCircuit(out[l-1].VK, p.FanIn, p.childCap(l))
 		}
 		if err != nil {
 			return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "plan", Message: err.Error()}
 		}
-		k, err := setupCircuit(l, c, cacheRoot, log)
+		k, err := setupCircuit(l, c, cacheRoot, log, mode(l))
 		if err != nil {
 			return nil, err
 		}
@@ -118,7 +155,16 @@ func SetupLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
 	return out, nil
 }
 
-func setupCircuit(level int, c frontend.Circuit, cacheRoot string, log io.Writer) (*Keys, error) {
+// childCap is the leaf capacity of one child of a level-l merge (K * F^(l-1)).
+func (p Plan) childCap(l int) int {
+	cp := p.Leaf.K
+	for j := 1; j < l; j++ {
+		cp *= p.FanIn
+	}
+	return cp
+}
+
+func setupCircuit(level int, c frontend.Circuit, cacheRoot string, log io.Writer, mode loadMode) (*Keys, error) {
 	if log == nil {
 		log = io.Discard
 	}
@@ -131,14 +177,24 @@ func setupCircuit(level int, c frontend.Circuit, cacheRoot string, log io.Writer
 	if err != nil {
 		return nil, err
 	}
-	k := &Keys{Level: level, CCS: ccs, CircuitHash: hash, Dir: filepath.Join(cacheRoot, hash[:32]), Compile: time.Since(t0)}
-	fmt.Fprintf(log, "tree: level %d r1cs=%d compiled in %s, keys in %s\n", level, ccs.GetNbConstraints(), k.Compile.Round(time.Millisecond), k.Dir)
+	k := &Keys{Level: level, CCS: ccs, NbConstraints: ccs.GetNbConstraints(), CircuitHash: hash, Dir: filepath.Join(cacheRoot, hash[:32]), Compile: time.Since(t0)}
+	fmt.Fprintf(log, "tree: level %d r1cs=%d compiled in %s, keys in %s\n", level, k.NbConstraints, k.Compile.Round(time.Millisecond), k.Dir)
 	t1 := time.Now()
+	if mode == vkOnly {
+		k.CCS = nil // let the GC take it: a vk-only level never proves
+		if err := k.loadVK(); err != nil {
+			return nil, keysMissing(k, err)
+		}
+		k.Setup = time.Since(t1)
+		return k, nil
+	}
 	if err := k.load(); err == nil {
 		k.Setup = time.Since(t1)
 		return k, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
+	} else if mode == loadOnly {
+		return nil, keysMissing(k, err)
 	}
 	fmt.Fprintf(log, "tree: level %d: %s\n", level, insecureNote)
 	if k.PK, k.VK, err = groth16.Setup(ccs); err != nil {
@@ -152,6 +208,14 @@ func setupCircuit(level int, c frontend.Circuit, cacheRoot string, log io.Writer
 	return k, nil
 }
 
+func keysMissing(k *Keys, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return &aggregation.Error{Code: CodeKeysMissing, Field: "keys", Message: fmt.Sprintf(
+			"level %d (circuit %s): no keys in %s; run `sheaf-gnark tree setup` with the same plan first", k.Level, k.CircuitHash, k.Dir)}
+	}
+	return err
+}
+
 type meta struct {
 	Level         int    `json:"level"`
 	CircuitHash   string `json:"circuit_hash"`
@@ -159,8 +223,8 @@ type meta struct {
 	Setup         string `json:"setup"`
 }
 
-// load reads cached keys and checks the recorded circuit hash is the compiled circuit's.
-func (k *Keys) load() error {
+// loadVK reads a cached vk and checks the recorded circuit hash is the compiled circuit's.
+func (k *Keys) loadVK() error {
 	mb, err := os.ReadFile(filepath.Join(k.Dir, "meta.json"))
 	if err != nil {
 		return err
@@ -169,6 +233,23 @@ func (k *Keys) load() error {
 	if err := json.Unmarshal(mb, &m); err != nil || m.CircuitHash != k.CircuitHash {
 		return &aggregation.Error{Code: CodeKeyMismatch, Field: "keys", Message: fmt.Sprintf(
 			"%s records circuit %q, the compiled circuit is %s", k.Dir, m.CircuitHash, k.CircuitHash)}
+	}
+	vb, err := os.ReadFile(filepath.Join(k.Dir, "vk.bin"))
+	if err != nil {
+		return err
+	}
+	vk := new(groth16bn254.VerifyingKey)
+	if _, err := vk.ReadFrom(bytes.NewReader(vb)); err != nil {
+		return fmt.Errorf("vk: %w", err)
+	}
+	k.VK = vk
+	return nil
+}
+
+// load reads cached keys (vk first: it carries the circuit-hash check).
+func (k *Keys) load() error {
+	if err := k.loadVK(); err != nil {
+		return err
 	}
 	fpk, err := os.Open(filepath.Join(k.Dir, "pk.dump"))
 	if err != nil {
@@ -179,15 +260,7 @@ func (k *Keys) load() error {
 	if err := pk.ReadDump(bufio.NewReaderSize(fpk, 1<<20)); err != nil {
 		return fmt.Errorf("pk: %w", err)
 	}
-	vb, err := os.ReadFile(filepath.Join(k.Dir, "vk.bin"))
-	if err != nil {
-		return err
-	}
-	vk := new(groth16bn254.VerifyingKey)
-	if _, err := vk.ReadFrom(bytes.NewReader(vb)); err != nil {
-		return fmt.Errorf("vk: %w", err)
-	}
-	k.PK, k.VK = pk, vk
+	k.PK = pk
 	return nil
 }
 
@@ -201,7 +274,7 @@ func (k *Keys) store() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	m, _ := json.MarshalIndent(meta{Level: k.Level, CircuitHash: k.CircuitHash, NbConstraints: k.CCS.GetNbConstraints(), Setup: insecureNote}, "", "  ")
+	m, _ := json.MarshalIndent(meta{Level: k.Level, CircuitHash: k.CircuitHash, NbConstraints: k.NbConstraints, Setup: insecureNote}, "", "  ")
 	var vk, pk bytes.Buffer
 	if _, err := k.VK.WriteRawTo(&vk); err != nil {
 		return err
@@ -242,6 +315,10 @@ type Output struct {
 	Top          bool     `json:"top"`                     // made for the Solidity verifier (not a child)
 	PublicInputs []string `json:"public_inputs,omitempty"` // top only: [root >> 128, root mod 2^128, count]
 	ProveMS      int64    `json:"prove_ms"`
+	// The worker's resident set before the job (its keys) and its peak during the job, MiB; 0
+	// where /proc is unavailable. Measurement only: a merge ignores them on its children.
+	BaseRSSMiB int64 `json:"base_rss_mib,omitempty"`
+	PeakRSSMiB int64 `json:"peak_rss_mib,omitempty"`
 }
 
 // LeafJob is a level-0 job: 1..K Groth16 proofs of one vk.
@@ -375,17 +452,20 @@ func prove(k *Keys, a frontend.Circuit, node Node, top bool) (*Output, error) {
 func Server(p Plan, keys []*Keys) *procproto.Server {
 	var levels []map[string]any
 	for _, k := range keys {
-		levels = append(levels, map[string]any{"level": k.Level, "circuit_hash": k.CircuitHash, "nb_constraints": k.CCS.GetNbConstraints(), "dir": k.Dir})
+		levels = append(levels, map[string]any{"level": k.Level, "circuit_hash": k.CircuitHash, "nb_constraints": k.NbConstraints,
+			"dir": k.Dir, "proves": k.PK != nil})
 	}
 	info := map[string]any{"plan": p, "capacity": p.Capacity(), "levels": levels, "insecure_setup": true,
 		"public_inputs": "[root >> 128, root mod 2^128, count]"}
 	merges := make([]*MergeCircuit, len(keys))
 	for l := 1; l < len(keys); l++ {
-		cp := p.Leaf.K
-		for j := 1; j < l; j++ {
-			cp *= p.FanIn
+		merges[l], _ = NewMergeCircuit(keys[l-1].VK, p.FanIn, p.childCap(l)) // validated by loadLevels
+	}
+	proves := func(l int) error {
+		if l < 0 || l >= len(keys) || keys[l].PK == nil {
+			return procproto.Errorf(CodeWrongLevel, "level", "this worker does not prove level %d (levels with keys: %v)", l, provingLevels(keys))
 		}
-		merges[l], _ = NewMergeCircuit(keys[l-1].VK, p.FanIn, cp) // validated by SetupLevels
+		return nil
 	}
 	return &procproto.Server{
 		Process: "tree-prover", Info: info, MaxLine: aggregation.ServeMaxLine, Workers: 1,
@@ -396,18 +476,67 @@ func Server(p Plan, keys []*Keys) *procproto.Server {
 				if err := r.Decode(&job); err != nil {
 					return nil, err
 				}
-				return RunLeaf(keys[0], p.Leaf, &job)
+				if err := proves(0); err != nil {
+					return nil, err
+				}
+				return measured(func() (*Output, error) { return RunLeaf(keys[0], p.Leaf, &job) })
 			},
 			"merge": func(r *procproto.Request) (any, error) {
 				var job MergeJob
 				if err := r.Decode(&job); err != nil {
 					return nil, err
 				}
-				if job.Level < 1 || job.Level >= len(keys) {
-					return nil, procproto.Errorf(aggregation.CodeBadShape, "level", "merge levels are 1..%d", len(keys)-1)
+				if job.Level < 1 || job.Level > p.Levels {
+					return nil, procproto.Errorf(aggregation.CodeBadShape, "level", "merge levels are 1..%d", p.Levels)
 				}
-				return RunMerge(keys[job.Level], keys[job.Level-1], merges[job.Level], &job)
+				if err := proves(job.Level); err != nil {
+					return nil, err
+				}
+				return measured(func() (*Output, error) { return RunMerge(keys[job.Level], keys[job.Level-1], merges[job.Level], &job) })
 			},
 		},
 	}
+}
+
+func provingLevels(keys []*Keys) []int {
+	var out []int
+	for _, k := range keys {
+		if k.PK != nil {
+			out = append(out, k.Level)
+		}
+	}
+	return out
+}
+
+// measured runs one job and records the worker's RSS before it and its peak during it: the
+// heap is returned to the OS first, then the kernel's high-water mark is reset
+// (/proc/self/clear_refs "5", Linux >= 4.0), so the peak is this job's (with the keys resident),
+// not the compile or key load before it.
+func measured(job func() (*Output, error)) (*Output, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	base := procStatusMiB("VmRSS:")
+	if f, err := os.OpenFile("/proc/self/clear_refs", os.O_WRONLY, 0); err == nil {
+		_, _ = f.WriteString("5")
+		f.Close()
+	}
+	out, err := job()
+	if out != nil {
+		out.BaseRSSMiB, out.PeakRSSMiB = base, procStatusMiB("VmHWM:")
+	}
+	return out, err
+}
+
+func procStatusMiB(field string) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }

@@ -39,11 +39,11 @@ func code(err error) string {
 func TestUnitsPinning(t *testing.T) {
 	f := getFixture(t)
 	dir := t.TempDir()
-	k, err := setupCircuit(0, &childCircuit{}, dir, nil)
+	k, err := setupCircuit(0, &childCircuit{}, dir, nil, loadOrSetup)
 	if err != nil || !k.Created {
 		t.Fatalf("setup: %v", err)
 	}
-	again, err := setupCircuit(0, &childCircuit{}, dir, nil)
+	again, err := setupCircuit(0, &childCircuit{}, dir, nil, loadOrSetup)
 	if err != nil || again.Created || again.CircuitHash != k.CircuitHash {
 		t.Fatalf("cached keys not reused: %v", err)
 	}
@@ -52,8 +52,45 @@ func TestUnitsPinning(t *testing.T) {
 	if err := os.WriteFile(m, []byte(strings.Replace(string(b), k.CircuitHash, strings.Repeat("0", 64), 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := setupCircuit(0, &childCircuit{}, dir, nil); code(err) != CodeKeyMismatch {
+	if _, err := setupCircuit(0, &childCircuit{}, dir, nil, loadOrSetup); code(err) != CodeKeyMismatch {
 		t.Fatalf("tampered meta: want %s, got %v", CodeKeyMismatch, err)
+	}
+	if _, err := setupCircuit(0, &childCircuit{}, dir, nil, vkOnly); code(err) != CodeKeyMismatch {
+		t.Fatalf("tampered meta, vk only: want %s, got %v", CodeKeyMismatch, err)
+	}
+	// A worker or an export never sets up: missing keys are KEYS_MISSING, nothing is created.
+	empty := t.TempDir()
+	for _, m := range []loadMode{loadOnly, vkOnly} {
+		if _, err := setupCircuit(0, &childCircuit{}, empty, nil, m); code(err) != CodeKeysMissing {
+			t.Fatalf("mode %d without keys: want %s, got %v", m, CodeKeysMissing, err)
+		}
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Fatalf("a worker created %d cache entries", len(ents))
+	}
+	if err := os.WriteFile(m, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vkOnlyKeys, err := setupCircuit(0, &childCircuit{}, dir, nil, vkOnly)
+	if err != nil || vkOnlyKeys.PK != nil || vkOnlyKeys.CCS != nil || vkOnlyKeys.NbConstraints != k.NbConstraints {
+		t.Fatalf("vk-only load: %v", err)
+	}
+	var v1, v2 bytes.Buffer
+	_, _ = k.VK.WriteRawTo(&v1)
+	_, _ = vkOnlyKeys.VK.WriteRawTo(&v2)
+	if !bytes.Equal(v1.Bytes(), v2.Bytes()) {
+		t.Fatal("vk-only load returned another vk")
+	}
+	// A level-1 worker's view of level 0 (vk only) takes no leaf job; level 1 is not loaded here.
+	srv := Server(Plan{Leaf: LeafShape{K: 2, NPub: 1}, FanIn: 2, Levels: 1}, []*Keys{vkOnlyKeys})
+	if _, err := srv.Ops["leaf"](requestOf(t, "leaf", LeafJob{})); code(err) != CodeWrongLevel {
+		t.Fatalf("leaf job on a worker without level-0 keys: want %s, got %v", CodeWrongLevel, err)
+	}
+	if _, err := srv.Ops["merge"](requestOf(t, "merge", MergeJob{Level: 1})); code(err) != CodeWrongLevel {
+		t.Fatalf("merge job on a worker without level-1 keys: want %s, got %v", CodeWrongLevel, err)
+	}
+	if _, err := srv.Ops["merge"](requestOf(t, "merge", MergeJob{Level: 2})); code(err) != aggregation.CodeBadShape {
+		t.Fatalf("merge level above the plan: want %s, got %v", aggregation.CodeBadShape, err)
 	}
 
 	// The fixture's children are proofs under f.childVK: stand in for level-0 keys with it.
@@ -93,4 +130,29 @@ func TestUnitsPinning(t *testing.T) {
 		t.Fatalf("merge job round trip: %v", err)
 	}
 	_ = groth16.Proof(nil)
+}
+
+// measured reports the job's own peak: the high-water mark is reset after the heap is returned,
+// so a job allocating ~256 MiB shows up with a peak above its base, whatever the process did before.
+func TestMeasuredJobPeak(t *testing.T) {
+	if _, err := os.Stat("/proc/self/clear_refs"); err != nil {
+		t.Skip("no /proc/self/clear_refs")
+	}
+	junk := make([]byte, 512<<20)
+	for i := range junk {
+		junk[i] = 1
+	}
+	junk = nil
+	var sink []byte
+	o, err := measured(func() (*Output, error) {
+		sink = make([]byte, 256<<20)
+		for i := 0; i < len(sink); i += 4096 {
+			sink[i] = 1
+		}
+		return &Output{}, nil
+	})
+	if err != nil || o.BaseRSSMiB <= 0 || o.PeakRSSMiB < o.BaseRSSMiB+200 || o.PeakRSSMiB > o.BaseRSSMiB+400 {
+		t.Fatalf("job peak: base %d MiB, peak %d MiB (want base + ~256; the 512 MiB before the job must not count)", o.BaseRSSMiB, o.PeakRSSMiB)
+	}
+	_ = sink
 }

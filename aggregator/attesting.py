@@ -19,6 +19,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from eth_utils.address import to_checksum_address
+
 from aggregator import crashpoints, crypto
 from aggregator.admission import norm_addr
 from aggregator.attestation import Aggregation, recover_refusal
@@ -32,6 +34,13 @@ from sheaf.paths import default_srs
 from sheaf.srs_id import SrsError, mismatch, srs_id
 
 log = logging.getLogger("sheaf.aggregator")
+
+
+def refusal_cause(operator: str, message: str) -> str:
+    """The FAILED status message of a refused proof: who refused and the operator's own words (its
+    check's cause, e.g. which pairing failed), bounded and printable: it reaches clients verbatim."""
+    words = "".join(ch if ch.isprintable() else " " for ch in message[:300]).strip()
+    return f"operator {to_checksum_address(operator)} refused" + (f": {words}" if words else "")
 
 
 class Attesting:
@@ -159,7 +168,9 @@ class Attesting:
             # registry dropped does not fail a batch
             refusals = [s for s in sigs if s[1] is None and s[0] in self.counted]
             if len(refusals) > len(self.counted) - self.threshold:
-                await self.db.run(store.fail_batch, batch_id, refusal, list(bad))
+                await self.db.run(
+                    store.fail_batch, batch_id, refusal, list(bad), message=refusal_cause(op, refusal_message)
+                )
                 self.changes.notify()
             return True, await self.valid_signatures(b)
         if root != b.root:

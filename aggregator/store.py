@@ -197,6 +197,7 @@ class Store(Protocol):
         from_states: Sequence[str] = (BatchState.PENDING,),
         *,
         reroute: Iterable[bytes] = (),
+        message: str = "operator refused",
     ) -> bool: ...
 
     # -- lists (issue 16: list APIs and the explorer; a new backend mirrors this block) ------------
@@ -920,6 +921,7 @@ class SqliteStore:
         from_states: Sequence[str] = (BatchState.PENDING,),
         *,
         reroute: Iterable[bytes] = (),
+        message: str = "operator refused",
     ) -> bool:
         """Abandon a pending batch: its aggregation id is released, proofs named bad are FAILED, the
         rest go back to QUEUED for the next batch. Statements in `reroute` (proofs of this batch the
@@ -964,9 +966,7 @@ class SqliteStore:
                     "SELECT proof_id, statement_hash FROM proofs WHERE batch_id=?", (b,)
                 ).fetchall()
                 cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=?", (b,))
-                self._set_status(
-                    cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, "operator refused"
-                )
+                self._set_status(cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, message)
                 if b == batch_id and moved:
                     rerouted = [x[0] for x in rows if x[1] in moved and x[1] not in bad]
                     for pid in rerouted:

@@ -686,6 +686,7 @@ class PostgresStore:
         from_states: Sequence[str] = (BatchState.PENDING,),
         *,
         reroute: Iterable[bytes] = (),
+        message: str = "operator refused",
     ) -> bool:
         """As SqliteStore.fail_batch (later unsent batches of the domain lose their ids too)."""
         ts = now_ms()
@@ -726,9 +727,7 @@ class PostgresStore:
                     ).fetchall()
                 ]
                 cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=%s", (b,))
-                self._set_status(
-                    cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, "operator refused"
-                )
+                self._set_status(cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, message)
                 if b == batch_id and moved:
                     rerouted = [x[0] for x in rows if x[1] in moved and x[1] not in bad]
                     if rerouted:

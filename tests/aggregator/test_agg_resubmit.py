@@ -48,9 +48,13 @@ async def test_failed_statement_is_resubmitted_as_a_new_attempt(
             sig = sign_refusal(
                 key, b.batch_id, agg, "VERIFICATION_FAILED", [stmt], chain.chain_id, chain.registry
             )
-            await app.service.attesting.attest(op, b.batch_id, b"", sig, "VERIFICATION_FAILED", [stmt])
+            await app.service.attesting.attest(
+                op, b.batch_id, b"", sig, "VERIFICATION_FAILED", [stmt], "pairing check failed\x07"
+            )
         st = await c.status(first.proof_id)
         assert st.status == pb.FAILED and st.reason_code == "VERIFICATION_FAILED"
+        # the client learns who refused and the operator's stated cause (control characters dropped)
+        assert st.message == f"operator {op} refused: pairing check failed", st.message
 
         again = await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
         assert again.proof_id == first.proof_id and not again.duplicate

@@ -20,8 +20,16 @@ from typing import Any
 from aiohttp import web
 
 from aggregator.chain import RpcError
-from aggregator.reads import Reads
-from aggregator.records import BatchRow, BatchState, ChainInfo, ProofRow, Status
+from aggregator.reads import (
+    BATCH_STATES,
+    DEFAULT_LIMIT,
+    KINDS,
+    MAX_CURSOR,
+    MAX_LIMIT,
+    Reads,
+    next_cursor,
+)
+from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
 from aggregator.store import ListedProof
 from sheaf.errors import InvalidInput, Unavailable
 from sheaf.lru import LRU
@@ -30,19 +38,9 @@ from sheaf.schemes import SCHEME_NAMES
 STATIC = Path(__file__).with_name("explorer_static")
 # Chain.verify_inclusion: verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)
 VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitable[bool]]
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 20
 _NUM = re.compile(r"[0-9]{1,19}")
 _ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
-BATCH_STATES = (
-    BatchState.PENDING,
-    BatchState.SIGNED,
-    BatchState.SUBMITTED,
-    BatchState.FINALIZED,
-    BatchState.FAILED,
-)
-KINDS = ("attested", "recursive")
 # the on-chain check shares the submitter's RPC connection: few calls at once, answers kept briefly
 VERIFY_CONCURRENCY = 4
 VERIFY_CACHE_S = 10.0
@@ -98,7 +96,7 @@ class Query:
 
     def page(self) -> tuple[int, int | None]:
         limit = self.number("limit", 1, MAX_LIMIT)
-        return limit or DEFAULT_LIMIT, self.number("cursor", 1, (1 << 63) - 1)
+        return limit or DEFAULT_LIMIT, self.number("cursor", 1, MAX_CURSOR)
 
 
 def batch_json(b: BatchRow) -> dict[str, Any]:
@@ -149,12 +147,6 @@ def _leaf_json(r: ProofRow) -> dict[str, Any]:
         "status": r.status.name,
         "scheme": r.scheme,
     }
-
-
-def _next(cursors: list[int], limit: int) -> str | None:
-    """The cursor of the next page (opaque to clients), None on the last page. The store was asked
-    for limit + 1 entries: the extra one only says that there is a next page."""
-    return str(cursors[limit - 1]) if len(cursors) > limit else None
 
 
 def _sse_frame(event: str, data: dict[str, Any], ev_id: int | None = None) -> bytes:
@@ -253,7 +245,7 @@ class ListApi:
         return web.json_response(
             {
                 "proofs": [listed_json(e, batches) for e in page[:limit]],
-                "next_cursor": _next([e.cursor for e in page], limit),
+                "next_cursor": next_cursor([e.cursor for e in page], limit),
             }
         )
 
@@ -272,7 +264,7 @@ class ListApi:
         return web.json_response(
             {
                 "batches": [batch_json(b) for b in page[:limit]],
-                "next_cursor": _next([b.batch_id for b in page], limit),
+                "next_cursor": next_cursor([b.batch_id for b in page], limit),
             }
         )
 

@@ -8,15 +8,54 @@ from collections.abc import AsyncIterator
 
 from aggregator import crypto
 from aggregator.changes import Changes
-from aggregator.records import BatchRow, BatchState, ChainInfo, Event, Inclusion, ProofRow, Status
+from aggregator.records import (
+    KIND_ATTESTED,
+    KIND_RECURSIVE,
+    BatchRow,
+    BatchState,
+    ChainInfo,
+    Event,
+    Inclusion,
+    ProofRow,
+    Status,
+)
 from aggregator.store import ListedProof, StoreThread
 from sheaf.errors import InvalidInput, NotFound
 
 TERMINAL = (Status.FINALIZED, Status.REJECTED, Status.FAILED)
 BATCH_DONE = (BatchState.FINALIZED, BatchState.FAILED)
+# the list filters' spellings (HTTP and gRPC): batch states and kinds in lower case
+BATCH_STATES = (
+    BatchState.PENDING,
+    BatchState.SIGNED,
+    BatchState.SUBMITTED,
+    BatchState.FINALIZED,
+    BatchState.FAILED,
+)
+KINDS = (KIND_ATTESTED, KIND_RECURSIVE)
 _PROOF_ID = re.compile(r"([0-9]{1,19})-([0-9a-f]{64})")
 _HASH = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _NUMBER = re.compile(r"[0-9]{1,19}")
+# pages of the list APIs (HTTP and gRPC alike): limit 1..MAX_LIMIT, cursor = the last entry's id
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_CURSOR = (1 << 63) - 1
+
+
+def page_args(limit: int | None, cursor: str | None) -> tuple[int, int | None]:
+    """(limit, cursor) of a list request, checked: None/0 limit = DEFAULT_LIMIT, None/"" cursor =
+    the first page. Raises MALFORMED naming `limit` or `cursor`."""
+    if limit is not None and limit != 0 and not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("MALFORMED", "limit", f"limit must be an integer in 1..{MAX_LIMIT}")
+    if cursor and not (_NUMBER.fullmatch(cursor) and 1 <= int(cursor) <= MAX_CURSOR):
+        raise InvalidInput("MALFORMED", "cursor", "cursor must be a next_cursor from a previous page")
+    return limit or DEFAULT_LIMIT, int(cursor) if cursor else None
+
+
+def next_cursor(cursors: list[int], limit: int) -> str | None:
+    """The cursor of the next page (opaque to clients), None on the last page. The store was asked
+    for limit + 1 entries: the extra one only says that there is a next page."""
+    return str(cursors[limit - 1]) if len(cursors) > limit else None
 
 
 class Reads:

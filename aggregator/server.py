@@ -8,6 +8,7 @@ the HTTP API uses too). A failing request never changes the health status.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,8 +19,9 @@ from grpc_reflection.v1alpha import reflection
 from aggregator.attesting import Attesting
 from aggregator.inference import Inferences, InferenceView, Receipt
 from aggregator.ingest import Ingest
-from aggregator.reads import Reads
+from aggregator.reads import BATCH_STATES, MAX_CURSOR, Reads, next_cursor, page_args
 from aggregator.records import (
+    KIND_ATTESTED,
     KIND_RECURSIVE,
     BatchRow,
     ChainInfo,
@@ -30,15 +32,17 @@ from aggregator.records import (
     Submission,
 )
 from aggregator.service import Service
+from aggregator.store import ListedProof
 from sheaf import inference as spec
 from sheaf.errors import Internal, InvalidInput, SheafError, status_of
-from sheaf.schemes import Scheme
+from sheaf.schemes import SCHEME_NAMES, Scheme
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
 log = logging.getLogger("sheaf.grpc")
 T = TypeVar("T")
 SCHEME_ENUM = {s.label: int(s) for s in Scheme}  # proto SchemeKind numbers (sheaf.schemes checks them)
+_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 OPERATOR_LONG_POLL_MAX_S = 30.0  # FetchBatch never holds a request longer than this
 
 
@@ -223,6 +227,104 @@ def receipt_msg(rc: Receipt, chain_id: int, registry: str) -> pb.InferenceReceip
     return out
 
 
+def aggregation_msg(b: BatchRow, leaves: Sequence[bytes] = ()) -> pb.Aggregation:
+    return pb.Aggregation(
+        domain_id=b.domain_id,
+        aggregation_id=b.aggregation_id or 0,
+        batch_id=b.batch_id,
+        kind=_kind(b.kind),
+        root=b.root,
+        leaf_count=b.leaf_count,
+        state=b.state,
+        tx_hash=b.tx_hash or b"",
+        block_number=b.block_number or 0,
+        leaves=list(leaves),
+        reason=b.reason,
+        created_unix_ms=b.created_ms,
+    )
+
+
+def summary_msg(e: ListedProof, batches: dict[int, BatchRow]) -> pb.ProofSummary:
+    """One ListProofs entry: the fields of GET /v1/proofs' entries (explorer.listed_json)."""
+    r = e.row
+    b = batches.get(r.batch_id) if r.batch_id is not None else None
+    m = pb.ProofSummary(
+        proof_id=r.proof_id,
+        status=_st(r.status),
+        reason_code=r.reason_code,
+        message=r.message,
+        domain_id=r.domain_id,
+        scheme=_scheme(r.scheme),
+        format=r.format,
+        kind=_kind(r.kind),
+        statement_hash=r.statement_hash,
+        vk_hash=r.vk_hash,
+        submitter=e.prover,
+        batch_id=r.batch_id or 0,
+        aggregation_id=(b.aggregation_id or 0) if b else 0,
+        tx_hash=(b.tx_hash or b"") if b and r.status >= Status.SUBMITTED else b"",
+        created_unix_ms=e.created_ms,
+        updated_unix_ms=r.updated_ms,
+    )
+    if r.leaf_index is not None:
+        m.leaf_index = r.leaf_index
+    return m
+
+
+def _hash_filter(v: bytes, name: str) -> bytes | None:
+    if not v:
+        return None
+    if len(v) != 32:
+        raise InvalidInput("MALFORMED", name, f"{name} must be 32 bytes (or empty: any)")
+    return bytes(v)
+
+
+def _domain_filter(request: Any) -> int | None:
+    if not request.HasField("domain_id"):
+        return None
+    if request.domain_id > MAX_CURSOR:  # not storable (signed 64-bit), as the HTTP API's 0..2^63-1
+        raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be in 0..{MAX_CURSOR}")
+    return int(request.domain_id)
+
+
+def proof_filters(request: Any) -> dict[str, object]:
+    """ListProofs' filters, checked as GET /v1/proofs checks its query (MALFORMED naming the field)."""
+    status = int(request.status)
+    if status and status not in {int(s) for s in Status}:
+        raise InvalidInput("MALFORMED", "status", "status must be a ProofStatus (or UNSPECIFIED: any)")
+    scheme = int(request.scheme)
+    names = {v: k for k, v in SCHEME_ENUM.items() if k in SCHEME_NAMES}
+    if scheme and scheme not in names:
+        raise InvalidInput("MALFORMED", "scheme", "scheme must be a registered Scheme (or UNSPECIFIED: any)")
+    sub = request.submitter
+    if sub and not _ADDR.fullmatch(sub):
+        raise InvalidInput("MALFORMED", "submitter", "submitter must be a 0x-prefixed 20-byte address")
+    return {
+        "status": Status(status) if status else None,
+        "scheme": names[scheme] if scheme else None,
+        "prover": sub.lower() or None,
+        "domain_id": _domain_filter(request),
+        "vk_hash": _hash_filter(request.vk_hash, "vk_hash"),
+        "statement_hash": _hash_filter(request.statement_hash, "statement_hash"),
+    }
+
+
+def batch_filters(request: Any) -> dict[str, object]:
+    """ListAggregations' filters, checked as GET /v1/batches checks its query."""
+    if request.state and request.state not in BATCH_STATES:
+        raise InvalidInput("MALFORMED", "state", f"state must be one of {', '.join(BATCH_STATES)}")
+    kind = int(request.kind)
+    if kind not in (0, pb.RECURSIVE, pb.ATTESTED):
+        raise InvalidInput("MALFORMED", "kind", "kind must be RECURSIVE, ATTESTED (or UNSPECIFIED: any)")
+    return {
+        "domain_id": _domain_filter(request),
+        "state": request.state or None,
+        "kind": None if not kind else KIND_RECURSIVE if kind == pb.RECURSIVE else KIND_ATTESTED,
+        "tx_hash": _hash_filter(request.tx_hash, "tx_hash"),
+        "root": _hash_filter(request.root, "root"),
+    }
+
+
 class AggregatorService(pbg.AggregatorServicer):
     def __init__(
         self, ingest: Ingest, reads: Reads, chain: ChainInfo, inferences: Inferences | None = None
@@ -284,18 +386,7 @@ class AggregatorService(pbg.AggregatorServicer):
             b, rows = await self.reads.aggregation(
                 request.domain_id or self.reads.default_domain, request.aggregation_id
             )
-            return pb.Aggregation(
-                domain_id=b.domain_id,
-                aggregation_id=b.aggregation_id or 0,
-                batch_id=b.batch_id,
-                kind=_kind(b.kind),
-                root=b.root,
-                leaf_count=b.leaf_count,
-                state=b.state,
-                tx_hash=b.tx_hash or b"",
-                block_number=b.block_number or 0,
-                leaves=[r.statement_hash for r in rows],
-            )
+            return aggregation_msg(b, [r.statement_hash for r in rows])
 
         return await _guard(context, go)
 
@@ -303,6 +394,30 @@ class AggregatorService(pbg.AggregatorServicer):
         async def go() -> pb.InclusionProof:
             inc = await self.reads.inclusion(request.proof_id)
             return inclusion_msg(inc, self.chain.chain_id, self.chain.registry)
+
+        return await _guard(context, go)
+
+    # -- lists (the HTTP list API's twins: GET /v1/proofs and /v1/batches) --
+
+    async def ListProofs(self, request: Any, context: Any) -> pb.ListProofsResponse:
+        async def go() -> pb.ListProofsResponse:
+            limit, cursor = page_args(request.limit, request.cursor)
+            page, batches = await self.reads.list_proofs(limit + 1, cursor, **proof_filters(request))
+            return pb.ListProofsResponse(
+                proofs=[summary_msg(e, batches) for e in page[:limit]],
+                next_cursor=next_cursor([e.cursor for e in page], limit) or "",
+            )
+
+        return await _guard(context, go)
+
+    async def ListAggregations(self, request: Any, context: Any) -> pb.ListAggregationsResponse:
+        async def go() -> pb.ListAggregationsResponse:
+            limit, cursor = page_args(request.limit, request.cursor)
+            page = await self.reads.list_batches(limit + 1, cursor, **batch_filters(request))
+            return pb.ListAggregationsResponse(
+                aggregations=[aggregation_msg(b) for b in page[:limit]],
+                next_cursor=next_cursor([b.batch_id for b in page], limit) or "",
+            )
 
         return await _guard(context, go)
 

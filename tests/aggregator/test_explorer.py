@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import grpc
 import jsonschema
 import pytest
 import pytest_asyncio
+import sheaf_client
 import yaml
 from agg_helpers import ROOT
 from explorer_helpers import Live, live_system, parse_sse, sse
@@ -108,6 +110,81 @@ async def test_batches_detail_and_search(live: Live) -> None:
     assert code == 404 and v["error"]["code"] == "UNKNOWN_PROOF"
     _, ov = await _get(live, "/v1/overview")
     assert ov["proofs_by_status"]["FINALIZED"] == len(live.proof_ids)
+
+
+async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
+    """ListProofs / ListAggregations over real gRPC (the SDK's typed wrappers): the same entries, in
+    the same order, with the same cursors as GET /v1/proofs and /v1/batches, and the same filters."""
+    async with sheaf_client.AsyncClient(live.target, retry=sheaf_client.NO_RETRY) as c:
+        grpc_ids, http_ids, cursor = [], [], None
+        while True:
+            page = await c.list_proofs(limit=2, cursor=cursor)
+            code, body = await _get(live, "/v1/proofs?limit=2" + (f"&cursor={cursor}" if cursor else ""))
+            assert code == 200
+            grpc_ids += [p.proof_id for p in page.items]
+            http_ids += [p["proof_id"] for p in body["proofs"]]
+            assert page.next_cursor == body["next_cursor"]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert grpc_ids == http_ids and set(live.proof_ids) <= set(grpc_ids)
+        (p,) = (await c.list_proofs(statement_hash=live.statements[0])).items
+        _, one = await _get(live, f"/v1/proofs?statement_hash={live.statements[0]}")
+        h = one["proofs"][0]
+        assert p.proof_id == h["proof_id"] == live.proof_ids[0]
+        assert p.status is sheaf_client.ProofStatus.FINALIZED and p.scheme is sheaf_client.Scheme.GROTH16
+        assert p.kind.name.lower() == h["kind"] and p.format == h["format"] == "snarkjs"
+        assert (p.batch_id, p.leaf_index, p.aggregation_id) == (
+            h["batch_id"],
+            h["leaf_index"],
+            h["aggregation_id"],
+        )
+        assert (p.tx_hash, p.vk_hash, p.created_unix_ms) == (h["tx_hash"], h["vk_hash"], h["created_unix_ms"])
+        fin = await c.list_proofs(status="FINALIZED", domain_id=1, vk_hash=p.vk_hash, limit=100)
+        assert {x.proof_id for x in fin.items} >= set(live.proof_ids[:4])
+        for kw in (
+            {"status": sheaf_client.ProofStatus.REJECTED},
+            {"scheme": "plonk"},
+            {"domain_id": 2},
+            {"submitter": "0x" + "ab" * 20},
+            {"vk_hash": "0x" + "00" * 32},
+        ):
+            assert (await c.list_proofs(**kw)) == sheaf_client.Page((), None), kw
+        aggs = await c.list_aggregations(domain_id=1, state="finalized", kind="attested", limit=100)
+        _, hb = await _get(live, "/v1/batches?domain_id=1&state=finalized&kind=attested&limit=100")
+        assert [a.batch_id for a in aggs.items] == [b["batch_id"] for b in hb["batches"]] != []
+        a = aggs.items[0]
+        assert (a.aggregation_id, a.root, a.tx_hash, a.leaves) == (
+            hb["batches"][0]["aggregation_id"],
+            hb["batches"][0]["root"],
+            hb["batches"][0]["tx_hash"],
+            (),
+        )
+        assert [x.batch_id for x in (await c.list_aggregations(root=a.root)).items] == [a.batch_id]
+        everything = sorted(
+            (x["batch_id"] for x in (await _get(live, "/v1/batches?limit=100"))[1]["batches"]), reverse=True
+        )
+        first = await c.list_aggregations(limit=1)
+        assert [x.batch_id for x in first.items] == everything[:1]
+        assert first.next_cursor == (str(everything[0]) if len(everything) > 1 else None)
+        older = await c.list_aggregations(limit=100, cursor=str(everything[0]))  # as a next_cursor
+        assert [x.batch_id for x in older.items] == everything[1:]
+        assert (await c.list_aggregations(state="pending", domain_id=2)).items == ()
+        for call, kw, field in (
+            (c.list_proofs, {"limit": 101}, "limit"),
+            (c.list_proofs, {"cursor": "-1"}, "cursor"),
+            (c.list_proofs, {"cursor": "99999999999999999999"}, "cursor"),
+            (c.list_proofs, {"submitter": "0x12"}, "submitter"),
+            (c.list_proofs, {"vk_hash": "0x00"}, "vk_hash"),
+            (c.list_proofs, {"domain_id": 1 << 63}, "domain_id"),
+            (c.list_aggregations, {"state": "FINALIZED"}, "state"),
+            (c.list_aggregations, {"kind": 7}, "kind"),
+            (c.list_aggregations, {"tx_hash": "0x" + "00" * 31}, "tx_hash"),
+        ):
+            with pytest.raises(sheaf_client.SheafError) as ei:
+                await call(**kw)
+            e = ei.value
+            assert (e.status, e.code, e.field) == (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED", field), kw
 
 
 @pytest.mark.parametrize(

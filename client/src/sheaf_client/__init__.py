@@ -26,10 +26,13 @@ from sheaf_client.inference import (
 from sheaf_client.statement import keccak256, pubs_hash, statement_hash, submission_digest
 from sheaf_client.sync import Client
 from sheaf_client.types import (
+    BATCH_STATES,
     Aggregation,
     AggregationKind,
     InclusionProof,
+    Page,
     ProofStatus,
+    ProofSummary,
     ProverAuth,
     Scheme,
     StatusUpdate,
@@ -37,6 +40,7 @@ from sheaf_client.types import (
 )
 
 __all__ = [
+    "BATCH_STATES",
     "NO_RETRY",
     "RATE_LIMIT_CODES",
     "Aggregation",
@@ -49,7 +53,9 @@ __all__ = [
     "InferenceResult",
     "InferenceStatus",
     "InferenceSubmitted",
+    "Page",
     "ProofStatus",
+    "ProofSummary",
     "ProverAuth",
     "ReceiptSlice",
     "Retry",

@@ -23,6 +23,9 @@ from sheaf_client.types import (
     Aggregation,
     AggregationKind,
     InclusionProof,
+    Page,
+    ProofStatus,
+    ProofSummary,
     ProverAuth,
     Scheme,
     StatusUpdate,
@@ -272,6 +275,61 @@ class AsyncClient:
         (check `.status`, `.reason_code`), not raised; a refused submission raises SheafError."""
         r = await self.submit(scheme, format, proof, **kw)
         return await self.wait(r.proof_id, timeout=timeout)
+
+    # -- lists (ListProofs / ListAggregations: the HTTP list API's twins) --
+
+    async def list_proofs(
+        self,
+        *,
+        status: ProofStatus | str | None = None,
+        scheme: Scheme | str | None = None,
+        submitter: str | None = None,
+        domain_id: int | None = None,
+        vk_hash: bytes | str | None = None,
+        statement_hash: bytes | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[ProofSummary]:
+        """A page of proofs, newest first, matching every filter given (None: any). `limit` 1..100;
+        `cursor`: the previous page's next_cursor. A bad filter raises SheafError MALFORMED."""
+        req = pb.ListProofsRequest(limit=limit, cursor=cursor or "", submitter=submitter or "")
+        if status is not None:
+            req.status = int(ProofStatus[status] if isinstance(status, str) else status)  # type: ignore[assignment]
+        if scheme is not None:
+            req.scheme = int(Scheme.parse(scheme))  # type: ignore[assignment]
+        if domain_id is not None:
+            req.domain_id = domain_id
+        if vk_hash is not None:
+            req.vk_hash = from_hex(vk_hash)
+        if statement_hash is not None:
+            req.statement_hash = from_hex(statement_hash)
+        r = await self._unary(self.stub.ListProofs, req)
+        return Page(tuple(ProofSummary.from_pb(m) for m in r.proofs), r.next_cursor or None)
+
+    async def list_aggregations(
+        self,
+        *,
+        domain_id: int | None = None,
+        state: str | None = None,
+        kind: AggregationKind | str | None = None,
+        tx_hash: bytes | str | None = None,
+        root: bytes | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Aggregation]:
+        """A page of batches (aggregations, and failed attempts with aggregation_id 0), newest first.
+        `state`: one of BATCH_STATES; entries carry no leaves (aggregation() has them)."""
+        req = pb.ListAggregationsRequest(limit=limit, cursor=cursor or "", state=state or "")
+        if domain_id is not None:
+            req.domain_id = domain_id
+        if kind is not None:
+            req.kind = int(AggregationKind[kind.upper()] if isinstance(kind, str) else kind)  # type: ignore[assignment]
+        if tx_hash is not None:
+            req.tx_hash = from_hex(tx_hash)
+        if root is not None:
+            req.root = from_hex(root)
+        r = await self._unary(self.stub.ListAggregations, req)
+        return Page(tuple(Aggregation.from_pb(m) for m in r.aggregations), r.next_cursor or None)
 
     # -- whole inferences (docs/inference.md) --
 

@@ -21,6 +21,9 @@ from sheaf_client.types import (
     Aggregation,
     AggregationKind,
     InclusionProof,
+    Page,
+    ProofStatus,
+    ProofSummary,
     ProverAuth,
     Scheme,
     StatusUpdate,
@@ -123,6 +126,56 @@ class Client:
                 yield u
         finally:
             self._run(aclose())
+
+    # -- lists --
+
+    def list_proofs(
+        self,
+        *,
+        status: ProofStatus | str | None = None,
+        scheme: Scheme | str | None = None,
+        submitter: str | None = None,
+        domain_id: int | None = None,
+        vk_hash: bytes | str | None = None,
+        statement_hash: bytes | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[ProofSummary]:
+        return self._run(
+            self._c.list_proofs(
+                status=status,
+                scheme=scheme,
+                submitter=submitter,
+                domain_id=domain_id,
+                vk_hash=vk_hash,
+                statement_hash=statement_hash,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def list_aggregations(
+        self,
+        *,
+        domain_id: int | None = None,
+        state: str | None = None,
+        kind: AggregationKind | str | None = None,
+        tx_hash: bytes | str | None = None,
+        root: bytes | str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> Page[Aggregation]:
+        return self._run(
+            self._c.list_aggregations(
+                domain_id=domain_id,
+                state=state,
+                kind=kind,
+                tx_hash=tx_hash,
+                root=root,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
 
     # -- whole inferences --
 

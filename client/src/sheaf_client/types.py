@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class ProofStatus(IntEnum):
@@ -135,10 +137,12 @@ class Aggregation:
     kind: AggregationKind
     root: str
     leaf_count: int
-    state: str  # pending | attesting | signed | submitted | finalized | failed
+    state: str  # pending | signed | submitted | finalized | failed (BATCH_STATES)
     tx_hash: str | None
     block_number: int
-    leaves: tuple[str, ...]  # statement hashes, in leaf order
+    leaves: tuple[str, ...]  # statement hashes, in leaf order (empty in list_aggregations' pages)
+    reason: str = ""  # why a failed batch failed
+    created_unix_ms: int = 0
 
     @classmethod
     def from_pb(cls, m: Any) -> Aggregation:
@@ -153,7 +157,68 @@ class Aggregation:
             tx_hash=_opt_hex(m.tx_hash),
             block_number=int(m.block_number),
             leaves=tuple(to_hex(x) for x in m.leaves),
+            reason=m.reason,
+            created_unix_ms=int(m.created_unix_ms),
         )
+
+
+# The batch states an Aggregation's `state` takes (and list_aggregations' `state` filter): the
+# aggregator's spelling, in lower case, as in the HTTP API.
+BATCH_STATES = ("pending", "signed", "submitted", "finalized", "failed")
+
+
+@dataclass(frozen=True)
+class ProofSummary:
+    """One entry of list_proofs (the fields of GET /v1/proofs' entries)."""
+
+    proof_id: str
+    status: ProofStatus
+    reason_code: str
+    message: str
+    domain_id: int
+    scheme: Scheme
+    format: str  # producer format ("snarkjs", "gnark", "ezkl")
+    kind: AggregationKind  # the route it takes: RECURSIVE or ATTESTED
+    statement_hash: str
+    vk_hash: str
+    submitter: str | None  # the authenticated prover's address, None when not authenticated
+    batch_id: int | None
+    leaf_index: int | None
+    aggregation_id: int | None
+    tx_hash: str | None  # once SUBMITTED
+    created_unix_ms: int
+    updated_unix_ms: int
+
+    @classmethod
+    def from_pb(cls, m: Any) -> ProofSummary:
+        return cls(
+            proof_id=m.proof_id,
+            status=_enum(ProofStatus, m.status),
+            reason_code=m.reason_code,
+            message=m.message,
+            domain_id=int(m.domain_id),
+            scheme=_enum(Scheme, m.scheme),
+            format=m.format,
+            kind=_enum(AggregationKind, m.kind),
+            statement_hash=to_hex(m.statement_hash),
+            vk_hash=to_hex(m.vk_hash),
+            submitter=m.submitter or None,
+            batch_id=int(m.batch_id) or None,
+            leaf_index=int(m.leaf_index) if m.HasField("leaf_index") else None,
+            aggregation_id=int(m.aggregation_id) or None,
+            tx_hash=_opt_hex(m.tx_hash),
+            created_unix_ms=int(m.created_unix_ms),
+            updated_unix_ms=int(m.updated_unix_ms),
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list, newest first; pass `next_cursor` as `cursor` for the next one (None: this
+    was the last page)."""
+
+    items: tuple[T, ...]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)

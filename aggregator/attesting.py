@@ -103,7 +103,11 @@ class Attesting:
         store = self.db.store
         deadline = time.monotonic() + wait_s
         while not self.changes.closed:
-            for b in await self.db.run(store.batches_in, BatchState.PENDING):
+            # An operator still configured here but no longer counted by the registry (removed on
+            # chain) gets nothing to sign: its signature would be dropped at posting anyway. It keeps
+            # polling, so it is back at work as soon as the registry counts it again.
+            pending = await self.db.run(store.batches_in, BatchState.PENDING) if op in self.counted else []
+            for b in pending:
                 if b.kind != KIND_ATTESTED:
                     continue
                 done = {o for o, _, _ in await self.db.run(store.signatures, b.batch_id)}

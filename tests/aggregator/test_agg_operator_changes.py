@@ -31,6 +31,7 @@ from agg_helpers import (
 )
 from web3 import Web3
 
+from aggregator.admission import norm_addr
 from aggregator.app import App
 from aggregator.chain import REGISTRY_ERRORS, registry_error_name
 from aggregator.records import BatchState
@@ -87,8 +88,11 @@ async def test_operator_set_and_threshold_changes_on_chain(chain_env: ChainEnv, 
         t0 = time.monotonic()
         await wait_all_finalized(target, list(acked), timeout=60)
         recover.append(time.monotonic() - t0)
+        db = app.service.db
+        after_a = max(b.batch_id for b in await db.run(db.store.batches_in, BatchState.FINALIZED))
 
-        # (b) signed under threshold 1 (operator 0's signature counts, 1's not), then operator 2 is
+        # (b) signed under threshold 1 (operator 0's signature counts; operator 1, removed on chain
+        # but still configured and running, is given nothing to sign), then operator 2 is
         # added (and starts) and the threshold raised to 2: the batch goes back to the operators
         owner(reg.functions.pause())
         acked.update(await submit_all(target, pool[4:8], clients=4))
@@ -120,7 +124,6 @@ async def test_operator_set_and_threshold_changes_on_chain(chain_env: ChainEnv, 
         await asyncio.sleep(1.0)  # a round reads k = 2
         more = await submit_all(target, proof_pool(240)[112:114], clients=2)
         await asyncio.sleep(2.0)
-        db = app.service.db
         assert len(await db.run(db.store.batches_in, BatchState.PENDING)) == 1
         owner(reg.functions.setThreshold(1))
         t0 = time.monotonic()
@@ -133,6 +136,10 @@ async def test_operator_set_and_threshold_changes_on_chain(chain_env: ChainEnv, 
         # a change landing between the round's read of the chain and its send costs one revert
         # (seen once in ~10 runs); before the fix it was hundreds, forever
         assert app.metrics.counter_value("sheaf_chain_failures_total", code="SignerNotOperator") <= 2
+        later = [b for b in await db.run(db.store.batches_in, BatchState.FINALIZED) if b.batch_id > after_a]
+        assert later
+        for b in later:  # the removed operator was not asked again
+            assert norm_addr(ops[1]) not in {o for o, _, _ in await db.run(db.store.signatures, b.batch_id)}
         n = await check_exactly_once(target, env, acked)
         assert n >= 4
         print(f"RELIABILITY operator_changes acked={len(acked)} aggregations={n} recover_s={recover}")

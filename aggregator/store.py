@@ -48,6 +48,24 @@ class ListedProof:
     row: ProofRow
 
 
+@dataclass(frozen=True)
+class ListedInference:
+    """An inference record as list_inferences gives it (plain values, as get_inference); its cursor
+    (`before` of the next page) is (created_ms, inference_id)."""
+
+    inference_id: str
+    domain_id: int
+    model_id: bytes
+    inference_hash: bytes
+    required_kind: int
+    slices_json: str
+    created_ms: int
+
+    @property
+    def cursor(self) -> tuple[int, str]:
+        return (self.created_ms, self.inference_id)
+
+
 class Store(Protocol):
     """What the aggregator needs from durable state. Every method is one transaction (atomic and
     durable when it returns); methods are called from one thread at a time (see StoreThread).
@@ -232,6 +250,17 @@ class Store(Protocol):
         """Up to `limit` batches, newest first (by batch id, the cursor), matching every filter."""
         ...
 
+    def list_inferences(
+        self,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        *,
+        domain_id: int | None = None,
+        model_id: bytes | None = None,
+    ) -> list[ListedInference]:
+        """Up to `limit` inference records, newest first by (created_ms, inference_id), the cursor."""
+        ...
+
     # -- end of lists -----------------------------------------------------------------------------
 
     # -- whole inferences (issue 17; aggregator/inference.py) --------------------------------------
@@ -343,6 +372,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE attest_deadlines (batch_id INTEGER PRIMARY KEY, deadline INTEGER NOT NULL);
     """,
+    # v4: indexes for the list filters (issue 16; the "lists" block). Each is (filter, cursor column):
+    # an equality filter then walks the cursor newest first and stops at the page size instead of
+    # scanning the table. `scheme` and `kind` have a handful of values: not worth an index.
+    """
+    CREATE INDEX proofs_status ON proofs (status, id);
+    CREATE INDEX proofs_vk ON proofs (vk_hash, id);
+    CREATE INDEX proofs_prover_id ON proofs (prover, id);
+    CREATE INDEX proofs_domain ON proofs (domain_id, id);
+    CREATE INDEX proofs_statement ON proofs (statement_hash);
+    CREATE INDEX batches_domain ON batches (domain_id, batch_id);
+    CREATE INDEX batches_state ON batches (state, batch_id);
+    CREATE INDEX batches_tx ON batches (tx_hash);
+    CREATE INDEX batches_root ON batches (root);
+    CREATE INDEX inferences_created ON inferences (created_ms, inference_id);
+    """,
 )
 
 
@@ -366,6 +410,13 @@ def _proof(r: Sequence[object]) -> ProofRow:
 
 def _batch(r: Sequence[object]) -> BatchRow:
     return BatchRow(*r)  # type: ignore[arg-type]
+
+
+_INFERENCE_COLS = "inference_id, domain_id, model_id, inference_hash, required_kind, slices, created_ms"
+
+
+def _inference(r: Sequence[Any]) -> ListedInference:
+    return ListedInference(str(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]), str(r[5]), int(r[6]))
 
 
 class SqliteStore:
@@ -1053,6 +1104,29 @@ class SqliteStore:
             (*args, limit),
         ).fetchall()
         return [_batch(r) for r in rows]
+
+    def list_inferences(
+        self,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        *,
+        domain_id: int | None = None,
+        model_id: bytes | None = None,
+    ) -> list[ListedInference]:
+        where, args = ["1=1"], list[object]()
+        if before is not None:
+            where.append("(created_ms, inference_id) < (?, ?)")
+            args += before
+        for col, v in (("domain_id=?", domain_id), ("model_id=?", model_id)):
+            if v is not None:
+                where.append(col)
+                args.append(v)
+        rows = self.conn.execute(
+            f"SELECT {_INFERENCE_COLS} FROM inferences WHERE {' AND '.join(where)} "
+            "ORDER BY created_ms DESC, inference_id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [_inference(r) for r in rows]
 
     # -- end of lists -----------------------------------------------------------------------------
 

@@ -41,7 +41,18 @@ from aggregator.records import (
     ProofRow,
     Status,
 )
-from aggregator.store import _BATCH_COLS, _PROOF_COLS, ListedProof, Store, _batch, _proof, now_ms
+from aggregator.store import (
+    _BATCH_COLS,
+    _INFERENCE_COLS,
+    _PROOF_COLS,
+    ListedInference,
+    ListedProof,
+    Store,
+    _batch,
+    _inference,
+    _proof,
+    now_ms,
+)
 from sheaf.errors import Unavailable
 
 __all__ = ["PG_MIGRATIONS", "PostgresStore", "is_postgres_url"]
@@ -120,6 +131,21 @@ PG_MIGRATIONS: tuple[str, ...] = (
     # v3: attestation deadlines (issue 13), as SqliteStore's v3
     """
     CREATE TABLE attest_deadlines (batch_id BIGINT PRIMARY KEY, deadline BIGINT NOT NULL);
+    """,
+    # v4: indexes for the list filters (issue 16), as SqliteStore's v4; batches_state (state) of v1
+    # becomes (state, batch_id), which still serves batches_in's `state IN (...)`
+    """
+    CREATE INDEX proofs_status ON proofs (status, id);
+    CREATE INDEX proofs_vk ON proofs (vk_hash, id);
+    CREATE INDEX proofs_prover_id ON proofs (prover, id);
+    CREATE INDEX proofs_domain ON proofs (domain_id, id);
+    CREATE INDEX proofs_statement ON proofs (statement_hash);
+    CREATE INDEX batches_domain ON batches (domain_id, batch_id);
+    DROP INDEX batches_state;
+    CREATE INDEX batches_state ON batches (state, batch_id);
+    CREATE INDEX batches_tx ON batches (tx_hash);
+    CREATE INDEX batches_root ON batches (root);
+    CREATE INDEX inferences_created ON inferences (created_ms, inference_id);
     """,
 )
 
@@ -843,6 +869,29 @@ class PostgresStore:
             (*args, limit),
         ).fetchall()
         return [_batch(r) for r in rows]
+
+    def list_inferences(
+        self,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        *,
+        domain_id: int | None = None,
+        model_id: bytes | None = None,
+    ) -> list[ListedInference]:
+        where, args = ["TRUE"], list[object]()
+        if before is not None:
+            where.append("(created_ms, inference_id) < (%s, %s)")
+            args += before
+        for col, v in (("domain_id=%s", domain_id), ("model_id=%s", model_id)):
+            if v is not None:
+                where.append(col)
+                args.append(v)
+        rows = self.c.execute(
+            f"SELECT {_INFERENCE_COLS} FROM inferences WHERE {' AND '.join(where)} "
+            "ORDER BY created_ms DESC, inference_id DESC LIMIT %s",
+            (*args, limit),
+        ).fetchall()
+        return [_inference(r) for r in rows]
 
 
 # every Store method (the protocol's names), not the constructor: a failed connect at startup stays

@@ -1,4 +1,5 @@
-"""`aggregator` console script: run | operator | submit | status | register-vk | aggregation | normalize.
+"""`aggregator` console script: run | worker | operator | submit | status | register-vk | aggregation |
+normalize.
 
 A user error never prints a traceback: `main` turns each class of failure into one coded line on
 stderr and its own exit status (EXIT_CODES, shown by `--help`)."""
@@ -122,6 +123,57 @@ def cmd_run(a: argparse.Namespace) -> int:
     setup_logging(cfg.log_level)
     asyncio.run(serve(cfg, a.ready_file))
     return 0
+
+
+def cmd_worker(a: argparse.Namespace) -> int:
+    """`aggregator worker`: prove queued outer proofs (aggregator/worker.py). Settings from the
+    flags, else the config file's db_url / [aggregator.recursion] queue_*, cache_dir, worker_bin."""
+    try:
+        cfg = Config.load(a.config) if a.config else Config()
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{a.config}: not valid TOML: {e}") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{a.config}: {e}") from e
+    rc = cfg.recursion
+    url = a.db_url or os.environ.get("SHEAF_DB_URL", "") or rc.queue_url or cfg.db_url
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            "aggregator worker needs --db-url postgresql://... (or $SHEAF_DB_URL, or db_url in --config)"
+        )
+    if a.concurrency < 1:
+        raise ConfigError("--concurrency must be >= 1")
+    if a.heartbeat_s <= 0 or a.stalled_after_s < 2 * a.heartbeat_s:
+        raise ConfigError("--stalled-after-s must be at least twice --heartbeat-s (> 0)")
+    from aggregator.recursion import cache_root
+
+    cache = a.cache or cache_root(rc)
+    setup_logging(a.log_level)
+    import psycopg
+    from procrastinate import exceptions as pexc
+
+    from aggregator.worker import run_worker
+
+    try:
+        return asyncio.run(
+            run_worker(
+                url,
+                schema=a.schema or rc.queue_schema,
+                cache_dir=cache,
+                binary=a.worker_bin or rc.worker_bin,
+                concurrency=a.concurrency,
+                circuits=a.circuit,
+                name=a.name or "",
+                heartbeat_s=a.heartbeat_s,
+                stalled_after_s=a.stalled_after_s,
+                drain_s=a.drain_s,
+                ready_timeout_s=rc.ready_timeout_s,
+                preload=a.preload,
+            )
+        )
+    except (psycopg.OperationalError, pexc.ConnectorException) as e:
+        return _fail("UNREACHABLE", f"PostgreSQL: {e}", EXIT_UNREACHABLE)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
 
 
 def cmd_operator(a: argparse.Namespace) -> int:
@@ -356,6 +408,36 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--registry", help="SheafRegistry address (default: the deployment manifest's)")
     r.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
     r.set_defaults(fn=cmd_run)
+
+    w = sub.add_parser(
+        "worker",
+        help='prove queued recursive batches (recursion.queue = "postgres"): keys pinned by circuit hash',
+    )
+    w.add_argument("--db-url", help="the queue's PostgreSQL (default $SHEAF_DB_URL, else --config's)")
+    w.add_argument("--config", help="sheaf.toml: db_url and [aggregator.recursion] queue_* / cache_dir")
+    w.add_argument("--concurrency", type=int, default=1, help="jobs at once (one prover process each)")
+    w.add_argument("--schema", help="the queue's schema (default recursion.queue_schema: sheaf_queue)")
+    w.add_argument("--cache", help="recursion key cache (default $SHEAF_CACHE/recursion)")
+    w.add_argument("--worker-bin", help="sheaf-gnark (default $SHEAF_GNARK_BIN, build/bin, PATH)")
+    w.add_argument(
+        "--circuit",
+        action="append",
+        help="serve only this circuit (hash or prefix; repeatable); default: every cached one",
+    )
+    w.add_argument("--preload", action="store_true", help="load the served circuits' keys at start")
+    w.add_argument("--name", help="this worker's name in the job rows (default host:pid)")
+    w.add_argument("--heartbeat-s", type=float, default=10.0, help="heartbeat period (default 10)")
+    w.add_argument(
+        "--stalled-after-s",
+        type=float,
+        default=30.0,
+        help="a worker silent this long lost its job: it runs again elsewhere (default 30)",
+    )
+    w.add_argument(
+        "--drain-s", type=float, default=30.0, help="on SIGTERM, let a running job finish this long"
+    )
+    w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    w.set_defaults(fn=cmd_worker)
 
     o = sub.add_parser("operator", help="run an attesting operator (key: SHEAF_OPERATOR_KEY or --keystore)")
     o.add_argument(

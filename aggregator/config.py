@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 @dataclass
@@ -32,6 +35,17 @@ class RecursionConfig:
     max_attempts: int = 3  # worker crashes/timeouts/internal errors per batch before it is attested
     prove_timeout_s: float = 3600.0
     ready_timeout_s: float = 7200.0  # worker start: compile + key load, or a cold dev setup
+    # Where outer proofs are computed: "local" (one `sheaf-gnark aggregate serve` process of this
+    # aggregator, the embedded default) or "postgres" (`aggregator worker` processes on any machine
+    # take the jobs from a PostgreSQL queue: aggregator/jobs_pg.py; docs/operations.md)
+    queue: str = "local"
+    queue_url: str = ""  # the queue's PostgreSQL; empty: db_url
+    queue_schema: str = "sheaf_queue"  # procrastinate's tables and the job rows live in this schema
+    # a job no worker has started after this long is given up (the batch is attested)
+    queue_pickup_timeout_s: float = 600.0
+    # a worker whose heartbeat is older than this lost its job: the job runs again elsewhere (the
+    # workers' --heartbeat-s must be well below it)
+    queue_stalled_after_s: float = 30.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecursionConfig:
@@ -52,6 +66,14 @@ class RecursionConfig:
             raise ValueError("recursion.max_attempts must be >= 1")
         if self.prove_timeout_s <= 0 or self.ready_timeout_s <= 0:
             raise ValueError("recursion timeouts must be > 0")
+        if self.queue not in ("local", "postgres"):
+            raise ValueError(f'recursion.queue must be "local" or "postgres", not {self.queue!r}')
+        if self.queue_url and not self.queue_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("recursion.queue_url must be a postgresql:// URL")
+        if not _SCHEMA.fullmatch(self.queue_schema):
+            raise ValueError("recursion.queue_schema must be a lower-case SQL identifier (a-z, 0-9, _)")
+        if self.queue_pickup_timeout_s <= 0 or self.queue_stalled_after_s < 2:
+            raise ValueError("recursion.queue_pickup_timeout_s must be > 0 and queue_stalled_after_s >= 2")
 
 
 @dataclass
@@ -156,6 +178,10 @@ class Config:
         if not 20 <= self.attest_ttl_s <= 86_400:
             raise ValueError("attest_ttl_s must be within 20..86400 (the registry's MAX_ATTESTATION_TTL)")
         self.recursion.validate()
+        if self.recursion.queue == "postgres":
+            if not (self.recursion.queue_url or self.db_url):
+                raise ValueError('recursion.queue = "postgres" needs db_url (or recursion.queue_url)')
+            self.recursion.queue_url = self.recursion.queue_url or self.db_url
 
 
 def load_key(env_name: str, keystore: str = "", password_env: str = "") -> str:

@@ -39,6 +39,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from aggregator.config import RecursionConfig
+from aggregator.jobs import (
+    CIRCUIT_MISMATCH,
+    KEYS_MISSING,
+    PROVER_BAD_LEAF,
+    PROVER_CRASHED,
+    PROVER_LEAF_MISMATCH,
+    PROVER_REJECTED,
+    PROVER_TIMEOUT,
+    PROVER_UNAVAILABLE,
+    PROVER_WORKER_ERROR,
+    JobResult,
+    ProofJob,
+    check_result,
+    parse_prover_answer,
+)
 from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
 from aggregator.proving import ProveJob, ProvingFailed
@@ -49,16 +64,7 @@ from sheaf.recursion_keys import setup_lock_path
 
 log = logging.getLogger("sheaf.recursion")
 
-# Stable failure codes (sheaf_recursive_failures_total{code}, batch/proof reason codes).
-PROVER_UNAVAILABLE = "PROVER_UNAVAILABLE"  # worker binary missing, or it cannot start / get ready
-PROVER_CRASHED = "PROVER_CRASHED"  # the worker exited while proving
-PROVER_TIMEOUT = "PROVER_TIMEOUT"  # no answer within prove_timeout_s (the worker is killed)
-PROVER_WORKER_ERROR = "PROVER_WORKER_ERROR"  # the worker answered INTERNAL (or another code)
-PROVER_BAD_LEAF = "PROVER_BAD_LEAF"  # a leaf the circuit cannot take (conversion or worker BAD_LEAF)
-PROVER_LEAF_MISMATCH = "PROVER_LEAF_MISMATCH"  # recomputed statement hash / result leaves differ
-PROVER_REJECTED = "PROVER_REJECTED"  # worker BAD_BATCH / BAD_SHAPE / MALFORMED / TOO_LARGE
-CIRCUIT_MISMATCH = "CIRCUIT_MISMATCH"  # the worker's circuit is not the one deployed on chain
-
+# Stable failure codes: aggregator.jobs (re-exported here, where they were first defined)
 PROVE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0, 3600.0)
 _LEAF_FIELD = re.compile(r"^leaves\[(\d+)\]")
 # worker error codes that no retry changes: the batch is refused
@@ -85,7 +91,13 @@ class ProverWorker(GnarkProcess):
 
 
 class RecursiveProver:
-    """BatchProver over one `sheaf-gnark aggregate serve` worker (one proof at a time)."""
+    """BatchProver over one `sheaf-gnark aggregate serve` worker (one proof at a time), or, with
+    `queue`, over the `aggregator worker` processes of a PostgreSQL job queue (aggregator.jobs_pg):
+    the same unit (aggregator.jobs.ProofJob) runs on either.
+
+    `allow_setup=False` (queue workers): the process may only load keys pinned by
+    `expected_circuit_hash` (KEYS_MISSING without them); a process that starts a dev setup (its
+    binary compiles another circuit) is killed at once (CIRCUIT_MISMATCH)."""
 
     def __init__(
         self,
@@ -102,6 +114,10 @@ class RecursiveProver:
         prove_timeout_s: float = 3600.0,
         ready_timeout_s: float = 7200.0,
         restart_backoff_s: float = 1.0,
+        allow_setup: bool = True,
+        queue: Any = None,
+        queue_pickup_timeout_s: float = 600.0,
+        name: str = "local",
     ) -> None:
         if batch < 1 or npub < 1 or not 0 <= plonk <= batch:
             raise ValueError(
@@ -117,6 +133,10 @@ class RecursiveProver:
         self.prove_timeout_s = prove_timeout_s
         self.ready_timeout_s = ready_timeout_s
         self.restart_backoff_s = restart_backoff_s
+        self.allow_setup = allow_setup
+        self.queue = queue  # aggregator.jobs_pg.PgJobQueue (recursion.queue = "postgres") or None
+        self.queue_pickup_timeout_s = queue_pickup_timeout_s
+        self.name = name  # JobResult.worker for a unit proved here
         # set when the worker can never serve this deployment (wrong circuit, missing binary)
         self.disabled: str = ""
         self.disabled_code = ""
@@ -166,6 +186,8 @@ class RecursiveProver:
             max_attempts=rc.max_attempts,
             prove_timeout_s=rc.prove_timeout_s,
             ready_timeout_s=rc.ready_timeout_s,
+            queue=queue_from_config(rc) if rc.queue == "postgres" else None,
+            queue_pickup_timeout_s=rc.queue_pickup_timeout_s,
         )
 
     # -- BatchProver ------------------------------------------------------------------------------
@@ -201,9 +223,49 @@ class RecursiveProver:
     # -- worker lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Spawn the worker in the background (returns at once; keys may take minutes to load)."""
+        """Spawn the worker in the background (returns at once; keys may take minutes to load). With
+        a queue: connect to it instead (the workers hold the keys)."""
         if self._supervisor is None:
-            self._supervisor = asyncio.create_task(self._supervise(), name="recursion-worker")
+            run = self._connect_queue() if self.queue is not None else self._supervise()
+            self._supervisor = asyncio.create_task(run, name="recursion-worker")
+
+    async def _connect_queue(self) -> None:
+        """Queue mode: open the queue (its schema is created on first use); retried with backoff
+        while PostgreSQL is unreachable. No local worker runs: `aggregator worker`s prove."""
+        assert self.queue is not None
+        if not self.expected_circuit_hash:
+            self.disabled = (
+                "recursion.queue = postgres needs the outer circuit's hash (recursion.circuit_hash, or "
+                "a deployment manifest naming it): workers prove only with keys pinned by it"
+            )
+            self.disabled_code = CIRCUIT_MISMATCH
+            log.error("recursion disabled: %s; eligible proofs are attested", self.disabled)
+            return
+        backoff = self.restart_backoff_s
+        while not self._closing:
+            try:
+                await self.queue.open()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("recursion queue: cannot open it yet (%s); retrying", e)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.info = {
+                "queue": "postgres",
+                "schema": self.queue.schema,
+                "circuit_hash": self.expected_circuit_hash,
+                "shape": {"batch": self.batch, "npub": self.npub, "plonk": self.plonk},
+            }
+            self._ready.set()
+            log.info(
+                "recursion: outer proofs of circuit %s go to the PostgreSQL queue (schema %s, queue %s)",
+                self.expected_circuit_hash[:16],
+                self.queue.schema,
+                self.queue.queue_for(self.expected_circuit_hash),
+            )
+            return
 
     async def wait_ready(self, timeout: float | None = None) -> dict[str, Any]:
         """The worker's ready info (circuit hash, keys dir, ...) once it has loaded its keys."""
@@ -223,12 +285,46 @@ class RecursiveProver:
         binary = gnark_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
         return ProverWorker.command(binary, self.batch, self.npub, self.plonk, self.cache_dir)
 
+    def pinned_keys_dir(self) -> Path:
+        """Where the keys of the expected circuit are (sheaf-gnark's cache: <root>/<hash[:32]>/)."""
+        root = Path(self.cache_dir) if self.cache_dir else Path(cache_root(RecursionConfig()))
+        return root / self.expected_circuit_hash[:32]
+
+    def _check_pinned_keys(self) -> None:
+        """allow_setup=False: the keys of the expected circuit must be in the cache (the process
+        would otherwise run an INSECURE dev setup of its own)."""
+        d = self.pinned_keys_dir()
+        why = ""
+        if not self.expected_circuit_hash:
+            why = "no circuit hash to pin keys by"
+        else:
+            try:
+                meta = json.loads((d / "meta.json").read_text())
+            except (OSError, ValueError):
+                meta = None
+            if not isinstance(meta, dict):
+                why = f"no keys for circuit {self.expected_circuit_hash[:16]} under {d.parent}"
+            elif str(meta.get("circuit_hash", "")).lower() != self.expected_circuit_hash:
+                why = f"{d}/meta.json names circuit {str(meta.get('circuit_hash'))[:16]}"
+            elif not ((d / "pk.dump").is_file() and (d / "vk.bin").is_file()):
+                why = f"{d} lacks pk.dump or vk.bin"
+        if why:
+            self.disabled, self.disabled_code = why, KEYS_MISSING
+            raise ProvingFailed(KEYS_MISSING, why)
+
     async def _spawn(self) -> ProverWorker:
         try:
             argv = self._argv()
         except BinaryNotFound as e:  # nothing to retry
             self.disabled, self.disabled_code = f"recursive worker binary not found: {e}", PROVER_UNAVAILABLE
             raise
+        if not self.allow_setup:
+            self._check_pinned_keys()
+            w = await ProverWorker.spawn(argv, name="recursive worker", on_stderr=self._on_stderr)
+            self._proc = w
+            log.info("recursive worker pid %d starting (pinned keys only): %s", w.pid, " ".join(argv))
+            await w.wait_ready(self.ready_timeout_s)
+            return w
         # until the keys are loaded, no other Sheaf process may run a dev setup of this shape into
         # the same cache (sheaf-deploy takes the same lock): the worker may be the one creating them
         lock = await self._setup_lock()
@@ -330,6 +426,18 @@ class RecursiveProver:
     def _on_stderr(self, line: str) -> None:
         self._stderr_tail.append(line)
         pid = self._proc.pid if self._proc is not None else 0
+        if not self.allow_setup and line.startswith("aggregate: running") and "setup" in line:
+            # the binary compiled a circuit whose keys are not cached: another circuit than the
+            # pinned one. A worker never creates keys: stop it before the setup gets anywhere.
+            self.disabled = (
+                f"the prover binary compiles another circuit than {self.expected_circuit_hash[:16]} "
+                "(it started a dev setup): rebuild it from the deployed version"
+            )
+            self.disabled_code = CIRCUIT_MISMATCH
+            log.error("worker pid %d: %s; killed", pid, self.disabled)
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)
         (log.info if line.startswith("aggregate:") else log.debug)("worker %d: %s", pid, line)
 
     def _sample_rss(self, w: ProverWorker) -> None:
@@ -348,6 +456,8 @@ class RecursiveProver:
         # a worker still starting is killed by wait_ready's cancellation handler
         self._ready.clear()
         self._worker = None
+        if self.queue is not None:
+            await self.queue.close()
 
     # -- leaves -----------------------------------------------------------------------------------
 
@@ -417,6 +527,21 @@ class RecursiveProver:
 
     # -- proving ----------------------------------------------------------------------------------
 
+    def unit(self, job: ProveJob, leaves: list[dict[str, Any]]) -> ProofJob:
+        """The self-contained proving unit of a batch (aggregator.jobs): what the local worker or
+        an `aggregator worker` proves."""
+        return ProofJob.for_batch(
+            batch_id=job.batch_id,
+            domain_id=getattr(job, "domain_id", 0),
+            batch=self.batch,
+            npub=self.npub,
+            plonk=self.plonk,
+            circuit_hash=self.expected_circuit_hash,
+            leaves=leaves,
+            statement_hashes=job.leaves,
+            prove_timeout_s=self.prove_timeout_s,
+        )
+
     async def prove(self, job: ProveJob) -> bytes:
         if not job.leaves or len(job.leaves) > self.batch:
             raise ProvingFailed(
@@ -425,12 +550,58 @@ class RecursiveProver:
         if self.disabled:
             raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
         leaves = await self.leaves(job.items, job.leaves)
-        async with self._lock:  # one proof at a time: a proof already uses every core
-            return await self._prove_locked(job, leaves)
+        unit = self.unit(job, leaves)
+        if self.queue is not None:
+            return (await self._run_queued(unit)).proof
+        return (await self.run_unit(unit)).proof
+
+    async def run_unit(self, unit: ProofJob) -> JobResult:
+        """Prove one unit on this prover's worker process (one at a time: a proof already uses every
+        core), retried up to max_attempts on crashes, timeouts and internal errors. The result is
+        checked against the unit (its leaves, its circuit)."""
+        if unit.batch != self.batch or unit.npub != self.npub or unit.plonk != self.plonk:
+            raise ProvingFailed(CIRCUIT_MISMATCH, f"a {unit.shape} job for a {self.shape} prover")
+        async with self._lock:
+            return await self._run_local(unit)
+
+    async def _run_queued(self, unit: ProofJob) -> JobResult:
+        assert self.queue is not None
+        try:
+            await self.wait_ready()
+        except ProvingFailed as e:
+            self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
+            raise
+        t0 = time.monotonic()
+        self._inflight = 1
+        try:
+            res: JobResult = await self.queue.run(
+                unit, max_attempts=self.max_attempts, pickup_timeout_s=self.queue_pickup_timeout_s
+            )
+            check_result(unit, res)
+        except ProvingFailed as e:
+            self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
+            raise
+        finally:
+            self._inflight = 0
+        wall = time.monotonic() - t0
+        self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
+        log.info(
+            "batch %d: outer proof from the queue in %.1f s (worker %s, prove %s ms)",
+            unit.batch_id,
+            wall,
+            res.worker,
+            res.prove_ms,
+        )
+        return res
 
     async def _prove_locked(self, job: ProveJob, leaves: list[dict[str, Any]]) -> bytes:
+        """A batch's proof on the local worker (the caller holds the lock)."""
+        return (await self._run_local(self.unit(job, leaves))).proof
+
+    async def _run_local(self, unit: ProofJob) -> JobResult:
         last = ProvingFailed(PROVER_UNAVAILABLE, "no attempt made")
         attempt = 0
+        timeout = unit.prove_timeout_s or self.prove_timeout_s
         while attempt < self.max_attempts:
             try:
                 await self.wait_ready()
@@ -445,33 +616,33 @@ class RecursiveProver:
             t0 = time.monotonic()
             log.info(
                 "batch %d: proving %d leaves on worker pid %d (attempt %d/%d)",
-                job.batch_id,
-                len(leaves),
+                unit.batch_id,
+                len(unit.leaves),
                 w.pid,
                 attempt,
                 self.max_attempts,
             )
             self._inflight = 1  # a request is with the worker (not while it restarts)
             try:
-                result = await w.request("prove", timeout=self.prove_timeout_s, leaves=leaves)
+                result = await w.request("prove", timeout=timeout, leaves=unit.leaves)
             except ProcessError as e:
                 if e.code == ProcessError.TIMEOUT:
-                    last = ProvingFailed(PROVER_TIMEOUT, f"no proof after {self.prove_timeout_s:.0f} s")
+                    last = ProvingFailed(PROVER_TIMEOUT, f"no proof after {timeout:.0f} s")
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_TIMEOUT)
-                    log.error("batch %d: %s; killing worker pid %d", job.batch_id, last, w.pid)
+                    log.error("batch %d: %s; killing worker pid %d", unit.batch_id, last, w.pid)
                     await w.kill()
                 else:  # it exited (or wrote an unreadable line and was killed)
                     rc = await w.wait()
                     last = ProvingFailed(PROVER_CRASHED, f"worker pid {w.pid} exited with {rc} while proving")
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_CRASHED)
-                    log.error("batch %d: %s; the job is sent to the restarted worker", job.batch_id, last)
+                    log.error("batch %d: %s; the job is sent to the restarted worker", unit.batch_id, last)
                 self._forget(w)
                 continue
             except RemoteError as e:
                 code, fld, msg = str(e.code), e.field, e.message
                 if code == "BAD_LEAF":
                     m = _LEAF_FIELD.match(fld)
-                    bad = [int(m.group(1))] if m else list(range(len(leaves)))
+                    bad = [int(m.group(1))] if m else list(range(len(unit.leaves)))
                     self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
                     raise ProvingFailed(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad) from None
                 if code in _REJECTED:
@@ -479,23 +650,42 @@ class RecursiveProver:
                     raise ProvingFailed(PROVER_REJECTED, f"{code} {fld}: {msg}") from None
                 last = ProvingFailed(PROVER_WORKER_ERROR, f"{code} {fld}: {msg}")
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-                log.error("batch %d: worker error %s", job.batch_id, last)
+                log.error("batch %d: worker error %s", unit.batch_id, last)
                 continue
             finally:
                 self._inflight = 0
                 self._sample_rss(w)
             wall = time.monotonic() - t0
-            proof = self._check_result(job, result)
+            res = self._check_answer(unit, result)
             self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
             log.info(
                 "batch %d: outer proof in %.1f s (worker prove %s ms), peak RSS %d MiB",
-                job.batch_id,
+                unit.batch_id,
                 wall,
                 result.get("prove_ms"),
                 self.peak_rss_bytes >> 20,
             )
-            return proof
+            return res
         raise ProvingFailed(last.code, f"gave up after {self.max_attempts} attempts: {last.message}")
+
+    async def verify(self, res: JobResult) -> bool:
+        """The worker's own check of an outer proof (op verify: the circuit's verifying key)."""
+        await self.wait_ready()
+        w = self._worker
+        if w is None or not w.alive:
+            raise ProvingFailed(PROVER_CRASHED, "the worker exited before verifying")
+        try:
+            r = await w.request(
+                "verify",
+                timeout=600.0,
+                leaves=["0x" + x.hex() for x in res.leaves],
+                proof="0x" + res.proof.hex(),
+            )
+        except RemoteError:
+            return False
+        except ProcessError as e:
+            raise ProvingFailed(PROVER_CRASHED, f"verify: {e.message}") from None
+        return bool(r.get("valid"))
 
     def _forget(self, w: ProverWorker | None) -> None:
         """A dead worker is not ready (the supervisor, which restarts it, may not have run yet)."""
@@ -503,16 +693,14 @@ class RecursiveProver:
             self._worker = None
             self._ready.clear()
 
-    def _check_result(self, job: ProveJob, r: dict[str, Any]) -> bytes:
-        leaves = [bytes.fromhex(str(h).removeprefix("0x")) for h in r.get("leaves", [])]
-        if leaves != list(job.leaves) or int(r.get("count", -1)) != len(job.leaves):
-            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
-            raise ProvingFailed(PROVER_LEAF_MISMATCH, "the worker proved other leaves than the batch's")
-        proof = bytes.fromhex(str(r.get("proof", "")).removeprefix("0x"))
-        if not proof:
-            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
-            raise ProvingFailed(PROVER_WORKER_ERROR, "the worker returned no proof")
-        return proof
+    def _check_answer(self, unit: ProofJob, r: dict[str, Any]) -> JobResult:
+        try:
+            return parse_prover_answer(
+                unit, r, circuit_hash=str(self.info.get("circuit_hash", "")).lower(), worker=self.name
+            )
+        except ProvingFailed as e:
+            self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
+            raise
 
 
 # ---------------------------------------------------------------- configuration -> prover
@@ -588,3 +776,11 @@ def cache_root(rc: RecursionConfig) -> str:
         return rc.cache_dir
     root = os.environ.get("SHEAF_CACHE") or str(Path.home() / ".cache" / "sheaf")
     return str(Path(root) / "recursion")
+
+
+def queue_from_config(rc: RecursionConfig) -> Any:
+    """The PostgreSQL job queue of `recursion.queue = "postgres"` (aggregator.jobs_pg; imported
+    only then: the embedded default never loads the queue library)."""
+    from aggregator.jobs_pg import PgJobQueue
+
+    return PgJobQueue(rc.queue_url, schema=rc.queue_schema, stalled_after_s=rc.queue_stalled_after_s)

@@ -1,0 +1,364 @@
+"""Proving jobs on a real PostgreSQL (issue 15): the queue between the leader and `aggregator worker`
+processes (aggregator/jobs.py, jobs_pg.py, worker.py).
+
+The workers are real `aggregator worker` processes on the session's PostgreSQL (aggregator/pg_local.py)
+running the production path (ProofJob -> PgJobQueue -> ProvingWorker -> RecursiveProver.run_unit ->
+a prover process -> verify -> result row). Only the prover process is the protocol stand-in
+(aggregator/jobs_standin.py: a digest instead of a minute-long outer proof); the real outer proof
+through 2 workers and 2 aggregator instances is test_worker_e2e.py (SHEAF_TEST_WORKERS=1).
+
+Checked: a unit's id is the batch's and survives serialization; enqueue, a worker takes the job,
+kill -9 of that worker (and its prover) mid-job, another worker re-runs it (stalled heartbeat), the
+result is the expected one, stored once, in one queue job; a re-enqueue returns the stored result;
+RecursiveProver in queue mode (the aggregator's side, with real snarkjs leaves); a retried error
+ends after max_attempts with its code; a job no worker serves ends PROVER_UNAVAILABLE; a worker
+without the job's keys refuses it (KEYS_MISSING) and one whose binary would set up another circuit
+is stopped (CIRCUIT_MISMATCH); `aggregator worker` exit statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from agg_helpers import FIX
+
+from aggregator.jobs import (
+    CIRCUIT_MISMATCH,
+    KEYS_MISSING,
+    PROVER_UNAVAILABLE,
+    PROVER_WORKER_ERROR,
+    JobResult,
+    ProofJob,
+)
+from aggregator.jobs_pg import PgJobQueue
+from aggregator.jobs_standin import circuit_hash, make_keys, proof_of, write_binary
+from aggregator.leaves import leaf_statement_hash
+from aggregator.pg_local import LocalPostgres
+from aggregator.proving import ProvingFailed
+from aggregator.recursion import RecursiveProver
+from normalizers.api import ProofInput
+
+ROOT = Path(__file__).resolve().parents[2]
+HEARTBEAT, STALLED = 0.5, 2.5  # worker heartbeat and the stalled bound (production: 10 s / 30 s)
+
+
+def wire_leaf(i: int) -> dict[str, Any]:
+    """A well-formed Groth16 worker leaf (the stand-in hashes it like the circuit)."""
+    return {
+        "scheme": "groth16",
+        "vk": "0x" + (bytes([i]) * 128).hex(),
+        "proof": "0x" + (bytes([i]) * 256).hex(),
+        "public_inputs": ["0x" + (i).to_bytes(32, "big").hex()],
+    }
+
+
+def unit_of(batch_id: int, n: int = 2, *, batch: int = 2, chash: str = "", timeout: float = 60.0) -> ProofJob:
+    leaves = [wire_leaf(batch_id * 10 + i) for i in range(n)]
+    return ProofJob.for_batch(
+        batch_id=batch_id,
+        domain_id=1,
+        batch=batch,
+        npub=1,
+        plonk=0,
+        circuit_hash=chash or circuit_hash(batch, 1),
+        leaves=leaves,
+        statement_hashes=[leaf_statement_hash(x) for x in leaves],
+        prove_timeout_s=timeout,
+    )
+
+
+class Env(SimpleNamespace):
+    url: str
+    schema: str
+    cache: Path
+    binary: str
+    chash: str
+    tmp: Path
+
+
+@pytest.fixture
+def env(pg_server: LocalPostgres, tmp_path: Path) -> Env:
+    cache = tmp_path / "keys"
+    chash = make_keys(cache, 2, 1)
+    return Env(
+        url=pg_server.url(),
+        schema="q_" + uuid.uuid4().hex[:12],
+        cache=cache,
+        binary=write_binary(tmp_path / "sheaf-gnark"),
+        chash=chash,
+        tmp=tmp_path,
+    )
+
+
+def start_worker(
+    e: Env,
+    name: str,
+    *,
+    prove_s: float,
+    extra: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    log = open(e.tmp / f"{name}.log", "wb")
+    cmd = [
+        sys.executable,
+        "-m",
+        "aggregator.cli",
+        "worker",
+        "--db-url",
+        e.url,
+        "--schema",
+        e.schema,
+        "--cache",
+        str(e.cache),
+        "--worker-bin",
+        e.binary,
+        "--name",
+        name,
+        "--heartbeat-s",
+        str(HEARTBEAT),
+        "--stalled-after-s",
+        str(STALLED),
+        "--drain-s",
+        "0",
+        *(extra or []),
+    ]
+    environ = {**os.environ, "SHEAF_STANDIN_PROVE_S": str(prove_s), **(env_extra or {})}
+    # its own process group: kill -9 takes the worker and its prover process, as a lost host would
+    return subprocess.Popen(
+        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environ, start_new_session=True
+    )
+
+
+def stop(p: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    if p.poll() is None:
+        if sig == signal.SIGKILL:
+            os.killpg(p.pid, sig)
+        else:  # a graceful stop: the worker stops its prover itself
+            p.send_signal(sig)
+    try:
+        return p.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        return p.wait(10)
+
+
+async def wait_for(what: str, cond: Any, timeout: float, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        v = await cond()
+        if v:
+            return v
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(step)
+
+
+async def rows(q: PgJobQueue, sql: str, **kw: Any) -> list[dict[str, Any]]:
+    return await q.connector.execute_query_all_async(sql, **kw)
+
+
+def test_unit_is_self_contained_and_named_by_its_batch() -> None:
+    u = unit_of(7)
+    back = ProofJob.from_json(u.to_json())
+    assert back == u and back.job_id == u.job_id
+    assert unit_of(7).job_id == u.job_id  # the same batch names the same job
+    assert unit_of(8).job_id != u.job_id and unit_of(7, 1).job_id != u.job_id
+    assert unit_of(7, chash="ab" * 32).job_id != u.job_id  # another circuit, another job
+    with pytest.raises(ProvingFailed) as ei:
+        ProofJob.from_json({**u.to_json(), "v": 99})
+    assert ei.value.code == "JOB_MALFORMED"
+    r = JobResult(b"\x01" * 256, list(u.statement_hashes), u.circuit_hash, 5, "w")
+    assert JobResult.from_json(r.to_json()) == r
+
+
+async def test_worker_killed_mid_job_another_worker_finishes(env: Env) -> None:
+    q = PgJobQueue(env.url, schema=env.schema, stalled_after_s=STALLED, name="leader")
+    a = start_worker(env, "worker-a", prove_s=60.0)
+    b: subprocess.Popen[bytes] | None = None
+    try:
+        await q.open()
+        u = unit_of(1)
+        t_enq = time.monotonic()
+        run = asyncio.create_task(q.run(u, max_attempts=3, pickup_timeout_s=60))
+
+        async def taken_by_a() -> bool:
+            try:
+                st = await q.state(u.job_id)
+            except KeyError:  # not enqueued yet
+                return False
+            return st["state"] == "running" and st["worker"] == "worker-a"
+
+        await wait_for("worker-a to take the job", taken_by_a, 60)
+        t_taken = time.monotonic() - t_enq
+        await asyncio.sleep(1.0)  # mid-proof
+        b = start_worker(env, "worker-b", prove_s=0.5)
+        t_kill = time.monotonic()
+        assert stop(a, signal.SIGKILL) == -signal.SIGKILL
+        res = await asyncio.wait_for(run, 60)
+        recovered = time.monotonic() - t_kill
+        # the result: the expected proof of exactly these leaves, by the surviving worker
+        assert res.proof == proof_of(env.chash, list(u.statement_hashes))
+        assert res.leaves == list(u.statement_hashes) and res.worker == "worker-b"
+        st = await q.state(u.job_id)
+        assert st["state"] == "done" and st["attempts"] == 2 and st["worker"] == "worker-b"
+        runs = await rows(
+            q, "SELECT worker, outcome FROM sheaf_job_runs WHERE job_id = %(j)s ORDER BY id", j=u.job_id
+        )
+        assert [(r["worker"], r["outcome"]) for r in runs] == [("worker-a", "lost"), ("worker-b", "done")]
+        qjobs = await rows(q, "SELECT id, status::text AS status, attempts FROM procrastinate_jobs")
+        # one queue job, run twice (procrastinate counts the finished run too)
+        assert len(qjobs) == 1 and qjobs[0]["status"] == "succeeded" and qjobs[0]["attempts"] == 2
+        # idempotent: the same batch again gets the stored result, and no new queue job
+        again = await q.run(u, max_attempts=3)
+        assert again == res
+        assert len(await rows(q, "SELECT id FROM procrastinate_jobs")) == 1
+        assert len(await rows(q, "SELECT job_id FROM sheaf_jobs")) == 1
+        print(
+            f"\nworker killed mid-job: taken after {t_taken:.2f} s, result {recovered:.2f} s after "
+            f"the kill (stalled bound {STALLED} s, heartbeat {HEARTBEAT} s)"
+        )
+
+        # the aggregator's side: RecursiveProver in queue mode, real snarkjs leaves converted by
+        # the leader, the same unit proved by the live worker
+        await prover_in_queue_mode(env, q)
+    finally:
+        stop(a, signal.SIGKILL)
+        rc = stop(b) if b is not None else 0
+        await q.close()
+    assert rc == 0, (env.tmp / "worker-b.log").read_text()[-3000:]
+
+
+async def prover_in_queue_mode(env: Env, q: PgJobQueue) -> None:
+    sj = FIX / "snarkjs" / "mul1_groth16"
+    items = [
+        ProofInput(
+            "groth16",
+            "snarkjs",
+            (sj / "proof0.json").read_bytes(),
+            (sj / "verification_key.json").read_bytes(),
+            public=(sj / "public0.json").read_bytes(),
+        )
+    ]
+    p = RecursiveProver(
+        batch=2,
+        npub=1,
+        normalizer=None,
+        expected_circuit_hash=env.chash,
+        max_attempts=2,
+        queue=PgJobQueue(env.url, schema=env.schema, stalled_after_s=STALLED, name="agg"),
+    )
+    p.start()
+    try:
+        info = await p.wait_ready(10)
+        assert info["queue"] == "postgres" and p.worker_pid is None  # no local prover process
+        leaves = await p.leaves(items, [leaf_statement_hash(x) for x in [await p._leaf(items[0])]])
+        h = leaf_statement_hash(leaves[0])
+        job = SimpleNamespace(batch_id=2, domain_id=1, aggregation_id=None, leaves=[h], items=items)
+        proof = await p.prove(job)  # type: ignore[arg-type]
+        assert proof == proof_of(env.chash, [h])
+        st = await q.state(p.unit(job, leaves).job_id)  # type: ignore[arg-type]
+        assert st["state"] == "done" and st["worker"] == "worker-b"
+    finally:
+        await p.close()
+
+
+async def test_errors_are_retried_within_the_bound_then_coded(env: Env) -> None:
+    q = PgJobQueue(env.url, schema=env.schema, stalled_after_s=STALLED, name="leader")
+    w = start_worker(env, "worker-err", prove_s=0.1, env_extra={"SHEAF_STANDIN_ERROR": "INTERNAL"})
+    try:
+        u = unit_of(3)
+        with pytest.raises(ProvingFailed) as ei:
+            await asyncio.wait_for(q.run(u, max_attempts=2, pickup_timeout_s=60), 60)
+        assert ei.value.code == PROVER_WORKER_ERROR
+        st = await q.state(u.job_id)
+        assert st["state"] == "failed" and st["attempts"] == 2
+        runs = await rows(q, "SELECT outcome FROM sheaf_job_runs WHERE job_id = %(j)s", j=u.job_id)
+        assert [r["outcome"] for r in runs] == [f"failed:{PROVER_WORKER_ERROR}"] * 2
+        # a job of a circuit no worker holds keys for waits on its own queue, then is given up
+        other = unit_of(4, chash="cd" * 32)
+        t0 = time.monotonic()
+        with pytest.raises(ProvingFailed) as ei:
+            await q.run(other, max_attempts=2, pickup_timeout_s=1.5)
+        assert ei.value.code == PROVER_UNAVAILABLE and time.monotonic() - t0 < 10
+        assert (await q.state(other.job_id))["queue_status"] == "cancelled"
+    finally:
+        rc = stop(w)
+        await q.close()
+    assert rc == 0
+
+
+async def test_worker_refuses_circuits_it_has_no_keys_for(env: Env) -> None:
+    from aggregator.worker import ProvingWorker
+
+    q = PgJobQueue(env.url, schema=env.schema, name="w")
+    w = ProvingWorker(q, cache_dir=str(env.cache), binary=env.binary)
+    try:
+        assert set(w.served()) == {env.chash}
+        with pytest.raises(ProvingFailed) as ei:
+            await w.execute(unit_of(5, chash="ef" * 32))
+        assert ei.value.code == KEYS_MISSING
+        res = await w.execute(unit_of(6))  # the one it has: proved and verified
+        assert res.proof == proof_of(env.chash, list(unit_of(6).statement_hashes)) and res.worker == "w"
+    finally:
+        await w.close()
+    # pinned keys only: a binary that compiles another circuit (it would run a dev setup) is stopped
+    p = RecursiveProver(
+        batch=2,
+        npub=1,
+        normalizer=None,
+        binary=env.binary,
+        cache_dir=str(env.cache),
+        expected_circuit_hash=env.chash,
+        max_attempts=1,
+        allow_setup=False,
+        restart_backoff_s=0.01,
+    )
+    os.environ["SHEAF_STANDIN_CIRCUIT"] = "12" * 32
+    try:
+        with pytest.raises(ProvingFailed) as ei:
+            await p.wait_ready(20)
+        assert ei.value.code == CIRCUIT_MISMATCH
+        assert not (env.cache / ("12" * 16)).exists()  # no keys were created
+    finally:
+        del os.environ["SHEAF_STANDIN_CIRCUIT"]
+        await p.close()
+    # and without the keys at all it does not even start
+    p = RecursiveProver(
+        batch=3,
+        npub=1,
+        normalizer=None,
+        binary=env.binary,
+        cache_dir=str(env.cache),
+        expected_circuit_hash="34" * 32,
+        allow_setup=False,
+    )
+    with pytest.raises(ProvingFailed) as ei:
+        await p.wait_ready(20)
+    assert ei.value.code == KEYS_MISSING
+    await p.close()
+
+
+def test_worker_cli_exit_statuses(env: Env, tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "aggregator.cli", "worker", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    r = run("--db-url", env.url, "--schema", env.schema, "--cache", str(tmp_path / "empty"))
+    assert r.returncode == 2 and "KEYS_MISSING" in r.stdout + r.stderr
+    r = run("--cache", str(env.cache))
+    assert r.returncode == 8 and "--db-url" in r.stderr  # no database named
+    r = run("--db-url", "postgresql://sheaf@127.0.0.1:1/x", "--cache", str(env.cache))
+    assert r.returncode == 6 and "UNREACHABLE" in r.stderr

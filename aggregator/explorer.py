@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator.chain import RpcError
+from aggregator.inference import inference_status
 from aggregator.reads import (
     BATCH_STATES,
     DEFAULT_LIMIT,
@@ -30,7 +31,7 @@ from aggregator.reads import (
     next_cursor,
 )
 from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
-from aggregator.store import ListedProof
+from aggregator.store import ListedInference, ListedProof
 from sheaf.errors import InvalidInput, Unavailable
 from sheaf.lru import LRU
 from sheaf.schemes import SCHEME_NAMES
@@ -41,6 +42,9 @@ VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitab
 _NUM = re.compile(r"[0-9]{1,19}")
 _ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+_INFERENCE_ID = re.compile(r"[0-9]{1,19}-[0-9a-fA-F]{64}")  # "<domain>-<inference hash hex>"
+# an inference page's cursor: "<created_ms>.<inference id>" of the page's last entry (opaque to clients)
+_INFERENCE_CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19}-[0-9a-f]{64})")
 # the on-chain check shares the submitter's RPC connection: few calls at once, answers kept briefly
 VERIFY_CONCURRENCY = 4
 VERIFY_CACHE_S = 10.0
@@ -136,6 +140,21 @@ def listed_json(e: ListedProof, batches: dict[int, BatchRow]) -> dict[str, Any]:
         "tx_hash": _hex(b.tx_hash) if b and r.status >= Status.SUBMITTED else None,
         "created_unix_ms": e.created_ms,
         "updated_unix_ms": r.updated_ms,
+    }
+
+
+def inference_json(e: ListedInference, rows: list[ProofRow | None]) -> dict[str, Any]:
+    """A list entry of GET /v1/inferences: the unit's status as GET /v1/inferences/{id} gives it (the
+    lowest of its proven slices', FAILED/REJECTED if any is) and each slice's proof and status."""
+    return {
+        "inference_id": e.inference_id,
+        "model_id": _hex(e.model_id),
+        "domain_id": e.domain_id,
+        "inference_hash": _hex(e.inference_hash),
+        "required_kind": e.required_kind,
+        "status": inference_status([r for r in rows if r is not None]).name,
+        "slices": [None if r is None else {"proof_id": r.proof_id, "status": r.status.name} for r in rows],
+        "created_unix_ms": e.created_ms,
     }
 
 
@@ -268,6 +287,36 @@ class ListApi:
             }
         )
 
+    async def _inference_rows(self, e: ListedInference) -> list[ProofRow | None]:
+        # the record's slice proof ids, as Inferences.record reads them (a JSON body, "" = unproven)
+        ids = json.loads(e.slices_json)["proof_ids"]
+        return [await self.reads.db.run(self.reads.db.store.get_proof, p) if p else None for p in ids]
+
+    async def inferences(self, request: web.Request) -> web.Response:
+        q = Query(request, frozenset({"limit", "cursor", "domain_id", "model_id"}))
+        limit = q.number("limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
+        raw = q.get("cursor")
+        before = None
+        if raw is not None:
+            m = _INFERENCE_CURSOR.fullmatch(raw)
+            if m is None:
+                raise InvalidInput("MALFORMED", "cursor", "cursor must be a next_cursor from a previous page")
+            before = (int(m.group(1)), m.group(2))
+        page = await self.reads.db.run(
+            self.reads.db.store.list_inferences,
+            limit + 1,
+            before,
+            domain_id=q.number("domain_id", 0, MAX_CURSOR),
+            model_id=q.hash32("model_id"),
+        )
+        last = page[limit - 1] if len(page) > limit else None
+        return web.json_response(
+            {
+                "inferences": [inference_json(e, await self._inference_rows(e)) for e in page[:limit]],
+                "next_cursor": None if last is None else f"{last.created_ms}.{last.inference_id}",
+            }
+        )
+
     async def batch(self, request: web.Request) -> web.Response:
         Query(request, frozenset())
         b, rows, sigs = await self.reads.batch(_path_number(request, "batch_id"))
@@ -288,10 +337,20 @@ class ListApi:
         text = q.get("q")
         if not text:
             raise InvalidInput("MALFORMED", "q", "q is required")
+        if _INFERENCE_ID.fullmatch(text.strip()):  # a proof or inference id as copied, any case
+            text = text.strip().lower()
         proofs, batches = await self.reads.search(text[:200])
         found = await self.reads.batches_by_id({p.row.batch_id for p in proofs if p.row.batch_id is not None})
+        inferences = []
+        if _INFERENCE_ID.fullmatch(iid := text.strip()):  # an inference id has a proof id's shape
+            hit = await self.reads.db.run(self.reads.db.store.list_inferences, 1, None, inference_id=iid)
+            inferences = [inference_json(e, await self._inference_rows(e)) for e in hit]
         return web.json_response(
-            {"proofs": [listed_json(p, found) for p in proofs], "batches": [batch_json(b) for b in batches]}
+            {
+                "proofs": [listed_json(p, found) for p in proofs],
+                "batches": [batch_json(b) for b in batches],
+                "inferences": inferences,
+            }
         )
 
     async def overview(self, request: web.Request) -> web.Response:
@@ -383,6 +442,7 @@ def register(
             web.get("/v1/batches", api.batches),
             web.get("/v1/batches/{batch_id}", api.batch),
             web.get("/v1/batches/{batch_id}/events", api.batch_events),
+            web.get("/v1/inferences", api.inferences),
             web.get("/v1/search", api.search),
             web.get("/v1/overview", api.overview),
             web.get("/", _to_explorer),  # a browser pointed at the HTTP port lands on the explorer

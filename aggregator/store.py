@@ -257,6 +257,7 @@ class Store(Protocol):
         *,
         domain_id: int | None = None,
         model_id: bytes | None = None,
+        inference_id: str | None = None,
     ) -> list[ListedInference]:
         """Up to `limit` inference records, newest first by (created_ms, inference_id), the cursor."""
         ...
@@ -1112,12 +1113,17 @@ class SqliteStore:
         *,
         domain_id: int | None = None,
         model_id: bytes | None = None,
+        inference_id: str | None = None,
     ) -> list[ListedInference]:
         where, args = ["1=1"], list[object]()
         if before is not None:
             where.append("(created_ms, inference_id) < (?, ?)")
             args += before
-        for col, v in (("domain_id=?", domain_id), ("model_id=?", model_id)):
+        for col, v in (
+            ("domain_id=?", domain_id),
+            ("model_id=?", model_id),
+            ("inference_id=?", inference_id),
+        ):
             if v is not None:
                 where.append(col)
                 args.append(v)

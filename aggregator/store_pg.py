@@ -877,12 +877,17 @@ class PostgresStore:
         *,
         domain_id: int | None = None,
         model_id: bytes | None = None,
+        inference_id: str | None = None,
     ) -> list[ListedInference]:
         where, args = ["TRUE"], list[object]()
         if before is not None:
             where.append("(created_ms, inference_id) < (%s, %s)")
             args += before
-        for col, v in (("domain_id=%s", domain_id), ("model_id=%s", model_id)):
+        for col, v in (
+            ("domain_id=%s", domain_id),
+            ("model_id=%s", model_id),
+            ("inference_id=%s", inference_id),
+        ):
             if v is not None:
                 where.append(col)
                 args.append(v)

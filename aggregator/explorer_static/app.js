@@ -81,16 +81,35 @@ function proofRows(proofs) {
 }
 const PROOF_HEADS = ["proof", "status", "scheme", "batch", "submitted"];
 
+const inferenceLink = (id) => link("#/inference/" + encodeURIComponent(id), id, "mono");
+const short = (h) => (h && h.length > 20 ? h.slice(0, 10) + "…" + h.slice(-6) : h);
+const TERMINAL = ["FINALIZED", "REJECTED", "FAILED"];
+
+function inferenceRows(infs) {
+  return infs.map((i) => {
+    const proven = i.slices.filter((x) => x !== null);
+    return [
+      inferenceLink(i.inference_id),
+      el("code", { text: short(i.model_id), title: i.model_id }),
+      status(i.status),
+      document.createTextNode(proven.filter((x) => x.status === "FINALIZED").length + " of " + proven.length + " proven (" + i.slices.length + " slices)"),
+      document.createTextNode(age(i.created_unix_ms)),
+    ];
+  });
+}
+const INFERENCE_HEADS = ["inference", "model", "status", "slices finalized", "submitted"];
+
 function show(...nodes) {
   view().replaceChildren(...nodes);
 }
 
 async function overview() {
   const draw = async () => {
-    const [o, b, p, ...open] = await Promise.all([
+    const [o, b, p, inf, ...open] = await Promise.all([
       api("/v1/overview"),
       api("/v1/batches?limit=20"),
       api("/v1/proofs?limit=20"),
+      api("/v1/inferences?limit=5"),
       ...["pending", "signed", "submitted"].map((st) => api("/v1/batches?limit=20&state=" + st)),
     ]);
     const inflight = open.flatMap((x) => x.batches).sort((x, y) => y.batch_id - x.batch_id);
@@ -102,6 +121,7 @@ async function overview() {
       table("Batches in flight (being proved or signed, or sent and not yet final)", BATCH_HEADS, batchRows(inflight), "inflight"),
       table("Recent batches", BATCH_HEADS, batchRows(b.batches), "batches"),
       table("Recent proofs", PROOF_HEADS, proofRows(p.proofs), "proofs"),
+      table("Recent inferences (whole models)", INFERENCE_HEADS, inferenceRows(inf.inferences), "recent-inferences"),
     );
   };
   await draw();
@@ -219,17 +239,110 @@ async function proofPage(id) {
   stopLive = () => es.close();
 }
 
+async function inferencesPage(cursor) {
+  const r = await api("/v1/inferences?limit=20" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+  show(
+    el("h1", { text: "Inferences" }),
+    el("p", { class: "muted", text: "Whole inferences: every slice of one model run, submitted as one unit with one status (docs/inference.md)." }),
+    table("Inferences, newest first", INFERENCE_HEADS, inferenceRows(r.inferences), "inferences"),
+    r.next_cursor ? link("#/inferences/" + encodeURIComponent(r.next_cursor), "Older inferences", "older") : null,
+  );
+}
+
+async function inferencePage(id) {
+  const enc = encodeURIComponent(id);
+  const draw = async () => {
+    const v = await api("/v1/inferences/" + enc);
+    const m = await api("/v1/models/" + v.model_id);
+    const receipt = el("section", { id: "inference-receipt" });
+    show(
+      el("h1", {}, "Inference ", el("code", { text: v.inference_id })),
+      facts(
+        [
+          ["status", status(v.status)],
+          ["model", mono(v.model_id)],
+          ["domain", document.createTextNode(String(v.domain_id))],
+          ["inference hash", mono(v.inference_hash)],
+          ["slices", document.createTextNode(m.slices.length + " (" + m.slices.filter((x) => x.proven).length + " proven)")],
+        ],
+        "inference",
+      ),
+      table(
+        "Slices (model order)",
+        ["slice", "proven", "scheme", "vk hash", "proof", "status"],
+        m.slices.map((sp, i) => {
+          const sl = v.slices[i];
+          return [
+            document.createTextNode(String(i)),
+            document.createTextNode(sp.proven ? "yes" : "no (runs unproven)"),
+            document.createTextNode(sp.proven ? ["", "groth16", "plonk", "halo2"][sp.scheme] || String(sp.scheme) : "—"),
+            sp.proven ? el("code", { text: short(sp.vk_hash), title: sp.vk_hash }) : mono(null),
+            sl ? proofLink(sl.proof_id) : mono(null),
+            sl ? status(sl.status) : mono(null),
+          ];
+        }),
+        "slices",
+      ),
+      receipt,
+    );
+    if (v.status !== "FINALIZED") {
+      receipt.replaceChildren(
+        el("h2", { text: "Inference receipt" }),
+        el("p", { id: "receipt-status", text: TERMINAL.includes(v.status)
+          ? "none: a slice is " + v.status + ", so the inference cannot be accepted"
+          : "not yet: available once every proven slice is FINALIZED (now " + v.status + ")" }),
+      );
+      return v.status;
+    }
+    const r = await api("/v1/inferences/" + enc + "/receipt");
+    receipt.replaceChildren(
+      el("h2", { text: "Inference receipt" }),
+      el("p", { id: "receipt-status", text: "available: checked against every slice's aggregation; SheafInference.verifyInference takes it as is" }),
+      facts(
+        [
+          ["input commitment", mono(r.input_commitment)],
+          ["output (slice " + r.output_slice + ")", mono(r.output.join(", "))],
+          ["chain / registry", mono(r.chain_id + " / " + r.registry)],
+        ],
+        "receipt",
+      ),
+      table(
+        "Inclusion of each proven slice",
+        ["slice", "aggregation", "kind", "leaf", "index / leaves", "transaction"],
+        r.slices.flatMap((x, i) => (x.proven ? [[
+          document.createTextNode(String(i)),
+          document.createTextNode(String(x.aggregation_id)),
+          document.createTextNode(x.kind),
+          el("code", { text: short(x.statement_hash), title: x.statement_hash }),
+          document.createTextNode(x.index + " / " + x.leaf_count),
+          el("code", { text: short(x.tx_hash), title: x.tx_hash }),
+        ]] : [])),
+        "receipt-slices",
+      ),
+    );
+    return v.status;
+  };
+  if (TERMINAL.includes(await draw())) return;
+  const t = setInterval(() => draw().then((st) => { if (TERMINAL.includes(st)) clearInterval(t); }).catch(() => {}), 3000);
+  stopLive = () => clearInterval(t);
+}
+
 async function searchPage(q) {
   document.getElementById("q").value = q;
   const r = await api("/v1/search?q=" + encodeURIComponent(q));
-  if (r.proofs.length + r.batches.length === 1) {
-    location.replace(r.proofs.length ? "#/proof/" + encodeURIComponent(r.proofs[0].proof_id) : "#/batch/" + r.batches[0].batch_id);
+  if (r.proofs.length + r.batches.length + r.inferences.length === 1) {
+    location.replace(
+      r.proofs.length ? "#/proof/" + encodeURIComponent(r.proofs[0].proof_id)
+        : r.batches.length ? "#/batch/" + r.batches[0].batch_id
+        : "#/inference/" + encodeURIComponent(r.inferences[0].inference_id),
+    );
     return;
   }
   show(
     el("h1", { text: "Search: " + q }),
     table("Proofs", PROOF_HEADS, proofRows(r.proofs), "found-proofs"),
     table("Batches", BATCH_HEADS, batchRows(r.batches), "found-batches"),
+    table("Inferences", INFERENCE_HEADS, inferenceRows(r.inferences), "found-inferences"),
   );
 }
 
@@ -242,6 +355,8 @@ async function route() {
     if (parts[0] === "batch") await batchPage(arg);
     else if (parts[0] === "proof") await proofPage(arg);
     else if (parts[0] === "search") await searchPage(arg);
+    else if (parts[0] === "inferences") await inferencesPage(arg);
+    else if (parts[0] === "inference") await inferencePage(arg);
     else await overview();
   } catch (err) {
     show(el("h1", { text: "Not available" }), el("p", { class: "error", role: "alert", id: "error", text: String(err.message) }));

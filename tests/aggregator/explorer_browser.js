@@ -113,6 +113,29 @@ function contrastProbe() {
     out.search = { landed: await page.evaluate(() => decodeURIComponent(location.hash)), id: (await texts("h1 code"))[0] };
     await page.screenshot({ path: path.join(outDir, "search.png"), fullPage: true });
 
+    // whole inferences: the list (from the header's nav link), then search by inference id lands on
+    // its page: the unit's status, each slice's proof and status, the receipt's status
+    await page.click("#nav-inferences");
+    await page.waitForSelector("#inferences tbody a");
+    out.inferences = { ids: await texts("#inferences tbody td:first-child a"), statuses: await texts("#inferences tbody .status") };
+    await page.screenshot({ path: path.join(outDir, "inferences.png"), fullPage: true });
+    await page.fill("#q", want.inference_id);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => location.hash.startsWith("#/inference/"));
+    await page.waitForSelector("#receipt-slices");
+    out.inference = {
+      landed: await page.evaluate(() => decodeURIComponent(location.hash)),
+      id: (await texts("h1 code"))[0],
+      status: (await texts('#inference dd[data-field="status"]'))[0],
+      model: (await texts('#inference dd[data-field="model"]'))[0],
+      slice_proofs: await texts("#slices tbody td:nth-child(5) a"),
+      slice_statuses: await texts("#slices tbody td:nth-child(6)"),
+      receipt: (await texts("#receipt-status"))[0],
+      receipt_slices: (await texts("#receipt-slices tbody tr")).length,
+    };
+    out.a11y_inference = await page.evaluate(contrastProbe);
+    await page.screenshot({ path: path.join(outDir, "inference.png"), fullPage: true });
+
     // a hash nothing has: both result tables say so
     await page.goto(base + "/explorer/#/search/0x" + "ee".repeat(32));
     await page.waitForSelector("#found-batches");

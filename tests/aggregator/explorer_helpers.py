@@ -1,6 +1,7 @@
 """Helpers for tests/aggregator/test_explorer.py: the running system the explorer is looked at in
 (a real anvil with SheafRegistry, the in-process aggregator, two operator processes, real proofs
-posted on chain) and a reader of server-sent events."""
+posted on chain, one whole inference of three chained slices among them) and a reader of server-sent
+events."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import sheaf_client as sc
 from agg_helpers import (
     OPERATOR_KEYS,
     Input,
@@ -23,6 +25,7 @@ from agg_helpers import (
     start_operator,
     stop_process,
 )
+from agg_inference_helpers import chain
 
 from aggregator.client import AsyncClient
 
@@ -33,8 +36,10 @@ class Live:
     target: str  # its gRPC address
     registry: str
     rpc_url: str
-    proof_ids: list[str]  # submitted in this order, all FINALIZED
+    proof_ids: list[str]  # submitted in this order, all FINALIZED (the inference's slices first)
     statements: list[str]  # 0x-hex, same order
+    inference_id: str  # a whole inference (agg_inference_helpers.chain: 3 proven slices), FINALIZED
+    model_id: str
     spare: list[Input] = field(default_factory=list)
     routes: set[tuple[str, str]] = field(default_factory=set)  # (method, path) the HTTP server serves
 
@@ -63,6 +68,31 @@ async def live_system(tmp: Path, n: int = 4, db_url: str = "") -> AsyncIterator[
             ]
             try:
                 ids, sts = [], []
+                ch = chain()  # one inference first: its three slices are the oldest proofs
+                async with sc.AsyncClient(target) as sdk:
+                    mid = await sdk.register_model(
+                        [
+                            sc.SliceSpec(
+                                m.proven,
+                                m.scheme,
+                                "0x" + m.vk_hash.hex(),
+                                m.public_input_count,
+                                m.in_commit_index,
+                                m.out_commit_index,
+                                m.output_indices,
+                            )
+                            for m in ch.model
+                        ]
+                    )
+                    inf = await sdk.submit_inference(
+                        mid,
+                        [
+                            sc.SliceInput(p.format, p.proof, vk=p.vk, public=p.public)
+                            for p in (ch.proofs["s0"], ch.proofs["s1"], ch.proofs["s2"])
+                        ],
+                    )
+                ids += inf.proof_ids
+                sts += ["0x" + pid.split("-")[1] for pid in inf.proof_ids]
                 async with AsyncClient(target) as c:
                     for p in pool[:n]:
                         r = await c.submit(p.scheme, p.format, p.proof, vk=p.vk, public=p.public)
@@ -77,6 +107,8 @@ async def live_system(tmp: Path, n: int = 4, db_url: str = "") -> AsyncIterator[
                     env.node.rpc_url,
                     ids,
                     sts,
+                    inf.inference_id,
+                    mid,
                     list(pool[n:]),
                     {
                         (r.method, r.resource.canonical)

@@ -29,6 +29,7 @@ from aggregator import cli
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CHROMIUM = "/usr/bin/chromium"
+SLICES = 3  # live.proof_ids starts with the inference's three slices (explorer_helpers.live_system)
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "explorer"
 
 
@@ -61,7 +62,7 @@ async def test_proofs_page_through_everything_once_newest_first(live: Live) -> N
         if body["next_cursor"] is None:
             break
         cursor = f"&cursor={body['next_cursor']}"
-    assert seen == list(reversed(live.proof_ids)) and pages == 2
+    assert seen == list(reversed(live.proof_ids)) and pages == (len(live.proof_ids) + 1) // 2
     _, one = await _get(live, f"/v1/proofs?statement_hash={live.statements[0]}")
     (p,) = one["proofs"]
     assert p["proof_id"] == live.proof_ids[0] and p["status"] == "FINALIZED" and p["scheme"] == "groth16"
@@ -112,6 +113,28 @@ async def test_batches_detail_and_search(live: Live) -> None:
     assert ov["proofs_by_status"]["FINALIZED"] == len(live.proof_ids)
 
 
+async def test_inferences_list_and_search(live: Live) -> None:
+    """GET /v1/inferences (the explorer's inference list) and search by inference id: the unit's
+    status as GET /v1/inferences/{id} gives it, each slice's proof and status."""
+    code, body = await _get(live, "/v1/inferences")
+    assert code == 200 and body["next_cursor"] is None
+    (e,) = body["inferences"]
+    _, one = await _get(live, f"/v1/inferences/{live.inference_id}")
+    assert e["inference_id"] == live.inference_id and e["model_id"] == live.model_id == one["model_id"]
+    assert e["status"] == one["status"] == "FINALIZED" and e["inference_hash"] == one["inference_hash"]
+    assert e["slices"] == [{"proof_id": p, "status": "FINALIZED"} for p in live.proof_ids[:3]]
+    for q in (f"model_id={live.model_id}", "domain_id=1", "limit=1"):
+        _, same = await _get(live, f"/v1/inferences?{q}")
+        assert same["inferences"] == [e], q
+    for q in ("model_id=0x" + "00" * 32, "domain_id=2", f"cursor={e['created_unix_ms']}.{live.inference_id}"):
+        _, none = await _get(live, f"/v1/inferences?{q}")
+        assert none == {"inferences": [], "next_cursor": None}, q
+    _, found = await _get(live, f"/v1/search?q={live.inference_id.upper()}")
+    assert found["inferences"] == [e] and found["proofs"] == [] and found["batches"] == []
+    _, other = await _get(live, f"/v1/search?q={live.proof_ids[0]}")
+    assert other["inferences"] == [] and len(other["proofs"]) == 1
+
+
 async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
     """ListProofs / ListAggregations over real gRPC (the SDK's typed wrappers): the same entries, in
     the same order, with the same cursors as GET /v1/proofs and /v1/batches, and the same filters."""
@@ -140,8 +163,10 @@ async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
             h["aggregation_id"],
         )
         assert (p.tx_hash, p.vk_hash, p.created_unix_ms) == (h["tx_hash"], h["vk_hash"], h["created_unix_ms"])
-        fin = await c.list_proofs(status="FINALIZED", domain_id=1, vk_hash=p.vk_hash, limit=100)
-        assert {x.proof_id for x in fin.items} >= set(live.proof_ids[:4])
+        fin = await c.list_proofs(status="FINALIZED", domain_id=1, limit=100)
+        assert {x.proof_id for x in fin.items} >= set(live.proof_ids)
+        key_a = await c.list_proofs(vk_hash=p.vk_hash, limit=100)  # slices 0 and 2 share key A, 1 has B
+        assert {x.proof_id for x in key_a.items} == {live.proof_ids[0], live.proof_ids[2]}
         for kw in (
             {"status": sheaf_client.ProofStatus.REJECTED},
             {"scheme": "plonk"},
@@ -211,6 +236,9 @@ async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
         ("/v1/search", "q"),
         ("/v1/search?q=hello", "q"),
         ("/v1/overview?verbose=1", "verbose"),
+        ("/v1/inferences?cursor=5", "cursor"),
+        ("/v1/inferences?model_id=0x12", "model_id"),
+        ("/v1/inferences?limit=101", "limit"),
     ],
 )
 async def test_bad_parameters_are_coded_400s(live: Live, query: str, field: str) -> None:
@@ -268,8 +296,9 @@ async def test_metrics_negotiate_the_format(live: Live) -> None:
         async with s.get(live.url + "/metrics", headers=om) as r:
             body = await r.text()
             assert r.headers["Content-Type"].startswith("application/openmetrics-text")
-    n = len(live.proof_ids)
+    n = len(live.proof_ids) - SLICES  # the inference's slices are counted as inference submissions
     assert f'sheaf_submissions_total{{result="accepted"}} {float(n)}' in text
+    assert 'sheaf_inferences_total{result="accepted"} 1.0' in text
     assert 'sheaf_proofs{status="FINALIZED"}' in text and "process_cpu_seconds_total" in text
     assert "sheaf_build_info{" in text
     assert body.endswith("# EOF\n") and f'sheaf_submissions_total{{result="accepted"}} {float(n)}' in body
@@ -326,6 +355,7 @@ async def test_openapi_spec_matches_the_live_server(live: Live) -> None:
         "/v1/batches/{batch_id}": f"/v1/batches/{b['batch_id']}",
         "/v1/search": f"/v1/search?q={live.statements[0]}",
         "/v1/overview": "/v1/overview",
+        "/v1/inferences": "/v1/inferences?limit=5",
     }
     components = _json_schema(spec["components"])
     for template, url in samples.items():
@@ -357,7 +387,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
         pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium package (needs root)")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    want = {"proof_ids": live.proof_ids, "statements": live.statements}
+    want = {"proof_ids": live.proof_ids, "statements": live.statements, "inference_id": live.inference_id}
     # the aggregator serves from this event loop: the browser runs as an asyncio subprocess
     p = await asyncio.create_subprocess_exec(
         "node",
@@ -394,7 +424,16 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0 and a11y["has_main"]
     assert a11y["min_contrast"] >= 4.5, a11y
     assert a11y["focus_after_tab"] == "q"
-    for page in ("overview", "batch", "proof", "search"):
+    assert got["inferences"] == {"ids": [live.inference_id], "statuses": ["FINALIZED"]}
+    inf = got["inference"]
+    assert inf["landed"] == "#/inference/" + live.inference_id and inf["id"] == live.inference_id
+    assert inf["status"] == "FINALIZED" and inf["model"] == live.model_id
+    assert inf["slice_proofs"] == live.proof_ids[:3] and inf["slice_statuses"] == ["FINALIZED"] * 3
+    assert inf["receipt"].startswith("available") and inf["receipt_slices"] == 3
+    a11y = got["a11y_inference"]
+    assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0
+    assert a11y["min_contrast"] >= 4.5, a11y
+    for page in ("overview", "batch", "proof", "search", "inferences", "inference"):
         assert (ARTIFACTS / f"{page}.png").stat().st_size > 1000
 
 
@@ -479,7 +518,7 @@ async def test_cli_submit_timeout_names_the_proof_and_exits_5(
         "--vk",
         str(tmp_path / "vk.json"),
     )
-    _, listed = await _get(live, f"/v1/proofs?statement_hash={live.statements[0]}")
+    _, listed = await _get(live, f"/v1/proofs?statement_hash={live.statements[SLICES]}")  # a pool proof
     assert code == 0 and json.loads(out)["vk_hash"] == listed["proofs"][0]["vk_hash"], err
     agg = listed["proofs"][0]["aggregation_id"]
     code, out, err = await run("aggregation", "1", str(agg), "--target", target)

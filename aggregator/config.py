@@ -46,6 +46,8 @@ class RecursionConfig:
     # a worker whose heartbeat is older than this lost its job: the job runs again elsewhere (the
     # workers' --heartbeat-s must be well below it)
     queue_stalled_after_s: float = 30.0
+    # recursive batches in the queue at once (the workers prove them in parallel); local: always 1
+    queue_max_inflight: int = 4
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecursionConfig:
@@ -72,6 +74,8 @@ class RecursionConfig:
             raise ValueError("recursion.queue_url must be a postgresql:// URL")
         if not _SCHEMA.fullmatch(self.queue_schema):
             raise ValueError("recursion.queue_schema must be a lower-case SQL identifier (a-z, 0-9, _)")
+        if self.queue_max_inflight < 1:
+            raise ValueError("recursion.queue_max_inflight must be >= 1")
         if self.queue_pickup_timeout_s <= 0 or self.queue_stalled_after_s < 2:
             raise ValueError("recursion.queue_pickup_timeout_s must be > 0 and queue_stalled_after_s >= 2")
 

@@ -112,8 +112,10 @@ class Proving:
 
     @property
     def busy(self) -> bool:
-        """A batch is being proved (one outer proof at a time: one worker)."""
-        return bool(self._inflight)
+        """As many batches are being proved as the prover takes at once: one with the local worker;
+        with a job queue, `max_inflight` (recursion.queue_max_inflight: workers prove in parallel;
+        aggregation ids are taken when a proof is stored, so proofs may finish in any order)."""
+        return len(self._inflight) >= max(1, int(getattr(self.prover, "max_inflight", 1)))
 
     def route(self, v: Verdict) -> str:
         """The aggregation kind for a verified proof. Recursive only if a prover runs and its circuit

@@ -117,6 +117,7 @@ class RecursiveProver:
         allow_setup: bool = True,
         queue: Any = None,
         queue_pickup_timeout_s: float = 600.0,
+        queue_max_inflight: int = 4,
         name: str = "local",
     ) -> None:
         if batch < 1 or npub < 1 or not 0 <= plonk <= batch:
@@ -136,6 +137,8 @@ class RecursiveProver:
         self.allow_setup = allow_setup
         self.queue = queue  # aggregator.jobs_pg.PgJobQueue (recursion.queue = "postgres") or None
         self.queue_pickup_timeout_s = queue_pickup_timeout_s
+        # batches proved at once (aggregator.proving.Proving.busy): the local worker takes one
+        self.max_inflight = queue_max_inflight if queue is not None else 1
         self.name = name  # JobResult.worker for a unit proved here
         # set when the worker can never serve this deployment (wrong circuit, missing binary)
         self.disabled: str = ""
@@ -188,6 +191,7 @@ class RecursiveProver:
             ready_timeout_s=rc.ready_timeout_s,
             queue=queue_from_config(rc) if rc.queue == "postgres" else None,
             queue_pickup_timeout_s=rc.queue_pickup_timeout_s,
+            queue_max_inflight=rc.queue_max_inflight,
         )
 
     # -- BatchProver ------------------------------------------------------------------------------
@@ -572,7 +576,7 @@ class RecursiveProver:
             self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
             raise
         t0 = time.monotonic()
-        self._inflight = 1
+        self._inflight += 1
         try:
             res: JobResult = await self.queue.run(
                 unit, max_attempts=self.max_attempts, pickup_timeout_s=self.queue_pickup_timeout_s
@@ -582,7 +586,7 @@ class RecursiveProver:
             self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
             raise
         finally:
-            self._inflight = 0
+            self._inflight -= 1
         wall = time.monotonic() - t0
         self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
         log.info(

@@ -11,6 +11,15 @@ submissions (lost, posted twice, time to fail over).
   confirmations) and 2-of-3 operator processes; 8 clients submit 1,000 distinct real proofs to
   both; the leader is killed (-9) a third of the way in; clients of the dead instance move to
   the other. Every acked proof must be FINALIZED, on chain exactly once (the tests' checker).
+- Worker killed mid-proof (recursion.queue = "postgres"): two `aggregator worker` processes on the
+  PostgreSQL queue with the production heartbeat (10 s) and stalled bound (30 s); one outer-proof
+  job (a real b1_p1 unit: the snarkjs fixture's leaf) is enqueued the way the leader does
+  (PgJobQueue.run); the worker that takes it is killed with SIGKILL (with its prover) a third of
+  the way into the proof; measured: kill -> the job running on the other worker -> its result.
+  The prover is the protocol stand-in (aggregator/jobs_standin.py, 20 s per proof): recovery is
+  the queue's, not the prover's. SHEAF_BENCH_WORKERS_REAL=1 runs it once more with the real
+  `sheaf-gnark aggregate serve` on the cached b1_p1 keys (about a minute per proof, ~2x that for
+  key loading; both workers preload).
 
 Writes bench/results/scaleout.json. `python -m bench.scaleout` runs it alone.
 """
@@ -259,6 +268,177 @@ async def failover(tmp: Path, pg: LocalPostgres, n: int) -> dict[str, Any]:
                 stop_process(p)
 
 
+# -- a worker killed mid-proof: the job re-runs elsewhere ---------------------------------------------
+
+
+def _real_b1_p1() -> tuple[str, str]:
+    """(cache root, circuit hash) of the cached real b1_p1 keys, or ("", "") without them."""
+    from aggregator.config import RecursionConfig
+    from aggregator.recursion import cache_root
+    from aggregator.worker import scan_keys
+
+    root = cache_root(RecursionConfig())
+    for h, k in scan_keys(Path(root)).items():
+        if (k.batch, k.npub, k.plonk) == (1, 1, 0):
+            return root, h
+    return "", ""
+
+
+async def worker_kill(
+    tmp: Path,
+    pg: LocalPostgres,
+    *,
+    real: bool = False,
+    heartbeat_s: float = 10.0,
+    stalled_s: float = 30.0,
+    prove_s: float = 20.0,
+) -> dict[str, Any]:
+    import uuid
+
+    from aggregator.jobs import ProofJob
+    from aggregator.jobs_pg import PgJobQueue
+    from aggregator.jobs_standin import make_keys, proof_of, write_binary
+    from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
+
+    fx = ROOT / "tests" / "fixtures" / "snarkjs" / "mul1_groth16"
+    leaf = snarkjs_leaf(
+        (fx / "verification_key.json").read_bytes(),
+        (fx / "proof0.json").read_bytes(),
+        (fx / "public0.json").read_bytes(),
+    )
+    if real:
+        cache, chash = _real_b1_p1()
+        if not chash:
+            raise RuntimeError("no cached b1_p1 recursion keys (run the recursive tests first)")
+        binary = ""
+    else:
+        cache = str(tmp / "standin-keys")
+        chash = make_keys(Path(cache), 1, 1)
+        binary = write_binary(tmp / "standin-gnark")
+    schema = "bench_q_" + uuid.uuid4().hex[:8]
+    url = pg.url()
+    unit = ProofJob.for_batch(
+        batch_id=int(time.time()),
+        domain_id=1,
+        batch=1,
+        npub=1,
+        plonk=0,
+        circuit_hash=chash,
+        leaves=[leaf],
+        statement_hashes=[leaf_statement_hash(leaf)],
+        prove_timeout_s=1800,
+    )
+    env = {**os.environ, "SHEAF_STANDIN_PROVE_S": str(prove_s)}
+    logs = {n: tmp / f"{schema}-{n}.log" for n in ("w1", "w2")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    q = PgJobQueue(url, schema=schema, stalled_after_s=stalled_s, name="bench-leader")
+    await q.open()  # the schema exists before the workers start
+    try:
+        for n, log in logs.items():
+            cmd = [
+                sys.executable,
+                "-m",
+                "aggregator.cli",
+                "worker",
+                "--db-url",
+                url,
+                "--schema",
+                schema,
+                "--cache",
+                cache,
+                "--circuit",
+                chash,
+                "--preload",
+                "--name",
+                n,
+                "--heartbeat-s",
+                str(heartbeat_s),
+                "--stalled-after-s",
+                str(stalled_s),
+                "--drain-s",
+                "0",
+            ]
+            if binary:
+                cmd += ["--worker-bin", binary]
+            procs[n] = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=open(log, "wb"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        t_load = time.monotonic()
+        while not all("ready: circuit" in logs[n].read_text() for n in procs):  # keys preloaded
+            if any(p.poll() is not None for p in procs.values()) or time.monotonic() - t_load > 1800:
+                raise RuntimeError("a worker did not load its keys")
+            await asyncio.sleep(0.5)
+        load_s = time.monotonic() - t_load
+        t0 = time.monotonic()
+        run = asyncio.create_task(q.run(unit, max_attempts=3, pickup_timeout_s=600))
+        while True:
+            try:
+                st = await q.state(unit.job_id)
+            except KeyError:
+                st = {"state": ""}
+            if st["state"] == "running":
+                break
+            await asyncio.sleep(0.05)
+        taken_s = time.monotonic() - t0
+        victim = str(st["worker"])
+        other = "w2" if victim == "w1" else "w1"
+        await asyncio.sleep(prove_s / 3 if not real else 20.0)
+        os.killpg(procs[victim].pid, signal.SIGKILL)
+        procs[victim].wait()
+        t_kill = time.monotonic()
+        rerun_s = None
+        while not run.done():
+            st = await q.state(unit.job_id)
+            if rerun_s is None and st["worker"] == other and st["state"] in ("running", "done"):
+                rerun_s = time.monotonic() - t_kill
+            await asyncio.sleep(0.05)
+        res = run.result()
+        result_s = time.monotonic() - t_kill
+        runs = await q.connector.execute_query_all_async(
+            "SELECT worker, outcome, extract(epoch FROM finished_at - started_at)::float AS s "
+            "FROM sheaf_job_runs WHERE job_id = %(j)s ORDER BY id",
+            j=unit.job_id,
+        )
+        qjobs = await q.connector.execute_query_all_async("SELECT id FROM procrastinate_jobs")
+        assert [r["outcome"] for r in runs] == ["lost", "done"] and len(qjobs) == 1, (runs, qjobs)
+        assert res.worker == other and res.leaves == unit.statement_hashes
+        if not real:
+            assert res.proof == proof_of(chash, unit.statement_hashes)
+        out = {
+            "prover": "sheaf-gnark aggregate serve b1_p1 (real)"
+            if real
+            else f"stand-in, {prove_s:g} s per proof",
+            "heartbeat_s": heartbeat_s,
+            "stalled_after_s": stalled_s,
+            "key_preload_s": round(load_s, 1),
+            "taken_after_s": round(taken_s, 2),
+            "rerun_started_after_kill_s": round(rerun_s or 0.0, 2),
+            "result_after_kill_s": round(result_s, 2),
+            "rerun_prove_s": round(float(runs[-1]["s"]), 2),
+            "runs": [[r["worker"], r["outcome"]] for r in runs],
+            "queue_jobs": len(qjobs),
+            "result_verified_by_worker": True,
+        }
+        print(
+            f"  worker killed mid-proof ({out['prover']}): job re-run on the other worker "
+            f"{out['rerun_started_after_kill_s']} s after the kill (heartbeat {heartbeat_s:g} s, stalled "
+            f"bound {stalled_s:g} s), result {out['result_after_kill_s']} s after it; "
+            f"1 queue job, runs {out['runs']}"
+        )
+        return out
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        await q.close()
+
+
 def main() -> dict[str, Any]:
     from agg_helpers import proof_pool
 
@@ -277,6 +457,10 @@ def main() -> dict[str, Any]:
         res["throughput"] = throughput(tmp, pg, proof_pool(240), 3000)
         print(f"failover ({n_fail} submissions)")
         res["failover"] = asyncio.run(failover(tmp, pg, n_fail))
+        print("proving worker killed mid-proof")
+        res["worker_kill"] = asyncio.run(worker_kill(tmp, pg))
+        if os.environ.get("SHEAF_BENCH_WORKERS_REAL"):
+            res["worker_kill_real"] = asyncio.run(worker_kill(tmp, pg, real=True))
     res["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scaleout.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -1,8 +1,12 @@
-"""grpc.aio front end: Aggregator and Operator services, plus standard health and reflection.
+"""grpc.aio front end: Aggregator and Operator services, plus standard health and reflection (v1 and
+v1alpha).
 
 Errors carry the stable code in trailing metadata `sheaf-error-code` and the offending field in
-`sheaf-error-field`; the gRPC status code says the class, from sheaf.errors.status_of (the table
-the HTTP API uses too). A failing request never changes the health status.
+`sheaf-error-field`, and the same as standard rich error details (`grpc-status-details-bin`: a
+google.rpc.Status with an ErrorInfo, reason = the code, domain "sheaf", metadata {"field": ...}, and
+for INVALID_ARGUMENT a BadRequest naming the field); the gRPC status code says the class, from
+sheaf.errors.status_of (the table the HTTP API uses too). A failing request never changes the
+health status.
 """
 
 from __future__ import annotations
@@ -13,8 +17,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha._async import ReflectionServicer
+from grpc_status import rpc_status
 
 from aggregator.attesting import Attesting
 from aggregator.inference import Inferences, InferenceView, Receipt
@@ -46,11 +54,34 @@ _ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 OPERATOR_LONG_POLL_MAX_S = 30.0  # FetchBatch never holds a request longer than this
 
 
+ERROR_DOMAIN = "sheaf"  # google.rpc.ErrorInfo.domain of every Sheaf error
+
+
+def rich_status(err: SheafError) -> grpc.Status:
+    """The standard rich error model of `err`: a google.rpc.Status (the call's code and message) whose
+    details are an ErrorInfo (reason = the stable code, domain "sheaf", metadata field) and, for a
+    bad argument, a BadRequest field violation; grpcio-status packs it as `grpc-status-details-bin`."""
+    code = grpc.StatusCode[status_of(err).grpc]
+    st = status_pb2.Status(code=code.value[0], message=f"{err.code}: {err.field}: {err.message}")
+    info = error_details_pb2.ErrorInfo(reason=str(err.code), domain=ERROR_DOMAIN)
+    if err.field:
+        info.metadata["field"] = err.field
+    st.details.add().Pack(info)
+    if code is grpc.StatusCode.INVALID_ARGUMENT and err.field:
+        bad = error_details_pb2.BadRequest()
+        bad.field_violations.add(field=err.field, description=err.message)
+        st.details.add().Pack(bad)
+    return rpc_status.to_status(st)
+
+
 async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], err: SheafError) -> None:
     """End the call with the status sheaf.errors.status_of gives `err` (the one table, shared with
-    the HTTP API), its code and field in trailing metadata."""
-    ctx.set_trailing_metadata((("sheaf-error-code", str(err.code)), ("sheaf-error-field", err.field)))
-    await ctx.abort(grpc.StatusCode[status_of(err).grpc], f"{err.code}: {err.field}: {err.message}")
+    the HTTP API), its code and field in trailing metadata, beside the standard rich details."""
+    rich = rich_status(err)
+    ctx.set_trailing_metadata(
+        (("sheaf-error-code", str(err.code)), ("sheaf-error-field", err.field), *rich.trailing_metadata)
+    )
+    await ctx.abort(rich.code, rich.details)
 
 
 async def _guard(ctx: grpc.aio.ServicerContext[Any, Any], fn: Callable[[], Awaitable[T]]) -> T:
@@ -595,6 +626,52 @@ def add_service(server: grpc.aio.Server, servicer: Any, name: str) -> None:
     server.add_registered_method_handlers(desc.full_name, handlers)
 
 
+# Server reflection v1 (grpc.reflection.v1.ServerReflection, what grpcurl and current clients ask
+# first). grpcio-reflection 1.85 serves only v1alpha; v1 is the same proto under another package
+# (identical messages, field numbers and method), so the v1alpha servicer answers v1 calls
+# unchanged on the wire. Its descriptor is v1alpha's renamed, so v1 can itself be reflected.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+_V1_FILE = "grpc/reflection/v1/reflection.proto"
+
+
+def _reflection_v1_descriptor() -> None:
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(_V1_FILE)
+        return
+    except KeyError:
+        pass
+    fdp = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(fdp)
+    old, new = ".grpc.reflection.v1alpha.", ".grpc.reflection.v1."
+    fdp.name, fdp.package = _V1_FILE, "grpc.reflection.v1"
+    fdp.ClearField("options")
+    for m in fdp.message_type:
+        for f in m.field:
+            if f.HasField("type_name"):
+                f.type_name = f.type_name.replace(old, new)
+    for svc in fdp.service:
+        for meth in svc.method:
+            meth.input_type = meth.input_type.replace(old, new)
+            meth.output_type = meth.output_type.replace(old, new)
+    pool.Add(fdp)
+
+
+def add_reflection(server: grpc.aio.Server, names: Sequence[str]) -> None:
+    """Reflection v1alpha (grpcio-reflection) and v1 (the same servicer under the v1 name)."""
+    _reflection_v1_descriptor()
+    servicer = ReflectionServicer(names)
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1 = {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, v1),))
+
+
 class GrpcServer:
     """Serves a Service's ingest and reads (Aggregator) and attesting (Operator) parts."""
 
@@ -618,9 +695,10 @@ class GrpcServer:
             pb.DESCRIPTOR.services_by_name["Aggregator"].full_name,
             pb.DESCRIPTOR.services_by_name["Operator"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            REFLECTION_V1,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, self.server)
+        add_reflection(self.server, names)
         self.port = self.server.add_insecure_port(listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {listen}")

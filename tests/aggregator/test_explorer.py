@@ -24,8 +24,14 @@ import sheaf_client
 import yaml
 from agg_helpers import ROOT
 from explorer_helpers import Live, live_system, parse_sse, sse
+from google.protobuf import descriptor_pb2
+from google.rpc import error_details_pb2
+from grpc_reflection.v1alpha import reflection_pb2
+from grpc_status import rpc_status
 
 from aggregator import cli
+from sheaf.v1 import aggregator_pb2 as pb
+from sheaf.v1 import aggregator_pb2_grpc as pbg
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 CHROMIUM = "/usr/bin/chromium"
@@ -210,6 +216,74 @@ async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
                 await call(**kw)
             e = ei.value
             assert (e.status, e.code, e.field) == (grpc.StatusCode.INVALID_ARGUMENT, "MALFORMED", field), kw
+
+
+async def test_grpc_rich_error_details_and_reflection_v1(live: Live) -> None:
+    """A standard gRPC client reads Sheaf's errors as google.rpc rich details (grpcio-status):
+    ErrorInfo(reason = the code, domain "sheaf", metadata field), a BadRequest for a bad argument,
+    beside the sheaf-error-* metadata; and server reflection v1 lists and describes the services."""
+    async with grpc.aio.insecure_channel(live.target) as ch:
+        stub = pbg.AggregatorStub(ch)
+        for call, code, reason, field in (
+            (
+                stub.ListProofs(pb.ListProofsRequest(limit=101)),
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "MALFORMED",
+                "limit",
+            ),
+            (
+                stub.GetProofStatus(pb.GetProofStatusRequest(proof_id="1-00")),
+                grpc.StatusCode.NOT_FOUND,
+                "UNKNOWN_PROOF",
+                "proof_id",
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await call
+            st = await rpc_status.aio.from_call(call)  # checks code and message match the call's
+            assert st is not None and st.code == code.value[0]
+            info = error_details_pb2.ErrorInfo()
+            assert st.details[0].Unpack(info)
+            assert (info.reason, info.domain, dict(info.metadata)) == (reason, "sheaf", {"field": field})
+            md = dict(await call.trailing_metadata())  # type: ignore[arg-type]
+            assert (md["sheaf-error-code"], md["sheaf-error-field"]) == (reason, field)
+            bad = error_details_pb2.BadRequest()
+            has_bad = len(st.details) > 1 and st.details[1].Unpack(bad)
+            assert has_bad == (code is grpc.StatusCode.INVALID_ARGUMENT)
+            if has_bad:
+                assert [(v.field, bool(v.description)) for v in bad.field_violations] == [(field, True)]
+
+        # reflection v1 (what grpcurl asks first); its messages are v1alpha's on the wire
+        info_v1 = ch.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        reqs = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="sheaf.v1.Aggregator"),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="grpc.reflection.v1.ServerReflection"
+            ),
+        ]
+        got = [r async for r in info_v1(iter(reqs))]
+        names = {s.name for s in got[0].list_services_response.service}
+        assert {
+            "sheaf.v1.Aggregator",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.health.v1.Health",
+        } <= names
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(b)
+            for b in got[1].file_descriptor_response.file_descriptor_proto
+        ]
+        (agg,) = [svc for f in files for svc in f.service if svc.name == "Aggregator"]
+        assert {"ListProofs", "ListAggregations", "SubmitProof"} <= {m.name for m in agg.method}
+        (v1,) = [
+            descriptor_pb2.FileDescriptorProto.FromString(b)
+            for b in got[2].file_descriptor_response.file_descriptor_proto
+        ]
+        assert (v1.package, v1.service[0].name) == ("grpc.reflection.v1", "ServerReflection")
 
 
 @pytest.mark.parametrize(

@@ -222,6 +222,7 @@ class PgJobQueue:
         self.connector = PsycopgConnector(conninfo=url, kwargs=self._kwargs, min_size=1, max_size=pool_max)
         self.app = App(connector=self.connector)
         self._open = False
+        self._opening = asyncio.Lock()
         self._last_sweep = 0.0
 
     def queue_for(self, circuit_hash: str) -> str:
@@ -233,9 +234,11 @@ class PgJobQueue:
         """Create the schema if needed (once, under an advisory lock), then open the pool."""
         if self._open:
             return
-        await self.ensure_schema()
-        await self.app.open_async()
-        self._open = True
+        async with self._opening:
+            if not self._open:
+                await self.ensure_schema()
+                await self.app.open_async()
+                self._open = True
 
     async def close(self) -> None:
         if self._open:
@@ -313,6 +316,9 @@ class PgJobQueue:
         return dict(rows[0]) if rows else None
 
     async def state(self, job_id: str) -> dict[str, Any]:
+        """The job's row (state, attempts, worker, result, error) and its queue job's status;
+        KeyError if there is none."""
+        await self.open()
         row = await self._one(_STATE, job_id=job_id)
         if row is None:
             raise KeyError(job_id)

@@ -362,3 +362,40 @@ def test_worker_cli_exit_statuses(env: Env, tmp_path: Path) -> None:
     assert r.returncode == 8 and "--db-url" in r.stderr  # no database named
     r = run("--db-url", "postgresql://sheaf@127.0.0.1:1/x", "--cache", str(env.cache))
     assert r.returncode == 6 and "UNREACHABLE" in r.stderr
+
+
+async def test_sigterm_hands_the_running_job_back(env: Env) -> None:
+    """A worker stopped gracefully (SIGTERM, --drain-s 0) mid-job hands the job back at once: no
+    stalled wait; the next worker runs it."""
+    q = PgJobQueue(env.url, schema=env.schema, stalled_after_s=30.0, name="leader")  # no stall path
+    a = start_worker(env, "worker-a", prove_s=60.0)
+    b: subprocess.Popen[bytes] | None = None
+    try:
+        u = unit_of(9)
+        run = asyncio.create_task(q.run(u, max_attempts=3, pickup_timeout_s=60))
+
+        async def running() -> bool:
+            try:
+                return (await q.state(u.job_id))["state"] == "running"
+            except KeyError:
+                return False
+
+        await wait_for("worker-a to take the job", running, 60)
+        assert stop(a) == 0  # SIGTERM: exits 0 after handing the job back
+        st = await q.state(u.job_id)
+        assert st["state"] == "queued" and st["queue_status"] == "todo", st
+        b = start_worker(env, "worker-b", prove_s=0.2)
+        res = await asyncio.wait_for(run, 60)
+        assert res.worker == "worker-b"
+        runs = await rows(
+            q, "SELECT worker, outcome FROM sheaf_job_runs WHERE job_id = %(j)s ORDER BY id", j=u.job_id
+        )
+        assert [(r["worker"], r["outcome"]) for r in runs] == [
+            ("worker-a", "interrupted"),
+            ("worker-b", "done"),
+        ]
+    finally:
+        stop(a, signal.SIGKILL)
+        if b is not None:
+            stop(b)
+        await q.close()

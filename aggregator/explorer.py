@@ -28,6 +28,8 @@ from aggregator.reads import (
     MAX_CURSOR,
     MAX_LIMIT,
     Reads,
+    kind_name,
+    kind_of,
     next_cursor,
 )
 from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
@@ -108,7 +110,7 @@ def batch_json(b: BatchRow) -> dict[str, Any]:
         "batch_id": b.batch_id,
         "domain_id": b.domain_id,
         "aggregation_id": b.aggregation_id,
-        "kind": b.kind,
+        "kind": kind_name(b.kind),
         "root": _hex(b.root),
         "leaf_count": b.leaf_count,
         "state": b.state,
@@ -130,7 +132,7 @@ def listed_json(e: ListedProof, batches: dict[int, BatchRow]) -> dict[str, Any]:
         "domain_id": r.domain_id,
         "scheme": r.scheme,
         "format": r.format,
-        "kind": r.kind,
+        "kind": kind_name(r.kind),
         "statement_hash": _hex(r.statement_hash),
         "vk_hash": _hex(r.vk_hash),
         "submitter": e.prover or None,
@@ -276,7 +278,7 @@ class ListApi:
             cursor,
             domain_id=q.number("domain_id", 0, (1 << 63) - 1),
             state=q.choice("state", BATCH_STATES),
-            kind=q.choice("kind", KINDS),
+            kind=None if (k := q.choice("kind", KINDS)) is None else kind_of(k),
             tx_hash=q.hash32("tx_hash"),
             root=q.hash32("root"),
         )

@@ -15,7 +15,7 @@ from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
 from aggregator.ingest import Ingest
 from aggregator.metrics import Metrics
-from aggregator.reads import Reads
+from aggregator.reads import Reads, kind_name
 from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
 from normalizers.jsonstrict import loads as strict_json
 from normalizers.limits import Limits
@@ -205,7 +205,7 @@ class HttpApi:
                 "proof_id": inc.proof_id,
                 "domain_id": inc.domain_id,
                 "aggregation_id": inc.aggregation_id,
-                "kind": inc.kind,
+                "kind": kind_name(inc.kind),
                 "root": _hex(inc.root),
                 "leaf": _hex(inc.leaf),
                 "merkle_path": [_hex(p) for p in inc.path],
@@ -226,7 +226,7 @@ class HttpApi:
                 "domain_id": b.domain_id,
                 "aggregation_id": b.aggregation_id,
                 "batch_id": b.batch_id,
-                "kind": b.kind,
+                "kind": kind_name(b.kind),
                 "root": _hex(b.root),
                 "leaf_count": b.leaf_count,
                 "state": b.state,

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from aggregator.http_submission import MAX_ID, submission_from_json
 from aggregator.inference import Inferences
+from aggregator.reads import kind_name
 from aggregator.records import ChainInfo
 from normalizers.jsonstrict import loads as strict_json
 from normalizers.limits import Limits
@@ -151,7 +152,7 @@ def register(app: web.Application, inferences: Inferences, chain: ChainInfo, max
                     "merkle_path": [_hex(x) for x in inc.path],
                     "leaf_count": inc.leaf_count,
                     "index": inc.index,
-                    "kind": inc.kind,
+                    "kind": kind_name(inc.kind),
                     "statement_hash": _hex(inc.leaf),
                     "root": _hex(inc.root),
                     "tx_hash": _hex(inc.tx_hash),

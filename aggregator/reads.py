@@ -32,7 +32,23 @@ BATCH_STATES = (
     BatchState.FINALIZED,
     BatchState.FAILED,
 )
-KINDS = (KIND_ATTESTED, KIND_RECURSIVE)
+# One spelling per value across CLI, HTTP and gRPC (tests/aggregator/test_list_spellings.py):
+# proof statuses are the ProofStatus names (FINALIZED), aggregation kinds the AggregationKind names
+# (ATTESTED, RECURSIVE; the store keeps them in lower case), batch states lower case (finalized).
+KIND_NAMES = {KIND_ATTESTED: "ATTESTED", KIND_RECURSIVE: "RECURSIVE"}
+KINDS = tuple(KIND_NAMES.values())
+
+
+def kind_name(kind: str) -> str:
+    """The store's kind ("attested") as every interface writes it ("ATTESTED")."""
+    return KIND_NAMES[kind]
+
+
+def kind_of(name: str) -> str:
+    """The inverse of kind_name (a name from KINDS)."""
+    return {v: k for k, v in KIND_NAMES.items()}[name]
+
+
 _PROOF_ID = re.compile(r"([0-9]{1,19})-([0-9a-f]{64})")
 _HASH = re.compile(r"(?:0x)?([0-9a-fA-F]{64})")
 _NUMBER = re.compile(r"[0-9]{1,19}")

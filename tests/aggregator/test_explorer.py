@@ -162,7 +162,7 @@ async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
         h = one["proofs"][0]
         assert p.proof_id == h["proof_id"] == live.proof_ids[0]
         assert p.status is sheaf_client.ProofStatus.FINALIZED and p.scheme is sheaf_client.Scheme.GROTH16
-        assert p.kind.name.lower() == h["kind"] and p.format == h["format"] == "snarkjs"
+        assert p.kind.name == h["kind"] and p.format == h["format"] == "snarkjs"
         assert (p.batch_id, p.leaf_index, p.aggregation_id) == (
             h["batch_id"],
             h["leaf_index"],
@@ -182,7 +182,7 @@ async def test_grpc_lists_match_the_http_lists(live: Live) -> None:
         ):
             assert (await c.list_proofs(**kw)) == sheaf_client.Page((), None), kw
         aggs = await c.list_aggregations(domain_id=1, state="finalized", kind="attested", limit=100)
-        _, hb = await _get(live, "/v1/batches?domain_id=1&state=finalized&kind=attested&limit=100")
+        _, hb = await _get(live, "/v1/batches?domain_id=1&state=finalized&kind=ATTESTED&limit=100")
         assert [a.batch_id for a in aggs.items] == [b["batch_id"] for b in hb["batches"]] != []
         a = aggs.items[0]
         assert (a.aggregation_id, a.root, a.tx_hash, a.leaves) == (
@@ -303,7 +303,7 @@ async def test_grpc_rich_error_details_and_reflection_v1(live: Live) -> None:
         ("/v1/proofs?colour=red", "colour"),
         ("/v1/proofs?limit=1&limit=2", "limit"),
         ("/v1/batches?state=FINALIZED", "state"),
-        ("/v1/batches?kind=ATTESTED", "kind"),
+        ("/v1/batches?kind=attested", "kind"),  # one spelling: ATTESTED
         ("/v1/batches?tx_hash=0xzz", "tx_hash"),
         ("/v1/batches/abc", "batch_id"),
         ("/v1/batches/1?x=1", "x"),
@@ -599,6 +599,13 @@ async def test_cli_submit_timeout_names_the_proof_and_exits_5(
     _, http_agg = await _get(live, f"/v1/aggregations/1/{agg}")
     got = json.loads(out)
     assert code == 0 and got["kind"] == "ATTESTED" and got["state"] == "finalized", err
+    # one spelling across CLI, HTTP and gRPC (tests/aggregator/test_list_spellings.py has the tables)
+    _, inc = await _get(live, f"/v1/proofs/{listed['proofs'][0]['proof_id']}/inclusion")
+    assert http_agg["kind"] == inc["kind"] == listed["proofs"][0]["kind"] == got["kind"]
+    assert http_agg["state"] == got["state"]
+    async with sheaf_client.AsyncClient(target) as c:
+        g = await c.aggregation(agg, 1)
+    assert (g.kind.name, g.state) == (got["kind"], got["state"])
     assert (got["root"], got["leaves"], got["tx_hash"]) == (
         http_agg["root"],
         http_agg["leaves"],

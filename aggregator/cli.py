@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import grpc
+import psycopg
+from procrastinate import exceptions as pexc
 
 from aggregator import crashpoints
 from aggregator.admission import ProofVerifier
@@ -27,6 +29,8 @@ from aggregator.chain import Chain, RpcError
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.config import Config, load_key
 from aggregator.operator import OperatorProcess
+from aggregator.recursion import cache_root
+from aggregator.worker import run_worker
 from normalizers import cli as ncli
 from normalizers.api import Normalizer
 from sheaf.errors import SheafError, status_of
@@ -144,15 +148,8 @@ def cmd_worker(a: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be >= 1")
     if a.heartbeat_s <= 0 or a.stalled_after_s < 2 * a.heartbeat_s:
         raise ConfigError("--stalled-after-s must be at least twice --heartbeat-s (> 0)")
-    from aggregator.recursion import cache_root
-
     cache = a.cache or cache_root(rc)
     setup_logging(a.log_level)
-    import psycopg
-    from procrastinate import exceptions as pexc
-
-    from aggregator.worker import run_worker
-
     try:
         return asyncio.run(
             run_worker(

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aggregator.leaves import leaf_statement_hash
+
 
 def circuit_hash(batch: int, npub: int, plonk: int = 0) -> str:
     env = os.environ.get("SHEAF_STANDIN_CIRCUIT", "")
@@ -64,8 +66,6 @@ def _out(m: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from aggregator.leaves import leaf_statement_hash
-
     if argv[:2] != ["aggregate", "serve"]:
         print(f"stand-in: only `aggregate serve`, not {argv[:2]}", file=sys.stderr)
         return 2

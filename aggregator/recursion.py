@@ -54,6 +54,7 @@ from aggregator.jobs import (
     check_result,
     parse_prover_answer,
 )
+from aggregator.jobs_pg import PgJobQueue
 from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
 from aggregator.proving import ProveJob, ProvingFailed
@@ -782,9 +783,6 @@ def cache_root(rc: RecursionConfig) -> str:
     return str(Path(root) / "recursion")
 
 
-def queue_from_config(rc: RecursionConfig) -> Any:
-    """The PostgreSQL job queue of `recursion.queue = "postgres"` (aggregator.jobs_pg; imported
-    only then: the embedded default never loads the queue library)."""
-    from aggregator.jobs_pg import PgJobQueue
-
+def queue_from_config(rc: RecursionConfig) -> PgJobQueue:
+    """The PostgreSQL job queue of `recursion.queue = "postgres"` (aggregator.jobs_pg)."""
     return PgJobQueue(rc.queue_url, schema=rc.queue_schema, stalled_after_s=rc.queue_stalled_after_s)

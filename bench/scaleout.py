@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,17 @@ from eth_account import Account
 from aggregator.admission import ProofVerifier
 from aggregator.app import open_store
 from aggregator.client import AsyncClient
-from aggregator.config import Config
+from aggregator.config import Config, RecursionConfig
+from aggregator.jobs import ProofJob
+from aggregator.jobs_pg import PgJobQueue
+from aggregator.jobs_standin import make_keys, proof_of, write_binary
+from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.pg_local import LocalPostgres
 from aggregator.records import ChainInfo
+from aggregator.recursion import cache_root
 from aggregator.server import GrpcServer
 from aggregator.service import Service
+from aggregator.worker import scan_keys
 from deploy.anvil import Anvil, free_port
 from normalizers.api import Normalizer
 from sheaf.paths import REPO_ROOT as ROOT
@@ -273,10 +280,6 @@ async def failover(tmp: Path, pg: LocalPostgres, n: int) -> dict[str, Any]:
 
 def _real_b1_p1() -> tuple[str, str]:
     """(cache root, circuit hash) of the cached real b1_p1 keys, or ("", "") without them."""
-    from aggregator.config import RecursionConfig
-    from aggregator.recursion import cache_root
-    from aggregator.worker import scan_keys
-
     root = cache_root(RecursionConfig())
     for h, k in scan_keys(Path(root)).items():
         if (k.batch, k.npub, k.plonk) == (1, 1, 0):
@@ -293,13 +296,6 @@ async def worker_kill(
     stalled_s: float = 30.0,
     prove_s: float = 20.0,
 ) -> dict[str, Any]:
-    import uuid
-
-    from aggregator.jobs import ProofJob
-    from aggregator.jobs_pg import PgJobQueue
-    from aggregator.jobs_standin import make_keys, proof_of, write_binary
-    from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
-
     fx = ROOT / "tests" / "fixtures" / "snarkjs" / "mul1_groth16"
     leaf = snarkjs_leaf(
         (fx / "verification_key.json").read_bytes(),

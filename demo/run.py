@@ -23,6 +23,8 @@ Stages (each prints what it did and its time; any failure stops what was started
 
 Keys are anvil's public dev keys (0 owner/app, 1 aggregator submitter, 2-4 operators): local only.
 `--slices a,b` proves fewer slices (faster); `--summary FILE` writes the outcomes as JSON.
+`--keep-running` (or `make demo KEEP_RUNNING=1`) holds before stage 7: everything stays up for
+browsing, with the explorer's URL printed, until Ctrl-C or SIGTERM; then stage 7 runs as usual.
 """
 
 from __future__ import annotations
@@ -939,6 +941,7 @@ def run(
     n_operators: int = 2,
     timeout_s: float = 900.0,
     summary_path: Path | None = None,
+    keep_running: bool = False,
 ) -> int:
     t_start = time.monotonic()
     workdir = workdir.resolve()
@@ -988,6 +991,8 @@ def run(
                 gas(d, items, accept_gas, workdir, verifier_srs, summary)
             with timings.stage("whole inference: one SubmitInference, one acceptInference"):
                 whole_inference(d, workdir, items, target, node.rpc_url, deployments, accept_gas, summary)
+            if keep_running:
+                hold(summary, d.registry.address, node.chain_id)
     except Exception as e:  # every failure is reported after the ExitStack stopped what was started
         failed = e.message if isinstance(e, DemoError) else f"{type(e).__name__}: {e}"
     except SystemExit:
@@ -1022,6 +1027,26 @@ def run(
         f"{summary['inference']['accept_gas']:,} gas"
     )
     return 0
+
+
+def hold(summary: dict[str, Any], registry: str, chain_id: int) -> None:
+    """--keep-running: print where everything is, then wait for Ctrl-C / SIGTERM. The interrupt ends
+    the hold, not the demo: the caller's shutdown stage runs as after a normal run."""
+    agg, anvil = summary["aggregator"], summary["anvil"]
+    http = f"http://127.0.0.1:{agg['http_port']}"
+    summary["explorer"] = f"{http}/explorer/"
+    say("\n== keep running: everything stays up until Ctrl-C (or SIGTERM); then it all stops cleanly")
+    say(f"   explorer     {http}/explorer/")
+    say(f"   HTTP API     {http}/v1/proofs, /v1/batches, /v1/inferences (docs/explorer.md)")
+    say(f"   gRPC         {agg['grpc']}  (python -m aggregator.cli status <proof id> --target {agg['grpc']})")
+    say(f"   chain        {anvil['rpc']} (chain id {chain_id}), SheafRegistry {registry}")
+    t0 = time.monotonic()
+    try:
+        while True:
+            time.sleep(3600)
+    except (KeyboardInterrupt, SystemExit):  # SIGTERM's handler raises SystemExit
+        say("\n   interrupted: stopping")
+    summary["kept_running_s"] = round(time.monotonic() - t0, 1)
 
 
 def _shutdown(node: Anvil, services: list[Service], summary: dict[str, Any], timings: Timings) -> None:
@@ -1068,6 +1093,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds for proving / finalization")
     parser.add_argument("--summary", type=Path, help="write the outcomes as JSON here")
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        default=os.environ.get("KEEP_RUNNING", "") not in ("", "0"),
+        help="keep anvil, the aggregator and the operators up after the run and print the explorer's "
+        "URL; Ctrl-C stops everything (default from $KEEP_RUNNING: `make demo KEEP_RUNNING=1`)",
+    )
     a = parser.parse_args(argv)
     only = [s for s in a.slices.split(",") if s] if a.slices else None
     try:  # bad input is refused before anything is started or written
@@ -1075,7 +1107,7 @@ def main(argv: list[str] | None = None) -> int:
     except ProverError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    return run(a.workdir, a.config.resolve(), only, a.operators, a.timeout, a.summary)
+    return run(a.workdir, a.config.resolve(), only, a.operators, a.timeout, a.summary, a.keep_running)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -59,6 +60,7 @@ from procrastinate import jobs as pjobs
 from procrastinate.job_context import JobContext
 from procrastinate.retry import BaseRetryStrategy
 from procrastinate.schema import SchemaManager
+from procrastinate.worker import Worker
 
 from aggregator.jobs import (
     JOB_MALFORMED,
@@ -224,6 +226,7 @@ class PgJobQueue:
         self._open = False
         self._opening = asyncio.Lock()
         self._last_sweep = 0.0
+        self._unsettled: dict[str, float] = {}  # job id -> when its queue job was seen ended
 
     def queue_for(self, circuit_hash: str) -> str:
         return queue_for(circuit_hash)
@@ -334,45 +337,83 @@ class PgJobQueue:
     ) -> JobResult:
         """Enqueue (idempotent) and wait for the result: JobResult, or ProvingFailed with the
         job's code once it failed for good (or no worker took it within pickup_timeout_s)."""
-        await self.open()
         t0 = time.monotonic()
         bound = total_timeout_s or max_attempts * (unit.prove_timeout_s + pickup_timeout_s)
-        st = await self.submit(unit, max_attempts=max_attempts)
         queued_since: float | None = None
+        st: dict[str, Any] | None = None
         while True:
-            if st["state"] == "done":
-                return JobResult.from_json(st["result"])
-            if st["state"] == "failed":
-                err = st["error"] or {}
-                raise ProvingFailed(
-                    str(st["error_code"] or PROVER_WORKER_ERROR),
-                    str(err.get("message", "")),
-                    bad_leaves=[int(i) for i in err.get("bad_leaves", [])],
-                )
-            now = time.monotonic()
-            queued_since = (queued_since or now) if st["state"] == "queued" else None
-            qid = st["queue_job_id"]
-            jm = self.app.job_manager
-            if queued_since is not None and now - queued_since > pickup_timeout_s:
-                # only a job still waiting is cancelled; one a worker just took goes on
-                if qid is None or await jm.cancel_job_by_id_async(int(qid)):
-                    why = (
-                        f"no worker took the job in {pickup_timeout_s:g} s (is a worker serving circuit "
-                        f"{unit.circuit_hash[:16]}, queue {queue_for(unit.circuit_hash)}?)"
-                    )
-                    log.error("job %s: %s", unit.job_id, why)
-                    await self._fail(unit.job_id, PROVER_UNAVAILABLE, why, final=True)
-            elif now - t0 > bound:
-                if qid is not None:
-                    with contextlib.suppress(pexc.ConnectorException):
-                        await jm.cancel_job_by_id_async(int(qid), abort=True)
-                why = f"no result after {bound:g} s"
-                log.error("job %s: %s", unit.job_id, why)
-                await self._fail(unit.job_id, PROVER_TIMEOUT, why, final=True)
-            else:
+            try:
+                if st is None:  # (again, after a database error: it is idempotent)
+                    await self.open()
+                    st = await self.submit(unit, max_attempts=max_attempts)
+                else:
+                    st = await self.state(unit.job_id)
+                res = await self._settle(unit, st, t0, bound, pickup_timeout_s, queued_since)
+            except (pexc.ConnectorException, psycopg.Error, OSError) as e:
+                # PostgreSQL restarting, a dropped connection: the job goes on; wait and ask again
+                if time.monotonic() - t0 > bound:
+                    raise ProvingFailed(PROVER_TIMEOUT, f"the job queue is unreachable: {e}") from None
+                log.warning("job %s: the queue is unreachable (%s); retrying", unit.job_id, e)
+                await asyncio.sleep(1.0)
+                continue
+            if isinstance(res, JobResult):
+                return res
+            queued_since = res
+            if st["state"] not in ("done", "failed"):
                 await self.maybe_sweep()
                 await asyncio.sleep(self.poll_s)
-            st = await self.state(unit.job_id)
+
+    async def _settle(
+        self,
+        unit: ProofJob,
+        st: dict[str, Any],
+        t0: float,
+        bound: float,
+        pickup_timeout_s: float,
+        queued_since: float | None,
+    ) -> JobResult | float | None:
+        """One look at the job: its result, ProvingFailed, or (still waiting) since when it has
+        been waiting for a worker. Gives a job up when no worker took it in time, or after `bound`."""
+        if st["state"] == "done":
+            return JobResult.from_json(st["result"])
+        if st["state"] == "failed":
+            err = st["error"] or {}
+            raise ProvingFailed(
+                str(st["error_code"] or PROVER_WORKER_ERROR),
+                str(err.get("message", "")),
+                bad_leaves=[int(i) for i in err.get("bad_leaves", [])],
+            )
+        now = time.monotonic()
+        qid = st["queue_job_id"]
+        jm = self.app.job_manager
+        if st["queue_status"] in ("succeeded", "failed", "cancelled", "aborted"):
+            # the queue job ended but the row is not settled: a sweeper settles it just after
+            # the queue job (a moment), else the worker's database writes failed and nothing will
+            first = self._unsettled.setdefault(unit.job_id, now)
+            if now - first > 5.0:
+                why = f"the queue job ended {st['queue_status']} without a stored result"
+                log.error("job %s: %s", unit.job_id, why)
+                await self._fail(unit.job_id, PROVER_WORKER_ERROR, why, final=True)
+            return None
+        self._unsettled.pop(unit.job_id, None)
+        since = (queued_since or now) if st["state"] == "queued" else None
+        if since is not None and now - since > pickup_timeout_s:
+            # only a job still waiting is cancelled; one a worker just took goes on
+            if qid is None or await jm.cancel_job_by_id_async(int(qid)):
+                why = (
+                    f"no worker took the job in {pickup_timeout_s:g} s (is a worker serving circuit "
+                    f"{unit.circuit_hash[:16]}, queue {queue_for(unit.circuit_hash)}?)"
+                )
+                log.error("job %s: %s", unit.job_id, why)
+                await self._fail(unit.job_id, PROVER_UNAVAILABLE, why, final=True)
+        elif now - t0 > bound:
+            if qid is not None:
+                with contextlib.suppress(pexc.ConnectorException):
+                    await jm.cancel_job_by_id_async(int(qid), abort=True)
+            why = f"no result after {bound:g} s"
+            log.error("job %s: %s", unit.job_id, why)
+            await self._fail(unit.job_id, PROVER_TIMEOUT, why, final=True)
+        return since
 
     # -- stalled jobs (both sides) -----------------------------------------------------------------
 
@@ -524,25 +565,55 @@ class PgJobQueue:
     ) -> None:
         """Run jobs of `queues` until stopped (SIGTERM/SIGINT with the signal handlers: running
         jobs get `drain_s` to finish, then are interrupted and offered again). Sweeps stalled jobs
-        meanwhile."""
+        meanwhile. procrastinate's worker stops when it loses the database (its heartbeat fails):
+        it is started again after a pause, until a signal stops this one."""
         await self.open()
         self.register(execute)
+        stopping = asyncio.Event()
+        current: list[Worker] = []
+
+        def stop() -> None:
+            stopping.set()
+            for w in current:
+                w.stop()  # type: ignore[no-untyped-call]
+
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop)
         sweeper = asyncio.create_task(self._sweep_loop(), name="stalled-sweep")
         try:
-            await self.app.run_worker_async(
-                queues=queues,
-                concurrency=concurrency,
-                name=self.name,
-                wait=True,
-                update_heartbeat_interval=heartbeat_s,
-                stalled_worker_timeout=self.stalled_after_s,
-                install_signal_handlers=install_signal_handlers,
-                fetch_job_polling_interval=2.0,
-                shutdown_graceful_timeout=drain_s,
-            )
+            while not stopping.is_set():
+                w = Worker(
+                    self.app,
+                    queues=queues,
+                    name=self.name,
+                    concurrency=concurrency,
+                    wait=True,
+                    update_heartbeat_interval=heartbeat_s,
+                    stalled_worker_timeout=self.stalled_after_s,
+                    install_signal_handlers=False,
+                    fetch_job_polling_interval=2.0,
+                    shutdown_graceful_timeout=drain_s,
+                )
+                current[:] = [w]
+                try:
+                    await w.run()  # type: ignore[no-untyped-call]
+                except (pexc.ConnectorException, psycopg.Error, OSError) as e:
+                    log.warning("worker %s: the queue is unreachable (%s)", self.name, e)
+                if not stopping.is_set():
+                    log.warning(
+                        "worker %s: the queue worker stopped (database lost?); restarting in 2 s", self.name
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), 2.0)
         finally:
             sweeper.cancel()
             await asyncio.gather(sweeper, return_exceptions=True)
+            if install_signal_handlers:
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
 
     async def _sweep_loop(self) -> None:
         while True:

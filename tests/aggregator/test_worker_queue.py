@@ -399,3 +399,32 @@ async def test_sigterm_hands_the_running_job_back(env: Env) -> None:
         if b is not None:
             stop(b)
         await q.close()
+
+
+async def test_postgres_restart_while_a_worker_proves(env: Env, pg_server: LocalPostgres) -> None:
+    """PostgreSQL restarts (every connection cut) while a worker proves: the worker and the
+    leader's wait reconnect, the job ends done with the expected result, the worker lives on."""
+    q = PgJobQueue(env.url, schema=env.schema, stalled_after_s=STALLED, name="leader")
+    w = start_worker(env, "worker-r", prove_s=3.0)
+    try:
+        u = unit_of(11)
+        run = asyncio.create_task(q.run(u, max_attempts=3, pickup_timeout_s=60))
+
+        async def running() -> bool:
+            try:
+                return (await q.state(u.job_id))["state"] == "running"
+            except KeyError:
+                return False
+
+        await wait_for("the worker to take the job", running, 60)
+        await asyncio.to_thread(pg_server.restart)
+        res = await asyncio.wait_for(run, 90)
+        assert res.proof == proof_of(env.chash, list(u.statement_hashes)) and res.worker == "worker-r"
+        assert w.poll() is None, "the worker exited on a database restart"
+        # and it still takes new jobs
+        res2 = await asyncio.wait_for(q.run(unit_of(12), max_attempts=3, pickup_timeout_s=60), 60)
+        assert res2.worker == "worker-r"
+    finally:
+        rc = stop(w)
+        await q.close()
+    assert rc == 0, (env.tmp / "worker-r.log").read_text()[-3000:]

@@ -145,6 +145,12 @@ class RecursiveProver:
         self.disabled: str = ""
         self.disabled_code = ""
         self.info: dict[str, Any] = {}
+        if queue is not None and not self.expected_circuit_hash:
+            self.disabled = (
+                "recursion.queue = postgres needs the outer circuit's hash (recursion.circuit_hash, or "
+                "a deployment manifest naming it): workers prove only with keys pinned by it"
+            )
+            self.disabled_code = CIRCUIT_MISMATCH
         self.restarts = 0
         self.peak_rss_bytes = 0
         self._worker: ProverWorker | None = None  # ready to take requests
@@ -238,12 +244,7 @@ class RecursiveProver:
         """Queue mode: open the queue (its schema is created on first use); retried with backoff
         while PostgreSQL is unreachable. No local worker runs: `aggregator worker`s prove."""
         assert self.queue is not None
-        if not self.expected_circuit_hash:
-            self.disabled = (
-                "recursion.queue = postgres needs the outer circuit's hash (recursion.circuit_hash, or "
-                "a deployment manifest naming it): workers prove only with keys pinned by it"
-            )
-            self.disabled_code = CIRCUIT_MISMATCH
+        if self.disabled:
             log.error("recursion disabled: %s; eligible proofs are attested", self.disabled)
             return
         backoff = self.restart_backoff_s

@@ -218,7 +218,13 @@ async def test_two_instances_two_workers_real_recursion(
 
         first = (await wait("a worker to prove", running, 600))[0]
         job_id, victim = str(first[0]), str(first[1])
-        await asyncio.sleep(10)  # well into the proof
+        # mid-proof: its prover has the keys loaded and the request (not while loading keys)
+        await wait(
+            "the victim to prove",
+            lambda: "leaves on worker pid" in (tmp_path / f"{victim}.log").read_text(),
+            600,
+        )
+        await asyncio.sleep(10)
         kill_group(workers[victim])
         t_kill = time.monotonic()
         other = "w2" if victim == "w1" else "w1"
@@ -227,7 +233,8 @@ async def test_two_instances_two_workers_real_recursion(
             r = queue_rows(qurl, schema, f"SELECT state, worker FROM sheaf_jobs WHERE job_id = '{job_id}'")
             return bool(r) and r[0][1] == other and r[0][0] in ("running", "done")
 
-        await wait("the other worker to re-run the job", retaken, 120)
+        # (the other worker may be proving another batch first: each takes one job at a time)
+        await wait("the other worker to re-run the job", retaken, 900)
         rerun_s = time.monotonic() - t_kill
         # the leading instance dies too, while the job runs on the other worker
         lead = leader_of(ports)

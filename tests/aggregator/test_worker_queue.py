@@ -428,3 +428,34 @@ async def test_postgres_restart_while_a_worker_proves(env: Env, pg_server: Local
         rc = stop(w)
         await q.close()
     assert rc == 0, (env.tmp / "worker-r.log").read_text()[-3000:]
+
+
+def test_queue_configuration(tmp_path: Path) -> None:
+    from aggregator.config import Config
+
+    p = tmp_path / "sheaf.toml"
+    url = "postgresql://sheaf@127.0.0.1:5432/sheaf"
+    p.write_text(f'[aggregator]\ndb_url = "{url}"\n[aggregator.recursion]\nqueue = "postgres"\n')
+    rc = Config.load(p).recursion
+    assert (rc.queue, rc.queue_url, rc.queue_schema, rc.queue_max_inflight) == (
+        "postgres",
+        url,
+        "sheaf_queue",
+        4,
+    )
+    assert Config().recursion.queue == "local"  # the embedded default
+    for body, match in [
+        ('[aggregator.recursion]\nqueue = "postgres"\n', "needs db_url"),  # SQLite has no queue
+        ('[aggregator.recursion]\nqueue = "redis"\n', "recursion.queue"),
+        (
+            f'[aggregator]\ndb_url = "{url}"\n[aggregator.recursion]\nqueue_schema = "Bad-Name"\n',
+            "queue_schema",
+        ),
+        ("[aggregator.recursion]\nqueue_stalled_after_s = 1\n", "queue_stalled_after_s"),
+    ]:
+        p.write_text(body)
+        with pytest.raises(ValueError, match=match):
+            Config.load(p)
+    # queue mode without a pinned circuit: recursion is off (workers prove only with pinned keys)
+    p2 = RecursiveProver(batch=2, npub=1, normalizer=None, queue=PgJobQueue(url))
+    assert p2.disabled_code == CIRCUIT_MISMATCH and not p2.accepts("groth16", 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,7 +193,7 @@ async def run_worker(
         print(
             f"{KEYS_MISSING}: no recursion keys{what} under {w.cache_dir} (copy the deployment's key "
             "cache entries <hash[:32]>/ here, or point --cache at them)",
-            flush=True,
+            file=sys.stderr,
         )
         return 2
     queues = sorted({queue_for(h) for h in served})

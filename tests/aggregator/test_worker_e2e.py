@@ -127,8 +127,12 @@ def kill_group(p: subprocess.Popen[bytes]) -> None:
 
 
 def queue_rows(url: str, schema: str, sql: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, options=f"-c search_path={schema}") as c:
-        return c.execute(sql).fetchall()  # type: ignore[arg-type]
+    """Rows of a query on the queue schema ([] while the schema does not exist yet)."""
+    try:
+        with psycopg.connect(url, options=f"-c search_path={schema}") as c:
+            return c.execute(sql).fetchall()  # type: ignore[arg-type]
+    except psycopg.errors.UndefinedTable:
+        return []
 
 
 def leader_of(ports: list[tuple[int, int]]) -> int | None:

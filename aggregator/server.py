@@ -21,7 +21,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
-from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_status import rpc_status
 
 from aggregator.attesting import Attesting
@@ -660,7 +659,7 @@ def _reflection_v1_descriptor() -> None:
 def add_reflection(server: grpc.aio.Server, names: Sequence[str]) -> None:
     """Reflection v1alpha (grpcio-reflection) and v1 (the same servicer under the v1 name)."""
     _reflection_v1_descriptor()
-    servicer = ReflectionServicer(names)
+    servicer = reflection.aio.ReflectionServicer(names)  # the public asyncio servicer
     reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
     v1 = {
         "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(

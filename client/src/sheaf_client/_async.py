@@ -36,6 +36,20 @@ from sheaf_client.types import (
 T = TypeVar("T")
 
 
+E = TypeVar("E", ProofStatus, AggregationKind)
+
+
+def _by_name(cls: type[E], value: E | str | int) -> int:
+    """The enum number of a member, its name in any case ("FINALIZED", "attested") or a number (as
+    is: a newer server may know more values; the server checks it)."""
+    if isinstance(value, str):
+        try:
+            return int(cls[value.upper()])
+        except KeyError:
+            raise ValueError(f"unknown {cls.__name__} {value!r:.40}") from None
+    return int(value)
+
+
 class Retry:
     """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, initial*2^n)).
 
@@ -294,7 +308,7 @@ class AsyncClient:
         `cursor`: the previous page's next_cursor. A bad filter raises SheafError MALFORMED."""
         req = pb.ListProofsRequest(limit=limit, cursor=cursor or "", submitter=submitter or "")
         if status is not None:
-            req.status = int(ProofStatus[status] if isinstance(status, str) else status)  # type: ignore[assignment]
+            req.status = _by_name(ProofStatus, status)  # type: ignore[assignment]
         if scheme is not None:
             req.scheme = int(Scheme.parse(scheme))  # type: ignore[assignment]
         if domain_id is not None:
@@ -323,7 +337,7 @@ class AsyncClient:
         if domain_id is not None:
             req.domain_id = domain_id
         if kind is not None:
-            req.kind = int(AggregationKind[kind.upper()] if isinstance(kind, str) else kind)  # type: ignore[assignment]
+            req.kind = _by_name(AggregationKind, kind)  # type: ignore[assignment]
         if tx_hash is not None:
             req.tx_hash = from_hex(tx_hash)
         if root is not None:

@@ -5,9 +5,10 @@ stays up for browsing, the explorer's URL is printed, and Ctrl-C / SIGTERM then 
   (no demo run): the URLs it prints, SIGTERM ending the hold (not the process), its time recorded.
 - test_flag_and_make_variable_reach_the_run: --keep-running and $KEEP_RUNNING (what `make demo
   KEEP_RUNNING=1` sets: make puts command-line variables in the recipe's environment).
-- test_demo_keep_running_serves_the_explorer (opt-in, SHEAF_TEST_DEMO_BROWSE=1: a whole demo run,
-  3-4 min): the real demo held open; its explorer page and the JSON it reads answer with the run's
-  slices, batches and whole inference; SIGTERM then stops everything and the demo exits 0.
+- test_demo_keep_running_serves_the_explorer (opt-in, SHEAF_TEST_DEMO_BROWSE=1: a real demo run
+  without the ezkl slice, ~25 s on a quiet box, over the default suite's budget): the demo held open;
+  its explorer page and the JSON it reads answer with the run's slices, batch and whole inference
+  (slice 1 unproven); SIGTERM then stops everything and the demo exits 0.
 """
 
 from __future__ import annotations
@@ -101,7 +102,17 @@ def _get(url: str) -> Any:
 def test_demo_keep_running_serves_the_explorer(tmp_path: Path) -> None:
     summary = tmp_path / "summary.json"
     p = subprocess.Popen(
-        [sys.executable, "-m", "demo", "--workdir", str(tmp_path / "demo"), "--summary", str(summary)],
+        [
+            sys.executable,
+            "-m",
+            "demo",
+            "--slices",
+            "layer0,head",
+            "--workdir",
+            str(tmp_path / "demo"),
+            "--summary",
+            str(summary),
+        ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,17 +120,16 @@ def test_demo_keep_running_serves_the_explorer(tmp_path: Path) -> None:
         env=dict(os.environ, KEEP_RUNNING="1"),  # as `make demo KEEP_RUNNING=1`
     )
     try:
-        lines = _read_until(p, r"^   chain ", 1500)
+        lines = _read_until(p, r"^   chain ", 900)
         (url,) = [line.split()[1] for line in lines if line.startswith("   explorer ")]
         base = url.removesuffix("/explorer/")
         assert "<title>Sheaf explorer</title>" in _get(url)
         proofs = _get(base + "/v1/proofs?status=FINALIZED&limit=100")["proofs"]
         batches = _get(base + "/v1/batches?state=finalized")["batches"]
         (inf,) = _get(base + "/v1/inferences")["inferences"]
-        assert len(proofs) >= 3 and batches and all(b["kind"] == "ATTESTED" for b in batches)
-        assert inf["status"] == "FINALIZED" and all(
-            s is None or s["status"] == "FINALIZED" for s in inf["slices"]
-        )
+        assert len(proofs) == 2 and batches and all(b["kind"] == "ATTESTED" for b in batches)
+        assert inf["status"] == "FINALIZED" and inf["slices"][1] is None
+        assert {s["proof_id"] for s in inf["slices"] if s} == {p["proof_id"] for p in proofs}
         found = _get(base + "/v1/search?q=" + inf["inference_id"])
         assert [x["inference_id"] for x in found["inferences"]] == [inf["inference_id"]]
         time.sleep(1)

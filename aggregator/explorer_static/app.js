@@ -99,8 +99,13 @@ function inferenceRows(infs) {
 }
 const INFERENCE_HEADS = ["inference", "model", "status", "slices finalized", "submitted"];
 
+// replaceChildren writes a null as the text "null": optional parts are left out instead
+function put(parent, ...nodes) {
+  parent.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined));
+}
+
 function show(...nodes) {
-  view().replaceChildren(...nodes);
+  put(view(), ...nodes);
 }
 
 async function overview() {
@@ -196,7 +201,7 @@ async function proofPage(id) {
     const verdict = el("span", { id: "onchain", role: "status", "aria-live": "polite" });
     const path = el("ol", { id: "merkle-path", start: 0 });
     for (const h of r.merkle_path) path.append(el("li", {}, mono(h)));
-    receipt.replaceChildren(
+    put(receipt, 
       el("h2", { text: "Inclusion receipt" }),
       facts(
         [
@@ -233,7 +238,7 @@ async function proofPage(id) {
     const e = JSON.parse(m.data);
     timeline.append(el("li", {}, status(e.status), " " + new Date(e.unix_ms).toISOString() + (e.reason_code ? " " + e.reason_code : "")));
     statusCell.replaceChildren(status(e.status));
-    if (e.status === "FINALIZED") loadReceipt().catch((err) => receipt.replaceChildren(el("p", { class: "error", text: String(err.message) })));
+    if (e.status === "FINALIZED") loadReceipt().catch((err) => put(receipt, el("p", { class: "error", text: String(err.message) })));
   });
   es.addEventListener("end", () => es.close());
   stopLive = () => es.close();
@@ -286,7 +291,7 @@ async function inferencePage(id) {
       receipt,
     );
     if (v.status !== "FINALIZED") {
-      receipt.replaceChildren(
+      put(receipt, 
         el("h2", { text: "Inference receipt" }),
         el("p", { id: "receipt-status", text: TERMINAL.includes(v.status)
           ? "none: a slice is " + v.status + ", so the inference cannot be accepted"
@@ -295,7 +300,7 @@ async function inferencePage(id) {
       return v.status;
     }
     const r = await api("/v1/inferences/" + enc + "/receipt");
-    receipt.replaceChildren(
+    put(receipt, 
       el("h2", { text: "Inference receipt" }),
       el("p", { id: "receipt-status", text: "available: checked against every slice's aggregation; SheafInference.verifyInference takes it as is" }),
       facts(

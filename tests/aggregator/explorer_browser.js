@@ -100,6 +100,7 @@ function contrastProbe() {
     await page.click("#check-onchain");
     await page.waitForFunction(() => /verified/.test(document.getElementById("onchain").textContent));
     out.proof.onchain = (await texts("#onchain"))[0];
+    out.proof.stray = await page.evaluate(() => (document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []));
     await page.screenshot({ path: path.join(outDir, "proof.png"), fullPage: true });
 
     // search by statement hash, typed with the keyboard: lands on the proof
@@ -117,7 +118,12 @@ function contrastProbe() {
     // its page: the unit's status, each slice's proof and status, the receipt's status
     await page.click("#nav-inferences");
     await page.waitForSelector("#inferences tbody a");
-    out.inferences = { ids: await texts("#inferences tbody td:first-child a"), statuses: await texts("#inferences tbody .status") };
+    const stray = () => page.evaluate(() => (document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []));
+    out.inferences = {
+      ids: await texts("#inferences tbody td:first-child a"),
+      statuses: await texts("#inferences tbody .status"),
+      stray: await stray(),
+    };
     await page.screenshot({ path: path.join(outDir, "inferences.png"), fullPage: true });
     await page.fill("#q", want.inference_id);
     await page.keyboard.press("Enter");
@@ -132,6 +138,7 @@ function contrastProbe() {
       slice_statuses: await texts("#slices tbody td:nth-child(6)"),
       receipt: (await texts("#receipt-status"))[0],
       receipt_slices: (await texts("#receipt-slices tbody tr")).length,
+      stray: await stray(),
     };
     out.a11y_inference = await page.evaluate(contrastProbe);
     await page.screenshot({ path: path.join(outDir, "inference.png"), fullPage: true });

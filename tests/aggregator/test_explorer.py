@@ -491,6 +491,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     _, rec = await _get(live, f"/v1/proofs/{pr['id']}/inclusion")
     assert pr["path"] == rec["merkle_path"] and pr["root"] == rec["root"]
     assert pr["onchain"].startswith("verified by verifyProofAggregation on chain 31337"), pr["onchain"]
+    assert pr["stray"] == [], "a missing value was written as text"
     assert got["search"]["landed"] == "#/proof/" + live.proof_ids[1]
     assert got["search"]["id"] == live.proof_ids[1]
     assert got["miss"] == {"proofs": "none", "batches": "none"}
@@ -498,12 +499,12 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0 and a11y["has_main"]
     assert a11y["min_contrast"] >= 4.5, a11y
     assert a11y["focus_after_tab"] == "q"
-    assert got["inferences"] == {"ids": [live.inference_id], "statuses": ["FINALIZED"]}
+    assert got["inferences"] == {"ids": [live.inference_id], "statuses": ["FINALIZED"], "stray": []}
     inf = got["inference"]
     assert inf["landed"] == "#/inference/" + live.inference_id and inf["id"] == live.inference_id
     assert inf["status"] == "FINALIZED" and inf["model"] == live.model_id
     assert inf["slice_proofs"] == live.proof_ids[:3] and inf["slice_statuses"] == ["FINALIZED"] * 3
-    assert inf["receipt"].startswith("available") and inf["receipt_slices"] == 3
+    assert inf["receipt"].startswith("available") and inf["receipt_slices"] == 3 and inf["stray"] == []
     a11y = got["a11y_inference"]
     assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0
     assert a11y["min_contrast"] >= 4.5, a11y

@@ -57,6 +57,8 @@ function contrastProbe() {
     page.on("console", (m) => { if (m.type() === "error") out.console_errors.push(m.text()); });
     page.on("pageerror", (e) => out.console_errors.push(String(e)));
     const texts = (sel) => page.$$eval(sel, (es) => es.map((e) => e.textContent.trim()));
+    // a missing value must never be written as text
+    const stray = () => page.evaluate(() => (document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []));
 
     // overview (the HTTP port's root redirects to it)
     await page.goto(base + "/");
@@ -68,6 +70,7 @@ function contrastProbe() {
       proofs: await texts("#proofs tbody td:first-child a"),
       counts: (await texts("#counts li")).join(" | "),
       inflight: await texts("#inflight tbody td"),
+      stray: await stray(),
     };
     out.a11y = await page.evaluate(contrastProbe);
     await page.keyboard.press("Tab");  // first stop: the brand link; second: the search field
@@ -82,6 +85,7 @@ function contrastProbe() {
       state: (await texts('#batch dd[data-field="state"]'))[0],
       tx: (await texts('#batch dd[data-field="transaction"]'))[0],
       leaves: await texts("#leaves tbody td:nth-child(2) a"),
+      stray: await stray(),
     };
     await page.screenshot({ path: path.join(outDir, "batch.png"), fullPage: true });
 
@@ -100,7 +104,7 @@ function contrastProbe() {
     await page.click("#check-onchain");
     await page.waitForFunction(() => /verified/.test(document.getElementById("onchain").textContent));
     out.proof.onchain = (await texts("#onchain"))[0];
-    out.proof.stray = await page.evaluate(() => (document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []));
+    out.proof.stray = await stray();
     await page.screenshot({ path: path.join(outDir, "proof.png"), fullPage: true });
 
     // search by statement hash, typed with the keyboard: lands on the proof
@@ -118,7 +122,6 @@ function contrastProbe() {
     // its page: the unit's status, each slice's proof and status, the receipt's status
     await page.click("#nav-inferences");
     await page.waitForSelector("#inferences tbody a");
-    const stray = () => page.evaluate(() => (document.querySelector("main").innerText.match(/\b(null|undefined|NaN)\b/g) || []));
     out.inferences = {
       ids: await texts("#inferences tbody td:first-child a"),
       statuses: await texts("#inferences tbody .status"),

@@ -482,6 +482,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert set(ov["proofs"]) == set(live.proof_ids) and ov["batches"]
     assert "FINALIZED " + str(len(live.proof_ids)) in ov["counts"]
     assert ov["inflight"] == ["none"]  # every batch is final by now
+    assert ov["stray"] == [] and got["batch"]["stray"] == []
     b = got["batch"]
     assert b["state"] == "finalized" and b["tx"].startswith("0x") and len(b["tx"]) == 66
     assert set(b["leaves"]) <= set(live.proof_ids) and b["leaves"]

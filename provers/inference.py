@@ -205,9 +205,11 @@ def submit_inference(
                 f"({sum(s.proven for s in model)} of {len(model)} slices proven)"
             )
             sub = c.submit_inference("0x" + mid.hex(), inputs, domain_id=domain_id)
-            say(f"inference {sub.inference_id}: {sub.status.name}{' (duplicate)' if sub.duplicate else ''}")
+            dup = " (duplicate)" if sub.duplicate else ""
+            say(f"inference {sub.inference_id}: submitted, {sub.status.name}{dup}")
             st = c.wait_inference(sub.inference_id, timeout=timeout)
-            say(f"inference {sub.inference_id}: {st.status.name}")
+            if st.status is not sub.status:  # its slices may all be FINALIZED already
+                say(f"inference {sub.inference_id}: {st.status.name}")
             if st.status is not sc.ProofStatus.FINALIZED:
                 return InferenceRun(
                     model, mid, sub.inference_id, st.status.name, None, None, time.monotonic() - t0

@@ -137,8 +137,14 @@ def test_demo_keep_running_serves_the_explorer(tmp_path: Path) -> None:
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=120)
     finally:
+        # A check failed while the demo held: SIGTERM, so the demo stops what it started (anvil,
+        # aggregator, operators run in their own sessions: a SIGKILL of the demo would orphan them).
         if p.poll() is None:
-            p.kill()
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
     assert p.returncode == 0, out[-4000:] + err[-4000:]
     s = json.loads(summary.read_text())
     assert s["ok"] is True and s["kept_running_s"] >= 1 and s["explorer"] == url and s["leftover"] == []

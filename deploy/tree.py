@@ -312,7 +312,11 @@ class TreeWorker:
         cmd = [str(binary or gnark_binary()), "tree", "serve", *plan.args(), "--level", str(level)]
         if cache is not None:
             cmd += ["--cache", str(cache)]
-        self._log_path = log_path or Path(tempfile.mkstemp(prefix=f"sheaf-tree-l{level}-", suffix=".log")[1])
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix=f"sheaf-tree-l{level}-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self._log_path = log_path
         self._err: IO[str] = open(self._log_path, "w")  # closed in close()
         t0 = time.monotonic()
         self.proc = subprocess.Popen(

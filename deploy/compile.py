@@ -162,3 +162,18 @@ def artifact_json(a: Artifact) -> dict[str, Any]:
         "metadata": json.loads(a.metadata),
         "compiler_version": a.compiler_version,
     }
+
+
+def write_registry_abi(root: Path = REPO_ROOT) -> Path:
+    """Rewrite sheaf/abi/SheafRegistry.json (sheaf.registry_abi) from what contracts/src compiles to."""
+    path = root / "sheaf" / "abi" / "SheafRegistry.json"
+    path.write_text(json.dumps(compile_contracts(root)["SheafRegistry"].abi, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write-abi"]:
+        sys.exit("usage: python -m deploy.compile --write-abi")
+    print(write_registry_abi())

@@ -24,8 +24,9 @@ from web3 import Web3
 
 from normalizers.api import Normalizer, ProofInput
 from provers.errors import ProverError
-from provers.pipeline import REGISTRY_ABI, SliceProof
+from provers.pipeline import SliceProof
 from sheaf.inference import InferenceError, SliceSpec, model_id, validate_model
+from sheaf.registry_abi import REGISTRY_ABI
 from sheaf.schemes import Scheme
 
 Progress = Callable[[str], None]

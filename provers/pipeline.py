@@ -38,6 +38,7 @@ from provers.slicer import (
     run_onnx,
     slice_model,
 )
+from sheaf.registry_abi import REGISTRY_ABI
 from sheaf.v1 import aggregator_pb2 as pb
 
 # Commitment schemes a slice's public inputs can carry; only equal schemes can chain.
@@ -439,24 +440,6 @@ class SubmitResult:
     tx_hash: bytes | None
     gas_used: int | None
     included_on_chain: bool | None  # registry.verifyProofAggregationKind(...) result
-
-
-REGISTRY_ABI = [
-    {
-        "name": "verifyProofAggregationKind",
-        "type": "function",
-        "stateMutability": "view",
-        "inputs": [
-            {"name": "domainId", "type": "uint256"},
-            {"name": "aggregationId", "type": "uint256"},
-            {"name": "leaf", "type": "bytes32"},
-            {"name": "merklePath", "type": "bytes32[]"},
-            {"name": "leafCount", "type": "uint256"},
-            {"name": "index", "type": "uint256"},
-        ],
-        "outputs": [{"name": "ok", "type": "bool"}, {"name": "kind", "type": "uint8"}],
-    }
-]
 
 
 def check_inclusion_on_chain(rpc_url: str, inc: Any) -> tuple[bool, int, int | None]:

@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHMARKS = ("normalize", "gas", "ingest", "recursion", "scaleout", "lists")
+BENCHMARKS = ("normalize", "gas", "ingest", "recursion", "recursion_tree_onchain", "scaleout", "lists")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

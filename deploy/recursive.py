@@ -42,13 +42,11 @@ from deploy.chain import (
 from deploy.compile import Artifact, compile_contracts, compile_files
 from deploy.errors import (
     GNARK_MISSING,
-    NOT_OWNER,
     RECURSION_SETUP_FAILED,
-    UNKNOWN_CONTRACT,
     DeployError,
 )
 from deploy.manifest import DeployedContract, Manifest, jsonable, load_manifest, save_manifest
-from deploy.registry import configure_registry, registry
+from deploy.registry import configure_registry, owned_registry
 from sheaf.hashing import keccak256
 from sheaf.paths import REPO_ROOT, BinaryNotFound
 from sheaf.paths import gnark_binary as find_gnark_binary
@@ -267,20 +265,11 @@ def deploy_recursive_verifier(
     acct = account or load_account(key)
     chain_id = int(w3.eth.chain_id)
     m = load_manifest(chain_id, out_dir)
-    reg = None
-    if configure:
-        if "SheafRegistry" not in m.contracts:
-            raise DeployError(
-                UNKNOWN_CONTRACT, f"no SheafRegistry in the manifest of chain {chain_id}: deploy it first"
-            )
-        reg = registry(w3, m)
-        owner = str(reg.functions.owner().call())
-        if owner.lower() != acct.address.lower():
-            raise DeployError(
-                NOT_OWNER,
-                f"setAggregationVerifier needs the registry owner {owner}, the key is {acct.address}; "
-                "use the owner's key or pass configure=False / --no-configure",
-            )
+    reg = (
+        owned_registry(w3, m, acct, "use the owner's key or pass configure=False / --no-configure")
+        if configure
+        else None
+    )
     ev = exported or export_aggregation_verifier(
         batch, npub, plonk=plonk, binary=binary, cache=cache, log=log
     )

@@ -12,6 +12,7 @@ from web3.logs import DISCARD
 
 from deploy.chain import transact
 from deploy.compile import Artifact, compile_contracts
+from deploy.errors import NOT_OWNER, UNKNOWN_CONTRACT, DeployError
 from deploy.manifest import Manifest
 
 
@@ -24,6 +25,23 @@ def contract_at(
 
 def registry(w3: Web3, m: Manifest, artifacts: Mapping[str, Artifact] | None = None) -> Contract:
     return contract_at(w3, m, "SheafRegistry", artifacts)
+
+
+def owned_registry(w3: Web3, m: Manifest, acct: LocalAccount, hint: str) -> Contract:
+    """The manifest's SheafRegistry, checked to be owned by `acct` before anything is deployed for
+    it (UNKNOWN_CONTRACT without one, NOT_OWNER with `hint` on how to go on)."""
+    if "SheafRegistry" not in m.contracts:
+        raise DeployError(
+            UNKNOWN_CONTRACT, f"no SheafRegistry in the manifest of chain {m.chain_id}: deploy it first"
+        )
+    reg = registry(w3, m)
+    owner = str(reg.functions.owner().call())
+    if owner.lower() != acct.address.lower():
+        raise DeployError(
+            NOT_OWNER,
+            f"setAggregationVerifier needs the registry owner {owner}, the key is {acct.address}; {hint}",
+        )
+    return reg
 
 
 def configure_registry(

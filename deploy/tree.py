@@ -35,14 +35,12 @@ from eth_typing import HexStr
 from deploy.chain import check_balance, connect, load_account
 from deploy.compile import compile_contracts, compile_files
 from deploy.errors import (
-    NOT_OWNER,
     RECURSION_SETUP_FAILED,
-    UNKNOWN_CONTRACT,
     DeployError,
 )
 from deploy.manifest import Manifest, load_manifest, save_manifest
 from deploy.recursive import GENERATED_DIR, _deploy_or_reuse, _run_gnark, gnark_binary
-from deploy.registry import configure_registry, registry
+from deploy.registry import configure_registry, owned_registry
 from sheaf.paths import REPO_ROOT
 
 ADAPTER = "TreeAggregationAdapter"
@@ -212,20 +210,7 @@ def deploy_tree_verifier(
     chain_id = int(w3.eth.chain_id)
     m = load_manifest(chain_id, out_dir)
     plan = exported.plan
-    reg = None
-    if configure:
-        if "SheafRegistry" not in m.contracts:
-            raise DeployError(
-                UNKNOWN_CONTRACT, f"no SheafRegistry in the manifest of chain {chain_id}: deploy it first"
-            )
-        reg = registry(w3, m)
-        owner = str(reg.functions.owner().call())
-        if owner.lower() != acct.address.lower():
-            raise DeployError(
-                NOT_OWNER,
-                f"setAggregationVerifier needs the registry owner {owner}, the key is {acct.address}; "
-                "use the owner's key or pass configure=False",
-            )
+    reg = owned_registry(w3, m, acct, "use the owner's key or pass configure=False") if configure else None
     check_balance(w3, acct, TREE_GAS_BUDGET_PER_LEVEL * (plan.levels + 2))
     contracts = dict(m.contracts)
     addrs: list[str] = []

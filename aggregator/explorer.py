@@ -31,6 +31,7 @@ from aggregator.reads import (
     kind_name,
     kind_of,
     next_cursor,
+    submitter_filter,
 )
 from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
 from aggregator.store import ListedInference, ListedProof
@@ -42,7 +43,6 @@ STATIC = Path(__file__).with_name("explorer_static")
 # Chain.verify_inclusion: verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)
 VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitable[bool]]
 _NUM = re.compile(r"[0-9]{1,19}")
-_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _INFERENCE_ID = re.compile(r"[0-9]{1,19}-[0-9a-fA-F]{64}")  # "<domain>-<inference hash hex>"
 # an inference page's cursor: "<created_ms>.<inference id>" of the page's last entry (opaque to clients)
@@ -251,14 +251,12 @@ class ListApi:
         limit, cursor = q.page()
         st = q.choice("status", tuple(s.name for s in Status))
         sub = q.get("submitter")
-        if sub is not None and not _ADDR.fullmatch(sub):
-            raise InvalidInput("MALFORMED", "submitter", "submitter must be a 0x-prefixed 20-byte address")
         page, batches = await self.reads.list_proofs(
             limit + 1,
             cursor,
             status=Status[st] if st else None,
             scheme=q.choice("scheme", tuple(SCHEME_NAMES)),
-            prover=sub.lower() if sub else None,
+            prover=submitter_filter(sub) if sub is not None else None,
             domain_id=q.number("domain_id", 0, (1 << 63) - 1),
             vk_hash=q.hash32("vk_hash"),
             statement_hash=q.hash32("statement_hash"),

@@ -68,6 +68,17 @@ def page_args(limit: int | None, cursor: str | None) -> tuple[int, int | None]:
     return limit or DEFAULT_LIMIT, int(cursor) if cursor else None
 
 
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def submitter_filter(submitter: str) -> str:
+    """A list request's `submitter` filter (HTTP and gRPC alike), checked and in the stored
+    (lower-case) form. Raises MALFORMED naming `submitter`."""
+    if not _ADDRESS.fullmatch(submitter):
+        raise InvalidInput("MALFORMED", "submitter", "submitter must be a 0x-prefixed 20-byte address")
+    return submitter.lower()
+
+
 def next_cursor(cursors: list[int], limit: int) -> str | None:
     """The cursor of the next page (opaque to clients), None on the last page. The store was asked
     for limit + 1 entries: the extra one only says that there is a next page."""

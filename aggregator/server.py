@@ -12,7 +12,6 @@ health status.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -26,7 +25,7 @@ from grpc_status import rpc_status
 from aggregator.attesting import Attesting
 from aggregator.inference import Inferences, InferenceView, Receipt
 from aggregator.ingest import Ingest
-from aggregator.reads import BATCH_STATES, MAX_CURSOR, Reads, next_cursor, page_args
+from aggregator.reads import BATCH_STATES, MAX_CURSOR, Reads, next_cursor, page_args, submitter_filter
 from aggregator.records import (
     KIND_ATTESTED,
     KIND_RECURSIVE,
@@ -49,7 +48,6 @@ from sheaf.v1 import aggregator_pb2_grpc as pbg
 log = logging.getLogger("sheaf.grpc")
 T = TypeVar("T")
 SCHEME_ENUM = {s.label: int(s) for s in Scheme}  # proto SchemeKind numbers (sheaf.schemes checks them)
-_ADDR = re.compile(r"0x[0-9a-fA-F]{40}")
 OPERATOR_LONG_POLL_MAX_S = 30.0  # FetchBatch never holds a request longer than this
 
 
@@ -326,13 +324,10 @@ def proof_filters(request: Any) -> dict[str, object]:
     names = {v: k for k, v in SCHEME_ENUM.items() if k in SCHEME_NAMES}
     if scheme and scheme not in names:
         raise InvalidInput("MALFORMED", "scheme", "scheme must be a registered Scheme (or UNSPECIFIED: any)")
-    sub = request.submitter
-    if sub and not _ADDR.fullmatch(sub):
-        raise InvalidInput("MALFORMED", "submitter", "submitter must be a 0x-prefixed 20-byte address")
     return {
         "status": Status(status) if status else None,
         "scheme": names[scheme] if scheme else None,
-        "prover": sub.lower() or None,
+        "prover": submitter_filter(request.submitter) if request.submitter else None,
         "domain_id": _domain_filter(request),
         "vk_hash": _hash_filter(request.vk_hash, "vk_hash"),
         "statement_hash": _hash_filter(request.statement_hash, "statement_hash"),

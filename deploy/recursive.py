@@ -46,7 +46,7 @@ from deploy.errors import (
     DeployError,
 )
 from deploy.manifest import DeployedContract, Manifest, jsonable, load_manifest, save_manifest
-from deploy.registry import configure_registry, owned_registry
+from deploy.registry import owned_registry, use_aggregation_verifier
 from sheaf.hashing import keccak256
 from sheaf.paths import REPO_ROOT, BinaryNotFound
 from sheaf.paths import gnark_binary as find_gnark_binary
@@ -305,9 +305,7 @@ def deploy_recursive_verifier(
     tx: str | None = None
     recursive = dict(m.recursive)
     if reg is not None:
-        sent = configure_registry(w3, acct, reg, verifier=a.address)
-        tx = sent[0] if sent else None
-        log(f"SheafRegistry.aggregationVerifier = {a.address} ({'tx ' + tx if tx else 'already set'})")
+        tx = use_aggregation_verifier(w3, acct, reg, a.address, log)
         recursive = {
             "active": suffix,
             "registry": m.address("SheafRegistry"),

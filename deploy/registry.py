@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -42,6 +42,17 @@ def owned_registry(w3: Web3, m: Manifest, acct: LocalAccount, hint: str) -> Cont
             f"setAggregationVerifier needs the registry owner {owner}, the key is {acct.address}; {hint}",
         )
     return reg
+
+
+def use_aggregation_verifier(
+    w3: Web3, acct: LocalAccount, reg: Contract, adapter: str, log: Callable[[str], None]
+) -> str | None:
+    """Point the registry's recursive route at `adapter` (idempotent); the transaction hash, or None
+    when it was set already."""
+    sent = configure_registry(w3, acct, reg, verifier=adapter)
+    tx = sent[0] if sent else None
+    log(f"SheafRegistry.aggregationVerifier = {adapter} ({'tx ' + tx if tx else 'already set'})")
+    return tx
 
 
 def configure_registry(

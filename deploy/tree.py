@@ -40,7 +40,7 @@ from deploy.errors import (
 )
 from deploy.manifest import Manifest, load_manifest, save_manifest
 from deploy.recursive import GENERATED_DIR, _deploy_or_reuse, _run_gnark, gnark_binary
-from deploy.registry import configure_registry, owned_registry
+from deploy.registry import owned_registry, use_aggregation_verifier
 from sheaf.paths import REPO_ROOT
 
 ADAPTER = "TreeAggregationAdapter"
@@ -257,9 +257,7 @@ def deploy_tree_verifier(
     tx: str | None = None
     recursive = dict(m.recursive)
     if reg is not None:
-        sent = configure_registry(w3, acct, reg, verifier=a.address)
-        tx = sent[0] if sent else None
-        log(f"SheafRegistry.aggregationVerifier = {a.address} ({'tx ' + tx if tx else 'already set'})")
+        tx = use_aggregation_verifier(w3, acct, reg, a.address, log)
         recursive = {
             "active": plan.name,
             "kind": "tree",

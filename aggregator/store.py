@@ -98,6 +98,12 @@ class Store(Protocol):
 
     def count_by_status(self) -> dict[Status, int]: ...
 
+    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
+        """(status, ts_ms) of the newest `limit` status events, newest first: the explorer's
+        activity charts (issue 16). Walks the events' primary key backwards, so its cost is the
+        limit, not the table."""
+        ...
+
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""
         ...
@@ -570,6 +576,12 @@ class SqliteStore:
     def count_by_status(self) -> dict[Status, int]:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
         return {Status(r[0]): int(r[1]) for r in rows}
+
+    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
+        rows = self.conn.execute(
+            "SELECT status, ts_ms FROM events ORDER BY seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [(Status(r[0]), int(r[1])) for r in rows]
 
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""

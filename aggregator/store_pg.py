@@ -338,6 +338,12 @@ class PostgresStore:
         rows = self.c.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
         return {Status(r[0]): int(r[1]) for r in rows}
 
+    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
+        rows = self.c.execute(
+            "SELECT status, ts_ms FROM events ORDER BY seq DESC LIMIT %s", (limit,)
+        ).fetchall()
+        return [(Status(r[0]), int(r[1])) for r in rows]
+
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         rows = self.c.execute(
             "SELECT domain_id, kind, COUNT(*), MIN(updated_ms) FROM proofs WHERE status=%s "

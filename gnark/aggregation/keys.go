@@ -99,6 +99,11 @@ func Setup(s Shape, cacheRoot string, log io.Writer) (*Keys, error) {
 	k := &Keys{Shape: s, CCS: ccs, CircuitHash: hash, Dir: filepath.Join(cacheRoot, hash[:32]), CompileTime: time.Since(t0)}
 	fmt.Fprintf(log, "aggregate: batch=%d npub=%d plonk=%d r1cs=%d compiled in %s, keys in %s\n", s.Batch, s.NPub, s.Plonk, ccs.GetNbConstraints(), k.CompileTime.Round(time.Millisecond), k.Dir)
 	t1 := time.Now()
+	unlock, err := LockEntry(k.Dir, log) // one setup per circuit across processes (keylock.go)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := k.load(); err == nil {
 		k.SetupTime = time.Since(t1)
 		return k, nil

@@ -188,6 +188,13 @@ func setupCircuit(level int, c frontend.Circuit, cacheRoot string, log io.Writer
 		k.Setup = time.Since(t1)
 		return k, nil
 	}
+	if mode == loadOrSetup {
+		unlock, err := aggregation.LockEntry(k.Dir, log) // one setup per level across processes
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	if err := k.load(); err == nil {
 		k.Setup = time.Since(t1)
 		return k, nil

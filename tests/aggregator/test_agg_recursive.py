@@ -539,6 +539,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.outer_keys
 async def test_recursive_batch_end_to_end(rec_env: RecEnv, tmp_path: Path) -> None:
     t_start = time.monotonic()
     inputs = _inputs()

@@ -57,6 +57,7 @@ from sheaf.v1 import aggregator_pb2 as pb
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.outer_keys,
     pytest.mark.skipif(
         not os.environ.get("SHEAF_TEST_WORKERS"),
         reason="set SHEAF_TEST_WORKERS=1 (real outer proofs on 2 workers + 2 instances: minutes, ~10 GB)",

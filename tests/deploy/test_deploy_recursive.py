@@ -50,6 +50,7 @@ D_OWN, D_OTHER, D_OPEN = 1, 2, 3  # submitter: the owner / another tenant / none
 
 GNARK_N3 = REPO_ROOT / "tests" / "fixtures" / "gnark" / "groth16_n3"  # 3 public inputs, like the outer
 slow = pytest.mark.slow  # real outer-circuit setup (cold cache) and prove
+outer_keys = pytest.mark.outer_keys  # uses the b1_p1 keys: runs last (tests/conftest.py)
 
 
 def selector(sig: str) -> str:
@@ -121,6 +122,7 @@ def outer() -> OuterProof:
 
 
 @slow
+@outer_keys
 def test_deploy_records_and_source_verifies_the_generated_verifier(
     node: Anvil, owner: LocalAccount, deployed: tuple[Path, Contract], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,6 +200,7 @@ def test_recursive_deploy_errors(
 
 
 @slow
+@outer_keys
 def test_real_outer_proof_on_the_registry(
     node: Anvil, owner: LocalAccount, deployed: tuple[Path, Contract], outer: OuterProof
 ) -> None:

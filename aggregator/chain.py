@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from eth_account import Account
 from hexbytes import HexBytes
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity.wait import wait_base
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
@@ -57,6 +59,25 @@ class FeeCapReached(Exception):
     """Replacing a stuck transaction would need a fee above the configured cap: it is left pending."""
 
 
+def _transient_rpc_error(e: BaseException) -> bool:
+    """Retried: connection refused, timeouts, 5xx. Not: a revert or an unknown transaction (the node
+    answered), nor a cancellation (a BaseException, not an Exception)."""
+    return isinstance(e, Exception) and not isinstance(e, (ContractLogicError, TransactionNotFound))
+
+
+class _JitteredBackoff(wait_base):
+    """0.1 s doubling to 3 s, each wait stretched by 0-20%: tenacity's jitters are additive, this
+    one scales with the wait so that instances retrying together drift apart at every size."""
+
+    _exp = wait_exponential(multiplier=0.1, max=3.0)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return float(self._exp(retry_state)) * (1 + random.random() * 0.2)
+
+
+_rpc_backoff = _JitteredBackoff()
+
+
 def bumped(fee: int) -> int:
     """A replacement's fee: +12.5% and 1 wei (nodes want >= 10% more on both fees to replace)."""
     return fee + fee // 8 + 1
@@ -74,7 +95,8 @@ class Chain:
         timeout_s: float = 5.0,
         max_fee_per_gas: int = 0,
     ) -> None:
-        # web3's own retry layer (seconds of hidden backoff) is off: retries and their metrics are ours.
+        # web3's own retry layer (seconds of hidden backoff) is off: retries, their log and the ok flag
+        # are ours (_retry).
         self.w3 = AsyncWeb3(
             AsyncHTTPProvider(
                 rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
@@ -94,25 +116,43 @@ class Chain:
         await self.w3.provider.disconnect()
 
     async def _retry(self, what: str, fn: Callable[[], Awaitable[T]]) -> T:
-        delay = 0.1
-        for attempt in range(self.retries + 1):
-            try:
-                out = await fn()
-                self.ok = True
-                return out
-            except (ContractLogicError, TransactionNotFound):
-                self.ok = True
-                raise
-            except Exception as e:  # connection refused, timeouts, 5xx: transient until retries run out
-                self.ok = False
-                if attempt == self.retries:
-                    raise RpcError(f"{what}: {type(e).__name__}: {e}") from e
-                log.warning(
-                    "rpc %s failed (%s), retry %d in %.2fs", what, type(e).__name__, attempt + 1, delay
-                )
-                await asyncio.sleep(delay * (1 + random.random() * 0.2))
-                delay = min(delay * 2, 3.0)
-        raise AssertionError("unreachable")
+        """fn() with the RPC retry policy: `retries` more attempts after the first, 0.1 s doubling to
+        3 s between them (+0-20% jitter); a revert or an unknown transaction is an answer, not an
+        outage, and is raised at once. Running out of attempts raises RpcError."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.ok = False  # healthy() reads it while we wait
+            e = state.outcome.exception() if state.outcome else None
+            delay = state.next_action.sleep if state.next_action else 0.0
+            log.warning(
+                "rpc %s failed (%s), retry %d in %.2fs",
+                what,
+                type(e).__name__,
+                state.attempt_number,
+                delay,
+                extra={"rpc": what, "attempt": state.attempt_number},
+            )
+
+        try:
+            # the attempt-block form: fn is a lambda returning an awaitable, which AsyncRetrying(fn)
+            # would not await (it awaits only coroutine functions)
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.retries + 1),
+                wait=_rpc_backoff,
+                retry=retry_if_exception(_transient_rpc_error),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    out = await fn()
+        except (ContractLogicError, TransactionNotFound):
+            self.ok = True  # the node answered
+            raise
+        except Exception as e:  # connection refused, timeouts, 5xx: attempts ran out
+            self.ok = False
+            raise RpcError(f"{what}: {type(e).__name__}: {e}") from e
+        self.ok = True
+        return out
 
     async def chain_id(self) -> int:
         if self._chain_id is None:

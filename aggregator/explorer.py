@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -18,27 +19,33 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from hexbytes import HexBytes
 
 from aggregator.chain import RpcError
 from aggregator.inference import inference_status
 from aggregator.reads import (
     BATCH_STATES,
     DEFAULT_LIMIT,
+    DIRECT_VERIFY_GAS,
     KINDS,
     MAX_CURSOR,
     MAX_LIMIT,
     Reads,
+    activity,
+    direct_gas,
+    inclusion_check_gas,
     kind_name,
     kind_of,
     next_cursor,
     submitter_filter,
 )
-from aggregator.records import BatchRow, ChainInfo, ProofRow, Status
+from aggregator.records import KIND_RECURSIVE, BatchRow, BatchState, ChainInfo, ProofRow, Status
 from aggregator.store import ListedInference, ListedProof
 from sheaf.errors import InvalidInput, Unavailable
 from sheaf.lru import LRU
 from sheaf.schemes import SCHEME_NAMES
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("explorer_static")
 # Chain.verify_inclusion: verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)
 VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitable[bool]]
@@ -50,6 +57,24 @@ _INFERENCE_CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19}-[0-9a-f]{64})")
 # the on-chain check shares the submitter's RPC connection: few calls at once, answers kept briefly
 VERIFY_CONCURRENCY = 4
 VERIFY_CACHE_S = 10.0
+# the overview (GET /v1/overview): activity in ACTIVITY_BUCKETS one-minute buckets from at most the
+# newest ACTIVITY_EVENTS status events (~7 per proof: at heavy load the older buckets are marked
+# incomplete rather than read from an unbounded scan); the estimated gas saved by the newest
+# GAS_AGGREGATIONS finalized aggregations; recomputed at most every OVERVIEW_CACHE_S for everyone
+ACTIVITY_BUCKETS = 30
+ACTIVITY_BUCKET_MS = 60_000
+ACTIVITY_EVENTS = 20_000
+IN_FLIGHT_LIMIT = 20
+GAS_AGGREGATIONS = 50
+RECEIPT_TIMEOUT_S = 5.0
+# receipts are read at most this many per computation (the first one after a start has up to
+# GAS_AGGREGATIONS to read), and one that failed is not asked for again for RECEIPT_RETRY_S: a node
+# that is down must not hold every overview for GAS_AGGREGATIONS x RECEIPT_TIMEOUT_S
+RECEIPTS_PER_OVERVIEW = 10
+RECEIPT_RETRY_S = 30.0
+OVERVIEW_CACHE_S = 2.0
+# a transaction's gasUsed (its receipt)
+GasUsed = Callable[[bytes], Awaitable[int]]
 # the explorer's documents run only their own scripts and styles and talk only to this server
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -203,6 +228,11 @@ class ListApi:
         self.verify_inclusion = verify
         self._verify_slots = asyncio.Semaphore(VERIFY_CONCURRENCY)
         self._verified: LRU[str, tuple[float, bool]] = LRU(1024)  # proof id -> (monotonic time, answer)
+        self._receipt_gas = receipt_gas(verify)
+        self._gas_of: LRU[int, tuple[int | None, int, int]] = LRU(4 * GAS_AGGREGATIONS)  # by batch id
+        self._gas_failed: LRU[int, float] = LRU(4 * GAS_AGGREGATIONS)  # batch id -> monotonic time
+        self._overview: tuple[float, dict[str, Any]] | None = None  # (monotonic time, body)
+        self._overview_lock = asyncio.Lock()
 
     async def verify(self, request: web.Request) -> web.Response:
         """Asks the registry now: verifyProofAggregation with the proof's receipt (the explorer's
@@ -354,15 +384,101 @@ class ListApi:
         )
 
     async def overview(self, request: web.Request) -> web.Response:
+        """The explorer's overview: counts, activity per minute, the batches in flight and the
+        estimated gas saved. Computed at most once per OVERVIEW_CACHE_S for all clients (every
+        open overview polls it), from bounded reads: the newest ACTIVITY_EVENTS status events, the
+        open batches (a page of each open state) and the newest GAS_AGGREGATIONS finalized ones."""
         Query(request, frozenset())
-        counts = await self.reads.db.run(self.reads.db.store.count_by_status)
-        return web.json_response(
-            {
-                "chain_id": self.chain.chain_id,
-                "registry": self.chain.registry,
-                "proofs_by_status": {s.name: counts.get(s, 0) for s in Status},
-            }
-        )
+        async with self._overview_lock:
+            if self._overview is None or time.monotonic() - self._overview[0] >= OVERVIEW_CACHE_S:
+                self._overview = (time.monotonic(), await self._compute_overview())
+            body = self._overview[1]
+        return web.json_response(body)
+
+    async def _compute_overview(self) -> dict[str, Any]:
+        db = self.reads.db
+        counts = await db.run(db.store.count_by_status)
+        times = await db.run(db.store.latest_status_times, ACTIVITY_EVENTS)
+        now = int(time.time() * 1000)
+        queued = counts.get(Status.QUEUED, 0)
+        buckets, since = activity(times, ACTIVITY_EVENTS, now, ACTIVITY_BUCKETS, ACTIVITY_BUCKET_MS, queued)
+        in_flight: list[BatchRow] = []
+        for st in (BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED):
+            in_flight += await self.reads.list_batches(IN_FLIGHT_LIMIT, None, state=st)
+        in_flight.sort(key=lambda b: b.batch_id)
+        return {
+            "chain_id": self.chain.chain_id,
+            "registry": self.chain.registry,
+            "proofs_by_status": {s.name: counts.get(s, 0) for s in Status},
+            "now_unix_ms": now,
+            "queue_depth": queued,
+            "activity": {
+                "bucket_ms": ACTIVITY_BUCKET_MS,
+                "complete_since_unix_ms": since,
+                "buckets": buckets,
+            },
+            "in_flight": [
+                {**batch_json(b), "stage": _stage(b), "elapsed_ms": max(0, now - b.created_ms)}
+                for b in in_flight[:IN_FLIGHT_LIMIT]
+            ],
+            "gas": await self._gas(),
+        }
+
+    async def _gas(self) -> dict[str, Any]:
+        """Estimated gas saved by the newest GAS_AGGREGATIONS finalized aggregations: per aggregation,
+        direct verification of its leaves (reads.DIRECT_VERIFY_GAS by scheme) minus the aggregation
+        transaction's gasUsed (its receipt) minus each leaf's inclusion check. A finalized batch
+        never changes: its figures are kept (by batch id) and only new batches cost a read."""
+        rows: list[dict[str, Any]] = []
+        missing, reads = 0, 0
+        for b in await self.reads.list_batches(GAS_AGGREGATIONS, None, state=BatchState.FINALIZED):
+            got = self._gas_of.get(b.batch_id)
+            failed = self._gas_failed.get(b.batch_id)
+            retry = failed is None or time.monotonic() - failed >= RECEIPT_RETRY_S
+            if got is None and reads < RECEIPTS_PER_OVERVIEW and retry and self._receipt_gas is not None:
+                reads += 1
+                try:
+                    got = await self._gas_of_batch(b, self._receipt_gas)
+                    self._gas_of.put(b.batch_id, got)
+                except Exception as e:  # any RPC trouble: left out, asked again after RECEIPT_RETRY_S
+                    log.warning("overview: no receipt for batch %d: %s", b.batch_id, type(e).__name__)
+                    self._gas_failed.put(b.batch_id, time.monotonic())
+                    reads = RECEIPTS_PER_OVERVIEW  # the node is likely down: no more this time
+            direct, used, inclusion = got if got is not None else (None, 0, 0)
+            if direct is None:
+                missing += 1
+                continue
+            rows.append(
+                {
+                    "batch_id": b.batch_id,
+                    "aggregation_id": b.aggregation_id,
+                    "kind": kind_name(b.kind),
+                    "leaf_count": b.leaf_count,
+                    "direct_gas": direct,
+                    "gas_used": used,
+                    "inclusion_gas": inclusion,
+                    "saved_gas": direct - used - inclusion,
+                }
+            )
+        rows.reverse()  # oldest first, as the chart draws them
+        return {
+            "estimated": True,
+            "direct_gas_per_proof": DIRECT_VERIFY_GAS,
+            "aggregations": rows,
+            "not_counted": missing,
+            "saved_gas": sum(r["saved_gas"] for r in rows),
+        }
+
+    async def _gas_of_batch(self, b: BatchRow, receipt_gas: GasUsed) -> tuple[int | None, int, int]:
+        """(direct gas: None if a leaf's scheme has no measured figure, the transaction's gasUsed,
+        the leaves' inclusion checks). Raises if the receipt cannot be read."""
+        leaves = await self.reads.db.run(self.reads.db.store.batch_proofs, b.batch_id)
+        direct = direct_gas([p.scheme for p in leaves])
+        if direct is None or b.tx_hash is None:
+            return None, 0, 0
+        async with self._verify_slots:  # shares the chain connection with the on-chain check
+            used = await asyncio.wait_for(receipt_gas(b.tx_hash), RECEIPT_TIMEOUT_S)
+        return direct, used, b.leaf_count * inclusion_check_gas(b.leaf_count)
 
     async def proof_events(self, request: web.Request) -> web.StreamResponse:
         """SSE: `status` events (id = the event's sequence number: a reconnecting EventSource
@@ -401,6 +517,29 @@ class ListApi:
                 yield None if b is None else _sse_frame("batch", batch_json(b))
 
         return await _sse(request, frames(), lambda: self.reads.changes.closed)
+
+
+def _stage(b: BatchRow) -> str:
+    """What an open batch is waiting for (docs/explorer.md)."""
+    if b.state == BatchState.PENDING:
+        return "proving" if b.kind == KIND_RECURSIVE else "collecting signatures"
+    if b.state == BatchState.SIGNED:
+        return "ready to send"
+    return "sent, waiting for finality" if b.block_number is None else "included, waiting for confirmations"
+
+
+def receipt_gas(verify: VerifyInclusion | None) -> GasUsed | None:
+    """A transaction's gasUsed from its receipt, through the chain client that `verify` (the server's
+    Chain.verify_inclusion) belongs to: the HTTP server hands the explorer no other chain handle
+    (aggregator/http.py). None without a chain connection: the overview then counts no gas."""
+    w3 = getattr(getattr(verify, "__self__", None), "w3", None)
+    if w3 is None:
+        return None
+
+    async def gas_used(tx_hash: bytes) -> int:
+        return int((await w3.eth.get_transaction_receipt(HexBytes(tx_hash)))["gasUsed"])
+
+    return gas_used
 
 
 def _path_number(request: web.Request, name: str) -> int:

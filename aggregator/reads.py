@@ -258,3 +258,80 @@ class Reads:
             if idle >= idle_s:
                 idle = 0.0
                 yield None
+
+
+# -- the explorer's overview charts (issue 16) ----------------------------------------------------
+
+# Direct verification: one transaction per proof, what an app pays without Sheaf. Transaction gas
+# (21k base + calldata + execution) from anvil receipts in docs/performance.md, "Gas (bench/gas.py,
+# issue 4)": gnark Groth16 and PLONK verifiers with 3 public inputs, ezkl Halo2 on the gemm_relu
+# fixture slice. Other circuits cost somewhat different amounts: the overview labels its figure
+# "estimated".
+DIRECT_VERIFY_GAS = {"groth16": 227_530, "plonk": 296_887, "halo2": 548_229}
+# The inclusion check each app still makes on the aggregated route (verifyProofAggregation, the same
+# table): 5,682 execution gas for one leaf plus ~408 per Merkle level (8 / 32 / 128 leaves measured
+# 6,906 / 7,722 / 8,538).
+INCLUSION_CHECK_GAS = 5_682
+INCLUSION_GAS_PER_LEVEL = 408
+
+
+def inclusion_check_gas(leaf_count: int) -> int:
+    """The measured inclusion-check execution gas for a leaf of a batch of `leaf_count` leaves."""
+    return INCLUSION_CHECK_GAS + INCLUSION_GAS_PER_LEVEL * max(0, leaf_count - 1).bit_length()
+
+
+def direct_gas(schemes: list[str]) -> int | None:
+    """What verifying these proofs directly would cost (DIRECT_VERIFY_GAS per proof); None if a
+    scheme has no measured figure."""
+    if any(s not in DIRECT_VERIFY_GAS for s in schemes):
+        return None
+    return sum(DIRECT_VERIFY_GAS[s] for s in schemes)
+
+
+def activity(
+    times: list[tuple[Status, int]],
+    limit: int,
+    now_ms: int,
+    buckets: int,
+    bucket_ms: int,
+    queued_now: int,
+) -> tuple[list[dict[str, int | None]], int]:
+    """Per time bucket (oldest first, the last one ending at `now_ms`): proofs submitted (RECEIVED
+    events), finalized (FINALIZED events) and the queue depth at the bucket's end (proofs QUEUED
+    and not yet in a batch: walked back from `queued_now`, +1 per AGGREGATING event, -1 per QUEUED
+    event). `times`: the newest status events (Store.latest_status_times(limit)), newest first; if
+    it hit the limit, buckets that start before its oldest event are incomplete and have None
+    counts. Also returns the time from which the counts are complete."""
+    start = now_ms - buckets * bucket_ms
+    complete_since = times[-1][1] if len(times) >= limit else start
+    submitted, finalized = [0] * buckets, [0] * buckets
+    delta = [0] * buckets  # the change in queue depth during each bucket
+    for st, ts in times:
+        i = (ts - start) // bucket_ms
+        if not 0 <= i < buckets:
+            continue
+        if st == Status.RECEIVED:
+            submitted[i] += 1
+        elif st == Status.FINALIZED:
+            finalized[i] += 1
+        elif st == Status.QUEUED:
+            delta[i] += 1
+        elif st == Status.AGGREGATING:
+            delta[i] -= 1
+    out: list[dict[str, int | None]] = []
+    depth = queued_now
+    for i in reversed(range(buckets)):
+        b0 = start + i * bucket_ms
+        ok = b0 >= complete_since
+        out.append(
+            {
+                "start_unix_ms": b0,
+                "submitted": submitted[i] if ok else None,
+                "finalized": finalized[i] if ok else None,
+                # a proof can leave the queue in other ways (rejected when its batch fails): never < 0
+                "queue_depth": max(0, depth) if ok else None,
+            }
+        )
+        depth -= delta[i]
+    out.reverse()
+    return out, complete_since

@@ -72,6 +72,18 @@ function contrastProbe() {
       inflight: await texts("#inflight tbody td"),
       stray: await stray(),
     };
+    // the charts: drawn with data, each with a text alternative that carries the numbers
+    await page.waitForSelector("#chart-activity svg rect");
+    out.charts = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll("figure.chart-box")].map((f) => {
+      const s = f.querySelector("svg");
+      return [f.id, {
+        role: s.getAttribute("role"),
+        label: s.getAttribute("aria-label"),
+        bars: s.querySelectorAll("rect").length,
+        points: s.querySelectorAll("circle").length,
+        caption: f.querySelector("figcaption").textContent,
+      }];
+    })));
     out.a11y = await page.evaluate(contrastProbe);
     await page.keyboard.press("Tab");  // first stop: the brand link; second: the search field
     await page.keyboard.press("Tab");
@@ -117,6 +129,32 @@ function contrastProbe() {
     await page.waitForSelector("#proof");
     out.search = { landed: await page.evaluate(() => decodeURIComponent(location.hash)), id: (await texts("h1 code"))[0] };
     await page.screenshot({ path: path.join(outDir, "search.png"), fullPage: true });
+
+    // search by transaction hash: lands on the transaction's page with the aggregation posted in it
+    await page.fill("#q", want.tx_hash);
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => location.hash.startsWith("#/tx/"));
+    await page.waitForSelector("#tx-proofs tbody a");
+    out.tx = {
+      landed: await page.evaluate(() => decodeURIComponent(location.hash)),
+      batch: (await texts('#tx-aggregation dd[data-field="batch"]'))[0],
+      leaves: await texts("#tx-proofs tbody td:nth-child(2) a"),
+      stray: await stray(),
+    };
+    await page.screenshot({ path: path.join(outDir, "tx.png"), fullPage: true });
+
+    // search by vk hash (upper case, no 0x): lands on the key's page listing its proofs
+    await page.fill("#q", want.vk_hash.slice(2).toUpperCase());
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => location.hash.startsWith("#/vk/"));
+    await page.waitForSelector("#vk-proofs tbody a");
+    out.vk = {
+      landed: await page.evaluate(() => decodeURIComponent(location.hash)),
+      proofs: await texts("#vk-proofs tbody td:first-child a"),
+      stray: await stray(),
+    };
+    out.a11y_vk = await page.evaluate(contrastProbe);
+    await page.screenshot({ path: path.join(outDir, "vk.png"), fullPage: true });
 
     // whole inferences: the list (from the header's nav link), then search by inference id lands on
     // its page: the unit's status, each slice's proof and status, the receipt's status

@@ -28,8 +28,12 @@ from google.protobuf import descriptor_pb2
 from google.rpc import error_details_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
+from web3 import Web3
 
 from aggregator import cli
+from aggregator.explorer import OVERVIEW_CACHE_S
+from aggregator.reads import DIRECT_VERIFY_GAS, activity, inclusion_check_gas
+from aggregator.records import Status
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -117,6 +121,72 @@ async def test_batches_detail_and_search(live: Live) -> None:
     assert code == 404 and v["error"]["code"] == "UNKNOWN_PROOF"
     _, ov = await _get(live, "/v1/overview")
     assert ov["proofs_by_status"]["FINALIZED"] == len(live.proof_ids)
+
+
+async def test_overview_counts_charts_and_gas_from_what_was_submitted(live: Live) -> None:
+    """GET /v1/overview against what the module submitted: per-minute counts (every proof received
+    and finalized within the window), an empty queue and no batch in flight (all final), and per
+    finalized aggregation the direct-verification gas of its leaves' schemes, the transaction's
+    gasUsed as anvil's receipt has it and the measured inclusion checks."""
+    await asyncio.sleep(OVERVIEW_CACHE_S)  # an answer cached before the last finalization is stale
+    code, ov = await _get(live, "/v1/overview")
+    assert code == 200, ov
+    _, all_proofs = await _get(live, "/v1/proofs?limit=100")
+    proofs = all_proofs["proofs"]
+    assert set(live.proof_ids) <= {p["proof_id"] for p in proofs}
+    buckets = ov["activity"]["buckets"]
+    assert len(buckets) == 30 and buckets[-1]["start_unix_ms"] + 60_000 == ov["now_unix_ms"]
+    assert ov["activity"]["complete_since_unix_ms"] == buckets[0]["start_unix_ms"]  # far from the limit
+    assert sum(b["submitted"] for b in buckets) == len(proofs)
+    finalized = [p for p in proofs if p["status"] == "FINALIZED"]
+    assert sum(b["finalized"] for b in buckets) == len(finalized) == ov["proofs_by_status"]["FINALIZED"]
+    first = min(p["created_unix_ms"] for p in proofs)
+    (i,) = [i for i, b in enumerate(buckets) if b["start_unix_ms"] <= first < b["start_unix_ms"] + 60_000]
+    assert buckets[i]["submitted"] >= 1 and sum(b["submitted"] for b in buckets[:i]) == 0
+    assert ov["queue_depth"] == ov["proofs_by_status"]["QUEUED"] == 0 and buckets[-1]["queue_depth"] == 0
+    assert ov["in_flight"] == []
+    gas = ov["gas"]
+    assert gas["estimated"] is True and gas["not_counted"] == 0
+    _, fin = await _get(live, "/v1/batches?state=finalized&limit=100")
+    assert [r["batch_id"] for r in gas["aggregations"]] == sorted(b["batch_id"] for b in fin["batches"])
+    assert sum(r["leaf_count"] for r in gas["aggregations"]) == len(finalized)
+    w3 = Web3(Web3.HTTPProvider(live.rpc_url))
+    for r in gas["aggregations"]:
+        _, detail = await _get(live, f"/v1/batches/{r['batch_id']}")
+        assert r["direct_gas"] == sum(DIRECT_VERIFY_GAS[p["scheme"]] for p in detail["proofs"])
+        receipt = await asyncio.to_thread(w3.eth.get_transaction_receipt, detail["tx_hash"])
+        assert r["gas_used"] == receipt["gasUsed"] > 21_000
+        assert r["inclusion_gas"] == r["leaf_count"] * inclusion_check_gas(r["leaf_count"])
+        assert r["saved_gas"] == r["direct_gas"] - r["gas_used"] - r["inclusion_gas"]
+    assert gas["saved_gas"] == sum(r["saved_gas"] for r in gas["aggregations"]) > 0
+    # search by vk hash (any case, with or without 0x): the proofs verified with that key
+    _, one = await _get(live, f"/v1/proofs/{live.proof_ids[0]}")
+    vk = one["vk_hash"]
+    for q in (vk, vk[2:].upper()):
+        _, found = await _get(live, f"/v1/search?q={q}")
+        assert {p["proof_id"] for p in found["proofs"]} == {live.proof_ids[0], live.proof_ids[2]}, q
+        assert all(p["vk_hash"] == vk for p in found["proofs"]) and found["batches"] == []
+
+
+async def test_activity_buckets_mark_what_the_event_limit_cut_off() -> None:
+    """reads.activity: with the event read at its limit, buckets older than the oldest event read
+    have no counts (None), newer ones count exactly; queue depth walks back from now."""
+    now, minute = 10 * 60_000, 60_000
+    newest_first = [
+        (Status.FINALIZED, now - 1_000),
+        (Status.AGGREGATING, now - 2_000),
+        (Status.QUEUED, now - 61_000),
+        (Status.RECEIVED, now - 62_000),
+        (Status.QUEUED, now - 63_000),
+        (Status.RECEIVED, now - 3 * minute - 5),
+    ]
+    got, since = activity(newest_first, len(newest_first), now, 5, minute, queued_now=1)
+    assert since == now - 3 * minute - 5
+    assert [b["submitted"] for b in got] == [None, None, 0, 1, 0]
+    assert [b["finalized"] for b in got] == [None, None, 0, 0, 1]
+    assert [b["queue_depth"] for b in got] == [None, None, 0, 2, 1]
+    whole, since = activity(newest_first, 100, now, 5, minute, queued_now=1)
+    assert since == now - 5 * minute and [b["submitted"] for b in whole] == [0, 1, 0, 1, 0]
 
 
 async def test_inferences_list_and_search(live: Live) -> None:
@@ -461,7 +531,17 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
         pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium package (needs root)")
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    want = {"proof_ids": live.proof_ids, "statements": live.statements, "inference_id": live.inference_id}
+    _, fin = await _get(live, "/v1/batches?state=finalized&limit=1")
+    tx_batch = fin["batches"][0]
+    _, slice0 = await _get(live, f"/v1/proofs/{live.proof_ids[0]}")
+    _, with_vk = await _get(live, f"/v1/proofs?vk_hash={slice0['vk_hash']}&limit=100")
+    want = {
+        "proof_ids": live.proof_ids,
+        "statements": live.statements,
+        "inference_id": live.inference_id,
+        "tx_hash": tx_batch["tx_hash"],
+        "vk_hash": slice0["vk_hash"],
+    }
     # the aggregator serves from this event loop: the browser runs as an asyncio subprocess
     p = await asyncio.create_subprocess_exec(
         "node",
@@ -496,6 +576,29 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     assert got["search"]["landed"] == "#/proof/" + live.proof_ids[1]
     assert got["search"]["id"] == live.proof_ids[1]
     assert got["miss"] == {"proofs": "none", "batches": "none"}
+    # the overview's charts: drawn with the data (bars for the proofs and for every finalized
+    # aggregation's estimated saving), each an image with its numbers in its text alternative
+    charts = got["charts"]
+    assert set(charts) == {"chart-activity", "chart-queue", "chart-gas"}, charts
+    assert all(c["role"] == "img" and c["label"].startswith(c["caption"]) for c in charts.values())
+    n = len(live.proof_ids)
+    assert f"{n} submitted, {n} finalized" in charts["chart-activity"]["label"], charts["chart-activity"]
+    assert charts["chart-activity"]["bars"] >= 2 and charts["chart-queue"]["points"] == 30
+    assert "estimated" in charts["chart-gas"]["caption"] and charts["chart-gas"]["label"].startswith(
+        "Gas saved against direct verification (estimated). Estimated "
+    )
+    _, ov = await _get(live, "/v1/overview")
+    assert charts["chart-gas"]["bars"] == sum(r["saved_gas"] != 0 for r in ov["gas"]["aggregations"]) > 0
+    tx = got["tx"]
+    assert tx["landed"] == "#/tx/" + tx_batch["tx_hash"] and tx["batch"] == f"#{tx_batch['batch_id']}"
+    _, tx_detail = await _get(live, f"/v1/batches/{tx_batch['batch_id']}")
+    assert tx["leaves"] == [p["proof_id"] for p in tx_detail["proofs"]] and tx["stray"] == []
+    vk = got["vk"]
+    assert vk["landed"] == "#/vk/" + slice0["vk_hash"] and vk["stray"] == []
+    assert vk["proofs"] == [p["proof_id"] for p in with_vk["proofs"]] and len(vk["proofs"]) >= 2
+    for a11y in (got["a11y_vk"],):
+        assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0
+        assert a11y["min_contrast"] >= 4.5, a11y
     a11y = got["a11y"]
     assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0 and a11y["has_main"]
     assert a11y["min_contrast"] >= 4.5, a11y
@@ -509,7 +612,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     a11y = got["a11y_inference"]
     assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0
     assert a11y["min_contrast"] >= 4.5, a11y
-    for page in ("overview", "batch", "proof", "search", "inferences", "inference"):
+    for page in ("overview", "batch", "proof", "search", "tx", "vk", "inferences", "inference"):
         assert (ARTIFACTS / f"{page}.png").stat().st_size > 1000
 
 

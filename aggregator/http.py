@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from aggregator import explorer
-from aggregator.http_submission import b64_field, submission_from_json
+from aggregator.http_submission import VkRequest, parse_body, submission_from_json
 from aggregator.inference import Inferences
 from aggregator.inference_http import register as register_inference_routes
 from aggregator.ingest import Ingest
@@ -23,7 +23,6 @@ from sheaf.errors import Internal, InvalidInput, SheafError, status_of
 
 log = logging.getLogger("sheaf.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-VK_FIELDS = frozenset({"scheme", "format", "vk", "settings"})  # POST /v1/vks
 _ID = re.compile(r"[0-9]{1,19}")
 # aiohttp's own errors (no route, wrong method, body over client_max_size) as Sheaf codes
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "TOO_LARGE"}
@@ -165,9 +164,7 @@ class HttpApi:
         # 100k deep overflowed the C stack of the standard parser: py_ecc raises the recursion
         # limit at import), invalid UTF-8, duplicate keys and NaN are coded errors.
         body = strict_json("body", await request.read(), self._body_limits)
-        if not isinstance(body, dict):
-            raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
-        s = submission_from_json(body, request.remote or "")
+        s = submission_from_json(body, request.remote or "")  # SubmitRequest (http_submission.py)
         r = await self.ingest.submit(s)
         return web.json_response(
             {
@@ -181,18 +178,9 @@ class HttpApi:
     async def register_vk(self, request: web.Request) -> web.Response:
         """RegisterVerifyingKey over HTTP (docs/openapi.yaml `VkRequest`): later submissions may
         name the key by the vk_hash answered."""
-        body = strict_json("body", await request.read(), self._body_limits)
-        if not isinstance(body, dict):
-            raise InvalidInput("MALFORMED", "body", "body must be a JSON object")
-        unknown = sorted(body.keys() - VK_FIELDS)
-        if unknown:
-            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
-        for name in ("scheme", "format"):
-            if not isinstance(body.get(name), str):
-                raise InvalidInput("MALFORMED", name, f"{name} is required (a string)")
-        vk = b64_field(body, "vk", True) or b""
-        h = await self.ingest.register_vk(body["scheme"], body["format"], vk, b64_field(body, "settings"))
-        return web.json_response({"vk_hash": _hex(h), "scheme": body["scheme"], "format": body["format"]})
+        body = parse_body(VkRequest, strict_json("body", await request.read(), self._body_limits))
+        h = await self.ingest.register_vk(body.scheme, body.format, body.vk, body.settings)
+        return web.json_response({"vk_hash": _hex(h), "scheme": body.scheme, "format": body.format})
 
     async def proof(self, request: web.Request) -> web.Response:
         row = await self.reads.proof(request.match_info["proof_id"])

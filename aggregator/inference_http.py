@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from aggregator.http_submission import MAX_ID, submission_from_json
+from aggregator.http_submission import BODY, DomainId, Hash32, Hex, SubmitRequest, hash32_bytes, parse_body
 from aggregator.inference import Inferences
 from aggregator.reads import kind_name
 from aggregator.records import ChainInfo
@@ -28,7 +29,50 @@ from normalizers.limits import Limits
 from sheaf import inference as spec
 from sheaf.errors import InvalidInput
 
-_SPEC_KEYS = frozenset(spec.SliceSpec.unproven().to_json())
+
+class SliceSpecBody(BaseModel):
+    """docs/openapi.yaml `SliceSpec`: sheaf.inference.SliceSpec.to_json's form (every key required;
+    the contract's own rules, e.g. INVALID_SCHEME, are checked at registration)."""
+
+    model_config = BODY
+
+    proven: bool
+    scheme: int
+    vk_hash: Hex
+    public_input_count: int
+    in_commit_index: int
+    out_commit_index: int
+    output_indices: list[int]
+
+    def to_spec(self) -> spec.SliceSpec:
+        return spec.SliceSpec(
+            proven=self.proven,
+            scheme=self.scheme,
+            vk_hash=self.vk_hash,
+            public_input_count=self.public_input_count,
+            in_commit_index=self.in_commit_index,
+            out_commit_index=self.out_commit_index,
+            output_indices=tuple(self.output_indices),
+        )
+
+
+class ModelRequest(BaseModel):
+    """POST /v1/models."""
+
+    model_config = BODY
+
+    slices: list[SliceSpecBody]
+
+
+class InferenceRequest(BaseModel):
+    """POST /v1/inferences: one submission (as POST /v1/proofs) per slice, null for an unproven one."""
+
+    model_config = BODY
+
+    model_id: Hash32
+    domain_id: DomainId = 0  # 0: the aggregator's default domain
+    required_kind: int = 0  # 0 any, 1 RECURSIVE, 2 ATTESTED (range: Inferences.submit, its own code)
+    slices: list[SubmitRequest | None]
 
 
 def _hex(b: bytes) -> str:
@@ -37,45 +81,26 @@ def _hex(b: bytes) -> str:
 
 def _model_id(raw: str) -> bytes:
     try:
-        b = bytes.fromhex(raw.removeprefix("0x"))
+        return hash32_bytes(raw)
     except ValueError as e:
-        raise InvalidInput("MALFORMED", "model_id", "model_id must be 32 bytes of hex") from e
-    if len(b) != 32:
-        raise InvalidInput("MALFORMED", "model_id", "model_id must be 32 bytes of hex")
-    return b
+        raise InvalidInput("MALFORMED", "model_id", str(e)) from None
 
 
-def _slice(i: int, d: Any) -> spec.SliceSpec:
-    if not isinstance(d, dict) or set(d) != _SPEC_KEYS:
-        raise InvalidInput(
-            "MALFORMED", f"slices[{i}]", f"a slice is an object with exactly {sorted(_SPEC_KEYS)}"
-        )
-    ints = [d[k] for k in _SPEC_KEYS - {"proven", "vk_hash", "output_indices"}]
-    outs = d["output_indices"]
-    if (
-        type(d["proven"]) is not bool
-        or not isinstance(d["vk_hash"], str)
-        or not isinstance(outs, list)
-        or any(type(x) is not int for x in [*ints, *outs])
-    ):
-        raise InvalidInput("MALFORMED", f"slices[{i}]", "proven: bool, vk_hash: 0x-hex, the rest integers")
-    try:
-        return spec.SliceSpec.from_json(d)
-    except ValueError as e:
-        raise InvalidInput("MALFORMED", f"slices[{i}].vk_hash", "vk_hash must be hex") from e
+def _slice_count(body: Any, code: str) -> None:
+    """Too many slices is its own code, checked before any slice is validated."""
+    slices = body.get("slices") if isinstance(body, dict) else None
+    if isinstance(slices, list) and len(slices) > spec.MAX_SLICES:
+        raise InvalidInput(code, "slices", f"at most {spec.MAX_SLICES} slices")
 
 
 def register(app: web.Application, inferences: Inferences, chain: ChainInfo, max_body: int) -> None:
     limits = Limits(max_json_depth=4, max_json_string_len=max_body)
 
     async def post_model(request: web.Request) -> web.Response:
-        body = strict_json("body", await request.read(), limits)
-        if not isinstance(body, dict) or set(body) != {"slices"} or not isinstance(body["slices"], list):
-            raise InvalidInput("MALFORMED", "body", 'body must be {"slices": [...]}')
-        if len(body["slices"]) > spec.MAX_SLICES:
-            raise InvalidInput("TOO_MANY_SLICES", "slices", f"at most {spec.MAX_SLICES} slices")
-        slices = [_slice(i, d) for i, d in enumerate(body["slices"])]
-        mid, dup = await inferences.register_model(slices)
+        raw = strict_json("body", await request.read(), limits)
+        _slice_count(raw, "TOO_MANY_SLICES")
+        body = parse_body(ModelRequest, raw)
+        mid, dup = await inferences.register_model([s.to_spec() for s in body.slices])
         return web.json_response({"model_id": _hex(mid), "duplicate": dup})
 
     async def get_model(request: web.Request) -> web.Response:
@@ -84,28 +109,12 @@ def register(app: web.Application, inferences: Inferences, chain: ChainInfo, max
         return web.json_response({"model_id": _hex(mid), "slices": [s.to_json() for s in slices]})
 
     async def post_inference(request: web.Request) -> web.Response:
-        body = strict_json("body", await request.read(), limits)
-        if not isinstance(body, dict) or not isinstance(body.get("slices"), list):
-            raise InvalidInput("MALFORMED", "body", 'body must be {"model_id", "slices": [...], ...}')
-        unknown = sorted(body.keys() - {"model_id", "domain_id", "required_kind", "slices"})
-        if unknown:
-            raise InvalidInput("MALFORMED", unknown[0][:40], "unknown field (see docs/openapi.yaml)")
-        mid = body.get("model_id")
-        if not isinstance(mid, str):
-            raise InvalidInput("MALFORMED", "model_id", "model_id must be 32 bytes of hex")
-        domain, kind = body.get("domain_id", 0), body.get("required_kind", 0)
-        if type(domain) is not int or not 0 <= domain <= MAX_ID:
-            raise InvalidInput("MALFORMED", "domain_id", f"domain_id must be an integer in 0..{MAX_ID}")
-        if type(kind) is not int:
-            raise InvalidInput("MALFORMED", "required_kind", "required_kind must be 0, 1 or 2")
-        if len(body["slices"]) > spec.MAX_SLICES:
-            raise InvalidInput("SLICE_COUNT_MISMATCH", "slices", f"at most {spec.MAX_SLICES} slices")
+        raw = strict_json("body", await request.read(), limits)
+        _slice_count(raw, "SLICE_COUNT_MISMATCH")
+        body = parse_body(InferenceRequest, raw)
         src = request.remote or ""
-        slices = [
-            None if d is None else submission_from_json(d, src, f"slices[{i}].")
-            for i, d in enumerate(body["slices"])
-        ]
-        a = await inferences.submit(_model_id(mid), domain, kind, slices)
+        slices = [None if s is None else s.submission(src) for s in body.slices]
+        a = await inferences.submit(body.model_id, body.domain_id, body.required_kind, slices)
         return web.json_response(
             {
                 "inference_id": a.inference_id,

@@ -30,10 +30,11 @@ _TYPE_NAMES: dict[type, str] = {
 
 
 def loc_path(loc: tuple[int | str, ...]) -> str:
-    """('slices', 0, 'proof') -> "slices[0].proof"."""
+    """('slices', 0, 'proof') -> "slices[0].proof"; a key is cut to 40 characters (an unknown key is
+    the sender's text, echoed back)."""
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        out += f"[{part}]" if isinstance(part, int) else (f".{part[:40]}" if out else part[:40])
     return out
 
 
@@ -126,7 +127,7 @@ def first_error(exc: ValidationError, model: type[BaseModel], unknown: str) -> t
     tp, info = _walk(model, loc)
     want = expected(tp, info)
     if err["type"] == "missing":
-        return path, f"required: {want}"
+        return path, f"missing; expected {want}"
     if err["type"] in ("value_error", "assertion_error"):  # our own validators: their message
         cause = (err.get("ctx") or {}).get("error")
         return path, str(cause) if cause is not None else err["msg"]

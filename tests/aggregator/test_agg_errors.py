@@ -172,3 +172,140 @@ async def test_http_only_input_errors_use_the_table(front: Front) -> None:
     assert (hs, hb["error"]["code"], hb["error"]["field"]) == (400, "MALFORMED", "body")
     hs, hb = await _to_thread_http("GET", front.http_base + "/v1/aggregations/x/1", None)
     assert (hs, hb["error"]["code"]) == (400, "MALFORMED")
+
+
+# -- request bodies: one pydantic model each (aggregator/http_submission.py, inference_http.py) ----
+
+
+def _submit_body() -> dict[str, Any]:
+    g = _good()
+    return {
+        "scheme": g.scheme,
+        "format": g.format,
+        "proof": _b64(g.proof),
+        "vk": _b64(g.vk),
+        "public": _b64(g.public),
+    }
+
+
+BODY_CASES = [
+    # (path, change to a good body, field, message)
+    ("/v1/proofs", {"colour": 1}, "colour", "unknown field (see docs/openapi.yaml)"),
+    (
+        "/v1/proofs",
+        {"sheme": "groth16"},
+        "sheme",
+        "unknown field (see docs/openapi.yaml); did you mean scheme?",
+    ),
+    ("/v1/proofs", {"domain_id": "1"}, "domain_id", 'expected an integer in 0..9223372036854775807, got "1"'),
+    (
+        "/v1/proofs",
+        {"domain_id": True},
+        "domain_id",
+        "expected an integer in 0..9223372036854775807, got true",
+    ),
+    ("/v1/proofs", {"vk_hash": 7}, "vk_hash", "not a 0x-hex string: 7"),
+    ("/v1/proofs", {"vk_hash": "0xzz"}, "vk_hash", 'not a 0x-hex string: "0xzz"'),
+    ("/v1/proofs", {"public": 3}, "public", "expected a base64 string, got 3"),
+    ("/v1/proofs", {"scheme": None}, "scheme", "expected a string, got null"),
+    ("/v1/vks", {"vk": ["AA=="]}, "vk", 'expected a base64 string, got ["AA=="]'),
+    ("/v1/vks", {"settings": {}}, "settings", "expected a base64 string, got {}"),
+]
+
+
+@pytest.mark.parametrize(("path", "change", "field", "message"), BODY_CASES)
+async def test_bad_bodies_are_malformed_naming_the_field(
+    front: Front, path: str, change: dict[str, Any], field: str, message: str
+) -> None:
+    body = _submit_body()
+    if path == "/v1/vks":
+        body = {k: body[k] for k in ("scheme", "format", "vk")}
+    hs, hb = await _to_thread_http("POST", front.http_base + path, {**body, **change})
+    assert (hs, hb["error"]) == (400, {"code": "MALFORMED", "field": field, "message": message})
+
+
+async def test_inference_and_model_bodies_name_the_nested_path(front: Front) -> None:
+    sub = _submit_body()
+    body = {"model_id": "0x" + "11" * 32, "slices": [sub, None, {**sub, "proof": 5}]}
+    hs, hb = await _to_thread_http("POST", front.http_base + "/v1/inferences", body)
+    assert (hs, hb["error"]["field"], hb["error"]["message"]) == (
+        400,
+        "slices[2].proof",
+        "expected a base64 string, got 5",
+    )
+    hs, hb = await _to_thread_http("POST", front.http_base + "/v1/inferences", {**body, "model_id": "0x11"})
+    assert (hs, hb["error"]["field"], hb["error"]["message"]) == (
+        400,
+        "model_id",
+        "expected 32 bytes of 0x-hex, got 1",
+    )
+    spec = {
+        "proven": True,
+        "scheme": 1,
+        "vk_hash": "0x" + "22" * 32,
+        "public_input_count": 2,
+        "in_commit_index": 0,
+        "out_commit_index": 1,
+        "output_indices": [1, "2"],
+    }
+    hs, hb = await _to_thread_http("POST", front.http_base + "/v1/models", {"slices": [spec]})
+    assert (hs, hb["error"]["code"], hb["error"]["field"], hb["error"]["message"]) == (
+        400,
+        "MALFORMED",
+        "slices[0].output_indices[1]",
+        'expected an integer, got "2"',
+    )
+    # nothing was stored by the refused requests
+    hs, hb = await _to_thread_http("GET", front.http_base + "/v1/proofs", None)
+    assert (hs, hb["proofs"]) == (200, [])
+
+
+def _spec_schema(node: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node or "allOf" in node:
+        node = (
+            spec["components"]["schemas"][node["$ref"].rsplit("/", 1)[1]]
+            if "$ref" in node
+            else node["allOf"][0]
+        )
+    return node
+
+
+def _model_type(prop: dict[str, Any]) -> str:
+    """A model property's JSON type, null left out of an optional one."""
+    types = [p.get("type") for p in prop.get("anyOf", [prop])]
+    return next(str(t) for t in types if t != "null")
+
+
+def test_openapi_request_schemas_match_the_models() -> None:
+    """docs/openapi.yaml's request bodies name the models' fields: the same properties, the same
+    required ones, the same JSON types, and no other field allowed (the models refuse extras)."""
+    import yaml
+
+    from aggregator.http_submission import SubmitRequest, VkRequest
+    from aggregator.inference_http import InferenceRequest, ModelRequest, SliceSpecBody
+    from sheaf.inference import SliceSpec
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "docs" / "openapi.yaml").read_text())
+
+    def body(path: str) -> dict[str, Any]:
+        return spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
+
+    pairs = [
+        (body("/v1/proofs"), SubmitRequest),
+        (body("/v1/vks"), VkRequest),
+        (body("/v1/models"), ModelRequest),
+        (body("/v1/inferences"), InferenceRequest),
+        ({"$ref": "#/components/schemas/SliceSpec"}, SliceSpecBody),
+    ]
+    for node, model in pairs:
+        documented, mine = _spec_schema(node, spec), model.model_json_schema()
+        assert documented.get("additionalProperties") is False, model.__name__
+        assert set(documented["properties"]) == set(mine["properties"]), model.__name__
+        assert set(documented.get("required", [])) == set(mine.get("required", [])), model.__name__
+        for name, prop in documented["properties"].items():
+            assert _spec_schema(prop, spec)["type"] == _model_type(mine["properties"][name]), (
+                model.__name__,
+                name,
+            )
+    # the SliceSpec body is sheaf.inference.SliceSpec's JSON form
+    assert set(SliceSpecBody.model_fields) == set(SliceSpec.unproven().to_json())

@@ -20,13 +20,22 @@ from aggregator.leader import Leadership, PgLease, SoleLeader
 from aggregator.metrics import Metrics
 from aggregator.proving import BatchProver
 from aggregator.records import ChainInfo
-from aggregator.recursion import RecursiveProver, cache_root, manifest_recursive, plan_recursion
+from aggregator.recursion import (
+    KIND_TREE,
+    RecursiveProver,
+    cache_root,
+    manifest_recursive,
+    plan_recursion,
+    tree_cache_dir,
+)
 from aggregator.server import GrpcServer
 from aggregator.service import Service
 from aggregator.store import SqliteStore, Store
 from aggregator.store_pg import PostgresStore
 from aggregator.submitter import StoreLedger, Submitter
+from aggregator.tree_prover import TreeProver
 from normalizers.api import Normalizer
+from sheaf.recursion_tree import tree_cache_root
 
 log = logging.getLogger("sheaf.app")
 
@@ -87,7 +96,7 @@ class App:
         self.submitter_key = submitter_key
         self.normalizer = normalizer
         self.prover = prover
-        self._owned_prover: RecursiveProver | None = None  # built from cfg.recursion, closed by stop()
+        self._owned_prover: BatchProver | None = None  # built from cfg.recursion, closed by stop()
         self.stopped = asyncio.Event()
 
     async def start(self) -> None:
@@ -194,6 +203,31 @@ class App:
         if not plan.enabled:
             log.info("recursion: off (%s); every batch is attested", plan.reason)
             return None
+        if plan.kind == KIND_TREE:
+            assert plan.tree is not None
+            tree = TreeProver(
+                plan.tree,
+                circuit_hashes=plan.circuit_hashes,
+                normalizer=self.normalizer,
+                metrics=self.metrics,
+                binary=rc.worker_bin,
+                cache_dir=tree_cache_dir(rc),
+                batch=plan.batch,
+                max_attempts=rc.max_attempts,
+                job_timeout_s=rc.prove_timeout_s,
+                ready_timeout_s=rc.ready_timeout_s,
+            )
+            log.info(
+                "recursion: on (%s): tree %s, batches of up to %d leaves, levels %s, keys under %s",
+                plan.reason,
+                plan.tree.name,
+                plan.batch,
+                ", ".join(f"{lv}: {h[:16]}" for lv, h in enumerate(plan.circuit_hashes)),
+                tree_cache_root(tree.cache_dir or None),
+            )
+            tree.start()
+            self._owned_prover = tree
+            return tree
         p = RecursiveProver.from_config(
             rc,
             batch=plan.batch,

@@ -38,6 +38,7 @@ class ProveJob:
     aggregation_id: int | None
     leaves: list[bytes]
     items: list[ProofInput]
+    root: bytes = b""  # the persisted batch root (Merkle.root of leaves); the tree prover checks its top node
 
 
 class ProvingFailed(Internal):
@@ -59,7 +60,8 @@ class ProvingFailed(Internal):
 
 
 class BatchProver(Protocol):
-    """Long-running recursive prover (aggregator.recursion.RecursiveProver). Must be restartable: the
+    """Long-running recursive prover (aggregator.recursion.RecursiveProver: the flat outer circuit;
+    aggregator.tree_prover.TreeProver: the recursion tree). Must be restartable: the
     aggregator calls prove() again for a persisted batch after a restart; the result is bytes for
     submitRecursiveAggregation. Raises ProvingFailed once it gives up on a job."""
 
@@ -79,6 +81,10 @@ class BatchProver(Protocol):
         ...
 
     async def prove(self, job: ProveJob) -> bytes: ...
+
+    async def close(self) -> None:
+        """Stop the prover's worker processes (App.stop)."""
+        ...
 
 
 class Proving:
@@ -116,6 +122,12 @@ class Proving:
         with a job queue, `max_inflight` (recursion.queue_max_inflight: workers prove in parallel;
         aggregation ids are taken when a proof is stored, so proofs may finish in any order)."""
         return len(self._inflight) >= max(1, int(getattr(self.prover, "max_inflight", 1)))
+
+    def progress(self, batch_id: int) -> str | None:
+        """How far the prover is with a batch in proving, for status displays (the tree prover: "level
+        L of T, j of n jobs done"); None when the prover does not say or the batch is not proving."""
+        fn = getattr(self.prover, "progress", None)
+        return fn(batch_id) if callable(fn) else None
 
     def route(self, v: Verdict) -> str:
         """The aggregation kind for a verified proof. Recursive only if a prover runs and its circuit
@@ -164,6 +176,7 @@ class Proving:
                 b.aggregation_id,
                 [r.statement_hash for r in rows],
                 [r.input for r in rows],
+                b.root,
             )
             try:
                 proof = await self.prover.prove(job)

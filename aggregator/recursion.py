@@ -59,9 +59,11 @@ from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.metrics import Metrics
 from aggregator.proving import ProveJob, ProvingFailed
 from normalizers.api import ProofInput
+from sheaf.errors import FAILED_PRECONDITION, SheafError
 from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
 from sheaf.paths import BinaryNotFound, gnark_binary
 from sheaf.recursion_keys import setup_lock_path
+from sheaf.recursion_tree import TreePlan
 
 log = logging.getLogger("sheaf.recursion")
 
@@ -70,6 +72,11 @@ PROVE_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 6
 _LEAF_FIELD = re.compile(r"^leaves\[(\d+)\]")
 # worker error codes that no retry changes: the batch is refused
 _REJECTED = frozenset({"BAD_BATCH", "BAD_SHAPE", "MALFORMED", "TOO_LARGE"})
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+KIND_FLAT, KIND_TREE = "flat", "tree"  # RecursionPlan.kind (the manifest's `recursive.kind`; absent: flat)
+# startup refusals (RecursionPlanError codes; CIRCUIT_MISMATCH too)
+TREE_MANIFEST_INVALID = "TREE_MANIFEST_INVALID"  # the manifest's tree section cannot be read
+TREE_QUEUE_UNSUPPORTED = "TREE_QUEUE_UNSUPPORTED"  # recursion.queue = postgres with a tree deployment
 
 
 class ProverWorker(GnarkProcess):
@@ -469,67 +476,15 @@ class RecursiveProver:
 
     async def leaves(self, items: Sequence[ProofInput], expected: Sequence[bytes]) -> list[dict[str, Any]]:
         """Worker leaves (canonical vk / proof / public inputs, hex) for the batch's items, each
-        checked against the batch's statement hash."""
-        out: list[dict[str, Any]] = []
-        for i, it in enumerate(items):
-            try:
-                leaf = await self._leaf(it)
-            except ProvingFailed as e:
-                self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
-                raise ProvingFailed(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
-            except Exception as e:  # the normalizer refused it (NormalizeError) or the conversion failed
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
-                code = getattr(getattr(e, "code", None), "value", "") or type(e).__name__
-                raise ProvingFailed(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
-            if leaf_statement_hash(leaf) != expected[i]:
-                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
-                raise ProvingFailed(
-                    PROVER_LEAF_MISMATCH,
-                    f"leaves[{i}]: the converted leaf's statement hash differs from the batch's",
-                    bad_leaves=[i],
-                )
-            out.append(leaf)
-        return out
-
-    async def _leaf(self, it: ProofInput) -> dict[str, Any]:
-        if it.scheme == "plonk" and it.format == "gnark" and self.plonk:
-            env = await self.normalizer.anormalize(it)
-            if not env.recursion_eligible:
-                raise ProvingFailed(
-                    PROVER_BAD_LEAF,
-                    "gnark PLONK proof not made with the recursion transcript (or with commitments)",
-                )
-            # the worker takes gnark's own encodings and checks canonical_vk against them
-            leaf = {
-                "scheme": "plonk",
-                "vk": "0x" + bytes(it.vk).hex(),
-                "proof": "0x" + bytes(it.proof).hex(),
-                "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
-                "canonical_vk": "0x" + bytes(env.canonical_vk).hex(),
-            }
-        elif it.scheme != "groth16":
-            raise ProvingFailed(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
-        elif it.format == "snarkjs":
-            if it.public is None:
-                raise ProvingFailed(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
-            leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
-        elif it.format == "gnark":
-            env = await self.normalizer.anormalize(it)
-            if not env.recursion_eligible or len(env.proof) != 256:
-                raise ProvingFailed(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
-            leaf = {
-                "scheme": "groth16",
-                "vk": "0x" + bytes(env.canonical_vk).hex(),
-                "proof": "0x" + bytes(env.proof).hex(),
-                "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
-            }
-        else:
-            raise ProvingFailed(PROVER_BAD_LEAF, f"format {it.format} is not aggregated recursively")
-        if len(leaf["public_inputs"]) != self.npub:
-            raise ProvingFailed(
-                PROVER_BAD_LEAF, f"{len(leaf['public_inputs'])} public inputs, the circuit takes {self.npub}"
-            )
-        return leaf
+        checked against the batch's statement hash (worker_leaves)."""
+        return await worker_leaves(
+            items,
+            expected,
+            normalizer=self.normalizer,
+            npub=self.npub,
+            plonk=self.plonk,
+            metrics=self.metrics,
+        )
 
     # -- proving ----------------------------------------------------------------------------------
 
@@ -709,17 +664,168 @@ class RecursiveProver:
             raise
 
 
+# ---------------------------------------------------------------- leaves
+
+
+async def worker_leaves(
+    items: Sequence[ProofInput],
+    expected: Sequence[bytes],
+    *,
+    normalizer: Any,
+    npub: int,
+    plonk: int = 0,
+    metrics: Metrics,
+) -> list[dict[str, Any]]:
+    """Worker leaves (canonical vk / proof / public inputs, hex) for a batch's items, each checked
+    against the batch's statement hash; a leaf that cannot be converted or hashes to another
+    statement is ProvingFailed with bad_leaves = [its index]. The leaf form of `aggregate serve` and
+    of `tree serve`'s leaf jobs (which take Groth16 only: plonk=0)."""
+    out: list[dict[str, Any]] = []
+    for i, it in enumerate(items):
+        try:
+            leaf = await worker_leaf(it, normalizer=normalizer, npub=npub, plonk=plonk)
+        except ProvingFailed as e:
+            metrics.inc("sheaf_recursive_failures_total", code=e.code)
+            raise ProvingFailed(e.code, f"leaves[{i}]: {e.message}", bad_leaves=[i]) from e
+        except Exception as e:  # the normalizer refused it (NormalizeError) or the conversion failed
+            metrics.inc("sheaf_recursive_failures_total", code=PROVER_BAD_LEAF)
+            code = getattr(getattr(e, "code", None), "value", "") or type(e).__name__
+            raise ProvingFailed(PROVER_BAD_LEAF, f"leaves[{i}]: {code}: {e}", bad_leaves=[i]) from e
+        if leaf_statement_hash(leaf) != expected[i]:
+            metrics.inc("sheaf_recursive_failures_total", code=PROVER_LEAF_MISMATCH)
+            raise ProvingFailed(
+                PROVER_LEAF_MISMATCH,
+                f"leaves[{i}]: the converted leaf's statement hash differs from the batch's",
+                bad_leaves=[i],
+            )
+        out.append(leaf)
+    return out
+
+
+async def worker_leaf(it: ProofInput, *, normalizer: Any, npub: int, plonk: int = 0) -> dict[str, Any]:
+    """One item as a worker leaf (see worker_leaves)."""
+    if it.scheme == "plonk" and it.format == "gnark" and plonk:
+        env = await normalizer.anormalize(it)
+        if not env.recursion_eligible:
+            raise ProvingFailed(
+                PROVER_BAD_LEAF,
+                "gnark PLONK proof not made with the recursion transcript (or with commitments)",
+            )
+        # the worker takes gnark's own encodings and checks canonical_vk against them
+        leaf = {
+            "scheme": "plonk",
+            "vk": "0x" + bytes(it.vk).hex(),
+            "proof": "0x" + bytes(it.proof).hex(),
+            "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
+            "canonical_vk": "0x" + bytes(env.canonical_vk).hex(),
+        }
+    elif it.scheme != "groth16":
+        raise ProvingFailed(PROVER_BAD_LEAF, f"scheme {it.scheme} is not aggregated recursively")
+    elif it.format == "snarkjs":
+        if it.public is None:
+            raise ProvingFailed(PROVER_BAD_LEAF, "snarkjs Groth16 without public inputs")
+        leaf = dict(await asyncio.to_thread(snarkjs_leaf, it.vk, it.proof, it.public))
+    elif it.format == "gnark":
+        env = await normalizer.anormalize(it)
+        if not env.recursion_eligible or len(env.proof) != 256:
+            raise ProvingFailed(PROVER_BAD_LEAF, "gnark proof with a Pedersen commitment")
+        leaf = {
+            "scheme": "groth16",
+            "vk": "0x" + bytes(env.canonical_vk).hex(),
+            "proof": "0x" + bytes(env.proof).hex(),
+            "public_inputs": ["0x" + bytes(p).hex() for p in env.public_inputs],
+        }
+    else:
+        raise ProvingFailed(PROVER_BAD_LEAF, f"format {it.format} is not aggregated recursively")
+    if len(leaf["public_inputs"]) != npub:
+        raise ProvingFailed(
+            PROVER_BAD_LEAF, f"{len(leaf['public_inputs'])} public inputs, the circuit takes {npub}"
+        )
+    return leaf
+
+
 # ---------------------------------------------------------------- configuration -> prover
 
 
 @dataclass(frozen=True)
 class RecursionPlan:
+    """Whether recursion runs and with which circuit: the flat outer circuit (`aggregate serve`,
+    RecursiveProver) or the recursion tree (`tree serve` workers, aggregator.tree_prover.TreeProver)."""
+
     enabled: bool
     reason: str
-    batch: int = 0
+    batch: int = 0  # leaves per recursive batch (flat: N; tree: at most the deployed tree's capacity)
     npub: int = 0
-    circuit_hash: str = ""  # expected (from config or the manifest); empty: not checked
+    circuit_hash: str = (
+        ""  # expected (from config or the manifest); empty: not checked. Tree: the top level's
+    )
     plonk: int = 0
+    kind: str = KIND_FLAT
+    tree: TreePlan | None = None  # kind "tree": the deployed plan (K, F, levels)
+    circuit_hashes: tuple[
+        str, ...
+    ] = ()  # kind "tree": level L's circuit hash at index L (keys pinned by them)
+
+
+class RecursionPlanError(SheafError):
+    """The configuration and the deployment manifest disagree about the recursive circuit (startup
+    refuses to run rather than prove for a verifier the chain does not have)."""
+
+    status = FAILED_PRECONDITION
+
+
+def _tree_plan(rc: RecursionConfig, manifest: dict[str, Any], why: str) -> RecursionPlan:
+    """The plan of a live tree deployment (manifest `recursive.kind == "tree"`, written by
+    deploy/tree.py's deploy_tree_verifier): shape and per-level circuit hashes from the manifest, the
+    configuration may only narrow the batch size or restate what the manifest says."""
+    t = manifest.get("tree")
+    hashes = manifest.get("circuit_hashes")
+    try:
+        if not isinstance(t, dict) or not isinstance(hashes, list):
+            raise ValueError("no `tree` plan or `circuit_hashes` list")
+        plan = TreePlan(k=int(t["k"]), npub=int(t["npub"]), fanin=int(t["fanin"]), levels=int(t["levels"]))
+        pinned = tuple(str(h).lower().removeprefix("0x") for h in hashes)
+        if len(pinned) != plan.levels + 1 or not all(_HASH.fullmatch(h) for h in pinned):
+            raise ValueError(f"circuit_hashes must be {plan.levels + 1} sha256 hex digests (one per level)")
+    except (KeyError, TypeError, ValueError) as e:
+        raise RecursionPlanError(
+            TREE_MANIFEST_INVALID,
+            "recursive",
+            f"the manifest's tree deployment is unreadable ({e}): redeploy it",
+        ) from None
+    conflicts = []
+    if rc.npub and rc.npub != plan.npub:
+        conflicts.append(f"recursion.npub = {rc.npub}, the tree takes {plan.npub} public inputs per proof")
+    if rc.plonk:
+        conflicts.append(f"recursion.plonk = {rc.plonk}, the tree's leaf jobs take Groth16 only")
+    if rc.batch > plan.capacity:
+        conflicts.append(f"recursion.batch = {rc.batch} exceeds the tree's capacity {plan.capacity}")
+    if rc.circuit_hash and rc.circuit_hash.lower().removeprefix("0x") != pinned[-1]:
+        conflicts.append(
+            f"recursion.circuit_hash {rc.circuit_hash[:16]} is not the deployed top level's {pinned[-1][:16]}"
+        )
+    if conflicts:
+        raise RecursionPlanError(
+            CIRCUIT_MISMATCH,
+            "recursion",
+            f"{'; '.join(conflicts)} (deployed: {plan.name}); fix [aggregator.recursion] or redeploy",
+        )
+    if rc.queue != "local":
+        raise RecursionPlanError(
+            TREE_QUEUE_UNSUPPORTED,
+            "recursion.queue",
+            'the recursion tree is proved by this aggregator\'s own workers: set recursion.queue = "local"',
+        )
+    return RecursionPlan(
+        True,
+        why,
+        batch=rc.batch or plan.capacity,
+        npub=plan.npub,
+        circuit_hash=pinned[-1],
+        kind=KIND_TREE,
+        tree=plan,
+        circuit_hashes=pinned,
+    )
 
 
 def manifest_recursive(deployments_dir: str, chain_id: int, registry: str) -> dict[str, Any]:
@@ -744,6 +850,13 @@ def plan_recursion(rc: RecursionConfig, *, registry_verifier: str, manifest: dic
     has_verifier = int(registry_verifier or "0", 16) != 0
     # the manifest's shape applies only while its adapter is the registry's verifier
     live = bool(manifest) and str(manifest.get("adapter", "")).lower() == (registry_verifier or "").lower()
+    if live and has_verifier and manifest.get("kind") == KIND_TREE:
+        why = (
+            "enabled in the configuration"
+            if rc.enabled
+            else "auto: the registry's verifier is the recursion tree's adapter"
+        )
+        return _tree_plan(rc, manifest, f"{why} ({manifest.get('active') or 'tree'})")
     batch = rc.batch or (int(manifest.get("batch", 0)) if live else 0)
     npub = rc.npub or (int(manifest.get("npub", 0)) if live else 0)
     plonk = rc.plonk if rc.plonk is not None else (int(manifest.get("plonk", 0)) if live else 0)
@@ -782,6 +895,12 @@ def cache_root(rc: RecursionConfig) -> str:
         return rc.cache_dir
     root = os.environ.get("SHEAF_CACHE") or str(Path.home() / ".cache" / "sheaf")
     return str(Path(root) / "recursion")
+
+
+def tree_cache_dir(rc: RecursionConfig) -> str:
+    """Where the tree workers' keys are: the `tree/` next to recursion.cache_dir (sheaf-gnark's own
+    defaults are $SHEAF_CACHE/recursion and $SHEAF_CACHE/tree); "" (= $SHEAF_CACHE/tree) without one."""
+    return str(Path(rc.cache_dir).parent / "tree") if rc.cache_dir else ""
 
 
 def queue_from_config(rc: RecursionConfig) -> PgJobQueue:

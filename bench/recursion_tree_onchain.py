@@ -42,9 +42,9 @@ from deploy.chain import call_tx_gas, connect, exec_gas, transact
 from deploy.compile import compile_contracts
 from deploy.tree import (
     ExportedTree,
+    SyncTreeProver,
     TreeLevel,
     TreePlan,
-    TreeProver,
     deploy_tree_verifier,
     export_tree_verifiers,
 )
@@ -77,7 +77,7 @@ def _fixture() -> tuple[ExportedTree, dict[str, Any]]:
 def _prove_now(doc: dict[str, Any], gen: Path) -> tuple[ExportedTree, dict[str, Any]]:
     ex = export_tree_verifiers(PLAN, out=gen, log=print)
     tops, jobs = [], []
-    with TreeProver(PLAN, log=print) as prover:
+    with SyncTreeProver(PLAN, log=print) as prover:
         for leaves in (doc["leaves"][:2], doc["leaves"]):
             run = prover.prove(leaves)
             jobs += run.jobs

@@ -2,8 +2,9 @@
 TreeAggregationAdapter, and prove a batch through `sheaf-gnark tree serve` workers.
 
     ex = export_tree_verifiers(TreePlan(k=2, npub=1, fanin=2, levels=1))   # keys must be cached
-    d = deploy_tree_verifier(rpc_url, key, plan=ex.plan, exported=ex)      # after deploy_all
-    run = prove_tree(ex.plan, leaves)                                      # LeafJSON dicts, tree order
+    d = deploy_tree_verifier(rpc_url, key, exported=ex)                    # after deploy_all
+    with SyncTreeProver(ex.plan) as prover:
+        run = prover.prove(leaves)                                         # LeafJSON dicts, tree order
     registry.submitRecursiveAggregationRoot(domain, id, run.root, run.count, run.proof)
 
 One verifier per tree level (level 0 = the leaf circuit, level d = a merge over level d-1): a batch
@@ -11,7 +12,9 @@ of n proofs is proved with the shallowest tree holding it, whose top level the a
 from n (smallest d with K * F^d >= n), so no level tag travels with the proof (docs/recursion.md,
 "Top verifier, gas and binding"). Workers prove ONE level each (`tree serve --level L`, keys on
 disk, never a setup) and at most one worker runs at a time: a level's jobs run, its worker exits,
-then the next level's starts (one heavy process on this 2-core, 24 GiB machine).
+then the next level's starts (one heavy process on this 2-core, 24 GiB machine). The proving code is
+the aggregator's (aggregator/tree_prover.py, which `aggregator run` uses for a tree deployment);
+SyncTreeProver is its synchronous face for scripts.
 
 Generated verifiers are not committed (per-machine INSECURE dev keys) except the fixture under
 tests/fixtures/tree/, regenerated with `python tests/fixtures/tree/regenerate.py`.
@@ -19,19 +22,21 @@ tests/fixtures/tree/, regenerated with `python tests/fixtures/tree/regenerate.py
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
+from aggregator.proving import ProvingFailed
+from aggregator.tree_prover import TreeProver, TreeRun
 from deploy.chain import check_balance, connect, load_account
 from deploy.compile import compile_contracts, compile_files
 from deploy.errors import (
@@ -42,51 +47,13 @@ from deploy.manifest import Manifest, load_manifest, save_manifest
 from deploy.recursive import GENERATED_DIR, _deploy_or_reuse, _run_gnark, gnark_binary
 from deploy.registry import owned_registry, use_aggregation_verifier
 from sheaf.paths import REPO_ROOT
+from sheaf.recursion_tree import TreePlan
 
 ADAPTER = "TreeAggregationAdapter"
 TREE_JOB_FAILED = "TREE_JOB_FAILED"  # a tree worker refused a job or died (its code is in the message)
 # per level: the gnark verifier (~1.2M gas to deploy) + the adapter + one registry call, with margin
 TREE_GAS_BUDGET_PER_LEVEL = 2_000_000
 PUBLIC_INPUTS = "[root >> 128, root & (2^128-1), leafCount]"
-
-
-@dataclass(frozen=True)
-class TreePlan:
-    """gnark/tree's Plan: K proofs of one vk per leaf job, fan-in F, D merge levels."""
-
-    k: int = 2
-    npub: int = 1
-    fanin: int = 2
-    levels: int = 1
-
-    @property
-    def name(self) -> str:
-        return f"tree_k{self.k}_p{self.npub}_f{self.fanin}_d{self.levels}"
-
-    @property
-    def capacity(self) -> int:
-        return int(self.k * self.fanin**self.levels)
-
-    def level_of(self, n: int) -> int:
-        """TreeAggregationAdapter.levelOf: the top level of the shallowest tree over n proofs."""
-        if not 1 <= n <= self.capacity:
-            raise DeployError(TREE_JOB_FAILED, f"{n} proofs: this plan holds 1..{self.capacity}")
-        level, cap = 0, self.k
-        while cap < n:
-            cap, level = cap * self.fanin, level + 1
-        return level
-
-    def args(self) -> list[str]:
-        return [
-            "--k",
-            str(self.k),
-            "--npub",
-            str(self.npub),
-            "--fanin",
-            str(self.fanin),
-            "--levels",
-            str(self.levels),
-        ]
 
 
 @dataclass(frozen=True)
@@ -278,123 +245,12 @@ def deploy_tree_verifier(
 # ---------------------------------------------------------------- proving through the workers
 
 
-class TreeWorker:
-    """One `sheaf-gnark tree serve --level L` process (the one process protocol, gnark/procproto):
-    compiles levels 0..L, loads level L's keys (the vk only below), then answers jobs in order."""
-
-    def __init__(
-        self,
-        plan: TreePlan,
-        level: int,
-        *,
-        binary: Path | None = None,
-        cache: Path | None = None,
-        log_path: Path | None = None,
-    ) -> None:
-        self.plan, self.level = plan, level
-        cmd = [str(binary or gnark_binary()), "tree", "serve", *plan.args(), "--level", str(level)]
-        if cache is not None:
-            cmd += ["--cache", str(cache)]
-        if log_path is None:
-            fd, name = tempfile.mkstemp(prefix=f"sheaf-tree-l{level}-", suffix=".log")
-            os.close(fd)
-            log_path = Path(name)
-        self._log_path = log_path
-        self._err: IO[str] = open(self._log_path, "w")  # closed in close()
-        t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err, text=True
-        )
-        self._next = 0
-        ready = self._read()
-        if ready.get("event") != "ready":
-            raise DeployError(
-                TREE_JOB_FAILED, f"level-{level} worker: unexpected first line {str(ready)[:200]}"
-            )
-        self.startup_s = round(time.monotonic() - t0, 1)  # compile + key load
-        self.max_rss_mib = 0
-        self.wall_s = 0.0
-        self._t0 = t0
-
-    def _tail(self) -> str:
-        self._err.flush()
-        return " | ".join(self._log_path.read_text().strip().splitlines()[-4:])
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise DeployError(
-                TREE_JOB_FAILED,
-                f"level-{self.level} worker exited {self.proc.returncode}: {self._tail()}",
-            )
-        out: dict[str, Any] = json.loads(line)
-        return out
-
-    def job(self, op: str, **fields: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self._next += 1
-        self.proc.stdin.write(json.dumps({"id": self._next, "op": op, **fields}) + "\n")
-        self.proc.stdin.flush()
-        r = self._read()
-        if not r.get("ok"):
-            e = r.get("error") or {}
-            raise DeployError(
-                TREE_JOB_FAILED, f"{e.get('code')}: {e.get('message')}", str(e.get("field", ""))
-            )
-        res: dict[str, Any] = r["result"]
-        return res
-
-    def close(self) -> None:
-        """Ends the worker (stdin closed) and records its whole-process peak RSS (wait4)."""
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        if self.proc.returncode is None:
-            _, _, usage = os.wait4(self.proc.pid, 0)
-            self.proc.returncode = 0
-            self.max_rss_mib = round(usage.ru_maxrss / 1024)  # KiB on Linux
-        self.wall_s = round(time.monotonic() - self._t0, 1)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._err.close()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "level": self.level,
-            "startup_s": self.startup_s,
-            "process_max_rss_mib": self.max_rss_mib,
-            "wall_s": self.wall_s,
-        }
-
-
-@dataclass(frozen=True)
-class TreeRun:
-    plan: TreePlan
-    top: dict[str, Any]  # the top job's Output (proof = Solidity calldata bytes)
-    jobs: list[dict[str, Any]]  # per job: level, count, prove_ms, base_rss_mib, peak_rss_mib
-    workers: list[dict[str, Any]]  # per worker process: level, startup_s, process_max_rss_mib, wall_s
-
-    @property
-    def root(self) -> bytes:
-        return bytes.fromhex(str(self.top["node"]["root"])[2:])
-
-    @property
-    def count(self) -> int:
-        return int(self.top["node"]["count"])
-
-    @property
-    def proof(self) -> bytes:
-        return bytes.fromhex(str(self.top["proof"])[2:])
-
-    @property
-    def level(self) -> int:
-        return int(self.top["level"])
-
-
-class TreeProver:
-    """Proves batches with one worker at a time: a worker for another level is started only after
-    the previous one has exited (so its memory is back), and kept for the next job of its level."""
+class SyncTreeProver:
+    """The aggregator's tree prover (aggregator.tree_prover.TreeProver: one `sheaf-gnark tree serve
+    --level L` worker at a time, kept for the next job of its level, every job's node checked) for
+    synchronous scripts: fixture regeneration, the bench, the deploy tests. Its own event loop lives as
+    long as this object, so a worker is reused across prove() calls. No circuit hashes are pinned here
+    (the keys in the cache are the ones exported); a failed job is DeployError(TREE_JOB_FAILED)."""
 
     def __init__(
         self,
@@ -404,82 +260,33 @@ class TreeProver:
         cache: Path | None = None,
         log: Callable[[str], None] = lambda _s: None,
     ) -> None:
-        self.plan, self.binary, self.cache, self.log = plan, binary, cache, log
-        self._w: TreeWorker | None = None
-        self.workers: list[dict[str, Any]] = []
-
-    def _worker(self, level: int) -> TreeWorker:
-        if self._w is not None and self._w.level != level:
-            self._stop()
-        if self._w is None:
-            self.log(f"{self.plan.name}: starting the level-{level} worker")
-            self._w = TreeWorker(self.plan, level, binary=self.binary, cache=self.cache)
-            self.log(f"{self.plan.name}: level-{level} worker ready in {self._w.startup_s}s")
-        return self._w
-
-    def _stop(self) -> None:
-        if self._w is not None:
-            self._w.close()
-            self.workers.append(self._w.summary())
-            self._w = None
-
-    def close(self) -> None:
-        self._stop()
-
-    def __enter__(self) -> TreeProver:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    def _run(self, lvl: int, op: str, count: int, **fields: Any) -> dict[str, Any]:
-        out = self._worker(lvl).job(op, **fields)
-        self.log(
-            f"{self.plan.name}: level {lvl} {op} over {count} proofs (top={fields.get('top', False)}): "
-            f"{out.get('prove_ms')} ms, peak {out.get('peak_rss_mib')} MiB"
+        self._loop = asyncio.new_event_loop()
+        # one attempt per job: a script reports a failure at once rather than retrying for minutes
+        self._prover = TreeProver(
+            plan, binary=binary or "", cache_dir=cache or "", max_attempts=1, on_job=log
         )
-        return out
+        self.plan = plan
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        """Per exited worker process: level, startup_s, process_max_rss_mib, wall_s."""
+        return self._prover.workers
 
     def prove(self, leaves: Sequence[dict[str, Any]]) -> TreeRun:
         """The shallowest tree over `leaves` (LeafJSON dicts in tree order; every chunk of K
         consecutive leaves must share one vk: the aggregator groups by vk)."""
-        plan = self.plan
-        top = plan.level_of(len(leaves))
-        chunks = [list(leaves[i : i + plan.k]) for i in range(0, len(leaves), plan.k)]
-        for j, c in enumerate(chunks):
-            if len({str(x["vk"]).lower() for x in c}) != 1:
-                raise DeployError(TREE_JOB_FAILED, f"leaf job {j}: its {len(c)} proofs must share one vk")
-        jobs: list[dict[str, Any]] = []
+        try:
+            return self._loop.run_until_complete(self._prover.prove_tree(leaves))
+        except ProvingFailed as e:
+            raise DeployError(TREE_JOB_FAILED, f"{e.code}: {e.message}", e.field) from None
 
-        def record(level: int, out: dict[str, Any]) -> None:
-            jobs.append(
-                {
-                    "level": level,
-                    "count": out["node"]["count"],
-                    "top": out["top"],
-                    **{k: out.get(k) for k in ("prove_ms", "base_rss_mib", "peak_rss_mib")},
-                }
-            )
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._prover.close())
+            self._loop.close()
 
-        nodes = []
-        for c in chunks:
-            o = self._run(0, "leaf", len(c), leaves=c, top=top == 0)
-            record(0, o)
-            nodes.append(o)
-        for level in range(1, top + 1):
-            parents = []
-            for i in range(0, len(nodes), plan.fanin):
-                kids = nodes[i : i + plan.fanin]
-                o = self._run(
-                    level,
-                    "merge",
-                    sum(int(k["node"]["count"]) for k in kids),
-                    level=level,
-                    children=kids,
-                    top=level == top,
-                )
-                record(level, o)
-                parents.append(o)
-            nodes = parents
-        assert len(nodes) == 1 and nodes[0]["top"]
-        return TreeRun(plan=plan, top=nodes[0], jobs=jobs, workers=list(self.workers))
+    def __enter__(self) -> SyncTreeProver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -39,9 +39,9 @@ from deploy.chain import connect, transact
 from deploy.compile import compile_contracts
 from deploy.tree import (
     ExportedTree,
+    SyncTreeProver,
     TreeLevel,
     TreePlan,
-    TreeProver,
     deploy_tree_verifier,
     export_tree_verifiers,
 )
@@ -221,7 +221,7 @@ def test_real_tree_proved_now_on_the_registry(node: Anvil, owner: LocalAccount, 
     gen = REPO_ROOT / "build" / "recursion" / f"test-{os.getpid()}" / PLAN.name
     try:
         ex = export_tree_verifiers(PLAN, out=gen)
-        with TreeProver(PLAN, log=print) as prover:
+        with SyncTreeProver(PLAN, log=print) as prover:
             run = prover.prove(doc["leaves"])
         assert run.level == 1 and run.count == 3
         print(f"\njobs {run.jobs}\nworkers {prover.workers}")

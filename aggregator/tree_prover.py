@@ -1,0 +1,660 @@
+"""The recursion-tree prover: batches proved level by level by `sheaf-gnark tree serve --level L` workers.
+
+    prover = TreeProver(TreePlan(k=2, npub=1, fanin=2, levels=1), circuit_hashes=hashes, normalizer=n)
+    prover.start()                      # checks the pinned keys, starts the level-0 worker in the background
+    proof = await prover.prove(job)     # the top proof: bytes for submitRecursiveAggregation
+
+A batch of n proofs is proved with the shallowest tree that holds it (TreeAggregationAdapter recomputes
+its top level from n): leaf jobs over chunks of K proofs of one vk, then merge jobs over F children per
+level, the top job made for the Solidity verifier (docs/recursion.md, "Recursion tree"). Each job is a
+pure function of its input and the keys, so a job whose worker died or timed out is sent again to a new
+worker of its level, up to `max_attempts` times per job; then ProvingFailed and the aggregator attests
+the batch. ONE worker process runs at a time (a job takes ~5-6 GB and both cores): a level's jobs run,
+its worker exits, the next level's starts; the last one is kept for the next batch's jobs of its level.
+
+Keys are pinned by the manifest's per-level circuit hashes: before a worker starts, `<cache>/<hash>/`
+must hold that level's keys (and the vk of every level below, which its merge circuit embeds), and its
+ready line must name the same circuits (else CIRCUIT_MISMATCH: recursion is switched off). A worker
+never runs a setup (`--level` mode). Every job's answer is checked: its node must be Merkle.root of
+exactly the batch's statement hashes under it (and the top node the root the aggregator persisted), on
+the pinned circuit of its level.
+
+The event loop only awaits the workers' pipes (sheaf.gnark_process.GnarkProcess); deploy/tree.py's
+SyncTreeProver drives the same code for scripts (fixture regeneration, bench, deploy tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from aggregator import crypto
+from aggregator.jobs import (
+    CIRCUIT_MISMATCH,
+    KEYS_MISSING,
+    PROVER_BAD_LEAF,
+    PROVER_CRASHED,
+    PROVER_LEAF_MISMATCH,
+    PROVER_REJECTED,
+    PROVER_TIMEOUT,
+    PROVER_UNAVAILABLE,
+    PROVER_WORKER_ERROR,
+)
+from aggregator.leaves import leaf_statement_hash
+from aggregator.metrics import Metrics
+from aggregator.proving import ProveJob, ProvingFailed
+from aggregator.recursion import PROVE_BUCKETS, worker_leaves
+from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
+from sheaf.paths import BinaryNotFound, gnark_binary
+from sheaf.recursion_tree import TreePlan, pinned_keys_problem, tree_cache_root
+
+log = logging.getLogger("sheaf.tree")
+
+JOB_BUCKETS = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1200.0)
+_LEAF_FIELD = re.compile(r"^leaves\[(\d+)\]")
+# worker error codes no retry changes (the job itself is wrong): the batch is refused
+_REJECTED = frozenset(
+    {"BAD_BATCH", "BAD_SHAPE", "MALFORMED", "TOO_LARGE", "WRONG_CIRCUIT", "BAD_CHILD", "WRONG_LEVEL"}
+)
+# what `tree serve --level L` exits with before its ready line when the compiled circuit has no keys
+_KEYS_ERROR = re.compile(r"\b(KEYS_MISSING|KEY_MISMATCH)\b")
+
+
+class TreeWorker(GnarkProcess):
+    """One `sheaf-gnark tree serve --level L` process (the one process protocol): it compiles levels
+    0..L, loads level L's keys and the vk of the levels below (never a setup), writes its ready line
+    (plan, capacity, levels [{level, circuit_hash, nb_constraints, dir, proves}]), then answers ops
+    info, leaf and merge one at a time."""
+
+    level = -1
+    startup_s = 0.0
+    started = 0.0  # time.monotonic() at spawn
+    peak_bytes = 0  # the largest VmHWM sampled (the Go side resets the high-water mark before each job)
+
+    @staticmethod
+    def command(binary: str | Path, plan: TreePlan, level: int, cache: str | Path = "") -> list[str]:
+        argv = [str(binary), "tree", "serve", *plan.args(), "--level", str(level)]
+        return argv + (["--cache", str(cache)] if cache else [])
+
+    def sample_rss(self) -> int:
+        self.peak_bytes = max(self.peak_bytes, self.peak_rss_bytes())
+        return self.peak_bytes
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "startup_s": round(self.startup_s, 1),
+            "process_max_rss_mib": self.peak_bytes >> 20,
+            "wall_s": round(time.monotonic() - self.started, 1),
+        }
+
+
+@dataclass(frozen=True)
+class TreeRun:
+    """A proved batch: the top job's Output and what each job and worker took."""
+
+    plan: TreePlan
+    top: dict[str, Any]  # the top job's Output (proof = Solidity calldata bytes)
+    jobs: list[dict[str, Any]]  # per job: level, count, top, prove_ms, base_rss_mib, peak_rss_mib, wall_s
+    workers: list[dict[str, Any]]  # per exited worker process: level, startup_s, process_max_rss_mib, wall_s
+
+    @property
+    def root(self) -> bytes:
+        return bytes.fromhex(str(self.top["node"]["root"])[2:])
+
+    @property
+    def count(self) -> int:
+        return int(self.top["node"]["count"])
+
+    @property
+    def proof(self) -> bytes:
+        return bytes.fromhex(str(self.top["proof"])[2:])
+
+    @property
+    def level(self) -> int:
+        return int(self.top["level"])
+
+
+@dataclass
+class TreeProgress:
+    """Where a batch in proving is: the level being proved and how many of its jobs are done."""
+
+    batch_id: int
+    top: int  # the batch's top level
+    level: int = 0
+    done: int = 0
+    total: int = 0
+
+    def text(self) -> str:
+        return f"level {self.level} of {self.top}, {self.done} of {self.total} jobs done"
+
+
+class _Row(Protocol):
+    @property
+    def vk_hash(self) -> bytes: ...
+
+
+_R = TypeVar("_R", bound=_Row)
+
+
+def select_tree_batch(rows: Sequence[_R], k: int, max_leaves: int) -> list[_R]:
+    """One tree batch from queued candidates (oldest first), in tree order: proofs grouped by vk into
+    chunks of K (a leaf job takes proofs of one vk), whole chunks oldest first, at most one partial
+    chunk and that one last (only the tree's last node may be partial), at most max_leaves proofs.
+    Proofs of a vk with fewer than K queued wait for the batch after, unless theirs is the oldest
+    partial chunk, which always goes (so no proof waits forever behind full chunks)."""
+    groups: dict[bytes, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(bytes(r.vk_hash), []).append(i)
+    chunks = sorted((g[j : j + k] for g in groups.values() for j in range(0, len(g), k)), key=lambda c: c[0])
+    full: list[int] = []
+    partial: list[int] = []
+    for c in chunks:
+        if len(full) + len(partial) + len(c) > max_leaves:
+            continue
+        if len(c) == k:
+            full += c
+        elif not partial:
+            partial = c
+    return [rows[i] for i in full + partial]
+
+
+class TreeProver:
+    """BatchProver (aggregator.proving) over `sheaf-gnark tree serve --level L` workers, one at a time.
+
+    `circuit_hashes` (level L's at index L, from the deployment manifest) pin the keys; without them
+    (scripts) a worker still never runs a setup, but its circuits are not checked against a deployment.
+    `batch` caps the leaves per batch (default: the plan's capacity)."""
+
+    def __init__(
+        self,
+        plan: TreePlan,
+        *,
+        circuit_hashes: Sequence[str] = (),
+        normalizer: Any = None,
+        metrics: Metrics | None = None,
+        binary: str | Path = "",
+        cache_dir: str | Path = "",
+        batch: int = 0,
+        max_attempts: int = 3,
+        job_timeout_s: float = 3600.0,
+        ready_timeout_s: float = 7200.0,
+        restart_backoff_s: float = 1.0,
+        on_job: Callable[[str], None] | None = None,
+    ) -> None:
+        if not 0 <= batch <= plan.capacity:
+            raise ValueError(f"tree batch {batch} is outside 1..{plan.capacity} (plan {plan.name})")
+        hashes = tuple(str(h).lower().removeprefix("0x") for h in circuit_hashes)
+        if hashes and len(hashes) != plan.levels + 1:
+            raise ValueError(f"{len(hashes)} circuit hashes for the {plan.levels + 1} levels of {plan.name}")
+        self.plan = plan
+        self.batch = batch or plan.capacity
+        self.circuit_hashes = hashes
+        self.normalizer = normalizer
+        self.metrics = metrics or Metrics()
+        self.binary = str(binary)
+        self.cache_dir = str(cache_dir)
+        self.max_attempts = max_attempts
+        self.job_timeout_s = job_timeout_s
+        self.ready_timeout_s = ready_timeout_s
+        self.restart_backoff_s = restart_backoff_s
+        self.on_job = on_job  # a line per job and worker (scripts print it)
+        self.max_inflight = 1  # batches proved at once (aggregator.proving.Proving.busy)
+        self.disabled = ""  # set when no worker can ever serve this deployment (wrong circuit, no keys)
+        self.disabled_code = ""
+        self.info: dict[str, Any] = {}  # the last worker's ready line
+        self.restarts = 0  # workers started again after one died or was killed
+        self.peak_rss_bytes = 0
+        self.workers: list[dict[str, Any]] = []  # summaries of the worker processes that exited
+        self._w: TreeWorker | None = None  # the worker (started and ready), if any
+        self._starting: TreeWorker | None = None
+        self._lost = False  # the last worker died or was killed: the next start is a restart
+        self._lock = asyncio.Lock()  # one job sequence (one batch) at a time
+        self._warm: asyncio.Task[None] | None = None
+        self._progress: dict[int, TreeProgress] = {}
+        self._job_level = -1  # the level of the job with a worker now (-1: none)
+        self._last_peak: dict[int, int] = {}  # level -> the last job's peak RSS (bytes)
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        m = self.metrics
+        m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (all its tree jobs)")
+        m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
+        m.describe("sheaf_recursive_worker_restarts_total", "Recursive worker (re)starts after an exit")
+        m.describe("sheaf_recursive_worker_ready", "1 while a tree worker has its keys loaded")
+        m.describe("sheaf_recursive_worker_peak_rss_bytes", "Peak RSS of the tree workers (VmHWM)")
+        m.describe("sheaf_recursive_proving", "Tree jobs being computed by the worker now")
+        m.describe("sheaf_tree_jobs_total", "Tree jobs by level and outcome (proved, crashed, timeout, ...)")
+        m.describe("sheaf_tree_job_seconds", "Tree job time by level (worker round trip)")
+        m.describe("sheaf_tree_job_peak_rss_bytes", "Peak RSS of the last tree job of each level")
+        m.describe("sheaf_tree_proving_level", "Level of the tree job being proved now (-1: none)")
+        m.describe("sheaf_tree_level_jobs", "Jobs of the level being proved: done and total")
+        m.describe("sheaf_tree_worker_level", "Level of the running tree worker (-1: none)")
+        m.gauge("sheaf_recursive_worker_ready", lambda: {(): 1.0 if self._w is not None else 0.0})
+        m.gauge("sheaf_recursive_worker_peak_rss_bytes", lambda: {(): float(self.peak_rss_bytes)})
+        m.gauge("sheaf_recursive_proving", lambda: {(): 1.0 if self._job_level >= 0 else 0.0})
+        m.gauge("sheaf_tree_proving_level", lambda: {(): float(self._job_level)})
+        m.gauge("sheaf_tree_worker_level", lambda: {(): float(self._w.level if self._w else -1)})
+        m.gauge(
+            "sheaf_tree_job_peak_rss_bytes",
+            lambda: {(("level", str(lv)),): float(v) for lv, v in self._last_peak.items()},
+        )
+        m.gauge("sheaf_tree_level_jobs", self._level_jobs)
+
+    # -- BatchProver ------------------------------------------------------------------------------
+
+    @property
+    def max_leaves(self) -> int:
+        return self.batch
+
+    @property
+    def shape(self) -> str:
+        return self.plan.name
+
+    def accepts(self, scheme: str, n_public: int) -> bool:
+        """Groth16 with exactly the plan's P public inputs (leaf jobs take no PLONK)."""
+        return not self.disabled and scheme == "groth16" and n_public == self.plan.npub
+
+    def select(self, rows: Sequence[Any]) -> list[Any]:
+        return select_tree_batch(rows, self.plan.k, self.batch)
+
+    def progress(self, batch_id: int) -> str | None:
+        """ "level L of T, j of n jobs done" while the batch is proved here, else None."""
+        p = self._progress.get(batch_id)
+        return p.text() if p is not None else None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The current worker process (starting or ready), if it runs."""
+        w = self._starting or self._w
+        return w.pid if w is not None and w.alive else None
+
+    async def prove(self, job: ProveJob) -> bytes:
+        n = len(job.leaves)
+        if not 1 <= n <= self.batch:
+            self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_REJECTED)
+            raise ProvingFailed(PROVER_REJECTED, f"{n} leaves, this tree takes 1..{self.batch}")
+        if self.disabled:
+            raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+        leaves = await worker_leaves(
+            job.items, job.leaves, normalizer=self.normalizer, npub=self.plan.npub, metrics=self.metrics
+        )
+        run = await self.prove_tree(leaves, job.leaves, batch_id=job.batch_id, root=job.root or None)
+        return run.proof
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the level-0 worker in the background (compile + key load take a while; the first
+        batch then starts at once). Returns at once."""
+        if self._warm is None:
+            self._warm = asyncio.create_task(self._start_level0(), name="tree-worker-warm")
+
+    async def _start_level0(self) -> None:
+        async with self._lock:
+            try:
+                await self._worker_for(0)
+            except (ProvingFailed, ProcessError) as e:  # logged; the first job tries again (or not: disabled)
+                log.error("tree: the level-0 worker did not start: %s", e)
+
+    async def wait_ready(self, timeout: float | None = None) -> dict[str, Any]:
+        """The ready line of the worker started by start() (its levels' circuit hashes, keys dirs)."""
+        self.start()
+        assert self._warm is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._warm), timeout or self.ready_timeout_s)
+        except TimeoutError:
+            raise ProvingFailed(PROVER_UNAVAILABLE, "the tree worker did not get ready in time") from None
+        if self.disabled:
+            raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+        if not self.info:
+            raise ProvingFailed(PROVER_UNAVAILABLE, f"the tree worker did not start: {self._tail()}")
+        return dict(self.info)
+
+    async def close(self) -> None:
+        if self._warm is not None:
+            self._warm.cancel()
+            await asyncio.gather(self._warm, return_exceptions=True)
+        await self._stop_worker()
+
+    def _disable(self, code: str, why: str) -> ProvingFailed:
+        self.disabled, self.disabled_code = why, code
+        self.metrics.inc("sheaf_recursive_failures_total", code=code)
+        log.error("recursion disabled: %s; eligible proofs are attested", why)
+        return ProvingFailed(code, why)
+
+    async def _worker_for(self, level: int) -> TreeWorker:
+        w = self._w
+        if w is not None and (w.level != level or not w.alive):
+            await self._stop_worker()
+        if self._w is None:
+            self._w = await self._spawn(level)
+        return self._w
+
+    async def _spawn(self, level: int) -> TreeWorker:
+        if self.disabled:
+            raise ProvingFailed(self.disabled_code or PROVER_UNAVAILABLE, self.disabled)
+        try:
+            binary = gnark_binary(self.binary or None)  # a configured worker_bin must exist (no fallback)
+        except BinaryNotFound as e:
+            raise self._disable(PROVER_UNAVAILABLE, f"tree worker binary not found: {e}") from None
+        root = tree_cache_root(self.cache_dir or None)
+        for lv, h in enumerate(self.circuit_hashes[: level + 1]):
+            why = pinned_keys_problem(root, h, proving=lv == level)
+            if why:
+                raise self._disable(KEYS_MISSING, f"level {lv} of {self.plan.name}: {why}")
+        if self._lost:
+            self.restarts += 1
+            self.metrics.inc("sheaf_recursive_worker_restarts_total")
+            self._lost = False
+        argv = TreeWorker.command(binary, self.plan, level, self.cache_dir)
+        w = await TreeWorker.spawn(argv, name=f"tree level-{level} worker", on_stderr=self._on_stderr)
+        w.level, w.started = level, time.monotonic()
+        self._starting = w
+        log.info("tree: level-%d worker pid %d starting: %s", level, w.pid, " ".join(argv))
+        try:
+            ready = await w.wait_ready(self.ready_timeout_s)  # kills it on failure, timeout or cancellation
+        except ProcessError as e:
+            if _KEYS_ERROR.search(e.message):
+                if self.circuit_hashes:  # its keys are cached (checked above): it compiled another circuit
+                    raise self._disable(
+                        CIRCUIT_MISMATCH,
+                        f"the level-{level} worker compiles another circuit than the deployed "
+                        f"{self.circuit_hashes[level][:16]} (rebuild sheaf-gnark from the deployed version): "
+                        f"{e.message[-300:]}",
+                    ) from None
+                raise self._disable(KEYS_MISSING, e.message[-300:]) from None
+            raise
+        finally:
+            self._starting = None
+        got = {int(x["level"]): str(x["circuit_hash"]).lower() for x in ready.get("levels") or []}
+        want = dict(enumerate(self.circuit_hashes[: level + 1]))
+        if ready.get("capacity") != self.plan.capacity or (
+            want and any(got.get(lv) != h for lv, h in want.items())
+        ):
+            await w.kill()
+            raise self._disable(
+                CIRCUIT_MISMATCH,
+                f"the level-{level} worker's circuits {[h[:16] for h in got.values()]} (capacity "
+                f"{ready.get('capacity')}) are not the deployed {[h[:16] for h in want.values()]} of "
+                f"{self.plan.name} (redeploy the tree or fix the binary)",
+            )
+        w.startup_s = time.monotonic() - w.started
+        self._sample(w)
+        self.info = dict(ready)
+        log.info(
+            "tree: level-%d worker pid %d ready in %.1f s: circuit %s, keys %s",
+            level,
+            w.pid,
+            w.startup_s,
+            got.get(level, "?")[:16],
+            next((x.get("dir") for x in ready.get("levels") or [] if x.get("level") == level), "?"),
+        )
+        self._note(f"{self.plan.name}: level-{level} worker ready in {w.startup_s:.1f}s")
+        return w
+
+    async def _stop_worker(self) -> None:
+        """End the current worker (stdin closed: it exits; killed if it is still busy after 5 s)."""
+        w, self._w = self._w, None
+        if w is None:
+            return
+        self._sample(w)
+        await w.close(grace=5.0)
+        self.workers.append(w.summary())
+
+    def _sample(self, w: TreeWorker) -> None:
+        self.peak_rss_bytes = max(self.peak_rss_bytes, w.sample_rss())
+
+    def _on_stderr(self, line: str) -> None:
+        self._stderr_tail.append(line)
+        log.info("tree worker: %s", line) if line.startswith("tree:") else log.debug("tree worker: %s", line)
+
+    def _tail(self) -> str:
+        return " | ".join(self._stderr_tail)[-500:]
+
+    def _note(self, line: str) -> None:
+        if self.on_job is not None:
+            self.on_job(line)
+
+    def _level_jobs(self) -> dict[tuple[tuple[str, str], ...], float]:
+        out: dict[tuple[tuple[str, str], ...], float] = {}
+        for p in self._progress.values():
+            out[(("level", str(p.level)), ("state", "done"))] = float(p.done)
+            out[(("level", str(p.level)), ("state", "total"))] = float(p.total)
+        return out
+
+    # -- proving ----------------------------------------------------------------------------------
+
+    async def prove_tree(
+        self,
+        leaves: Sequence[dict[str, Any]],
+        statement_hashes: Sequence[bytes] | None = None,
+        *,
+        batch_id: int = 0,
+        root: bytes | None = None,
+    ) -> TreeRun:
+        """The shallowest tree over `leaves` (worker leaves in tree order; every leaf job's chunk of K
+        must share one vk: select_tree_batch groups them so). Every job's node is checked against
+        `statement_hashes` (default: the leaves' own) and the top node against `root` if given."""
+        hashes = [bytes(h) for h in statement_hashes] if statement_hashes is not None else None
+        if hashes is None:
+            hashes = [leaf_statement_hash(x) for x in leaves]
+        plan = self.plan
+        try:
+            ranges = plan.node_ranges(len(leaves))
+        except ValueError as e:
+            raise self._failed(ProvingFailed(PROVER_REJECTED, str(e))) from None
+        if len(hashes) != len(leaves):
+            raise self._failed(ProvingFailed(PROVER_REJECTED, f"{len(leaves)} leaves, {len(hashes)} hashes"))
+        for j, r in enumerate(ranges[0]):
+            if len({str(leaves[i]["vk"]).lower() for i in r}) != 1:
+                raise self._failed(
+                    ProvingFailed(
+                        PROVER_REJECTED, f"leaf job {j} (leaves {r.start}..{r.stop - 1}): not one vk"
+                    )
+                )
+        if root is not None and crypto.merkle_root(hashes) != root:
+            raise self._failed(
+                ProvingFailed(
+                    PROVER_LEAF_MISMATCH, "the batch's statement hashes do not give its persisted root"
+                )
+            )
+        top = len(ranges) - 1
+        jobs: list[dict[str, Any]] = []
+        async with self._lock:
+            t0 = time.monotonic()
+            prog = TreeProgress(batch_id, top, 0, 0, len(ranges[0]))
+            self._progress[batch_id] = prog
+            try:
+                nodes: list[dict[str, Any]] = []
+                for r in ranges[0]:
+                    out = await self._job(
+                        prog, r, hashes, "leaf", leaves=[leaves[i] for i in r], top=top == 0
+                    )
+                    nodes.append(out)
+                    jobs.append(self._job_row(0, out))
+                for level in range(1, top + 1):
+                    prog.level, prog.done, prog.total = level, 0, len(ranges[level])
+                    parents = []
+                    for j, r in enumerate(ranges[level]):
+                        kids = nodes[j * plan.fanin : (j + 1) * plan.fanin]
+                        out = await self._job(
+                            prog, r, hashes, "merge", level=level, children=kids, top=level == top
+                        )
+                        parents.append(out)
+                        jobs.append(self._job_row(level, out))
+                    nodes = parents
+            finally:
+                self._progress.pop(batch_id, None)
+            wall = time.monotonic() - t0
+        self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
+        log.info(
+            "batch %d: tree top level %d over %d leaves in %.1f s (%d jobs), worker peak RSS %d MiB",
+            batch_id,
+            top,
+            len(leaves),
+            wall,
+            len(jobs),
+            self.peak_rss_bytes >> 20,
+        )
+        return TreeRun(plan=plan, top=nodes[0], jobs=jobs, workers=list(self.workers))
+
+    @staticmethod
+    def _job_row(level: int, out: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "level": level,
+            "count": out["node"]["count"],
+            "top": out["top"],
+            **{k: out.get(k) for k in ("prove_ms", "base_rss_mib", "peak_rss_mib", "wall_s")},
+        }
+
+    def _failed(self, e: ProvingFailed) -> ProvingFailed:
+        self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
+        return e
+
+    async def _job(
+        self, prog: TreeProgress, r: range, hashes: Sequence[bytes], op: str, **fields: Any
+    ) -> dict[str, Any]:
+        """One job on a worker of its level, sent again to a new worker when the worker dies, times out
+        or fails internally (max_attempts per job); its answer checked (_check_output)."""
+        level, top = prog.level, bool(fields.get("top"))
+        lv = str(level)
+        last = ProvingFailed(PROVER_UNAVAILABLE, "no attempt made")
+        backoff = self.restart_backoff_s
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+            try:
+                w = await self._worker_for(level)
+            except ProcessError as e:  # did not start or get ready: retried
+                last = ProvingFailed(PROVER_UNAVAILABLE, f"level-{level} worker: {e.message}")
+                self._lost = True
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_UNAVAILABLE)
+                self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="unavailable")
+                log.error("batch %d: %s", prog.batch_id, last.message)
+                continue
+            log.info(
+                "batch %d: level %d %s job %d of %d over %d proofs on worker pid %d (attempt %d/%d)",
+                prog.batch_id,
+                level,
+                op,
+                prog.done + 1,
+                prog.total,
+                len(r),
+                w.pid,
+                attempt,
+                self.max_attempts,
+            )
+            t0 = time.monotonic()
+            self._job_level = level
+            try:
+                out = await w.request(op, timeout=self.job_timeout_s, **fields)
+            except ProcessError as e:
+                self._w, self._lost = None, True
+                if e.code == ProcessError.TIMEOUT:
+                    last, outcome = (
+                        ProvingFailed(PROVER_TIMEOUT, f"no answer after {self.job_timeout_s:.0f} s"),
+                        "timeout",
+                    )
+                    await w.kill()
+                else:  # it exited (or wrote an unreadable line and was killed)
+                    rc = await w.wait()
+                    last = ProvingFailed(PROVER_CRASHED, f"level-{level} worker pid {w.pid} exited with {rc}")
+                    outcome = "crashed"
+                self.workers.append(w.summary())
+                self.metrics.inc("sheaf_recursive_failures_total", code=last.code)
+                self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome=outcome)
+                log.error("batch %d: %s; the job is sent to a new worker", prog.batch_id, last.message)
+                continue
+            except RemoteError as e:
+                code, fld, msg = str(e.code), e.field, e.message
+                if code == "BAD_LEAF" and op == "leaf":
+                    m = _LEAF_FIELD.match(fld)
+                    bad = [r.start + int(m.group(1))] if m else list(r)
+                    self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="bad_leaf")
+                    raise self._failed(
+                        ProvingFailed(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad)
+                    ) from None
+                if code in _REJECTED:
+                    self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="rejected")
+                    raise self._failed(
+                        ProvingFailed(PROVER_REJECTED, f"level {level}: {code} {fld}: {msg}")
+                    ) from None
+                last = ProvingFailed(PROVER_WORKER_ERROR, f"level {level}: {code} {fld}: {msg}")
+                self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
+                self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="error")
+                log.error("batch %d: worker error %s", prog.batch_id, last.message)
+                continue
+            finally:
+                self._job_level = -1
+                self._sample(w)
+            wall = time.monotonic() - t0
+            try:
+                self._check_output(level, out, r, hashes, top)
+            except ProvingFailed as e:
+                self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="mismatch")
+                raise self._failed(e) from None
+            out = {**out, "wall_s": round(wall, 1)}
+            prog.done += 1
+            self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="proved")
+            self.metrics.observe("sheaf_tree_job_seconds", wall, JOB_BUCKETS, level=lv)
+            if out.get("peak_rss_mib"):
+                self._last_peak[level] = int(out["peak_rss_mib"]) << 20
+            line = (
+                f"level {level} {op} over {len(r)} proofs (top={top}): {wall:.1f} s (prove "
+                f"{out.get('prove_ms')} ms), job peak {out.get('peak_rss_mib')} MiB"
+            )
+            log.info("batch %d: %s; %s", prog.batch_id, line, prog.text())
+            self._note(f"{self.plan.name}: {line}")
+            return out
+        raise self._failed(
+            ProvingFailed(
+                last.code,
+                f"level {level} {op} job: gave up after {self.max_attempts} attempts: {last.message}",
+            )
+        )
+
+    def _check_output(
+        self, level: int, out: dict[str, Any], r: range, hashes: Sequence[bytes], top: bool
+    ) -> None:
+        """The job's node must be Merkle.root of exactly the statement hashes under it (the top node:
+        the batch's root and count), made by the pinned circuit of its level, top only at the top."""
+        try:
+            node = out["node"]
+            root, count = bytes.fromhex(str(node["root"]).removeprefix("0x")), int(node["count"])
+            proof = bytes.fromhex(str(out["proof"]).removeprefix("0x"))
+            got_level, got_top, chash = int(out["level"]), bool(out["top"]), str(out["circuit_hash"]).lower()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProvingFailed(PROVER_WORKER_ERROR, f"level {level}: unreadable job answer ({e})") from None
+        want = crypto.merkle_root([hashes[i] for i in r])
+        if (root, count) != (want, len(r)):
+            raise ProvingFailed(
+                PROVER_LEAF_MISMATCH,
+                f"level {level}: the job proved node ({root.hex()[:16]}, {count}), the batch's leaves "
+                f"{r.start}..{r.stop - 1} give ({want.hex()[:16]}, {len(r)})",
+            )
+        if not proof or got_level != level or got_top != top:
+            raise ProvingFailed(
+                PROVER_WORKER_ERROR, f"level {level}: answer for level {got_level}, top={got_top}"
+            )
+        if self.circuit_hashes and chash != self.circuit_hashes[level]:
+            raise ProvingFailed(
+                CIRCUIT_MISMATCH,
+                f"level {level}: proved on circuit {chash[:16]}, not {self.circuit_hashes[level][:16]}",
+            )
+        if top:
+            expect = [root[:16], root[16:], count.to_bytes(32, "big")]
+            try:
+                pubs = [int(str(x), 16) for x in out.get("public_inputs") or []]
+            except ValueError:
+                pubs = []
+            if pubs != [int.from_bytes(x, "big") for x in expect]:
+                raise ProvingFailed(
+                    PROVER_LEAF_MISMATCH, "the top proof's public inputs are not (root, count)"
+                )

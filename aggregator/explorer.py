@@ -57,10 +57,11 @@ _INFERENCE_CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19}-[0-9a-f]{64})")
 # the on-chain check shares the submitter's RPC connection: few calls at once, answers kept briefly
 VERIFY_CONCURRENCY = 4
 VERIFY_CACHE_S = 10.0
-# the overview (GET /v1/overview): activity in ACTIVITY_BUCKETS one-minute buckets from at most the
-# newest ACTIVITY_EVENTS status events (~7 per proof: at heavy load the older buckets are marked
-# incomplete rather than read from an unbounded scan); the estimated gas saved by the newest
-# GAS_AGGREGATIONS finalized aggregations; recomputed at most every OVERVIEW_CACHE_S for everyone
+# the overview (GET /v1/overview): activity in ACTIVITY_BUCKETS one-minute buckets from the status
+# events in that window, at most ACTIVITY_EVENTS of them (~7 per proof: at heavy load the older
+# buckets are marked incomplete rather than read from an unbounded scan); the estimated gas saved
+# by the newest GAS_AGGREGATIONS finalized aggregations; recomputed at most every OVERVIEW_CACHE_S
+# for everyone
 ACTIVITY_BUCKETS = 30
 ACTIVITY_BUCKET_MS = 60_000
 ACTIVITY_EVENTS = 20_000
@@ -398,10 +399,11 @@ class ListApi:
     async def _compute_overview(self) -> dict[str, Any]:
         db = self.reads.db
         counts = await db.run(db.store.count_by_status)
-        times = await db.run(db.store.latest_status_times, ACTIVITY_EVENTS)
         now = int(time.time() * 1000)
+        window = now - ACTIVITY_BUCKETS * ACTIVITY_BUCKET_MS
+        times, cut = await self.reads.status_times_since(window, ACTIVITY_EVENTS)
         queued = counts.get(Status.QUEUED, 0)
-        buckets, since = activity(times, ACTIVITY_EVENTS, now, ACTIVITY_BUCKETS, ACTIVITY_BUCKET_MS, queued)
+        buckets, since = activity(times, cut, now, ACTIVITY_BUCKETS, ACTIVITY_BUCKET_MS, queued)
         in_flight: list[BatchRow] = []
         for st in (BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED):
             in_flight += await self.reads.list_batches(IN_FLIGHT_LIMIT, None, state=st)

@@ -212,6 +212,26 @@ class Reads:
             "search for a proof id, a 32-byte hex hash (statement, vk, tx, root) or a batch id",
         )
 
+    async def status_times_since(
+        self, since_ms: int, max_events: int, page: int = 1000
+    ) -> tuple[list[tuple[Status, int]], bool]:
+        """(status, ts_ms) of the status events at or after `since_ms`, newest first, read back from
+        the newest a page at a time (Store.status_times) and at most `max_events` of them; and
+        whether that bound cut the read short of `since_ms`. An idle system costs one short page."""
+        out: list[tuple[Status, int]] = []
+        before = None
+        while len(out) < max_events:
+            n = min(page, max_events - len(out))
+            rows = await self.db.run(self.db.store.status_times, n, before)
+            for _, st, ts in rows:
+                if ts < since_ms:
+                    return out, False
+                out.append((st, ts))
+            if len(rows) < n:
+                return out, False
+            before = rows[-1][0]
+        return out, True
+
     async def proof_events(
         self, proof_id: str, after: int = 0, idle_s: float = 15.0
     ) -> AsyncIterator[Event | None]:
@@ -290,7 +310,7 @@ def direct_gas(schemes: list[str]) -> int | None:
 
 def activity(
     times: list[tuple[Status, int]],
-    limit: int,
+    cut: bool,
     now_ms: int,
     buckets: int,
     bucket_ms: int,
@@ -299,11 +319,12 @@ def activity(
     """Per time bucket (oldest first, the last one ending at `now_ms`): proofs submitted (RECEIVED
     events), finalized (FINALIZED events) and the queue depth at the bucket's end (proofs QUEUED
     and not yet in a batch: walked back from `queued_now`, +1 per AGGREGATING event, -1 per QUEUED
-    event). `times`: the newest status events (Store.latest_status_times(limit)), newest first; if
-    it hit the limit, buckets that start before its oldest event are incomplete and have None
-    counts. Also returns the time from which the counts are complete."""
+    event). `times`: the status events since the first bucket's start, newest first
+    (Reads.status_times_since); `cut`: the read stopped at its bound before that, so buckets that
+    start before its oldest event are incomplete and have None counts. Also returns the time from
+    which the counts are complete."""
     start = now_ms - buckets * bucket_ms
-    complete_since = times[-1][1] if len(times) >= limit else start
+    complete_since = times[-1][1] if cut and times else start
     submitted, finalized = [0] * buckets, [0] * buckets
     delta = [0] * buckets  # the change in queue depth during each bucket
     for st, ts in times:

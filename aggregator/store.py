@@ -98,10 +98,10 @@ class Store(Protocol):
 
     def count_by_status(self) -> dict[Status, int]: ...
 
-    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
-        """(status, ts_ms) of the newest `limit` status events, newest first: the explorer's
-        activity charts (issue 16). Walks the events' primary key backwards, so its cost is the
-        limit, not the table."""
+    def status_times(self, limit: int, before_seq: int | None = None) -> list[tuple[int, Status, int]]:
+        """(seq, status, ts_ms) of the newest `limit` status events older than `before_seq` (None:
+        from the newest), newest first: the explorer's activity charts page back with it (issue
+        16). Walks the events' primary key backwards: its cost is the limit, not the table."""
         ...
 
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
@@ -577,11 +577,12 @@ class SqliteStore:
         rows = self.conn.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
         return {Status(r[0]): int(r[1]) for r in rows}
 
-    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
+    def status_times(self, limit: int, before_seq: int | None = None) -> list[tuple[int, Status, int]]:
         rows = self.conn.execute(
-            "SELECT status, ts_ms FROM events ORDER BY seq DESC LIMIT ?", (limit,)
+            "SELECT seq, status, ts_ms FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (before_seq if before_seq is not None else 1 << 62, limit),
         ).fetchall()
-        return [(Status(r[0]), int(r[1])) for r in rows]
+        return [(int(r[0]), Status(r[1]), int(r[2])) for r in rows]
 
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         """(domain_id, kind, queued count, oldest updated_ms) per group with queued proofs."""

@@ -338,11 +338,12 @@ class PostgresStore:
         rows = self.c.execute("SELECT status, COUNT(*) FROM proofs GROUP BY status").fetchall()
         return {Status(r[0]): int(r[1]) for r in rows}
 
-    def latest_status_times(self, limit: int) -> list[tuple[Status, int]]:
+    def status_times(self, limit: int, before_seq: int | None = None) -> list[tuple[int, Status, int]]:
         rows = self.c.execute(
-            "SELECT status, ts_ms FROM events ORDER BY seq DESC LIMIT %s", (limit,)
+            "SELECT seq, status, ts_ms FROM events WHERE seq < %s ORDER BY seq DESC LIMIT %s",
+            (before_seq if before_seq is not None else 1 << 62, limit),
         ).fetchall()
-        return [(Status(r[0]), int(r[1])) for r in rows]
+        return [(int(r[0]), Status(r[1]), int(r[2])) for r in rows]
 
     def queued_groups(self) -> list[tuple[int, str, int, int]]:
         rows = self.c.execute(

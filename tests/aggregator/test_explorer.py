@@ -169,8 +169,8 @@ async def test_overview_counts_charts_and_gas_from_what_was_submitted(live: Live
 
 
 async def test_activity_buckets_mark_what_the_event_limit_cut_off() -> None:
-    """reads.activity: with the event read at its limit, buckets older than the oldest event read
-    have no counts (None), newer ones count exactly; queue depth walks back from now."""
+    """reads.activity: when the event read was cut at its bound, buckets older than the oldest
+    event read have no counts (None), newer ones count exactly; queue depth walks back from now."""
     now, minute = 10 * 60_000, 60_000
     newest_first = [
         (Status.FINALIZED, now - 1_000),
@@ -180,12 +180,12 @@ async def test_activity_buckets_mark_what_the_event_limit_cut_off() -> None:
         (Status.QUEUED, now - 63_000),
         (Status.RECEIVED, now - 3 * minute - 5),
     ]
-    got, since = activity(newest_first, len(newest_first), now, 5, minute, queued_now=1)
+    got, since = activity(newest_first, True, now, 5, minute, queued_now=1)
     assert since == now - 3 * minute - 5
     assert [b["submitted"] for b in got] == [None, None, 0, 1, 0]
     assert [b["finalized"] for b in got] == [None, None, 0, 0, 1]
     assert [b["queue_depth"] for b in got] == [None, None, 0, 2, 1]
-    whole, since = activity(newest_first, 100, now, 5, minute, queued_now=1)
+    whole, since = activity(newest_first, False, now, 5, minute, queued_now=1)
     assert since == now - 5 * minute and [b["submitted"] for b in whole] == [0, 1, 0, 1, 0]
 
 

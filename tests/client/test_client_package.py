@@ -162,11 +162,11 @@ def test_wheel_installs_into_a_fresh_venv_offline(tmp_path: Path) -> None:
         [str(py), "-c", "import importlib.metadata as m; print(sorted(m.requires('sheaf-client')))"],
         env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
-    assert [d.split(">")[0] for d in eval(meta.stdout)] == ["grpcio", "protobuf", "pycryptodome"]
+    assert [d.split(">")[0] for d in eval(meta.stdout)] == ["grpcio", "protobuf", "pycryptodome", "tenacity"]
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = {  # the site dir each dependency lives in
         Path(importlib.import_module(m).__file__ or "").parents[m.count(".") + 1]
-        for m in ("grpc", "google.protobuf", "Crypto")
+        for m in ("grpc", "google.protobuf", "Crypto", "tenacity")
     }
     (site / "borrowed_deps.pth").write_text("".join(f"{d}\n" for d in deps))
     probe = (

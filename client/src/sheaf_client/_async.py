@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from sheaf_client._pb import aggregator_pb2 as pb
 from sheaf_client._pb import aggregator_pb2_grpc as pbg
@@ -53,10 +54,11 @@ def _by_name(cls: type[E], value: E | str | int) -> int:
 class Retry:
     """Exponential backoff with full jitter: attempt n waits uniform(0, min(max_delay, initial*2^n)).
 
-    Hand-written rather than tenacity: it is ~15 lines, the retry predicate needs Sheaf's trailing
-    metadata (RESOURCE_EXHAUSTED only when rate-limited), the same loop serves unary calls and
-    stream resumption, and the package keeps to grpcio + protobuf + pycryptodome. gRPC's built-in
-    retryPolicy can't tell RATE_LIMITED from TOO_LARGE, so it isn't used either.
+    Unary calls run it through tenacity (`_retrying`); the predicate is Sheaf's (SheafError.retryable:
+    RESOURCE_EXHAUSTED only when rate-limited, from the trailing metadata), so gRPC's built-in
+    retryPolicy, which can't tell RATE_LIMITED from TOO_LARGE, isn't used. `watch` resumes its
+    stream with the same `delay` in its own loop: its attempt count restarts after every event
+    yielded, which is not a plain retry of one call.
     """
 
     def __init__(self, attempts: int = 6, initial: float = 0.2, max_delay: float = 5.0) -> None:
@@ -65,10 +67,15 @@ class Retry:
         self.attempts, self.initial, self.max_delay = attempts, initial, max_delay
 
     def delay(self, n: int) -> float:
+        """The wait before retry n + 1 (n = 0 after the first failure)."""
         return random.uniform(0, min(self.max_delay, self.initial * 2**n))
 
 
 NO_RETRY = Retry(attempts=1)
+
+
+def _retryable_rpc_error(e: BaseException) -> bool:
+    return isinstance(e, grpc.aio.AioRpcError) and SheafError.from_rpc(e).retryable
 
 
 class AsyncClient:
@@ -125,19 +132,30 @@ class AsyncClient:
     # -- retries --
 
     async def _retrying(self, fn: Callable[[], Awaitable[T]]) -> T:
-        n = 0
-        while True:
-            try:
-                return await fn()
-            except grpc.aio.AioRpcError as e:
-                err = SheafError.from_rpc(e)
-                if not err.retryable or n + 1 >= self.retry.attempts:
-                    raise err from e
-                d = self.retry.delay(n)
-                if self.on_retry is not None:
-                    self.on_retry(err, n + 1, d)
-                n += 1
-                await asyncio.sleep(d)
+        """fn() under `self.retry`: retryable SheafErrors (UNAVAILABLE, DEADLINE_EXCEEDED, rate
+        limits) are retried up to `attempts` calls in all; any other error, or the last one, is
+        raised as a SheafError."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            e = state.outcome.exception() if state.outcome else None
+            if self.on_retry is not None and isinstance(e, grpc.aio.AioRpcError) and state.next_action:
+                self.on_retry(SheafError.from_rpc(e), state.attempt_number, state.next_action.sleep)
+
+        try:
+            # the attempt-block form: fn is a lambda returning an awaitable, which
+            # AsyncRetrying(fn) would not await (it awaits only coroutine functions)
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.retry.attempts),
+                wait=lambda state: self.retry.delay(state.attempt_number - 1),
+                retry=retry_if_exception(_retryable_rpc_error),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    out = await fn()
+        except grpc.aio.AioRpcError as e:
+            raise SheafError.from_rpc(e) from e
+        return out
 
     async def _unary(self, method: Any, req: Any) -> Any:
         return await self._retrying(lambda: method(req, timeout=self.timeout))

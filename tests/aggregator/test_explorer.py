@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -30,10 +31,10 @@ from grpc_reflection.v1alpha import reflection_pb2
 from grpc_status import rpc_status
 from web3 import Web3
 
-from aggregator import cli
+from aggregator import cli, explorer
 from aggregator.explorer import OVERVIEW_CACHE_S
 from aggregator.reads import DIRECT_VERIFY_GAS, activity, inclusion_check_gas
-from aggregator.records import Status
+from aggregator.records import KIND_ATTESTED, KIND_RECURSIVE, BatchRow, BatchState, Status
 from sheaf.v1 import aggregator_pb2 as pb
 from sheaf.v1 import aggregator_pb2_grpc as pbg
 
@@ -187,6 +188,22 @@ async def test_activity_buckets_mark_what_the_event_limit_cut_off() -> None:
     assert [b["queue_depth"] for b in got] == [None, None, 0, 2, 1]
     whole, since = activity(newest_first, False, now, 5, minute, queued_now=1)
     assert since == now - 5 * minute and [b["submitted"] for b in whole] == [0, 1, 0, 1, 0]
+
+
+async def test_in_flight_stage_names_what_the_batch_waits_for() -> None:
+    """The overview's stage of an open batch (docs/explorer.md "Overview charts")."""
+    base = BatchRow(1, 1, KIND_ATTESTED, None, b"\0" * 32, 2, BatchState.PENDING, None, None, None, "", 0)
+    cases = [
+        (base, "collecting signatures"),
+        (dataclasses.replace(base, kind=KIND_RECURSIVE), "proving"),
+        (dataclasses.replace(base, state=BatchState.SIGNED), "ready to send"),
+        (dataclasses.replace(base, state=BatchState.SUBMITTED), "sent, waiting for finality"),
+        (
+            dataclasses.replace(base, state=BatchState.SUBMITTED, block_number=9),
+            "included, waiting for confirmations",
+        ),
+    ]
+    assert [explorer._stage(b) for b, _ in cases] == [want for _, want in cases]
 
 
 async def test_inferences_list_and_search(live: Live) -> None:

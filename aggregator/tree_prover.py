@@ -473,21 +473,21 @@ class TreeProver:
             try:
                 nodes: list[dict[str, Any]] = []
                 for r in ranges[0]:
-                    out = await self._job(
+                    out, took = await self._job(
                         prog, r, hashes, "leaf", leaves=[leaves[i] for i in r], top=top == 0
                     )
                     nodes.append(out)
-                    jobs.append(self._job_row(0, out))
+                    jobs.append(self._job_row(0, out, took))
                 for level in range(1, top + 1):
                     prog.level, prog.done, prog.total = level, 0, len(ranges[level])
                     parents = []
                     for j, r in enumerate(ranges[level]):
                         kids = nodes[j * plan.fanin : (j + 1) * plan.fanin]
-                        out = await self._job(
+                        out, took = await self._job(
                             prog, r, hashes, "merge", level=level, children=kids, top=level == top
                         )
                         parents.append(out)
-                        jobs.append(self._job_row(level, out))
+                        jobs.append(self._job_row(level, out, took))
                     nodes = parents
             finally:
                 self._progress.pop(batch_id, None)
@@ -505,12 +505,13 @@ class TreeProver:
         return TreeRun(plan=plan, top=nodes[0], jobs=jobs, workers=list(self.workers))
 
     @staticmethod
-    def _job_row(level: int, out: dict[str, Any]) -> dict[str, Any]:
+    def _job_row(level: int, out: dict[str, Any], wall: float) -> dict[str, Any]:
         return {
             "level": level,
             "count": out["node"]["count"],
             "top": out["top"],
-            **{k: out.get(k) for k in ("prove_ms", "base_rss_mib", "peak_rss_mib", "wall_s")},
+            **{k: out.get(k) for k in ("prove_ms", "base_rss_mib", "peak_rss_mib")},
+            "wall_s": round(wall, 1),
         }
 
     def _failed(self, e: ProvingFailed) -> ProvingFailed:
@@ -519,9 +520,11 @@ class TreeProver:
 
     async def _job(
         self, prog: TreeProgress, r: range, hashes: Sequence[bytes], op: str, **fields: Any
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], float]:
         """One job on a worker of its level, sent again to a new worker when the worker dies, times out
-        or fails internally (max_attempts per job); its answer checked (_check_output)."""
+        or fails internally (max_attempts per job); its answer (the worker's Output, passed unchanged
+        to the merge above: the worker refuses unknown fields) checked (_check_output), and its round
+        trip in seconds."""
         level, top = prog.level, bool(fields.get("top"))
         lv = str(level)
         last = ProvingFailed(PROVER_UNAVAILABLE, "no attempt made")
@@ -600,7 +603,6 @@ class TreeProver:
             except ProvingFailed as e:
                 self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="mismatch")
                 raise self._failed(e) from None
-            out = {**out, "wall_s": round(wall, 1)}
             prog.done += 1
             self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="proved")
             self.metrics.observe("sheaf_tree_job_seconds", wall, JOB_BUCKETS, level=lv)
@@ -612,7 +614,7 @@ class TreeProver:
             )
             log.info("batch %d: %s; %s", prog.batch_id, line, prog.text())
             self._note(f"{self.plan.name}: {line}")
-            return out
+            return out, wall
         raise self._failed(
             ProvingFailed(
                 last.code,

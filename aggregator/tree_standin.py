@@ -32,6 +32,21 @@ from aggregator.merkle import merkle_root
 from normalizers.statement import keccak256
 from sheaf.recursion_tree import TreePlan
 
+# gnark/tree's Output (units.go): a merge child is one, and nothing else
+OUTPUT_FIELDS = frozenset(
+    {
+        "level",
+        "circuit_hash",
+        "node",
+        "proof",
+        "top",
+        "public_inputs",
+        "prove_ms",
+        "base_rss_mib",
+        "peak_rss_mib",
+    }
+)
+
 
 def circuit_hashes(plan: TreePlan) -> list[str]:
     """The stand-in's circuit hash of every level (level L's depends on the levels below, as gnark/tree's)."""
@@ -135,6 +150,9 @@ def merge_job(plan: TreePlan, hashes: list[str], level: int, req: dict[str, Any]
     roots, count = [], 0
     for i, o in enumerate(kids):
         f = f"children[{i}]"
+        extra = sorted(set(o) - OUTPUT_FIELDS)
+        if extra:  # the real worker decodes requests with DisallowUnknownFields
+            raise JobError("MALFORMED", f"{f}.{extra[0]}", "unknown field")
         if o.get("circuit_hash") != hashes[level - 1] or o.get("top"):
             raise JobError(
                 "WRONG_CIRCUIT", f, f"made by circuit {o.get('circuit_hash')} (top={o.get('top')})"

@@ -19,7 +19,7 @@ from deploy.api import load_manifest, registry
 from deploy.chain import connect
 from deploy.cli import main
 from deploy.errors import DeployError
-from deploy.source_verify import FULL, MISMATCH, PARTIAL, split_auxdata, verify_manifest
+from deploy.source_verify import FULL, MISMATCH, PARTIAL, verify_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 VK = "0x" + "ab" * 32
@@ -133,20 +133,6 @@ def test_immutables_are_read_from_chain(node: Anvil, tmp_path: Path, env_key: st
     values = set(r.details["immutables"].values())
     assert "0x" + VK[2:] in values
     assert "0x" + "00" * 12 + m.contracts["SheafRegistry"].address[2:].lower() in values
-
-
-def test_split_auxdata() -> None:
-    code = (
-        bytes.fromhex("6080604052")
-        + bytes.fromhex("a264697066735822")
-        + b"\x11" * 34
-        + bytes.fromhex("64736f6c6343")
-        + bytes([0, 8, 30])
-        + (51).to_bytes(2, "big")
-    )
-    exe, aux = split_auxdata(code)
-    assert exe == bytes.fromhex("6080604052") and len(aux) == 53
-    assert split_auxdata(b"\x60\x80") == (b"\x60\x80", b"")
 
 
 def _err(capsys: pytest.CaptureFixture[str]) -> str:

@@ -141,6 +141,7 @@ function contrastProbe() {
       leaves: await texts("#tx-proofs tbody td:nth-child(2) a"),
       stray: await stray(),
     };
+    out.a11y_tx = await page.evaluate(contrastProbe);
     await page.screenshot({ path: path.join(outDir, "tx.png"), fullPage: true });
 
     // search by vk hash (upper case, no 0x): lands on the key's page listing its proofs

@@ -613,7 +613,7 @@ async def test_explorer_in_headless_chromium(live: Live) -> None:
     vk = got["vk"]
     assert vk["landed"] == "#/vk/" + slice0["vk_hash"] and vk["stray"] == []
     assert vk["proofs"] == [p["proof_id"] for p in with_vk["proofs"]] and len(vk["proofs"]) >= 2
-    for a11y in (got["a11y_vk"],):
+    for a11y in (got["a11y_tx"], got["a11y_vk"]):
         assert a11y["unlabelled_inputs"] == [] and a11y["tables_without_caption"] == 0
         assert a11y["min_contrast"] >= 4.5, a11y
     a11y = got["a11y"]

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
+import shutil
 import signal
 import sys
 import time
@@ -30,9 +32,11 @@ from typing import Any
 
 import pytest
 from agg_helpers import OPERATOR_KEYS, OWNER_KEY, SRS, SUBMITTER_KEY, ChainEnv, fixture_inputs, make_config
+from eth_account import Account
 
 from aggregator.admission import ProofVerifier
 from aggregator.app import App
+from aggregator.chain import Chain
 from aggregator.client import AsyncClient
 from aggregator.config import Config, RecursionConfig
 from aggregator.jobs import (
@@ -58,9 +62,14 @@ from aggregator.service import Service
 from aggregator.store import SqliteStore
 from aggregator.tree_prover import TreeProver, select_tree_batch
 from aggregator.tree_standin import circuit_hashes, fold, make_keys, write_binary
+from deploy.anvil import Anvil
+from deploy.api import configure_registry, deploy_all, load_manifest, registry
+from deploy.chain import connect
+from deploy.tree import deploy_tree_verifier, export_tree_verifiers
 from normalizers.api import Normalizer, ProofInput
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_tree import TreePlan
+from sheaf.v1 import aggregator_pb2 as pb
 
 PLAN = TreePlan(k=2, npub=1, fanin=2, levels=1)
 FIX = REPO_ROOT / "tests" / "fixtures" / "tree" / PLAN.name
@@ -443,15 +452,17 @@ async def test_service_batches_and_proves_with_the_tree(standin: Standin, tmp_pa
 # -- opt-in: real tree proving on anvil --------------------------------------------------------------
 
 
+@dataclass
+class TreeEnv:
+    chain: ChainEnv
+    out: Path  # the deployments directory (manifest with the tree's `recursive` section)
+    export_s: float
+
+
 @pytest.fixture(scope="module")
-def tree_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChainEnv, Path, Any]]:
-    from eth_account import Account
-
-    from deploy.anvil import Anvil
-    from deploy.api import configure_registry, deploy_all, load_manifest, registry
-    from deploy.chain import connect
-    from deploy.tree import deploy_tree_verifier, export_tree_verifiers
-
+def tree_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TreeEnv]:
+    """anvil + SheafRegistry (domain 1 posted by the aggregator's key) + the tree's per-level verifiers
+    exported now from the cached keys and deployed behind TreeAggregationAdapter (deploy/tree.py)."""
     gen = REPO_ROOT / "build" / "recursion" / f"test-agg-{os.getpid()}" / PLAN.name
     with Anvil(block_time=0.5) as node:
         out = tmp_path_factory.mktemp("deployments")
@@ -460,16 +471,14 @@ def tree_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChainEn
         reg = registry(w3, load_manifest(31337, out))
         ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
         submitter = Account.from_key(SUBMITTER_KEY).address
-        configure_registry(
-            w3, Account.from_key(OWNER_KEY), reg, domains=[(1, submitter)], operators=ops, threshold=2
-        )
+        owner = Account.from_key(OWNER_KEY)
+        configure_registry(w3, owner, reg, domains=[(1, submitter)], operators=ops, threshold=2)
         try:
-            ex = export_tree_verifiers(PLAN, out=gen, log=print)  # the cached keys' vks
-            d = deploy_tree_verifier(node.rpc_url, OWNER_KEY, exported=ex, out_dir=out, log=print)
-            yield ChainEnv(node, str(reg.address), ops), out, d
+            t0 = time.monotonic()
+            ex = export_tree_verifiers(PLAN, out=gen, log=print)  # compiles every level, vks from the cache
+            deploy_tree_verifier(node.rpc_url, OWNER_KEY, exported=ex, out_dir=out, log=print)
+            yield TreeEnv(ChainEnv(node, str(reg.address), ops), out, time.monotonic() - t0)
         finally:
-            import shutil
-
             shutil.rmtree(gen.parent, ignore_errors=True)
 
 
@@ -478,99 +487,88 @@ def tree_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ChainEn
     not os.environ.get("SHEAF_TREE_PROVE"),
     reason="set SHEAF_TREE_PROVE=1 (real tree proving: cached K=2/F=2 tree keys, ~5-6 GB per job, minutes)",
 )
-async def test_real_tree_batch_on_chain(tree_env: tuple[ChainEnv, Path, Any], tmp_path: Path) -> None:
+async def test_real_tree_batch_on_chain(tree_env: TreeEnv, tmp_path: Path) -> None:
     """`aggregator run` (the App, auto mode) reads the tree deployment from the manifest, proves ONE
     batch of 3 real proofs (2 snarkjs of one vk + 1 gnark: leaf jobs [2] + [1], then the top merge)
-    and posts ONE recursive aggregation the registry verifies through TreeAggregationAdapter."""
-    from web3 import Web3
-
-    from aggregator.chain import Chain
-    from deploy.api import load_manifest, registry
-    from deploy.chain import connect
-    from sheaf.v1 import aggregator_pb2 as pb
-
-    env, out, _deployed = tree_env
-    man = load_manifest(31337, out).recursive
+    with `sheaf-gnark tree serve` workers and posts ONE recursive aggregation, which the registry
+    verifies through TreeAggregationAdapter; every leaf's inclusion is RECURSIVE on chain."""
+    env = tree_env.chain
+    man = load_manifest(31337, tree_env.out).recursive
     assert man["kind"] == "tree"
     inputs = {i.name: i for i in fixture_inputs()}
-    recursive = [inputs[k] for k in ("gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1")]
+    names = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
     cfg = make_config(
         env,
         tmp_path / "agg.db",
-        deployments_dir=str(out),
+        deployments_dir=str(tree_env.out),
         max_wait_ms=500,
-        recursion=RecursionConfig(max_wait_ms=5_000),
+        recursion=RecursionConfig(max_wait_ms=3_000),
     )
     app = App(cfg, submitter_key=SUBMITTER_KEY)
     t0 = time.monotonic()
     await app.start()
     p = app.prover
     assert isinstance(p, TreeProver) and p.circuit_hashes == tuple(man["circuit_hashes"])
-    from agg_helpers import start_operator, stop_process
-
-    ops = [
-        start_operator(f"127.0.0.1:{app.grpc.port}", k, tmp_path / f"op{i}.log", env.registry)
-        for i, k in enumerate(OPERATOR_KEYS[:2])
-    ]
     chain = Chain(env.node.rpc_url, env.registry)
+    reg = registry(connect(env.node.rpc_url), load_manifest(31337, tree_env.out))
+    progress: list[str] = []
     try:
-        info = await p.wait_ready(1800)
+        info = await p.wait_ready(1800)  # the level-0 worker, started by App.start
         t_ready = time.monotonic() - t0
         async with AsyncClient(f"127.0.0.1:{app.grpc.port}") as c:
-            subs = [await c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public) for i in recursive]
+            subs = []
+            for name in names:  # the gnark proof is the oldest
+                i = inputs[name]
+                subs.append(await c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public))
             t1 = time.monotonic()
-            progress: list[str] = []
 
-            async def watch() -> None:
+            async def watch() -> None:  # what a status display would show while the batch proves
                 while True:
-                    for bid in list(app.service.proving._inflight):
-                        s = app.service.proving.progress(bid)
-                        if s and (not progress or progress[-1] != s):
-                            progress.append(s)
+                    row = await app.service.reads.proof(subs[0].proof_id)
+                    s = app.service.proving.progress(row.batch_id) if row.batch_id is not None else None
+                    if s and (not progress or progress[-1] != s):
+                        progress.append(s)
                     await asyncio.sleep(0.5)
 
             w = asyncio.create_task(watch())
-            fin = await asyncio.gather(*(c.wait_finalized(s.proof_id, 3000) for s in subs))
-            w.cancel()
+            try:
+                fin = await asyncio.gather(*(c.wait_finalized(s.proof_id, 3000) for s in subs))
+            finally:
+                w.cancel()
             t_fin = time.monotonic() - t1
             assert [f.status for f in fin] == [pb.FINALIZED] * 3
             incs = [await c.inclusion(s.proof_id) for s in subs]
             assert len({inc.aggregation_id for inc in incs}) == 1  # ONE aggregation for the three
             assert [inc.index for inc in incs] == [2, 0, 1]  # tree order: the snarkjs pair, then gnark
-            reg = registry(connect(env.node.rpc_url), load_manifest(31337, out))
             for s, inc in zip(subs, incs, strict=True):
                 assert inc.kind == pb.RECURSIVE and inc.leaf_count == 3 and inc.leaf == s.statement_hash
                 path = list(inc.merkle_path)
                 assert await chain.verify_inclusion(1, inc.aggregation_id, inc.leaf, path, 3, inc.index)
-                assert tuple(
-                    reg.functions.verifyProofAggregationKind(
-                        1, inc.aggregation_id, inc.leaf, path, 3, inc.index
-                    ).call()
-                ) == (True, 1)
+                kind = reg.functions.verifyProofAggregationKind(
+                    1, inc.aggregation_id, inc.leaf, path, 3, inc.index
+                )
+                assert tuple(kind.call()) == (True, 1)  # RECURSIVE
         logs = reg.events.AggregationSubmitted().get_logs(from_block=0)
-        assert [x.args.kind for x in logs] == [1]  # posted exactly once, RECURSIVE
-        gas = int(
-            Web3(Web3.HTTPProvider(env.node.rpc_url)).eth.get_transaction_receipt(logs[0].transactionHash)[
-                "gasUsed"
-            ]
-        )
+        assert [x.args.kind for x in logs] == [1]  # posted exactly once
+        gas = int(connect(env.node.rpc_url).eth.get_transaction_receipt(logs[0].transactionHash)["gasUsed"])
         m = app.metrics
         assert m.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 2
         assert m.counter_value("sheaf_tree_jobs_total", level="1", outcome="proved") == 1
+        assert m.counter_value("sheaf_recursive_batches_total", result="proved") == 1
         assert "level 1 of 1, 0 of 1 jobs done" in progress, progress
-        peaks = m.gauges["sheaf_tree_job_peak_rss_bytes"]()
+        peaks = {k[0][1]: round(v / 2**30, 2) for k, v in m.gauges["sheaf_tree_job_peak_rss_bytes"]().items()}
         prove_s = m.hists["sheaf_recursive_prove_seconds"][(("shape", PLAN.name),)].total
-        print(
-            f"\n[tree] level-0 worker ready {t_ready:.1f}s after start "
-            f"({info['levels'][0]['nb_constraints']} R1CS); 3 proofs FINALIZED {t_fin:.1f}s after "
-            f"submission; prove {prove_s:.1f}s; "
-            f"job peaks { {k[0][1]: round(v / 2**30, 2) for k, v in peaks.items()} } GiB; worker peak "
-            f"{p.peak_rss_bytes / 2**30:.2f} GiB; workers {p.workers}; submitRecursiveAggregation {gas} gas; "
-            f"progress {progress}",
-            file=sys.stderr,
-        )
+        workers = list(p.workers)
     finally:
-        for o in ops:
-            stop_process(o)
         await chain.close()
         await app.stop()
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss >> 10
+    print(
+        f"\n[tree] export+deploy {tree_env.export_s:.1f}s; level-0 worker ready {t_ready:.1f}s "
+        "after App.start "
+        f"({info['levels'][0]['nb_constraints']} R1CS); 3 proofs FINALIZED {t_fin:.1f}s after submission "
+        f"(tree proving {prove_s:.1f}s); job peaks (GiB by level) {peaks}; tree workers' peak "
+        f"{p.peak_rss_bytes / 2**30:.2f} GiB; largest child RSS {kids} MiB; workers {workers}; "
+        f"submitRecursiveAggregation {gas} gas; progress seen {progress}",
+        file=sys.stderr,
+    )

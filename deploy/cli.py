@@ -7,7 +7,10 @@
                         (recursive-path verifier, see below)
     sheaf-deploy configure --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--domain ID[:SUBMITTER] ...]
                         [--operator ADDR ...] [--threshold K]   (owner setup, idempotent)
-    sheaf-deploy verify [--rpc-url URL] [--chain-id N]
+    sheaf-deploy verify [--rpc-url URL] [--chain-id N] [--timeout S]
+                        [--submit sourcify --api URL [--api-timeout S]]
+                        (lib-sourcify against the node; --submit posts the standard-JSON input of
+                        each matching contract to a Sourcify APIv2 and waits for its verdict)
     sheaf-deploy register-model --model spec.json [--rpc-url URL] [--keystore F | env SHEAF_DEPLOYER_KEY]
                         [--consumer-domain N --consumer-kind K [--fully-proven]]
                         (SheafInference, deployed by `deploy`: register a model, idempotent; with
@@ -44,9 +47,18 @@ from deploy.chain import connect, load_account, transact
 from deploy.compile import artifact_json, compile_contracts
 from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
 from deploy.inference import deploy_consumer, inference_contract, load_model, register_model
+from deploy.manifest import Manifest
 from deploy.recursive import deploy_recursive_verifier
 from deploy.registry import queued_changes
-from deploy.source_verify import FULL, verify_manifest
+from deploy.source_verify import (
+    FULL,
+    PARTIAL,
+    REFERENCE_TIMEOUT_S,
+    ContractVerification,
+    ReferenceJob,
+    verify_manifest,
+)
+from deploy.verify_api import API_TIMEOUT_S, submit_sourcify
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_keys import verifier_key
 from sheaf.schemes import Scheme
@@ -165,10 +177,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="apply a queued configuration change whose delay has passed",
     )
-    v = sub.add_parser("verify", help="check on-chain code against a recompilation (Sourcify rules)")
+    v = sub.add_parser(
+        "verify", help="check on-chain code against its sources with lib-sourcify; optionally submit them"
+    )
     v.add_argument("--rpc-url", default=DEFAULT_RPC)
     v.add_argument("--chain-id", type=int, default=None, help="manifest to verify (default: the node's)")
     v.add_argument("--expect-chain-id", type=int, default=None)
+    v.add_argument(
+        "--timeout",
+        type=float,
+        default=REFERENCE_TIMEOUT_S,
+        help="seconds for the local lib-sourcify run over the whole manifest",
+    )
+    v.add_argument(
+        "--submit",
+        choices=("sourcify",),
+        default=None,
+        help="also submit every locally matching contract to a Sourcify APIv2 at --api",
+    )
+    v.add_argument("--api", default=None, help="verification API base URL, e.g. https://sourcify.dev/server")
+    v.add_argument("--api-timeout", type=float, default=API_TIMEOUT_S, help="seconds per contract at the API")
     rm = sub.add_parser("register-model", help="register a model with SheafInference (idempotent)")
     rm.add_argument("--model", type=Path, required=True, help='model spec JSON: {"slices": [...]}')
     rm.add_argument("--rpc-url", default=DEFAULT_RPC)
@@ -189,6 +217,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--fully-proven", action="store_true", help="the consumer refuses models with unproven slices"
     )
     return p
+
+
+def _submit_to_sourcify(
+    api: str,
+    chain_id: int,
+    m: Manifest,
+    results: Sequence[ContractVerification],
+    timeout_s: float,
+    out_dir: Path | None,
+) -> None:
+    """Post the standard-JSON input of every contract that matched locally; one that did not would
+    be refused by the API too (same lib-sourcify), so it is reported and left out."""
+    jobs: list[ReferenceJob] = []
+    names: list[str] = []
+    for r in results:
+        if r.status not in (FULL, PARTIAL):
+            print(f"{r.name:32s} {r.address} not submitted ({r.status} here)")
+            continue
+        dc = m.contracts[r.name]
+        std_input = json.loads(Path(str(r.explorer_input), "standard-input.json").read_text())
+        version = r.compiler_version.removeprefix("v")
+        jobs.append(
+            ReferenceJob(dc.address, f"{dc.source_path}:{dc.solidity_name}", version, std_input, dc.tx_hash)
+        )
+        names.append(r.name)
+    for name, sub in zip(names, submit_sourcify(api, chain_id, jobs, timeout_s), strict=True):
+        ref = f"verification {sub.verification_id}" if sub.verification_id else "it had been verified before"
+        print(f"{name:32s} {sub.address} sourcify: {sub.match} ({ref})")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -308,10 +364,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             )
         return 0
     if a.cmd == "verify":
+        if a.submit is not None and not a.api:
+            raise DeployError(CONFIG_INVALID, f"--submit {a.submit} needs --api URL (the API's base URL)")
         w3 = connect(a.rpc_url, a.expect_chain_id)
         chain_id = a.chain_id if a.chain_id is not None else int(w3.eth.chain_id)
         m = load_manifest(chain_id, out_dir)
-        results = verify_manifest(w3, m, out_dir=out_dir)
+        results = verify_manifest(w3, m, out_dir=out_dir, timeout_s=a.timeout)
         for r in results:
             where = r.sourcify_dir or "-"
             print(
@@ -320,6 +378,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             )
         base = out_dir or deployments_dir()
         print(f"explorer inputs: {base / 'explorer' / str(chain_id)}")
+        if a.submit == "sourcify":
+            _submit_to_sourcify(a.api, chain_id, m, results, a.api_timeout, out_dir)
         return 0 if all(r.status == FULL for r in results) else 1
     return 2
 

@@ -660,3 +660,45 @@ class TreeProver:
                 raise ProvingFailed(
                     PROVER_LEAF_MISMATCH, "the top proof's public inputs are not (root, count)"
                 )
+
+
+class SyncTreeProver:
+    """TreeProver for synchronous scripts (fixture regeneration, the bench, the deploy tests), as
+    SyncGnarkProcess is GnarkProcess's: its own event loop lives as long as this object, so a worker
+    is kept across prove() calls. No circuit hashes are pinned here (the keys in the cache are the
+    ones just exported); one attempt per job, so a script reports a failure at once."""
+
+    def __init__(
+        self,
+        plan: TreePlan,
+        *,
+        binary: Path | None = None,
+        cache: Path | None = None,
+        log: Callable[[str], None] = lambda _s: None,
+    ) -> None:
+        self.plan = plan
+        self._loop = asyncio.new_event_loop()
+        self._prover = TreeProver(
+            plan, binary=binary or "", cache_dir=cache or "", max_attempts=1, on_job=log
+        )
+
+    @property
+    def workers(self) -> list[dict[str, Any]]:
+        """Per exited worker process: level, startup_s, process_max_rss_mib, wall_s."""
+        return self._prover.workers
+
+    def prove(self, leaves: Sequence[dict[str, Any]]) -> TreeRun:
+        """The shallowest tree over `leaves` (LeafJSON dicts in tree order; every chunk of K
+        consecutive leaves must share one vk); ProvingFailed if a job fails."""
+        return self._loop.run_until_complete(self._prover.prove_tree(leaves))
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._prover.close())
+            self._loop.close()
+
+    def __enter__(self) -> SyncTreeProver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

@@ -36,19 +36,19 @@ from web3 import Web3
 
 from aggregator.leaves import leaf_statement_hash
 from aggregator.merkle import merkle_path, merkle_root
+from aggregator.tree_prover import SyncTreeProver
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry, deploy_all, load_manifest, registry
 from deploy.chain import call_tx_gas, connect, exec_gas, transact
 from deploy.compile import compile_contracts
 from deploy.tree import (
     ExportedTree,
-    SyncTreeProver,
     TreeLevel,
-    TreePlan,
     deploy_tree_verifier,
     export_tree_verifiers,
 )
 from sheaf.paths import REPO_ROOT
+from sheaf.recursion_tree import TreePlan
 
 PLAN = TreePlan(k=2, npub=1, fanin=2, levels=1)
 CHOSEN = TreePlan(k=4, npub=1, fanin=4, levels=3)  # the design's plan (docs/recursion.md), 256 leaves

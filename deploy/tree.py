@@ -1,9 +1,10 @@
 """The recursion tree (gnark/tree) on chain: export its per-level verifiers, deploy them behind
-TreeAggregationAdapter, and prove a batch through `sheaf-gnark tree serve` workers.
+TreeAggregationAdapter (proving a batch through `sheaf-gnark tree serve` workers is
+aggregator/tree_prover.py's).
 
     ex = export_tree_verifiers(TreePlan(k=2, npub=1, fanin=2, levels=1))   # keys must be cached
     d = deploy_tree_verifier(rpc_url, key, exported=ex)                    # after deploy_all
-    with SyncTreeProver(ex.plan) as prover:
+    with SyncTreeProver(ex.plan) as prover:                                # aggregator.tree_prover
         run = prover.prove(leaves)                                         # LeafJSON dicts, tree order
     registry.submitRecursiveAggregationRoot(domain, id, run.root, run.count, run.proof)
 
@@ -12,9 +13,9 @@ of n proofs is proved with the shallowest tree holding it, whose top level the a
 from n (smallest d with K * F^d >= n), so no level tag travels with the proof (docs/recursion.md,
 "Top verifier, gas and binding"). Workers prove ONE level each (`tree serve --level L`, keys on
 disk, never a setup) and at most one worker runs at a time: a level's jobs run, its worker exits,
-then the next level's starts (one heavy process on this 2-core, 24 GiB machine). The proving code is
-the aggregator's (aggregator/tree_prover.py, which `aggregator run` uses for a tree deployment);
-SyncTreeProver is its synchronous face for scripts.
+then the next level's starts (one heavy process on this 2-core, 24 GiB machine). That code is the
+aggregator's (aggregator/tree_prover.py: `aggregator run` uses it for a tree deployment; SyncTreeProver
+is its synchronous face for scripts), since deploy/ imports no aggregator code (tests/test_layering.py).
 
 Generated verifiers are not committed (per-machine INSECURE dev keys) except the fixture under
 tests/fixtures/tree/, regenerated with `python tests/fixtures/tree/regenerate.py`.
@@ -22,12 +23,11 @@ tests/fixtures/tree/, regenerated with `python tests/fixtures/tree/regenerate.py
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,6 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 
-from aggregator.proving import ProvingFailed
-from aggregator.tree_prover import TreeProver, TreeRun
 from deploy.chain import check_balance, connect, load_account
 from deploy.compile import compile_contracts, compile_files
 from deploy.errors import (
@@ -50,7 +48,6 @@ from sheaf.paths import REPO_ROOT
 from sheaf.recursion_tree import TreePlan
 
 ADAPTER = "TreeAggregationAdapter"
-TREE_JOB_FAILED = "TREE_JOB_FAILED"  # a tree worker refused a job or died (its code is in the message)
 # per level: the gnark verifier (~1.2M gas to deploy) + the adapter + one registry call, with margin
 TREE_GAS_BUDGET_PER_LEVEL = 2_000_000
 PUBLIC_INPUTS = "[root >> 128, root & (2^128-1), leafCount]"
@@ -240,53 +237,3 @@ def deploy_tree_verifier(
     return TreeDeployment(
         manifest=new, verifiers=addrs, adapter=a.address, exported=exported, configured_tx=tx, deploy_gas=gas
     )
-
-
-# ---------------------------------------------------------------- proving through the workers
-
-
-class SyncTreeProver:
-    """The aggregator's tree prover (aggregator.tree_prover.TreeProver: one `sheaf-gnark tree serve
-    --level L` worker at a time, kept for the next job of its level, every job's node checked) for
-    synchronous scripts: fixture regeneration, the bench, the deploy tests. Its own event loop lives as
-    long as this object, so a worker is reused across prove() calls. No circuit hashes are pinned here
-    (the keys in the cache are the ones exported); a failed job is DeployError(TREE_JOB_FAILED)."""
-
-    def __init__(
-        self,
-        plan: TreePlan,
-        *,
-        binary: Path | None = None,
-        cache: Path | None = None,
-        log: Callable[[str], None] = lambda _s: None,
-    ) -> None:
-        self._loop = asyncio.new_event_loop()
-        # one attempt per job: a script reports a failure at once rather than retrying for minutes
-        self._prover = TreeProver(
-            plan, binary=binary or "", cache_dir=cache or "", max_attempts=1, on_job=log
-        )
-        self.plan = plan
-
-    @property
-    def workers(self) -> list[dict[str, Any]]:
-        """Per exited worker process: level, startup_s, process_max_rss_mib, wall_s."""
-        return self._prover.workers
-
-    def prove(self, leaves: Sequence[dict[str, Any]]) -> TreeRun:
-        """The shallowest tree over `leaves` (LeafJSON dicts in tree order; every chunk of K
-        consecutive leaves must share one vk: the aggregator groups by vk)."""
-        try:
-            return self._loop.run_until_complete(self._prover.prove_tree(leaves))
-        except ProvingFailed as e:
-            raise DeployError(TREE_JOB_FAILED, f"{e.code}: {e.message}", e.field) from None
-
-    def close(self) -> None:
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._prover.close())
-            self._loop.close()
-
-    def __enter__(self) -> SyncTreeProver:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()

@@ -33,20 +33,20 @@ from web3.exceptions import ContractCustomError, ContractLogicError
 
 from aggregator.leaves import leaf_statement_hash
 from aggregator.merkle import merkle_path, merkle_root
+from aggregator.tree_prover import SyncTreeProver
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry, deploy_all, load_manifest, registry
 from deploy.chain import connect, transact
 from deploy.compile import compile_contracts
 from deploy.tree import (
     ExportedTree,
-    SyncTreeProver,
     TreeLevel,
-    TreePlan,
     deploy_tree_verifier,
     export_tree_verifiers,
 )
 from normalizers.statement import keccak256
 from sheaf.paths import REPO_ROOT
+from sheaf.recursion_tree import TreePlan
 
 PLAN = TreePlan(k=2, npub=1, fanin=2, levels=1)
 FIX = REPO_ROOT / "tests" / "fixtures" / "tree" / PLAN.name

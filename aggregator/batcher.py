@@ -122,6 +122,13 @@ class Batcher:
                 b.aggregation_id,
                 len(rows),
                 root.hex(),
+                extra={
+                    "batch_id": b.batch_id,
+                    "domain": domain,
+                    "aggregation_id": b.aggregation_id,
+                    "leaf_count": len(rows),
+                    "root": "0x" + root.hex(),
+                },
             )
             if agg_kind == KIND_RECURSIVE:
                 self.proving.start(b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ from procrastinate import exceptions as pexc
 
 from aggregator import crashpoints
 from aggregator.admission import ProofVerifier
-from aggregator.app import serve, setup_logging
+from aggregator.app import serve
 from aggregator.chain import Chain, RpcError
 from aggregator.client import AggregatorError, AsyncClient
 from aggregator.config import Config, load_key
@@ -34,6 +35,7 @@ from aggregator.worker import run_worker
 from normalizers import cli as ncli
 from normalizers.api import Normalizer
 from sheaf.errors import SheafError, status_of
+from sheaf.logs import LogFormat, add_log_format_argument, log_format, setup_logging
 from sheaf.paths import default_srs
 from sheaf.schemes import PRODUCER_NAMES, SCHEME_NAMES
 from sheaf.srs_id import SrsError, srs_id
@@ -110,6 +112,17 @@ def _version() -> str:
         return "unknown"
 
 
+log = logging.getLogger("sheaf.cli")
+
+
+def _log_format(a: argparse.Namespace) -> LogFormat:
+    """--log-format, else $SHEAF_LOG_FORMAT, else json (the services' logs are read by machines)."""
+    try:
+        return log_format(getattr(a, "log_format", None), "json")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {
         "db_path": a.db,
@@ -124,7 +137,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise ConfigError(f"{a.config}: not valid TOML: {e}") from e
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{a.config or 'configuration'}: {e}") from e
-    setup_logging(cfg.log_level)
+    setup_logging(cfg.log_level, _log_format(a))
     asyncio.run(serve(cfg, a.ready_file))
     return 0
 
@@ -149,7 +162,7 @@ def cmd_worker(a: argparse.Namespace) -> int:
     if a.heartbeat_s <= 0 or a.stalled_after_s < 2 * a.heartbeat_s:
         raise ConfigError("--stalled-after-s must be at least twice --heartbeat-s (> 0)")
     cache = a.cache or cache_root(rc)
-    setup_logging(a.log_level)
+    setup_logging(a.log_level, _log_format(a))
     try:
         return asyncio.run(
             run_worker(
@@ -174,7 +187,7 @@ def cmd_worker(a: argparse.Namespace) -> int:
 
 
 def cmd_operator(a: argparse.Namespace) -> int:
-    setup_logging(a.log_level)
+    setup_logging(a.log_level, _log_format(a))
     key = load_key("SHEAF_OPERATOR_KEY", a.keystore or "", "SHEAF_OPERATOR_PASSWORD")
     # the SRS this operator verifies Halo2 with (the Normalizer's choice) and its id, checked by the
     # aggregator against its own at the first FetchBatch (SRS_MISMATCH names both)
@@ -185,9 +198,9 @@ def cmd_operator(a: argparse.Namespace) -> int:
         print(f"{e.code}: --srs: {e.message}", file=sys.stderr)
         return 2
     if srs:
-        print(f"operator: Halo2 KZG SRS {srs} (SRS id {sid})", file=sys.stderr)
+        log.info("operator: Halo2 KZG SRS %s (SRS id %s)", srs, sid, extra={"srs": str(srs), "srs_id": sid})
     else:
-        print("operator: no KZG SRS (--srs, $SHEAF_SRS or a dev SRS): cannot verify Halo2", file=sys.stderr)
+        log.warning("operator: no KZG SRS (--srs, $SHEAF_SRS or a dev SRS): cannot verify Halo2")
 
     crashpoints.arm_from_env()  # test-only (docs/operations.md)
 
@@ -393,6 +406,7 @@ def cmd_aggregation(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="aggregator", description="Sheaf aggregator")
     p.add_argument("--version", action="version", version=f"aggregator (sheaf) {_version()}")
+    add_log_format_argument(p, "json")
     sub = p.add_subparsers(dest="command", required=True)
     default_target = os.environ.get("SHEAF_AGGREGATOR", "127.0.0.1:50051")
 
@@ -404,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--rpc-url", help="EVM JSON-RPC URL (overrides rpc_url)")
     r.add_argument("--registry", help="SheafRegistry address (default: the deployment manifest's)")
     r.add_argument("--ready-file", help="write the bound ports here as JSON once serving")
+    add_log_format_argument(r, "json", sub=True)
     r.set_defaults(fn=cmd_run)
 
     w = sub.add_parser(
@@ -434,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--drain-s", type=float, default=30.0, help="on SIGTERM, let a running job finish this long"
     )
     w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    add_log_format_argument(w, "json", sub=True)
     w.set_defaults(fn=cmd_worker)
 
     o = sub.add_parser("operator", help="run an attesting operator (key: SHEAF_OPERATOR_KEY or --keystore)")
@@ -469,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Groth16 verifier: the gnark sidecar or the in-process arkworks binding",
     )
     o.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    add_log_format_argument(o, "json", sub=True)
     o.set_defaults(fn=cmd_operator)
 
     s = sub.add_parser("submit", help="submit a proof, wait for FINALIZED, print and check the receipt")

@@ -233,7 +233,11 @@ class Ingest:
             try:
                 results = await self.db.run(self.db.store.insert_proofs, [p for p, _ in group])
             except Exception as e:
-                log.exception("commit of %d submissions failed", len(group))
+                log.exception(
+                    "commit of %d submissions failed",
+                    len(group),
+                    extra={"proof_ids": [p.proof_id for p, _ in group]},
+                )
                 for _, f in group:
                     if not f.done():
                         f.set_exception(e)

@@ -293,14 +293,14 @@ class Submitter:
             except RpcError as e:
                 self._round_ok = False
                 self.metrics.inc("sheaf_chain_failures_total", code="RPC_UNAVAILABLE")
-                log.warning("chain round: %s", e)
+                log.warning("chain round: %s", e, extra={"code": "RPC_UNAVAILABLE"})
             except ContractLogicError as e:
                 # the registry refused: its own error's name is the code (IsPaused,
                 # UnexpectedAggregationId, ...); retried next round, the chain's view re-read
                 self._round_ok = False
                 code = registry_error_name(e) or "REVERTED"
                 self.metrics.inc("sheaf_chain_failures_total", code=code)
-                log.warning("chain round: the registry reverted with %s (%s)", code, e)
+                log.warning("chain round: the registry reverted with %s (%s)", code, e, extra={"code": code})
             except Exception:
                 self._round_ok = False
                 self.metrics.inc("sheaf_chain_failures_total", code="INTERNAL")
@@ -338,7 +338,7 @@ class Submitter:
             except ContractLogicError as e:
                 failed = e  # coded and logged in one line by run()
             except Exception as e:
-                log.exception("domain %d round failed", d)
+                log.exception("domain %d round failed", d, extra={"domain": d})
                 failed = e
         if failed is not None:
             raise failed
@@ -348,7 +348,17 @@ class Submitter:
         self.ids.observe(d, nxt)
         last = nxt - 1
         for b in await self.ledger.finalized_after(d, last):
-            log.warning("reorg: aggregation %d/%d is gone from the chain; reposting", d, b.aggregation_id)
+            log.warning(
+                "reorg: aggregation %d/%d is gone from the chain; reposting",
+                d,
+                b.aggregation_id,
+                extra={
+                    "domain": d,
+                    "aggregation_id": b.aggregation_id,
+                    "batch_id": b.batch_id,
+                    "code": "REORGED",
+                },
+            )
             self.metrics.inc("sheaf_chain_failures_total", code="REORGED")
             await self.ledger.move(
                 b.batch_id, [BatchState.FINALIZED], BatchState.SIGNED, proof_status=Status.AGGREGATING
@@ -383,6 +393,12 @@ class Submitter:
                 b.domain_id,
                 b.aggregation_id,
                 b.batch_id,
+                extra={
+                    "domain": b.domain_id,
+                    "aggregation_id": b.aggregation_id,
+                    "batch_id": b.batch_id,
+                    "code": "ID_TAKEN",
+                },
             )
             self.metrics.inc("sheaf_chain_failures_total", code="ID_TAKEN")
             await self.ledger.abandon(b.batch_id, "ID_TAKEN")
@@ -405,6 +421,7 @@ class Submitter:
                     b.aggregation_id,
                     oc.block_number,
                     b.leaf_count,
+                    extra={"domain": b.domain_id, "aggregation_id": b.aggregation_id, "batch_id": b.batch_id},
                 )
         elif b.state == BatchState.SIGNED or b.block_number != oc.block_number:
             if await self.ledger.move(
@@ -429,6 +446,12 @@ class Submitter:
                     b.domain_id,
                     b.aggregation_id,
                     self.clock() - first,
+                    extra={
+                        "domain": b.domain_id,
+                        "aggregation_id": b.aggregation_id,
+                        "batch_id": b.batch_id,
+                        "tx_hash": "0x" + b.tx_hash.hex(),
+                    },
                 )
                 self._replace.add(b.tx_hash)
                 return True
@@ -441,6 +464,13 @@ class Submitter:
                 b.tx_hash.hex(),
                 b.domain_id,
                 b.aggregation_id,
+                extra={
+                    "domain": b.domain_id,
+                    "aggregation_id": b.aggregation_id,
+                    "batch_id": b.batch_id,
+                    "tx_hash": "0x" + b.tx_hash.hex(),
+                    "code": "REVERTED",
+                },
             )
             self.metrics.inc("sheaf_chain_failures_total", code="REVERTED")
         else:
@@ -449,6 +479,13 @@ class Submitter:
                 b.tx_hash.hex(),
                 b.domain_id,
                 b.aggregation_id,
+                extra={
+                    "domain": b.domain_id,
+                    "aggregation_id": b.aggregation_id,
+                    "batch_id": b.batch_id,
+                    "tx_hash": "0x" + b.tx_hash.hex(),
+                    "code": "DROPPED",
+                },
             )
             self.metrics.inc("sheaf_chain_failures_total", code="DROPPED")
         return True
@@ -465,6 +502,12 @@ class Submitter:
                 b.domain_id,
                 b.aggregation_id,
                 e,
+                extra={
+                    "domain": b.domain_id,
+                    "aggregation_id": b.aggregation_id,
+                    "batch_id": b.batch_id,
+                    "code": "FEE_CAP",
+                },
             )
             self.metrics.inc("sheaf_chain_failures_total", code="FEE_CAP")
             return False
@@ -495,6 +538,12 @@ class Submitter:
                     b.aggregation_id,
                     b.batch_id,
                     why,
+                    extra={
+                        "domain": b.domain_id,
+                        "aggregation_id": b.aggregation_id,
+                        "batch_id": b.batch_id,
+                        "code": PROOF_REJECTED,
+                    },
                 )
                 self.metrics.inc("sheaf_chain_failures_total", code=PROOF_REJECTED)
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROOF_REJECTED)
@@ -512,6 +561,12 @@ class Submitter:
                     b.batch_id,
                     deadline,
                     now,
+                    extra={
+                        "domain": b.domain_id,
+                        "aggregation_id": b.aggregation_id,
+                        "batch_id": b.batch_id,
+                        "code": "EXPIRED",
+                    },
                 )
                 self.metrics.inc("sheaf_chain_failures_total", code="EXPIRED")
                 await self.ledger.renew(b.batch_id, now + self.attest_ttl_s)
@@ -535,6 +590,12 @@ class Submitter:
                     b.batch_id,
                     ",".join(dropped) or "none",
                     k,
+                    extra={
+                        "domain": b.domain_id,
+                        "aggregation_id": b.aggregation_id,
+                        "batch_id": b.batch_id,
+                        "code": "RESIGN",
+                    },
                 )
                 self.metrics.inc("sheaf_chain_failures_total", code="RESIGN")
                 await self.ledger.reopen(b.batch_id, dropped)

@@ -38,6 +38,7 @@ from provers.pipeline import (
     submit_and_wait,
 )
 from provers.slicer import format_report, load_config, load_model, slice_model
+from sheaf.logs import add_log_format_argument, log_format, setup_logging
 
 _INPUT_CODES = {
     "PROVER_CONFIG_INVALID",
@@ -191,6 +192,7 @@ def cmd_submit_inference(a: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="prover", description=__doc__.splitlines()[0])
+    add_log_format_argument(p, "text")
     sub = p.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("model", help="write the reference sample model")
     m.add_argument("--out", required=True)
@@ -248,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    try:
+        fmt = log_format(a.log_format, "text")
+    except ValueError as e:
+        _err(f"PROVER_CONFIG_INVALID: {e}")
+        return 2
+    # the libraries' warnings (web3, grpc) in the chosen format; our own output is the tables
+    # and the progress lines
+    setup_logging("WARNING", fmt)
     try:
         return int(a.fn(a))
     except ProverError as e:

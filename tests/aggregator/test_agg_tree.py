@@ -224,7 +224,7 @@ def _gauge(p: TreeProver, name: str) -> float:
 async def test_levels_in_order_one_worker_at_a_time(
     standin: Standin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.2")
+    monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.1")
     leaves = fixture_leaves()
     hashes = [leaf_statement_hash(x) for x in leaves]
     p = standin.prover()
@@ -272,7 +272,7 @@ async def test_levels_in_order_one_worker_at_a_time(
 async def test_worker_killed_mid_job_is_restarted_and_the_job_resent(
     standin: Standin, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.4")
+    monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.25")
     leaves = fixture_leaves()
     p = standin.prover()
     try:
@@ -404,48 +404,73 @@ async def test_batch_prover_interface(standin: Standin) -> None:
         await p.close()
 
 
-async def test_service_batches_and_proves_with_the_tree(standin: Standin, tmp_path: Path) -> None:
-    """The batcher groups the queued proofs for the tree (one vk per leaf job) and Proving stores the
-    top proof: the batch is SIGNED, ready to post, its leaves in tree order."""
+async def test_service_batches_proves_and_resumes_with_the_tree(
+    standin: Standin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batcher groups the queued proofs for the tree (one vk per leaf job); the aggregator stops
+    while the merge job proves (the batch stays PENDING); the next process proves the persisted batch
+    again from its leaves and stores the top proof: SIGNED, ready to post, leaves in tree order."""
+    monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.2")
     inputs = {i.name: i for i in fixture_inputs()}
     names = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
     n = Normalizer(srs=SRS, groth16_backend="groth16py")
-    p = standin.prover(normalizer=n)
     cfg = Config(
         db_path=str(tmp_path / "agg.db"),
         max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=300),
+        recursion=RecursionConfig(max_wait_ms=200),
         groth16_backend="groth16py",
         srs_path=str(SRS),
     )
-    service = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), p)
-    service.start()
+
+    def service(p: TreeProver) -> Service:
+        s = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), p)
+        s.start()
+        return s
+
+    p1, p2 = standin.prover(normalizer=n), standin.prover(normalizer=n)
+    first, second = service(p1), None
     try:
         ids = {}
         for name in names:  # the gnark proof is the oldest
             i = inputs[name]
-            r = await service.ingest.submit(
+            r = await first.ingest.submit(
                 Submission(i.scheme, i.format, i.proof, i.vk, None, i.public, i.settings)
             )
             ids[name] = r.proof_id
-        store = service.db.store
         deadline = time.monotonic() + 30
-        while not (signed := await service.db.run(store.batches_in, BatchState.SIGNED)):
-            assert time.monotonic() < deadline, "no proved batch"
+        while not (pending := await first.db.run(first.db.store.batches_in, BatchState.PENDING)):
+            assert time.monotonic() < deadline, "no batch"
+            await asyncio.sleep(0.02)
+        [b] = pending
+        while first.proving.progress(b.batch_id) != "level 1 of 1, 0 of 1 jobs done":
+            assert time.monotonic() < deadline, first.proving.progress(b.batch_id)
+            await asyncio.sleep(0.01)
+        await first.stop()  # mid-merge: the batch stays PENDING
+        await p1.close()
+        first = None
+
+        second = service(p2)
+        store = second.db.store
+        while not (signed := await second.db.run(store.batches_in, BatchState.SIGNED)):
+            assert time.monotonic() < deadline, "the resumed batch was not proved"
             await asyncio.sleep(0.05)
-        [b] = signed
-        rows = await service.db.run(store.batch_proofs, b.batch_id)
+        assert [x.batch_id for x in signed] == [b.batch_id]
+        rows = await second.db.run(store.batch_proofs, b.batch_id)
         assert b.kind == KIND_RECURSIVE and b.leaf_count == 3
         # tree order: the two proofs of one vk fill the first leaf job, the partial one goes last
         assert [r.proof_id for r in rows] == [ids[names[1]], ids[names[2]], ids[names[0]]]
-        proof = await service.db.run(store.get_agg_proof, b.batch_id)
+        proof = await second.db.run(store.get_agg_proof, b.batch_id)
         assert proof is not None and len(proof) == 384
         assert b.root == merkle_root([r.statement_hash for r in rows])
-        assert service.metrics.counter_value("sheaf_recursive_batches_total", result="proved") == 1
-        assert service.proving.progress(b.batch_id) is None
+        assert second.metrics.counter_value("sheaf_recursive_batches_total", result="proved") == 1
+        assert p2.metrics.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 2
+        assert second.proving.progress(b.batch_id) is None
     finally:
-        await service.stop()
-        await p.close()
+        for s in (first, second):
+            if s is not None:
+                await s.stop()
+        await p1.close()
+        await p2.close()
         n.close()
 
 

@@ -153,7 +153,10 @@ def select_tree_batch(rows: Sequence[_R], k: int, max_leaves: int) -> list[_R]:
     groups: dict[bytes, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(bytes(r.vk_hash), []).append(i)
-    chunks = sorted((g[j : j + k] for g in groups.values() for j in range(0, len(g), k)), key=lambda c: c[0])
+    size = min(k, max_leaves)  # a batch smaller than K is one (partial) leaf job
+    chunks = sorted(
+        (g[j : j + size] for g in groups.values() for j in range(0, len(g), size)), key=lambda c: c[0]
+    )
     full: list[int] = []
     partial: list[int] = []
     for c in chunks:

@@ -190,6 +190,7 @@ def test_select_groups_chunks_of_one_vk() -> None:
     assert names(1, 3) == ["c1", "a1", "b1"]  # K=1: every proof is a whole chunk, oldest first
     assert names(4, 8) == ["c1"]  # no vk has 4: only one partial chunk per batch
     assert names(2, 8, rows[1:]) == ["a1", "a2", "b1", "b2", "a3"]
+    assert names(2, 1) == ["c1"] and names(2, 1, rows[1:]) == ["a1"]  # a batch cap below K: one leaf job
     assert select_tree_batch([], 2, 4) == []
 
 

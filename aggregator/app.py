@@ -160,7 +160,7 @@ class App:
             self.metrics,
             self._ready,
             max_message_bytes=cfg.max_message_bytes,
-            details=lambda: {"lease": self.lease.state()},
+            details=self._details,
             inferences=svc.inferences,
             verify_inclusion=self.chain.verify_inclusion,
         )
@@ -249,6 +249,14 @@ class App:
         p.start()
         self._owned_prover = p
         return p
+
+    def _details(self) -> dict[str, Any]:
+        """/readyz extras: the lease and, while a tree batch proves, its progress by batch id."""
+        proving = self.service.proving.in_progress()
+        return {
+            "lease": self.lease.state(),
+            **({"proving": {str(b): s for b, s in proving.items()}} if proving else {}),
+        }
 
     def _ready(self) -> dict[str, bool]:
         return {

@@ -129,6 +129,11 @@ class Proving:
         fn = getattr(self.prover, "progress", None)
         return fn(batch_id) if callable(fn) else None
 
+    def in_progress(self) -> dict[int, str]:
+        """progress() of every batch being proved now that has one (/readyz shows it)."""
+        out = {bid: self.progress(bid) for bid in sorted(self._inflight)}
+        return {bid: s for bid, s in out.items() if s}
+
     def route(self, v: Verdict) -> str:
         """The aggregation kind for a verified proof. Recursive only if a prover runs and its circuit
         covers it (Groth16 without commitment, exactly P public inputs); without one every proof

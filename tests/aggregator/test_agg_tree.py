@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from agg_helpers import OPERATOR_KEYS, OWNER_KEY, SRS, SUBMITTER_KEY, ChainEnv, fixture_inputs, make_config
 from eth_account import Account
@@ -548,13 +549,15 @@ async def test_real_tree_batch_on_chain(tree_env: TreeEnv, tmp_path: Path) -> No
                 subs.append(await c.submit(i.scheme, i.format, i.proof, vk=i.vk, public=i.public))
             t1 = time.monotonic()
 
-            async def watch() -> None:  # what a status display would show while the batch proves
-                while True:
-                    row = await app.service.reads.proof(subs[0].proof_id)
-                    s = app.service.proving.progress(row.batch_id) if row.batch_id is not None else None
-                    if s and (not progress or progress[-1] != s):
-                        progress.append(s)
-                    await asyncio.sleep(0.5)
+            async def watch() -> None:  # what /readyz shows while the batch proves
+                url = f"http://127.0.0.1:{app.http.port}/readyz"
+                async with aiohttp.ClientSession() as http:
+                    while True:
+                        async with http.get(url) as r:
+                            s = next(iter((await r.json()).get("proving", {}).values()), None)
+                        if s and (not progress or progress[-1] != s):
+                            progress.append(s)
+                        await asyncio.sleep(0.5)
 
             w = asyncio.create_task(watch())
             try:

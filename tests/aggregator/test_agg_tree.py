@@ -447,6 +447,7 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
         while first.proving.progress(b.batch_id) != "level 1 of 1, 0 of 1 jobs done":
             assert time.monotonic() < deadline, first.proving.progress(b.batch_id)
             await asyncio.sleep(0.01)
+        assert first.proving.in_progress() == {b.batch_id: "level 1 of 1, 0 of 1 jobs done"}  # /readyz
         await first.stop()  # mid-merge: the batch stays PENDING
         await p1.close()
         first = None

@@ -8,9 +8,10 @@
     sheaf-deploy configure --rpc-url URL [--keystore F | env SHEAF_DEPLOYER_KEY] [--domain ID[:SUBMITTER] ...]
                         [--operator ADDR ...] [--threshold K]   (owner setup, idempotent)
     sheaf-deploy verify [--rpc-url URL] [--chain-id N] [--timeout S]
-                        [--submit sourcify --api URL [--api-timeout S]]
+                        [--submit sourcify|etherscan --api URL [--api-timeout S] [--api-key-env VAR]]
                         (lib-sourcify against the node; --submit posts the standard-JSON input of
-                        each matching contract to a Sourcify APIv2 and waits for its verdict)
+                        each matching contract to a Sourcify APIv2 or an Etherscan-compatible API
+                        and waits for its verdict)
     sheaf-deploy register-model --model spec.json [--rpc-url URL] [--keystore F | env SHEAF_DEPLOYER_KEY]
                         [--consumer-domain N --consumer-kind K [--fully-proven]]
                         (SheafInference, deployed by `deploy`: register a model, idempotent; with
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,7 +60,7 @@ from deploy.source_verify import (
     ReferenceJob,
     verify_manifest,
 )
-from deploy.verify_api import API_TIMEOUT_S, submit_sourcify
+from deploy.verify_api import API_TIMEOUT_S, EtherscanJob, submit_etherscan, submit_sourcify
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_keys import verifier_key
 from sheaf.schemes import Scheme
@@ -191,12 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument(
         "--submit",
-        choices=("sourcify",),
+        choices=("sourcify", "etherscan"),
         default=None,
-        help="also submit every locally matching contract to a Sourcify APIv2 at --api",
+        help="also submit every locally matching contract to a Sourcify APIv2 or an Etherscan-compatible "
+        "API at --api",
     )
     v.add_argument("--api", default=None, help="verification API base URL, e.g. https://sourcify.dev/server")
     v.add_argument("--api-timeout", type=float, default=API_TIMEOUT_S, help="seconds per contract at the API")
+    v.add_argument(
+        "--api-key-env",
+        default="ETHERSCAN_API_KEY",
+        metavar="VAR",
+        help="environment variable holding the Etherscan API key (--submit etherscan)",
+    )
     rm = sub.add_parser("register-model", help="register a model with SheafInference (idempotent)")
     rm.add_argument("--model", type=Path, required=True, help='model spec JSON: {"slices": [...]}')
     rm.add_argument("--rpc-url", default=DEFAULT_RPC)
@@ -219,18 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _submit_to_sourcify(
+def _submit(
+    api_kind: str,
     api: str,
+    api_key: str,
     chain_id: int,
     m: Manifest,
     results: Sequence[ContractVerification],
     timeout_s: float,
-    out_dir: Path | None,
 ) -> None:
     """Post the standard-JSON input of every contract that matched locally; one that did not would
     be refused by the API too (same lib-sourcify), so it is reported and left out."""
     jobs: list[ReferenceJob] = []
-    names: list[str] = []
     for r in results:
         if r.status not in (FULL, PARTIAL):
             print(f"{r.name:32s} {r.address} not submitted ({r.status} here)")
@@ -238,13 +247,19 @@ def _submit_to_sourcify(
         dc = m.contracts[r.name]
         std_input = json.loads(Path(str(r.explorer_input), "standard-input.json").read_text())
         version = r.compiler_version.removeprefix("v")
-        jobs.append(
-            ReferenceJob(dc.address, f"{dc.source_path}:{dc.solidity_name}", version, std_input, dc.tx_hash)
-        )
-        names.append(r.name)
-    for name, sub in zip(names, submit_sourcify(api, chain_id, jobs, timeout_s), strict=True):
-        ref = f"verification {sub.verification_id}" if sub.verification_id else "it had been verified before"
-        print(f"{name:32s} {sub.address} sourcify: {sub.match} ({ref})")
+        ident = f"{dc.source_path}:{dc.solidity_name}"
+        jobs.append(ReferenceJob(dc.address, ident, version, std_input, dc.tx_hash))
+    by_address = {dc.address: name for name, dc in m.contracts.items()}
+    if api_kind == "sourcify":
+        for sub in submit_sourcify(api, chain_id, jobs, timeout_s):
+            ref = f"verification {sub.verification_id}" if sub.verification_id else "verified before"
+            print(f"{by_address[sub.address]:32s} {sub.address} sourcify: {sub.match} ({ref})")
+        return
+    args = {dc.address: dc.constructor_args.removeprefix("0x") for dc in m.contracts.values()}
+    ejobs = [EtherscanJob(j, args[j.address]) for j in jobs]
+    for es in submit_etherscan(api, chain_id, ejobs, api_key, timeout_s):
+        ref = f"guid {es.guid}" if es.guid else "verified before"
+        print(f"{by_address[es.address]:32s} {es.address} etherscan: {es.result} ({ref})")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -366,6 +381,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     if a.cmd == "verify":
         if a.submit is not None and not a.api:
             raise DeployError(CONFIG_INVALID, f"--submit {a.submit} needs --api URL (the API's base URL)")
+        api_key = os.environ.get(a.api_key_env, "") if a.submit == "etherscan" else ""
+        if a.submit == "etherscan" and not api_key:
+            raise DeployError(
+                CONFIG_INVALID,
+                f"--submit etherscan reads the API key from ${a.api_key_env}: it is not set",
+            )
         w3 = connect(a.rpc_url, a.expect_chain_id)
         chain_id = a.chain_id if a.chain_id is not None else int(w3.eth.chain_id)
         m = load_manifest(chain_id, out_dir)
@@ -378,8 +399,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             )
         base = out_dir or deployments_dir()
         print(f"explorer inputs: {base / 'explorer' / str(chain_id)}")
-        if a.submit == "sourcify":
-            _submit_to_sourcify(a.api, chain_id, m, results, a.api_timeout, out_dir)
+        if a.submit is not None:
+            _submit(a.submit, a.api, api_key, chain_id, m, results, a.api_timeout)
         return 0 if all(r.status == FULL for r in results) else 1
     return 2
 

@@ -1,8 +1,9 @@
-"""`sheaf-deploy verify --submit sourcify` against a local server speaking Sourcify's APIv2
+"""`sheaf-deploy verify --submit sourcify|etherscan` against local servers speaking Sourcify's APIv2
 (POST /v2/verify/{chainId}/{address}, GET /v2/verify/{verificationId}) whose verdicts come from the
 same lib-sourcify run (deploy/sourcify_verify.mjs) against the real anvil: a submitted input that
 verifies there is one Sourcify would verify. Plus a tampered input (refused, with lib-sourcify's
-code), an unreachable API, a job that never completes, and the local runner's error codes."""
+code), an unreachable API, a job that never completes, and the local runner's error codes; and the
+same through an Etherscan-compatible API (verifysourcecode / checkverifystatus)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from eth_typing import HexStr
 
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil, free_port
 from deploy.api import ConsumerConfig, deploy_all, load_manifest
+from deploy.chain import connect
 from deploy.cli import main
 from deploy.compile import compile_contracts
 from deploy.errors import DeployError
@@ -33,7 +36,7 @@ from deploy.source_verify import (
     reference_job,
     reference_match,
 )
-from deploy.verify_api import submit_sourcify
+from deploy.verify_api import EtherscanJob, submit_etherscan, submit_sourcify
 
 MATCH = {FULL: "exact_match", PARTIAL: "match"}  # lib-sourcify's verdict as Sourcify's API words it
 
@@ -101,15 +104,64 @@ class SourcifyStub:
 
 
 @dataclass
+class EtherscanStub:
+    """Etherscan's verifysourcecode + checkverifystatus. Like Etherscan, it finds the creation
+    transaction itself (`creations`, from the manifest here), judges with lib-sourcify and checks
+    that the submitted constructor arguments are the tail of that transaction's input."""
+
+    rpc_url: str
+    creations: dict[str, str]  # address (lower case) -> creation tx hash
+    api_key: str = "test-key"
+    received: list[dict[str, str]] = field(default_factory=list)
+    results: dict[str, str] = field(default_factory=dict)  # guid -> checkverifystatus result
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = dict(await request.post()) if request.method == "POST" else dict(request.query)
+        params = {**request.query, **{k: str(v) for k, v in form.items()}}
+        if params.get("apikey") != self.api_key:
+            return web.json_response({"status": "0", "message": "NOTOK", "result": "Invalid API Key"})
+        if params.get("action") == "checkverifystatus":
+            said = self.results.get(params.get("guid", ""), "Unable to locate GUID")
+            ok = said == "Pass - Verified"
+            return web.json_response({"status": "1" if ok else "0", "message": "OK", "result": said})
+        self.received.append(params)
+        guid = uuid.uuid4().hex
+        self.results[guid] = "Pending in queue"
+        task = asyncio.create_task(asyncio.to_thread(self._judge, guid, params))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return web.json_response({"status": "1", "message": "OK", "result": guid})
+
+    def _judge(self, guid: str, p: dict[str, str]) -> None:
+        address, tx = p["contractaddress"], self.creations[p["contractaddress"].lower()]
+        job = ReferenceJob(
+            address,
+            p["contractname"],
+            p["compilerversion"].removeprefix("v"),
+            json.loads(p["sourceCode"]),
+            tx,
+        )
+        [ref] = reference_match(self.rpc_url, int(p["chainid"]), [job])
+        tx_input = bytes(connect(self.rpc_url).eth.get_transaction(HexStr(tx))["input"])
+        args_ok = tx_input.endswith(bytes.fromhex(p["constructorArguements"]))
+        matched = ref.runtime_match in (FULL, PARTIAL) and ref.creation_match in (FULL, PARTIAL)
+        self.results[guid] = "Pass - Verified" if matched and args_ok else "Fail - Unable to verify"
+
+
+@dataclass
 class Served:
-    stub: SourcifyStub
+    stub: Any
     url: str
 
 
-def _serve(stub: SourcifyStub) -> Iterator[Served]:
+def _serve(stub: SourcifyStub | EtherscanStub) -> Iterator[Served]:
     app = web.Application()
-    app.router.add_post("/v2/verify/{chainId}/{address}", stub.post_verify)
-    app.router.add_get("/v2/verify/{verificationId}", stub.get_job)
+    if isinstance(stub, SourcifyStub):
+        app.router.add_post("/v2/verify/{chainId}/{address}", stub.post_verify)
+        app.router.add_get("/v2/verify/{verificationId}", stub.get_job)
+    else:
+        app.router.add_route("*", "/api", stub.handle)
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app)
@@ -234,3 +286,41 @@ def test_reference_runner_codes(
     with pytest.raises(DeployError) as e:
         reference_match(node.rpc_url, 31337, [job])
     assert e.value.code == "VERIFIER_UNAVAILABLE"
+
+
+def test_submit_to_an_etherscan_compatible_api(
+    node: Anvil,
+    deployed: tuple[Path, Manifest],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, m = deployed
+    creations = {dc.address.lower(): dc.tx_hash for dc in m.contracts.values()}
+    for served in _serve(EtherscanStub(node.rpc_url, creations)):
+        url = served.url + "/api"
+        submit = ("--submit", "etherscan", "--api", url, "--api-key-env", "SHEAF_TEST_SCAN_KEY")
+        monkeypatch.delenv("SHEAF_TEST_SCAN_KEY", raising=False)
+        assert _verify(out, node, *submit) == 2
+        assert "error: CONFIG_INVALID: --submit etherscan reads the API key from $SHEAF_TEST_SCAN_KEY" in (
+            capsys.readouterr().err
+        )
+        monkeypatch.setenv("SHEAF_TEST_SCAN_KEY", "test-key")
+        assert _verify(out, node, *submit) == 0
+        assert capsys.readouterr().out.count("etherscan: Pass - Verified (guid ") == 3
+        for form in served.stub.received:
+            dc = next(d for d in m.contracts.values() if d.address == form["contractaddress"])
+            written = out / "explorer" / "31337" / dc.name / "standard-input.json"
+            assert json.loads(form["sourceCode"]) == json.loads(written.read_text())
+            assert (form["chainid"], form["codeformat"], form["compilerversion"]) == (
+                "31337",
+                "solidity-standard-json-input",
+                "v0.8.30+commit.73712a01",
+            )
+            assert form["contractname"] == f"{dc.source_path}:{dc.solidity_name}"
+            assert form["constructorArguements"] == dc.constructor_args[2:]
+        # wrong constructor arguments: the API's job fails, a coded refusal
+        dc = m.contracts["ExampleConsumer"]
+        job = reference_job(dc, compile_contracts()["ExampleConsumer"])
+        with pytest.raises(DeployError) as e:
+            submit_etherscan(url, 31337, [EtherscanJob(job, "00" * 32)], "test-key", poll_s=0.1)
+        assert e.value.code == "VERIFY_API_REJECTED" and "Fail - Unable to verify" in e.value.message

@@ -21,15 +21,20 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import onnx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from provers.errors import ProverError
 from provers.inference import submit_inference
 from provers.model import write_sample_model
 from provers.pipeline import (
+    ModelRun,
     SliceProof,
     SubmitResult,
     load_run_manifest,
@@ -60,28 +65,79 @@ def _short(b: bytes | None) -> str:
     return "-" if not b else "0x" + b.hex()[:12] + "…"
 
 
-def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> str:
+def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> Table:
+    """One row per proven slice (and its submission's outcome). Borderless, so that each row stays
+    one whitespace-separated line for scripts reading stdout."""
     by_name = {r.name: r for r in results or ()}
     head = ["slice", "backend", "prove_s", "proof_B", "statement", "agg_id", "kind", "tx", "gas", "on_chain"]
-    rows = [head]
+    t = Table(box=None, pad_edge=False, header_style="bold")
+    for h in head:
+        t.add_column(h, justify="right" if h in ("prove_s", "proof_B", "agg_id", "gas") else "left")
     for p in proofs:
         r = by_name.get(p.name)
-        rows.append(
-            [
-                p.name,
-                p.backend,
-                f"{p.prove_seconds:.2f}",
-                str(p.proof_size),
-                _short(r.statement_hash) if r else "-",
-                str(r.aggregation_id) if r and r.aggregation_id is not None else "-",
-                (r.kind or r.status) if r else "-",
-                _short(r.tx_hash) if r else "-",
-                str(r.gas_used) if r and r.gas_used is not None else "-",
-                ("yes" if r.included_on_chain else "NO") if r and r.included_on_chain is not None else "-",
-            ]
+        t.add_row(
+            p.name,
+            p.backend,
+            f"{p.prove_seconds:.2f}",
+            str(p.proof_size),
+            _short(r.statement_hash) if r else "-",
+            str(r.aggregation_id) if r and r.aggregation_id is not None else "-",
+            (r.kind or r.status) if r else "-",
+            _short(r.tx_hash) if r else "-",
+            str(r.gas_used) if r and r.gas_used is not None else "-",
+            ("yes" if r.included_on_chain else "NO") if r and r.included_on_chain is not None else "-",
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
+    return t
+
+
+def _print_table(t: Table) -> None:
+    """On a terminal rich fits the table to it; elsewhere (pipes, files, tests) rows are never
+    wrapped or cut, whatever their width."""
+    tty = sys.stdout.isatty()
+    Console(file=sys.stdout, width=None if tty else 10_000, soft_wrap=not tty).print(t)
+
+
+class ProveDisplay:
+    """The proving's progress on stderr. On a terminal: a rich progress bar per ezkl slice, advanced
+    at each proving stage (settings .. verify), with the slice lines printed above the bars.
+    Elsewhere (CI logs, tests, pipes): plain lines, one per slice event and per stage."""
+
+    def __init__(self, tty: bool | None = None, console: Console | None = None) -> None:
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.console = console or Console(file=sys.stderr)
+        self.bars: Progress | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    @contextmanager
+    def shown(self) -> Iterator[ProveDisplay]:
+        if not self.tty:
+            yield self
+            return
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        with self.bars:
+            yield self
+        self.bars = None
+
+    def line(self, msg: str) -> None:
+        if self.bars is None:
+            _err(msg)
+        else:
+            self.bars.console.print(msg, markup=False, highlight=False)
+
+    def stage(self, tag: str, stage: str, done: int, total: int) -> None:
+        if self.bars is None:
+            if stage != "done":  # the pipeline's own "done in" line follows
+                _err(f"{tag}: ezkl {stage} ({done + 1}/{total})")
+            return
+        if tag not in self.tasks:
+            self.tasks[tag] = self.bars.add_task(tag, total=total)
+        self.bars.update(self.tasks[tag], completed=done, description=f"{tag}: {stage}")
 
 
 def cmd_model(a: argparse.Namespace) -> int:
@@ -115,10 +171,15 @@ def _only(a: argparse.Namespace) -> list[str] | None:
     return [s for s in a.slices.split(",") if s] if getattr(a, "slices", None) else None
 
 
-def cmd_prove(a: argparse.Namespace) -> int:
+def _run_model(a: argparse.Namespace, out: Path) -> ModelRun:
     model_path, config_path = _model_and_config(a)
-    run = run_model(model_path, config_path, Path(a.out), progress=lambda m: _err(m), only=_only(a))
-    print(proof_table(run.proofs))
+    with ProveDisplay().shown() as d:
+        return run_model(model_path, config_path, out, progress=d.line, only=_only(a), stages=d.stage)
+
+
+def cmd_prove(a: argparse.Namespace) -> int:
+    run = _run_model(a, Path(a.out))
+    _print_table(proof_table(run.proofs))
     for c in run.chain:
         state = f"linked ({c.commitment})" if c.linked else "not linked (different commitment schemes)"
         print(f"chain {c.prev} -> {c.next} via {c.tensor}: {state}")
@@ -137,7 +198,7 @@ def _submit(proofs: Sequence[SliceProof], a: argparse.Namespace) -> int:
         timeout=a.timeout,
         progress=lambda m: _err(m),
     )
-    print(proof_table(proofs, results))
+    _print_table(proof_table(proofs, results))
     failed = [r for r in results if r.status != "FINALIZED" or r.included_on_chain is False]
     return 1 if failed else 0
 
@@ -147,10 +208,8 @@ def cmd_submit(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    model_path, config_path = _model_and_config(a)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="sheaf-prover-"))
-    run = run_model(model_path, config_path, out, progress=lambda m: _err(m), only=_only(a))
-    return _submit(run.proofs, a)
+    return _submit(_run_model(a, out).proofs, a)
 
 
 def _infer(
@@ -179,9 +238,8 @@ def _infer(
 
 
 def cmd_infer(a: argparse.Namespace) -> int:
-    model_path, config_path = _model_and_config(a)
     out = Path(a.out) if a.out else Path(tempfile.mkdtemp(prefix="sheaf-prover-"))
-    run = run_model(model_path, config_path, out, progress=lambda m: _err(m), only=_only(a))
+    run = _run_model(a, out)
     return _infer(out, [(s.config.name, s.config.proven) for s in run.slices], run.proofs, a)
 
 

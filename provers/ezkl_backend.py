@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,26 @@ def _le_hex_to_be(h: str) -> bytes:
     return bytes.fromhex(h)[::-1]
 
 
+# ezkl's proving stages in order, as `prove` reports them to `on_stage`
+STAGES = ("settings", "calibrate", "compile", "setup", "witness", "prove", "verify")
+# on_stage(stage, done, total): `stage` starts with `done` of `total` stages behind it; ("done",
+# total, total) once the proof is verified
+OnStage = Callable[[str, int, int], None]
+
+
 def prove(
-    model: onnx.ModelProto, inputs: list[np.ndarray], cfg: EzklConfig, out_dir: Path, srs: Path | None = None
+    model: onnx.ModelProto,
+    inputs: list[np.ndarray],
+    cfg: EzklConfig,
+    out_dir: Path,
+    srs: Path | None = None,
+    on_stage: OnStage | None = None,
 ) -> EzklProof:
     import time
+
+    def stage(name: str) -> None:
+        if on_stage is not None:
+            on_stage(name, STAGES.index(name) if name in STAGES else len(STAGES), len(STAGES))
 
     import ezkl as _ezkl  # heavy import
 
@@ -126,9 +143,11 @@ def prove(
     args.scale_rebase_multiplier = cfg.rebase_multiplier
     settings = out_dir / "settings.json"
     try:
+        stage("settings")
         if not ezkl.gen_settings(str(onnx_path), str(settings), py_run_args=args):
             raise ProverError("PROVER_BACKEND_FAILED", "ezkl gen_settings returned false")
         # calibrate only the lookup range/logrows; scales stay fixed so commitments can chain
+        stage("calibrate")
         ezkl.calibrate_settings(
             str(data),
             str(onnx_path),
@@ -144,6 +163,7 @@ def prove(
             json.dumps(stable_settings(json.loads(settings.read_text())), indent=1, sort_keys=True)
         )
         compiled = out_dir / "network.ezkl"
+        stage("compile")
         if not ezkl.compile_circuit(str(onnx_path), str(compiled), str(settings)):
             raise ProverError("PROVER_BACKEND_FAILED", "ezkl compile_circuit returned false")
         key = cache_key(onnx_path.read_bytes(), json.loads(settings.read_text()))
@@ -151,6 +171,7 @@ def prove(
         kdir.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         cached = (kdir / "pk.key").exists() and (kdir / "vk.key").exists()
+        stage("setup")  # instant when the keys are cached
         if not cached:
             tmp_vk, tmp_pk = kdir / f"vk.tmp{os.getpid()}", kdir / f"pk.tmp{os.getpid()}"
             if not ezkl.setup(str(compiled), str(tmp_vk), str(tmp_pk), str(srs)):
@@ -161,15 +182,19 @@ def prove(
         vk = out_dir / "vk.key"
         shutil.copy(kdir / "vk.key", vk)
         witness = out_dir / "witness.json"
+        stage("witness")
         ezkl.gen_witness(str(data), str(compiled), str(witness), str(vk), str(srs))
         proof = out_dir / "proof.json"
         t0 = time.monotonic()
+        stage("prove")
         ezkl.prove(str(witness), str(compiled), str(kdir / "pk.key"), str(proof), str(srs))
         prove_s = time.monotonic() - t0
         # a k=1 cut (same SRS id) verifies the same: a large SRS makes ezkl.verify downsize it, which
         # took ~1 min on a loaded 2-core box
+        stage("verify")
         vsrs = cut_verifier_srs(srs, out_dir / "verifier-k1.srs")
         ezkl.verify(str(proof), str(settings), str(vk), str(vsrs))  # raises on failure
+        stage("done")
     except ProverError:
         raise
     except Exception as e:  # ezkl raises RuntimeError/ValueError with its own messages

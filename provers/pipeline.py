@@ -12,6 +12,7 @@ the previous one committed to and the MiMC commitments chain (out_commit(i) == i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import time
@@ -100,6 +101,9 @@ class ModelRun:
 
 
 Progress = Callable[[str], None]
+# stage progress of one slice's proving: (slice tag, stage, stages done, stages in all); see
+# ezkl_backend.STAGES
+StageProgress = Callable[[str, str, int, int], None]
 
 
 def _input_array(
@@ -188,8 +192,14 @@ def _gnark_slice(
     )
 
 
-def _ezkl_slice(s: Slice, cfg: ProverConfig, env: dict[str, np.ndarray], out_dir: Path) -> SliceProof:
-    p = ezkl_backend.prove(s.model, [env[t] for t in s.config.inputs], cfg.ezkl, out_dir)
+def _ezkl_slice(
+    s: Slice,
+    cfg: ProverConfig,
+    env: dict[str, np.ndarray],
+    out_dir: Path,
+    on_stage: ezkl_backend.OnStage | None = None,
+) -> SliceProof:
+    p = ezkl_backend.prove(s.model, [env[t] for t in s.config.inputs], cfg.ezkl, out_dir, on_stage=on_stage)
     ref = run_onnx(s.model, env)
     hashed_in = cfg.ezkl.input_visibility == "hashed"
     hashed_out = cfg.ezkl.output_visibility == "hashed"
@@ -274,9 +284,11 @@ def run_model(
     x: np.ndarray | None = None,
     progress: Progress | None = None,
     only: Collection[str] | None = None,
+    stages: StageProgress | None = None,
 ) -> ModelRun:
     """Prove the configured slices; with `only`, just those slices (by name) are proven and the
-    others run on onnxruntime (a faster run of the same pipeline)."""
+    others run on onnxruntime (a faster run of the same pipeline). `progress` gets a line per
+    slice event, `stages` each ezkl proving stage."""
     say = progress or (lambda _m: None)
     cfg = restrict_slices(load_config(config_path), only)
     path = model_path or cfg.model_path
@@ -307,7 +319,8 @@ def run_model(
             srs = ezkl_backend.prover_srs()
             # the aggregator and every operator must verify with this SRS (or a cut: same id)
             say(f"{tag}: ezkl SRS {srs} (SRS id {ezkl_backend.prover_srs_id(srs)})")
-            p = _ezkl_slice(s, cfg, env, sdir)
+            on_stage = None if stages is None else functools.partial(stages, tag)
+            p = _ezkl_slice(s, cfg, env, sdir, on_stage)
             for t in s.config.outputs:
                 ints.pop(t, None)
                 errs[t] = None

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from prover_helpers import write_config
 
+from provers import ezkl_backend
 from provers.pipeline import POSEIDON_EZKL, ModelRun, run_model
 from provers.poseidon_ezkl import tensor_hash
 from provers.srs import cut_verifier_srs, ensure_dev_srs
@@ -22,13 +23,30 @@ MIXED = [
 ]
 
 pytestmark = pytest.mark.slow
+SEEN_STAGES: list[tuple[str, str, int, int]] = []  # run_model's stage reports (the CLI's progress)
+
+
+def _seen(tag: str, stage: str, done: int, total: int) -> None:
+    SEEN_STAGES.append((tag, stage, done, total))
+
+
 ezkl: Any = _ezkl  # its bundled stubs disagree with 23.0.5's signatures
 
 
 @pytest.fixture(scope="module")
 def mixed_run(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> ModelRun:
     d = tmp_path_factory.mktemp("mixed")
-    return run_model(model_path, write_config(d, MIXED), d / "out")
+    return run_model(model_path, write_config(d, MIXED), d / "out", stages=_seen)
+
+
+def test_ezkl_proving_reports_each_stage(mixed_run: ModelRun) -> None:
+    n = len(ezkl_backend.STAGES)
+    assert ezkl_backend.STAGES == ("settings", "calibrate", "compile", "setup", "witness", "prove", "verify")
+    assert [s[1:] for s in SEEN_STAGES] == [
+        *((st, i, n) for i, st in enumerate(ezkl_backend.STAGES)),
+        ("done", n, n),
+    ]
+    assert {s[0] for s in SEEN_STAGES} == {"[2/3] layer1"}  # the ezkl slice only
 
 
 def test_ezkl_proof_verifies_with_a_k1_verifier_srs(mixed_run: ModelRun, tmp_path: Path) -> None:

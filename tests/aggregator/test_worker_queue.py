@@ -44,7 +44,7 @@ from aggregator.jobs_standin import circuit_hash, make_keys, proof_of, write_bin
 from aggregator.leaves import leaf_statement_hash
 from aggregator.pg_local import LocalPostgres
 from aggregator.proving import ProvingFailed
-from aggregator.recursion import RecursiveProver
+from aggregator.recursion import RecursiveProver, worker_leaf
 from normalizers.api import ProofInput
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,7 +259,9 @@ async def prover_in_queue_mode(env: Env, q: PgJobQueue) -> None:
     try:
         info = await p.wait_ready(10)
         assert info["queue"] == "postgres" and p.worker_pid is None  # no local prover process
-        leaves = await p.leaves(items, [leaf_statement_hash(x) for x in [await p._leaf(items[0])]])
+        leaves = await p.leaves(
+            items, [leaf_statement_hash(await worker_leaf(items[0], normalizer=None, npub=1))]
+        )
         h = leaf_statement_hash(leaves[0])
         job = SimpleNamespace(batch_id=2, domain_id=1, aggregation_id=None, leaves=[h], items=items)
         proof = await p.prove(job)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ Errors print `CODE: message` on stderr and exit 2 (bad input) or 1 (backend/subm
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import tempfile
@@ -65,7 +66,7 @@ def _short(b: bytes | None) -> str:
     return "-" if not b else "0x" + b.hex()[:12] + "…"
 
 
-def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> Table:
+def proof_grid(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> Table:
     """One row per proven slice (and its submission's outcome). Borderless, so that each row stays
     one whitespace-separated line for scripts reading stdout."""
     by_name = {r.name: r for r in results or ()}
@@ -88,6 +89,13 @@ def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | 
             ("yes" if r.included_on_chain else "NO") if r and r.included_on_chain is not None else "-",
         )
     return t
+
+
+def proof_table(proofs: Sequence[SliceProof], results: Sequence[SubmitResult] | None = None) -> str:
+    """proof_grid as plain text lines (no styling), for callers that indent or log them (demo)."""
+    buf = io.StringIO()
+    Console(file=buf, width=10_000, color_system=None, soft_wrap=True).print(proof_grid(proofs, results))
+    return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())
 
 
 def _print_table(t: Table) -> None:
@@ -179,7 +187,7 @@ def _run_model(a: argparse.Namespace, out: Path) -> ModelRun:
 
 def cmd_prove(a: argparse.Namespace) -> int:
     run = _run_model(a, Path(a.out))
-    _print_table(proof_table(run.proofs))
+    _print_table(proof_grid(run.proofs))
     for c in run.chain:
         state = f"linked ({c.commitment})" if c.linked else "not linked (different commitment schemes)"
         print(f"chain {c.prev} -> {c.next} via {c.tensor}: {state}")
@@ -198,7 +206,7 @@ def _submit(proofs: Sequence[SliceProof], a: argparse.Namespace) -> int:
         timeout=a.timeout,
         progress=lambda m: _err(m),
     )
-    _print_table(proof_table(proofs, results))
+    _print_table(proof_grid(proofs, results))
     failed = [r for r in results if r.status != "FINALIZED" or r.included_on_chain is False]
     return 1 if failed else 0
 

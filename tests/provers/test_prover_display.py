@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from provers.cli import ProveDisplay, _print_table, proof_table
+from provers.cli import ProveDisplay, _print_table, proof_grid, proof_table
 
 STAGES = ("settings", "calibrate", "compile", "setup", "witness", "prove", "verify")
 
@@ -75,8 +75,10 @@ def test_proof_table_rows_stay_one_line_each(capsys: pytest.CaptureFixture[str])
             included_on_chain=True,
         )
     ]
-    _print_table(proof_table(proofs, results))  # type: ignore[arg-type]
+    _print_table(proof_grid(proofs, results))  # type: ignore[arg-type]
     lines = capsys.readouterr().out.splitlines()
+    text = proof_table(proofs, results)  # type: ignore[arg-type]
+    assert text.splitlines() == [ln.rstrip() for ln in lines]  # the same, as a string (demo/run.py)
     assert [ln.split() for ln in lines] == [
         ["slice", "backend", "prove_s", "proof_B", "statement", "agg_id", "kind", "tx", "gas", "on_chain"],
         ["layer0_with_a_long_name", "gnark-groth16", "1.23", "256", "0x121212121212…", "3", "RECURSIVE",

@@ -841,7 +841,10 @@ def manifest_recursive(deployments_dir: str, chain_id: int, registry: str) -> di
 
 
 def plan_recursion(rc: RecursionConfig, *, registry_verifier: str, manifest: dict[str, Any]) -> RecursionPlan:
-    """Decide whether recursion runs and with which circuit (docs/operations.md, "Recursion").
+    """Decide whether recursion runs and with which circuit (docs/operations.md, "Recursion"): the
+    flat outer circuit, or, when the manifest's live verifier is a recursion tree (`kind: "tree"`),
+    the tree (plan and per-level circuit hashes from the manifest; RecursionPlanError when the
+    configuration contradicts it).
 
     registry_verifier: SheafRegistry.aggregationVerifier() (zero address: none configured);
     manifest: manifest_recursive(...) for this registry."""

@@ -1,7 +1,7 @@
 """Suite-wide ordering: tests that need the b1_p1 outer circuit's keys run last.
 
-tools/run-tests starts `sheaf-gnark aggregate setup --batch 1 --npub 1` in the background when the
-suite begins (on a cold $SHEAF_CACHE that setup takes ~13 minutes on 2 cores). Running its users
+tools/run-tests starts `sheaf-gnark aggregate setup --batch 1 --npub 1` in the background when
+pytest begins (on a cold $SHEAF_CACHE that setup takes ~13 minutes on 2 cores). Running its users
 last lets the rest of the suite overlap it; if they arrive early they simply wait for it (the
 setup lock in gnark/aggregation/keylock.go), and without run-tests they run the setup themselves.
 """

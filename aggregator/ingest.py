@@ -116,9 +116,6 @@ class Ingest:
         new, _ = await self.admit(s)
         (res,) = await self.commit([new])
         self.metrics.observe("sheaf_ack_seconds", time.perf_counter() - t0, scheme=s.scheme)
-        self.metrics.inc("sheaf_submissions_total", result="duplicate" if res.duplicate else "accepted")
-        if not res.duplicate:
-            self.metrics.inc("sheaf_routed_total", kind=new.kind)
         return SubmitAck(res.proof_id, new.statement_hash, res.duplicate, res.status)
 
     def quota_key(self, s: Submission, prover: str) -> str | None:
@@ -210,7 +207,13 @@ class Ingest:
         for new in items:
             futs.append(loop.create_future())
             await self._queue.put((new, futs[-1]))
-        return list(await asyncio.gather(*futs))
+        results = list(await asyncio.gather(*futs))
+        # counted here, not per API: an inference's slices are submissions too
+        for new, res in zip(items, results, strict=True):
+            self.metrics.inc("sheaf_submissions_total", result="duplicate" if res.duplicate else "accepted")
+            if not res.duplicate:
+                self.metrics.inc("sheaf_routed_total", kind=new.kind)
+        return results
 
     async def _authenticate(self, s: Submission, prover: str, statement_hash: bytes, domain: int) -> None:
         """The signature is over the statement hash (known only after verification) and a nonce."""

@@ -184,8 +184,15 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
         await db.run(db.store.insert_proofs, [old])
         err = await _refused(c, mid, [s0, s1, s2], required_kind=2)
         assert (err.code, err.field) == ("SLICE_WRONG_KIND", "slices[1]")
+
         # the honest inference: one id (the on-chain inference hash), one status, every slice queued
+        def submitted(result: str) -> float:
+            return app.metrics.counter_value("sheaf_submissions_total", result=result)
+
+        before = submitted("accepted"), submitted("duplicate")
         r = await c.submit_inference(mid, [s0, s1, s2])
+        # each slice counts as a submission: slices 0 and 2 are new, slice 1 was stored above
+        assert (submitted("accepted") - before[0], submitted("duplicate") - before[1]) == (2, 1)
         stmts = [
             spec.statement_hash(1, ch.vk_hash[k], [int(x) for x in json.loads(ch.proofs[n].public or b"")])
             for n, k in (("s0", "a"), ("s1", "b"), ("s2", "a"))
@@ -198,6 +205,7 @@ async def test_submit_inference_refusals_then_one_unit(app: App, ch: Chain) -> N
         assert r.proof_ids == tuple(f"{app.cfg.default_domain}-{h.hex()}" for h in stmts)
         again = await c.submit_inference(mid, [s0, s1, s2])
         assert again.duplicate and again.inference_id == r.inference_id
+        assert (submitted("accepted") - before[0], submitted("duplicate") - before[1]) == (2, 4)
         st = await c.inference_status(r.inference_id)
         assert st.model_id == mid and st.status is sc.ProofStatus.QUEUED
         assert [u.proof_id for u in st.slices if u] == list(r.proof_ids)

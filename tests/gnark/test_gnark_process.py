@@ -195,6 +195,7 @@ async def test_wrong_protocol_or_no_ready_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.outer_keys  # runs last, once tools/run-tests' background setup has made the keys
 async def test_prover_worker_speaks_the_same_protocol(bin_path: str) -> None:
     """`aggregate serve` (b1_p1, from cached keys only: a cold dev setup takes 10+ minutes) writes
     the same ready line and answers like `serve`."""

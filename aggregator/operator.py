@@ -35,6 +35,7 @@ from typing import Any
 
 import grpc
 from eth_account import Account
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential
 
 from aggregator import crashpoints, crypto
 from aggregator.admission import ProofVerifier
@@ -253,7 +254,6 @@ class OperatorProcess:
         self.refused = 0
 
     async def run(self) -> None:
-        backoff = 0.2
         async with grpc.aio.insecure_channel(self.target) as ch:
             stub = pbg.OperatorStub(ch)
             log.info(
@@ -262,83 +262,107 @@ class OperatorProcess:
                 self.target,
                 "not sent" if self.srs_id is None else self.srs_id or "none",
             )
-            while not self.stopping.is_set():
-                try:
-                    req = pb.FetchBatchRequest(operator=self.address, wait_ms=self.wait_ms)
-                    if self.srs_id is not None:
-                        req.srs_id = self.srs_id
-                    task = await stub.FetchBatch(req, timeout=self.wait_ms / 1000 + 5)
-                    backoff = 0.2
-                    if not task.has_batch:
-                        continue
-                    try:
-                        d = await check_task(
-                            task,
-                            self.verifier,
-                            self.key,
-                            self.chain_id,
-                            self.registry,
-                            srs_id=self.srs_id or "",
-                            signed=self.memory,
-                            max_ttl_s=self.max_ttl_s,
-                        )
-                    except Deferred as e:
-                        self.deferred += 1
-                        log.warning(
-                            "batch %d: aggregation %d/%d was signed for another root, valid until %d; "
-                            "waiting for it to expire",
-                            task.batch_id,
-                            task.domain_id,
-                            task.aggregation_id,
-                            e.until,
-                        )
-                        wait = max(0.5, min(5.0, e.until + 1 - time.time()))
-                        try:
-                            await asyncio.wait_for(self.stopping.wait(), wait)
-                        except TimeoutError:
-                            pass
-                        continue
-                    if not d.refusal_code:
-                        crashpoints.reached("sign")  # test-only: killed between signing and sending
-                    await stub.SubmitAttestation(
-                        pb.SubmitAttestationRequest(
-                            operator=self.address,
-                            batch_id=task.batch_id,
-                            root=d.root,
-                            signature=d.signature,
-                            refusal_code=d.refusal_code,
-                            refusal_message=d.refusal_message,
-                            bad_statements=d.bad,
-                            deadline=task.deadline,
-                        ),
-                        timeout=10,
-                    )
-                    if not d.refusal_code:
-                        self.signed += 1
-                        log.info(
-                            "signed batch %d (aggregation %d/%d, %d leaves)",
-                            task.batch_id,
-                            task.domain_id,
-                            task.aggregation_id,
-                            task.leaf_count,
-                        )
-                    else:
-                        self.refused += 1
-                        log.warning(
-                            "refused batch %d: %s %s", task.batch_id, d.refusal_code, d.refusal_message
-                        )
-                except grpc.aio.AioRpcError as e:
-                    fatal = _fatal(e)
-                    if fatal is not None:
-                        await self.verifier.close()
-                        raise fatal from None
-                    log.warning("aggregator unreachable (%s); retrying in %.1fs", e.code().name, backoff)
-                    try:
-                        await asyncio.wait_for(self.stopping.wait(), backoff)
-                    except TimeoutError:
-                        pass
-                    backoff = min(backoff * 2, 5.0)
-        await self.verifier.close()
+            try:
+                while not self.stopping.is_set():
+                    # one poll per attempt: an unreachable aggregator is retried with backoff (0.2 s
+                    # doubling to 5 s, reset by the next success); a fatal coded answer stops the
+                    # operator; stopping ends the waits at once
+                    async for attempt in AsyncRetrying(
+                        retry=retry_if_exception(_transient),
+                        wait=wait_exponential(multiplier=0.2, min=0.2, max=5.0),
+                        stop=lambda _state: self.stopping.is_set(),
+                        sleep=self._sleep,
+                        before_sleep=_log_unreachable,
+                        reraise=True,
+                    ):
+                        with attempt:
+                            await self._poll_once(stub)
+            except grpc.aio.AioRpcError as e:
+                fatal = _fatal(e)
+                if fatal is not None:
+                    raise fatal from None
+                if not self.stopping.is_set():
+                    raise
+            finally:
+                await self.verifier.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait, but no longer than until stop() is called."""
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _poll_once(self, stub: pbg.OperatorStub) -> None:
+        """Fetch one batch (long poll) and send its signature or refusal."""
+        req = pb.FetchBatchRequest(operator=self.address, wait_ms=self.wait_ms)
+        if self.srs_id is not None:
+            req.srs_id = self.srs_id
+        task = await stub.FetchBatch(req, timeout=self.wait_ms / 1000 + 5)
+        if not task.has_batch:
+            return
+        try:
+            d = await check_task(
+                task,
+                self.verifier,
+                self.key,
+                self.chain_id,
+                self.registry,
+                srs_id=self.srs_id or "",
+                signed=self.memory,
+                max_ttl_s=self.max_ttl_s,
+            )
+        except Deferred as e:
+            self.deferred += 1
+            log.warning(
+                "batch %d: aggregation %d/%d was signed for another root, valid until %d; "
+                "waiting for it to expire",
+                task.batch_id,
+                task.domain_id,
+                task.aggregation_id,
+                e.until,
+            )
+            wait = max(0.5, min(5.0, e.until + 1 - time.time()))
+            await self._sleep(wait)
+            return
+        if not d.refusal_code:
+            crashpoints.reached("sign")  # test-only: killed between signing and sending
+        await stub.SubmitAttestation(
+            pb.SubmitAttestationRequest(
+                operator=self.address,
+                batch_id=task.batch_id,
+                root=d.root,
+                signature=d.signature,
+                refusal_code=d.refusal_code,
+                refusal_message=d.refusal_message,
+                bad_statements=d.bad,
+                deadline=task.deadline,
+            ),
+            timeout=10,
+        )
+        if not d.refusal_code:
+            self.signed += 1
+            log.info(
+                "signed batch %d (aggregation %d/%d, %d leaves)",
+                task.batch_id,
+                task.domain_id,
+                task.aggregation_id,
+                task.leaf_count,
+            )
+        else:
+            self.refused += 1
+            log.warning("refused batch %d: %s %s", task.batch_id, d.refusal_code, d.refusal_message)
+
+
+def _transient(e: BaseException) -> bool:
+    return isinstance(e, grpc.aio.AioRpcError) and _fatal(e) is None
+
+
+def _log_unreachable(state: RetryCallState) -> None:
+    e = state.outcome.exception() if state.outcome else None
+    code = e.code().name if isinstance(e, grpc.aio.AioRpcError) else type(e).__name__
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("aggregator unreachable (%s); retrying in %.1fs", code, wait)
 
 
 def _fatal(e: grpc.aio.AioRpcError) -> SheafError | None:

@@ -8,6 +8,7 @@ import json
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from agg_helpers import (
     OPERATOR_KEYS,
@@ -42,14 +43,16 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
     port = free_port()
     state = tmp_path / "anvil-state.json"
     node = Anvil(port=port, block_time=0.5, extra_args=["--dump-state", str(state)]).start()
-    ops_addr = [Account.from_key(k).address for k in OPERATOR_KEYS]
-    env = ChainEnv(node, deploy_registry(node.rpc_url, ops_addr, 2), ops_addr)
-    app = App(make_config(env, tmp_path / "agg.db", rpc_retries=1), submitter_key=SUBMITTER_KEY)
-    await app.start()
-    target = f"127.0.0.1:{app.grpc.port}"
-    ops = [start_operator(target, k, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[:2])]
-    pool = proof_pool(240)[200:240]
-    try:
+    app: App | None = None
+    ops: list[Any] = []
+    try:  # from here on: a failing start must not leave anvil running (it leaked when App.start failed)
+        ops_addr = [Account.from_key(k).address for k in OPERATOR_KEYS]
+        env = ChainEnv(node, deploy_registry(node.rpc_url, ops_addr, 2), ops_addr)
+        app = App(make_config(env, tmp_path / "agg.db", rpc_retries=1), submitter_key=SUBMITTER_KEY)
+        await app.start()
+        target = f"127.0.0.1:{app.grpc.port}"
+        ops = [start_operator(target, k, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[:2])]
+        pool = proof_pool(240)[200:240]
         first = await submit_all(target, pool[:12], clients=4)
         await wait_all_finalized(target, list(first), timeout=60)
 
@@ -96,5 +99,6 @@ async def test_rpc_outage_then_reorg(tmp_path: Path) -> None:
     finally:
         for p in ops:
             stop_process(p)
-        await app.stop()
+        if app is not None:
+            await app.stop()
         node.stop()

@@ -13,6 +13,8 @@ import time
 import traceback
 from pathlib import Path
 
+from bench.table import show
+
 BENCHMARKS = ("normalize", "gas", "ingest", "recursion", "recursion_tree_onchain", "scaleout", "lists")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,9 +40,13 @@ def main(argv: list[str]) -> int:
             failed.append(name)
             summary[name] = {"ok": False, "seconds": round(time.monotonic() - start, 1)}
     (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print("\n=== bench summary ===")
-    for name, info in summary.items():
-        print(f"  {name:<10} {'ok' if info['ok'] else 'FAILED'}  {info['seconds']}s")  # type: ignore[index]
+    print()
+    show(
+        "=== bench summary ===",
+        ["bench", "result", "seconds"],
+        [[name, "ok" if info["ok"] else "FAILED", info["seconds"]] for name, info in summary.items()],  # type: ignore[index]
+        left=2,
+    )
     return 1 if failed else 0
 
 

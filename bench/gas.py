@@ -33,6 +33,7 @@ from web3.contract import Contract
 from aggregator.attestation import Aggregation, sign_aggregation
 from aggregator.leaves import snarkjs_leaf
 from aggregator.merkle import merkle_path, merkle_root
+from bench.table import show
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry
 from deploy.chain import call_tx_gas, deploy_contract, exec_gas, transact
@@ -367,52 +368,62 @@ def main() -> dict[str, Any]:
 
 
 def _print(out: dict[str, Any]) -> None:
-    print("direct verification (one tx per proof)")
-    print(f"  {'scheme':16s} {'tx gas':>10s} {'exec gas':>10s} {'calldata B':>10s}")
-    for k, d in out["direct"].items():
-        if "tx_gas" in d:
-            print(f"  {k:16s} {d['tx_gas']:10d} {d['exec_gas']:10d} {d['calldata_bytes']:10d}")
-        else:
-            print(f"  {k:16s} skipped: {d['skipped']}")
-    print("registry (attested, 2-of-3 signatures) and inclusion check (last leaf)")
-    print(
-        f"  {'leaves':>6s} {'submit gas':>11s} {'per leaf':>9s} {'incl tx':>8s} "
-        f"{'incl exec':>9s} {'per proof':>10s}"
+    show(
+        "direct verification (one tx per proof)",
+        ["scheme", "tx gas", "exec gas", "calldata B"],
+        [
+            [k, d["tx_gas"], d["exec_gas"], d["calldata_bytes"]]
+            if "tx_gas" in d
+            else [k, f"skipped: {d['skipped']}"]
+            for k, d in out["direct"].items()
+        ],
     )
+    rows = []
     for n in LEAF_COUNTS:
         a, i, c = out["attested_submission"][str(n)], out["inclusion_check"][str(n)], out["per_proof"][str(n)]
-        print(
-            f"  {n:6d} {a['tx_gas']:11d} {a['per_leaf']:9.1f} {i['tx_gas']:8d} "
-            f"{i['exec_gas']:9d} {c['attested_per_proof_gas']:10d}"
+        rows.append(
+            [n, a["tx_gas"], f"{a['per_leaf']:.1f}", i["tx_gas"], i["exec_gas"], c["attested_per_proof_gas"]]
         )
-    print(
-        "recursive root submission (real gnark Groth16 verifier): "
-        f"{out['recursive_root_submission']['tx_gas']} gas"
+    show(
+        "registry (attested, 2-of-3 signatures) and inclusion check (last leaf)",
+        ["leaves", "submit gas", "per leaf", "incl tx", "incl exec", "per proof"],
+        rows,
+        notes=[
+            "recursive root submission (real gnark Groth16 verifier): "
+            f"{out['recursive_root_submission']['tx_gas']} gas"
+        ],
     )
-    print("RECURSIVE with the real gnark/aggregation outer verifier (full batches of real inner proofs)")
-    print(
-        f"  {'batch':>5s} {'leaves-var':>10s} {'root-var':>9s} {'incl exec':>9s} "
-        f"{'per proof (leaves/root)':>24s} {'verifier deploy':>15s}"
-    )
+    rows = []
     for n, r in out["recursive_real"].items():
         if "skipped" in r:
-            print(f"  {n:>5s} skipped: {r['skipped']}")
+            rows.append([n, f"skipped: {r['skipped']}"])
             continue
-        print(
-            f"  {n:>5s} {r['submission_leaves_variant_gas']:10d} {r['submission_root_variant_gas']:9d} "
-            f"{r['inclusion_exec_gas']:9d} "
-            f"{str(r['gas_per_proof_leaves_variant']) + ' / ' + str(r['gas_per_proof_root_variant']):>24s} "
-            f"{r['verifier_deploy_gas']:15d}"
+        rows.append(
+            [
+                n,
+                r["submission_leaves_variant_gas"],
+                r["submission_root_variant_gas"],
+                r["inclusion_exec_gas"],
+                f"{r['gas_per_proof_leaves_variant']} / {r['gas_per_proof_root_variant']}",
+                r["verifier_deploy_gas"],
+            ]
         )
     lo = out["recursive_leaves_overhead"]
-    print(
-        "registry-only cost of RECURSIVE submissions (accept-all verifier): root variant "
-        f"{lo['root_variant']['tx_gas']}; leaves variant "
-        + ", ".join(f"{n} leaves {lo[str(n)]['tx_gas']}" for n in LEAF_COUNTS)
+    show(
+        "RECURSIVE with the real gnark/aggregation outer verifier (full batches of real inner proofs)",
+        ["batch", "leaves-var", "root-var", "incl exec", "per proof (leaves/root)", "verifier deploy"],
+        rows,
+        notes=[
+            "registry-only cost of RECURSIVE submissions (accept-all verifier): root variant "
+            f"{lo['root_variant']['tx_gas']}; leaves variant "
+            + ", ".join(f"{n} leaves {lo[str(n)]['tx_gas']}" for n in LEAF_COUNTS)
+        ],
     )
-    for n in LEAF_COUNTS:
-        ratios = {k: v for k, v in out["per_proof"][str(n)].items() if k.startswith("vs_")}
-        print(f"  {n:4d} leaves: direct / aggregated per proof = {ratios}")
+    show(
+        "direct / aggregated gas per proof",
+        ["leaves", *(k for k in out["per_proof"][str(LEAF_COUNTS[0])] if k.startswith("vs_"))],
+        [[n, *(v for k, v in out["per_proof"][str(n)].items() if k.startswith("vs_"))] for n in LEAF_COUNTS],
+    )
 
 
 if __name__ == "__main__":

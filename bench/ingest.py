@@ -35,6 +35,7 @@ from aggregator.records import ChainInfo
 from aggregator.server import GrpcServer
 from aggregator.service import Service
 from aggregator.store import SqliteStore
+from bench.table import show
 from deploy.anvil import Anvil
 from normalizers.api import Normalizer
 from sheaf.paths import REPO_ROOT as ROOT
@@ -272,13 +273,9 @@ async def finality(tmp: Path, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
 
 
 def _table(title: str, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    keys = list(rows[0])
-    print(f"\n{title}")
-    print("  " + "  ".join(f"{k:>14}" for k in keys))
-    for r in rows:
-        print("  " + "  ".join(f"{r[k]!s:>14}" for k in keys))
+    if rows:
+        keys = list(rows[0])
+        show(title, keys, [[r[k] for k in keys] for r in rows], left=0)
 
 
 def main() -> dict[str, Any]:

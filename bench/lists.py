@@ -22,6 +22,7 @@ from typing import Any
 from aggregator import store as store_mod
 from aggregator.records import KIND_ATTESTED, NewProof, Status
 from aggregator.store import MIGRATIONS, SqliteStore
+from bench.table import show
 from sheaf.hashing import keccak256
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -94,9 +95,8 @@ def main(n: int = 100_000) -> dict[str, Any]:
         for version in (3, 4):
             rows.append(run_one(Path(td) / f"v{version}.db", version, n))
     cols = ("schema", "proofs", "insert_per_s", "db_mb", "rare_vk_ms", "rare_prover_ms", "no_match_status_ms")
-    print("  ".join(f"{c:>18}" for c in cols))
-    for r in rows:
-        print("  ".join(f"{r[c]!s:>18}" for c in cols))
+    title = f"list queries on SQLite, {n:,} proofs: schema v3 vs v4 (indexes)"
+    show(title, cols, [[r[c] for c in cols] for r in rows])
     res = {"sqlite": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "lists.json").write_text(json.dumps(res, indent=2) + "\n")

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.table import show
 from normalizers.api import Normalizer, ProofInput
 from normalizers.errors import NormalizeError
 from sheaf.paths import REPO_ROOT as ROOT
@@ -229,21 +230,34 @@ def main() -> dict[str, Any]:
 
 
 def _print(rows: list[dict[str, Any]], load: float) -> None:
-    print(f"{'scheme/producer':<24} {'sheaf p/s':>10} {'peer p/s':>10} {'ratio':>7}  target  peer")
+    out: list[list[object]] = []
     for r in rows:
         name = f"{r['scheme']}/{r['producer']}" + (f" {r['slice']}" if "slice" in r else "")
         name += f" {r['encoding']}" if "encoding" in r else ""
         peer = r.get("peer_proofs_per_s")
         ratio = r.get("ratio_vs_peer")
-        tgt = (f">={r['target_proofs_per_s']:.0f} " if "target_proofs_per_s" in r
-               else f"ovh {100 * r['overhead']:.1f}%<=10% ")  # fmt: skip
-        print(
-            f"{name:<24} {r['sheaf_proofs_per_s']:>10.1f} {peer or 0:>10.1f} {ratio or 0:>7.2f}  "
-            f"{tgt}{'ok' if r['meets_target'] else 'MISS'}  {r['peer']}"
+        tgt = (f">={r['target_proofs_per_s']:.0f}" if "target_proofs_per_s" in r
+               else f"ovh {100 * r['overhead']:.1f}%<=10%")  # fmt: skip
+        out.append(
+            [
+                name,
+                f"{r['sheaf_proofs_per_s']:.1f}",
+                f"{peer or 0:.1f}",
+                f"{ratio or 0:.2f}",
+                tgt,
+                "ok" if r["meets_target"] else "MISS",
+                r["peer"],
+            ]
         )
         if "alt_in_process_groth16py_proofs_per_s" in r:
-            print(f"{'  (groth16py backend)':<24} {r['alt_in_process_groth16py_proofs_per_s']:>10.1f}")
-    print(f"(1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores)")
+            out.append(["  (groth16py backend)", f"{r['alt_in_process_groth16py_proofs_per_s']:.1f}"])
+    show(
+        "normalize + verify, proofs/s (Sheaf vs the producer's own verifier)",
+        ["scheme/producer", "sheaf p/s", "peer p/s", "ratio", "target", "", "peer"],
+        out,
+        left={"scheme/producer", "", "peer"},
+        notes=[f"(1-minute load average at the end: {load:.1f} on {os.cpu_count()} cores)"],
+    )
 
 
 if __name__ == "__main__":

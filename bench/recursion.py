@@ -32,6 +32,7 @@ from web3 import Web3
 
 from aggregator.merkle import merkle_path
 from bench.gas import _registry, direct_gnark_groth16
+from bench.table import show
 from deploy.anvil import ANVIL_DEV_KEYS, Anvil
 from deploy.api import configure_registry
 from deploy.chain import _send, call_tx_gas, connect, deploy_contract, exec_gas, load_account, transact
@@ -269,6 +270,29 @@ def summary(
     return out
 
 
+def _print_table(rows: list[dict[str, Any]], table: list[dict[str, Any]]) -> None:
+    out = []
+    for r, t in zip(rows, table, strict=False):
+        out.append(
+            [
+                str(r["batch"]) + (f"+{r['plonk']}P" if r.get("plonk") else ""),
+                r["r1cs"],
+                t["r1cs_per_groth16_leaf"],
+                r["compile_s"],
+                f"{r['setup_or_load_s']}{'*' if r['keys_created'] else ''}",
+                r["prove_s"]["full"],
+                t["prove_s_per_leaf"],
+                t["peak_rss_gb"],
+                t["gas_per_aggregation"],
+                t["gas_per_proof"],
+                t["direct_gas_per_proof"],
+                t["direct_over_aggregated"],
+            ]
+        )
+    cols = ["batch", "r1cs", "r1cs/leaf", "compile s", "setup s", "prove s", "s/leaf", "RSS GB", "agg gas"]
+    show("recursive aggregation, one outer proof per batch", [*cols, "gas/proof", "direct", "ratio"], out)
+
+
 def main() -> dict[str, Any]:
     batches = [int(x) for x in os.environ.get("SHEAF_RECURSION_BATCHES", "1,2").split(",") if x.strip()]
     leaves = json.loads(FIXTURE.read_text())["leaves"]
@@ -291,18 +315,7 @@ def main() -> dict[str, Any]:
             rows.append(run_batch(binary, mb, mleaves, plonk=mk))
     g = gas(rows)
     table = summary(rows, g, plonk1["nb_constraints"])
-    print(
-        f"{'batch':>7} {'r1cs':>10} {'r1cs/leaf':>10} {'compile s':>9} {'setup s':>8} {'prove s':>8} "
-        f"{'s/leaf':>6} {'RSS GB':>6} {'agg gas':>8} {'gas/proof':>9} {'direct':>7} {'ratio':>6}"
-    )
-    for r, t in zip(rows, table, strict=False):
-        name = str(r["batch"]) + (f"+{r['plonk']}P" if r.get("plonk") else "")
-        print(
-            f"{name:>7} {r['r1cs']:>10} {t['r1cs_per_groth16_leaf']:>10} {r['compile_s']:>9} "
-            f"{r['setup_or_load_s']:>7}{'*' if r['keys_created'] else ' '} {r['prove_s']['full']:>8} "
-            f"{t['prove_s_per_leaf']:>6} {t['peak_rss_gb']:>6} {t['gas_per_aggregation']:>8} "
-            f"{t['gas_per_proof']:>9} {t['direct_gas_per_proof']:>7} {t['direct_over_aggregated']:>6}"
-        )
+    _print_table(rows, table)
     e = table[-1]
     if "extrapolated_from" in e:
         print(

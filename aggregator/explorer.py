@@ -420,7 +420,12 @@ class ListApi:
                 "buckets": buckets,
             },
             "in_flight": [
-                {**batch_json(b), "stage": _stage(b), "elapsed_ms": max(0, now - b.created_ms)}
+                {
+                    **batch_json(b),
+                    "stage": _stage(b),
+                    "progress": self.reads.progress(b.batch_id) if _stage(b) == "proving" else None,
+                    "elapsed_ms": max(0, now - b.created_ms),
+                }
                 for b in in_flight[:IN_FLIGHT_LIMIT]
             ],
             "gas": await self._gas(),

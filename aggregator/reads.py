@@ -4,7 +4,7 @@ search and batch streams (the HTTP list API and the explorer)."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aggregator import crypto
 from aggregator.changes import Changes
@@ -91,6 +91,8 @@ class Reads:
         self.chain = chain
         self.changes = changes
         self.default_domain = default_domain  # for requests that name no domain
+        # how far the prover is with a batch in proving (Proving.progress; the service sets it)
+        self.progress: Callable[[int], str | None] = lambda _batch_id: None
 
     async def proof(self, proof_id: str) -> ProofRow:
         row = await self.db.run(self.db.store.get_proof, proof_id)

@@ -168,6 +168,7 @@ class RecursiveProver:
         self._supervisor: asyncio.Task[None] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._inflight = 0
+        self._attempt_of: dict[int, int] = {}  # batch id -> attempt now with the local worker
         m = self.metrics
         m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (worker round trip)")
         m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
@@ -559,7 +560,19 @@ class RecursiveProver:
         """A batch's proof on the local worker (the caller holds the lock)."""
         return (await self._run_local(self.unit(job, leaves))).proof
 
+    def progress(self, batch_id: int) -> str | None:
+        """ "attempt a of m" while the batch is with the local worker (the explorer and /readyz show
+        it); None otherwise (queue mode: the job's progress is the queue's)."""
+        a = self._attempt_of.get(batch_id)
+        return None if a is None else f"attempt {a} of {self.max_attempts}"
+
     async def _run_local(self, unit: ProofJob) -> JobResult:
+        try:
+            return await self._run_local_attempts(unit)
+        finally:
+            self._attempt_of.pop(unit.batch_id, None)
+
+    async def _run_local_attempts(self, unit: ProofJob) -> JobResult:
         last = ProvingFailed(PROVER_UNAVAILABLE, "no attempt made")
         attempt = 0
         timeout = unit.prove_timeout_s or self.prove_timeout_s
@@ -574,6 +587,7 @@ class RecursiveProver:
                 self._forget(w)
                 continue
             attempt += 1
+            self._attempt_of[unit.batch_id] = attempt
             t0 = time.monotonic()
             log.info(
                 "batch %d: proving %d leaves on worker pid %d (attempt %d/%d)",

@@ -63,6 +63,7 @@ class Service:
         self.batcher = Batcher(cfg, self.db, self.ids, self.proving, self.changes, m)
         self.attesting = Attesting(cfg, self.db, chain, self.changes)
         self.reads = Reads(self.db, chain, self.changes, cfg.default_domain)
+        self.reads.progress = self.proving.progress
         self.inferences = Inferences(self.db, self.ingest, self.reads, m)
         self._tasks: list[asyncio.Task[None]] = []
         self._lead_tasks: list[asyncio.Task[None]] = []

@@ -231,7 +231,7 @@ function inflightRows(batches) {
     batchLink(b.batch_id),
     document.createTextNode(b.kind),
     status(b.state),
-    document.createTextNode(b.stage),
+    document.createTextNode(b.progress ? b.stage + " (" + b.progress + ")" : b.stage),
     document.createTextNode(String(b.leaf_count)),
     document.createTextNode(elapsed(b.elapsed_ms)),
     mono(b.tx_hash),

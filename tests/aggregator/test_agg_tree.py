@@ -35,6 +35,7 @@ import pytest
 from agg_helpers import OPERATOR_KEYS, OWNER_KEY, SRS, SUBMITTER_KEY, ChainEnv, fixture_inputs, make_config
 from eth_account import Account
 
+from aggregator import explorer
 from aggregator.admission import ProofVerifier
 from aggregator.app import App
 from aggregator.chain import Chain
@@ -448,6 +449,11 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
             assert time.monotonic() < deadline, first.proving.progress(b.batch_id)
             await asyncio.sleep(0.01)
         assert first.proving.in_progress() == {b.batch_id: "level 1 of 1, 0 of 1 jobs done"}  # /readyz
+        # the explorer's overview: the batch in proving with its progress
+        ov = await explorer.ListApi(first.reads, ChainInfo(31337, ZERO))._compute_overview()
+        assert [(x["batch_id"], x["stage"], x["progress"]) for x in ov["in_flight"]] == [
+            (b.batch_id, "proving", "level 1 of 1, 0 of 1 jobs done")
+        ]
         await first.stop()  # mid-merge: the batch stays PENDING
         await p1.close()
         first = None

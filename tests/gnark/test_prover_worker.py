@@ -7,6 +7,7 @@ gets the job again, timeout -> worker killed -> PROVER_TIMEOUT -> retried, error
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -111,7 +112,12 @@ async def test_timeout_kills_the_worker_and_retries(tmp_path: Path) -> None:
     try:
         await p.wait_ready()
         first = p.worker_pid
-        assert await prove(p) == bytes([0xAB]) * 384
+        assert p.progress(7) is None
+        task = asyncio.create_task(prove(p))
+        await asyncio.sleep(0.3)  # the first attempt hangs until the 1 s timeout
+        assert p.progress(7) == "attempt 1 of 3"  # what the explorer shows for batch 7
+        assert await task == bytes([0xAB]) * 384
+        assert p.progress(7) is None
         assert p.worker_pid != first
         assert p.metrics.counter_value("sheaf_recursive_failures_total", code=PROVER_TIMEOUT) == 1
     finally:

@@ -162,7 +162,7 @@ class App:
             max_message_bytes=cfg.max_message_bytes,
             details=self._details,
             inferences=svc.inferences,
-            verify_inclusion=self.chain.verify_inclusion,
+            chain_calls=self.chain,
         )
         svc.start(lead=False)
         await self.grpc.start()

@@ -206,6 +206,13 @@ class Chain:
         )
         return bool(await self._retry("verifyProofAggregation", lambda: fn.call()))
 
+    async def gas_used(self, tx_hash: bytes) -> int:
+        """A mined transaction's gasUsed (its receipt): the explorer's gas-saved figures."""
+        receipt = await self._retry(
+            "eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        )
+        return int(receipt["gasUsed"])
+
     async def aggregation_digest(
         self, domain_id: int, aggregation_id: int, root: bytes, leaf_count: int, deadline: int
     ) -> bytes:

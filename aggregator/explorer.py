@@ -14,12 +14,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
-from hexbytes import HexBytes
 
 from aggregator.chain import RpcError
 from aggregator.inference import inference_status
@@ -47,8 +46,28 @@ from sheaf.schemes import SCHEME_NAMES
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("explorer_static")
-# Chain.verify_inclusion: verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)
-VerifyInclusion = Callable[[int, int, bytes, Sequence[bytes], int, int], Awaitable[bool]]
+
+
+class ChainCalls(Protocol):
+    """What the explorer asks the chain (aggregator.chain.Chain; shares the submitter's connection)."""
+
+    async def verify_inclusion(
+        self,
+        domain_id: int,
+        aggregation_id: int,
+        leaf: bytes,
+        path: Sequence[bytes],
+        leaf_count: int,
+        index: int,
+    ) -> bool:
+        """verifyProofAggregation(domain, aggregation, leaf, path, leaf count, index)"""
+        ...
+
+    async def gas_used(self, tx_hash: bytes) -> int:
+        """A mined transaction's gasUsed."""
+        ...
+
+
 _NUM = re.compile(r"[0-9]{1,19}")
 _HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 _INFERENCE_ID = re.compile(r"[0-9]{1,19}-[0-9a-fA-F]{64}")  # "<domain>-<inference hash hex>"
@@ -74,8 +93,6 @@ RECEIPT_TIMEOUT_S = 5.0
 RECEIPTS_PER_OVERVIEW = 10
 RECEIPT_RETRY_S = 30.0
 OVERVIEW_CACHE_S = 2.0
-# a transaction's gasUsed (its receipt)
-GasUsed = Callable[[bytes], Awaitable[int]]
 # the explorer's documents run only their own scripts and styles and talk only to this server
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -223,13 +240,12 @@ async def _sse(
 
 
 class ListApi:
-    def __init__(self, reads: Reads, chain: ChainInfo, verify: VerifyInclusion | None = None) -> None:
+    def __init__(self, reads: Reads, chain: ChainInfo, calls: ChainCalls | None = None) -> None:
         self.reads = reads
         self.chain = chain
-        self.verify_inclusion = verify
+        self.calls = calls  # None: no chain connection (no on-chain check, no gas figures)
         self._verify_slots = asyncio.Semaphore(VERIFY_CONCURRENCY)
         self._verified: LRU[str, tuple[float, bool]] = LRU(1024)  # proof id -> (monotonic time, answer)
-        self._receipt_gas = receipt_gas(verify)
         self._gas_of: LRU[int, tuple[int | None, int, int]] = LRU(4 * GAS_AGGREGATIONS)  # by batch id
         self._gas_failed: LRU[int, float] = LRU(4 * GAS_AGGREGATIONS)  # batch id -> monotonic time
         self._overview: tuple[float, dict[str, Any]] | None = None  # (monotonic time, body)
@@ -240,7 +256,7 @@ class ListApi:
         "check on chain" button). 404 NOT_FINALIZED before there is a receipt."""
         Query(request, frozenset())
         inc = await self.reads.inclusion(request.match_info["proof_id"])
-        if self.verify_inclusion is None:
+        if self.calls is None:
             raise Unavailable("RPC_UNAVAILABLE", "chain", "this server has no chain connection")
         hit = self._verified.get(inc.proof_id)
         if hit is not None and time.monotonic() - hit[0] < VERIFY_CACHE_S:
@@ -248,7 +264,7 @@ class ListApi:
         else:
             try:
                 async with self._verify_slots:
-                    ok = await self.verify_inclusion(
+                    ok = await self.calls.verify_inclusion(
                         inc.domain_id, inc.aggregation_id, inc.leaf, inc.path, inc.leaf_count, inc.index
                     )
             except RpcError as e:
@@ -442,10 +458,10 @@ class ListApi:
             got = self._gas_of.get(b.batch_id)
             failed = self._gas_failed.get(b.batch_id)
             retry = failed is None or time.monotonic() - failed >= RECEIPT_RETRY_S
-            if got is None and reads < RECEIPTS_PER_OVERVIEW and retry and self._receipt_gas is not None:
+            if got is None and reads < RECEIPTS_PER_OVERVIEW and retry and self.calls is not None:
                 reads += 1
                 try:
-                    got = await self._gas_of_batch(b, self._receipt_gas)
+                    got = await self._gas_of_batch(b, self.calls)
                     self._gas_of.put(b.batch_id, got)
                 except Exception as e:  # any RPC trouble: left out, asked again after RECEIPT_RETRY_S
                     log.warning("overview: no receipt for batch %d: %s", b.batch_id, type(e).__name__)
@@ -476,7 +492,7 @@ class ListApi:
             "saved_gas": sum(r["saved_gas"] for r in rows),
         }
 
-    async def _gas_of_batch(self, b: BatchRow, receipt_gas: GasUsed) -> tuple[int | None, int, int]:
+    async def _gas_of_batch(self, b: BatchRow, calls: ChainCalls) -> tuple[int | None, int, int]:
         """(direct gas: None if a leaf's scheme has no measured figure, the transaction's gasUsed,
         the leaves' inclusion checks). Raises if the receipt cannot be read."""
         leaves = await self.reads.db.run(self.reads.db.store.batch_proofs, b.batch_id)
@@ -484,7 +500,7 @@ class ListApi:
         if direct is None or b.tx_hash is None:
             return None, 0, 0
         async with self._verify_slots:  # shares the chain connection with the on-chain check
-            used = await asyncio.wait_for(receipt_gas(b.tx_hash), RECEIPT_TIMEOUT_S)
+            used = await asyncio.wait_for(calls.gas_used(b.tx_hash), RECEIPT_TIMEOUT_S)
         return direct, used, b.leaf_count * inclusion_check_gas(b.leaf_count)
 
     async def proof_events(self, request: web.Request) -> web.StreamResponse:
@@ -535,20 +551,6 @@ def _stage(b: BatchRow) -> str:
     return "sent, waiting for finality" if b.block_number is None else "included, waiting for confirmations"
 
 
-def receipt_gas(verify: VerifyInclusion | None) -> GasUsed | None:
-    """A transaction's gasUsed from its receipt, through the chain client that `verify` (the server's
-    Chain.verify_inclusion) belongs to: the HTTP server hands the explorer no other chain handle
-    (aggregator/http.py). None without a chain connection: the overview then counts no gas."""
-    w3 = getattr(getattr(verify, "__self__", None), "w3", None)
-    if w3 is None:
-        return None
-
-    async def gas_used(tx_hash: bytes) -> int:
-        return int((await w3.eth.get_transaction_receipt(HexBytes(tx_hash)))["gasUsed"])
-
-    return gas_used
-
-
 def _path_number(request: web.Request, name: str) -> int:
     raw = request.match_info[name]
     if not _NUM.fullmatch(raw):
@@ -574,12 +576,10 @@ async def _to_explorer(_: web.Request) -> web.Response:
     raise web.HTTPFound("/explorer/")
 
 
-def register(
-    app: web.Application, reads: Reads, chain: ChainInfo, verify: VerifyInclusion | None = None
-) -> None:
-    """Adds the list API, the streams and the explorer to the aggregator's HTTP app; `verify` (the
-    chain client's verify_inclusion) serves the on-chain check."""
-    api = ListApi(reads, chain, verify)
+def register(app: web.Application, reads: Reads, chain: ChainInfo, calls: ChainCalls | None = None) -> None:
+    """Adds the list API, the streams and the explorer to the aggregator's HTTP app; `calls` (the
+    chain client) serves the on-chain check and the gas figures."""
+    api = ListApi(reads, chain, calls)
     app.add_routes(
         [
             web.get("/v1/proofs", api.proofs),

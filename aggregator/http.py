@@ -97,7 +97,7 @@ class HttpApi:
         max_message_bytes: int,
         details: Callable[[], dict[str, Any]] | None = None,
         inferences: Inferences | None = None,
-        verify_inclusion: explorer.VerifyInclusion | None = None,
+        chain_calls: explorer.ChainCalls | None = None,
     ) -> None:
         self.ingest = ingest
         self.reads = reads
@@ -121,7 +121,7 @@ class HttpApi:
             ]
         )
         # list API, status streams, the on-chain check, /explorer/ (issue 16)
-        explorer.register(self.app, reads, chain, verify_inclusion)
+        explorer.register(self.app, reads, chain, chain_calls)
         register_inference_routes(  # models, inferences, receipts (issue 17)
             self.app,
             inferences or Inferences(reads.db, ingest, reads, metrics),

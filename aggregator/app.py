@@ -6,8 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,30 +36,6 @@ from normalizers.api import Normalizer
 from sheaf.recursion_tree import tree_cache_root
 
 log = logging.getLogger("sheaf.app")
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-def setup_logging(level: str = "INFO") -> None:
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [h]
-    root.setLevel(level.upper())
-    for noisy in ("web3", "urllib3", "asyncio", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def registry_from_manifest(deployments_dir: str, chain_id: int) -> str:

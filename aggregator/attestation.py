@@ -8,9 +8,10 @@ than MAX_ATTESTATION_TTL ahead. Refusal(uint256 batchId,uint256 domainId,uint256
 bytes32 root,uint256 leafCount,uint256 deadline,string code,bytes32 badHash) in the same domain: a
 refusal is bound to one chain, one registry and one exact batch (a re-used aggregation id has another
 root or deadline), so it cannot be replayed against another.
-Encoding and hashing are eth_account's (`encode_typed_data`); the tests hold them equal to the
-contract's `aggregationDigest`. Signatures are 65 bytes r || s || v (v in {27, 28}, low s) and the
-registry wants them ordered by strictly ascending signer address: `sign_aggregation` returns them so.
+Encoding, hashing, signing and recovery are eth_account's (`encode_typed_data`, `sign_message`,
+`recover_message`); the tests hold the digest equal to the contract's `aggregationDigest`.
+Signatures are 65 bytes r || s || v (v in {27, 28}, low s) and the registry wants them ordered by
+strictly ascending signer address: `sign_aggregation` returns them so.
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ def aggregation_digest(agg: Aggregation, chain_id: int, registry: str) -> bytes:
     return _digest(aggregation_message(agg, chain_id, registry))
 
 
-def sign_digest(digest: bytes, private_key: str | bytes) -> Signature:
-    signed = Account.unsafe_sign_hash(digest, private_key)
+def sign_message(message: SignableMessage, private_key: str | bytes) -> Signature:
+    """eth_account's signature of an EIP-712 message as the registry takes it (r | s | v, low s)."""
+    signed = Account.sign_message(message, private_key)
     r, s, v = int(signed.r), int(signed.s), int(signed.v)
     if s > SECP256K1_N // 2:  # eth-keys already produces low s; keep the invariant explicit
         s, v = SECP256K1_N - s, 55 - v
@@ -183,15 +185,15 @@ def sign_aggregation(
     agg: Aggregation, chain_id: int, registry: str, private_keys: Sequence[str | bytes]
 ) -> list[Signature]:
     """Signatures of every key, sorted by ascending signer address (the order the registry requires)."""
-    digest = aggregation_digest(agg, chain_id, registry)
-    sigs = [sign_digest(digest, k) for k in private_keys]
+    message = aggregation_message(agg, chain_id, registry)
+    sigs = [sign_message(message, k) for k in private_keys]
     signers = [s.signer.lower() for s in sigs]
     if len(set(signers)) != len(signers):
         raise AttestationError("ATTEST_DUPLICATE_SIGNER", "private_keys contains the same key twice")
     return sorted(sigs, key=lambda s: int(s.signer, 16))
 
 
-def _recover(digest: bytes, signature: bytes) -> str:
+def _recover(message: SignableMessage, signature: bytes) -> str:
     if len(signature) != 65:
         raise AttestationError("ATTEST_SIG_LENGTH", f"signature must be 65 bytes, got {len(signature)}")
     v = signature[64]
@@ -199,23 +201,23 @@ def _recover(digest: bytes, signature: bytes) -> str:
         raise AttestationError("ATTEST_SIG_V", f"signature v must be 27 or 28, got {v}")
     if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
         raise AttestationError("ATTEST_SIG_HIGH_S", "signature s is in the upper half (malleable)")
-    return str(Account._recover_hash(digest, signature=signature))
+    return str(Account.recover_message(message, signature=signature))
 
 
 def recover_signer(agg: Aggregation, chain_id: int, registry: str, signature: bytes) -> str:
-    return _recover(aggregation_digest(agg, chain_id, registry), signature)
+    return _recover(aggregation_message(agg, chain_id, registry), signature)
 
 
 # -- refusals -------------------------------------------------------------------------------------
 
 
-def refusal_digest(
+def refusal_message(
     batch_id: int, agg: Aggregation, code: str, bad: Sequence[bytes], chain_id: int, registry: str
-) -> bytes:
+) -> SignableMessage:
     """What an operator signs to refuse batch `batch_id` = `agg` (refusals fail batches, so they are
     authenticated like signatures, and bound to the chain, the registry and the batch's content)."""
     msg = _checked(agg) | {"batchId": _int(batch_id), "code": code, "badHash": keccak256(b"".join(bad))}
-    return _digest(_typed(chain_id, registry, "Refusal", REFUSAL_TYPE, msg))
+    return _typed(chain_id, registry, "Refusal", REFUSAL_TYPE, msg)
 
 
 def _int(v: int) -> int:
@@ -232,7 +234,7 @@ def sign_refusal(
     chain_id: int,
     registry: str,
 ) -> bytes:
-    return sign_digest(refusal_digest(batch_id, agg, code, bad, chain_id, registry), key).signature
+    return sign_message(refusal_message(batch_id, agg, code, bad, chain_id, registry), key).signature
 
 
 def recover_refusal(
@@ -244,4 +246,4 @@ def recover_refusal(
     chain_id: int,
     registry: str,
 ) -> str:
-    return _recover(refusal_digest(batch_id, agg, code, bad, chain_id, registry), signature)
+    return _recover(refusal_message(batch_id, agg, code, bad, chain_id, registry), signature)

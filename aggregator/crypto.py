@@ -43,10 +43,10 @@ def sign_aggregation(
     leaf_count: int,
     deadline: int,
 ) -> bytes:
-    digest = attestation.aggregation_digest(
+    message = attestation.aggregation_message(
         _agg(domain_id, aggregation_id, root, leaf_count, deadline), chain_id, registry
     )
-    return attestation.sign_digest(digest, key).signature
+    return attestation.sign_message(message, key).signature
 
 
 def recover_aggregation_signer(

@@ -22,6 +22,7 @@ from agg_helpers import (
     proof_pool,
 )
 from eth_account import Account
+from eth_keys import keys
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from aggregator import attestation, crypto
@@ -392,7 +393,8 @@ async def test_operator_check_task(chain_env: ChainEnv) -> None:
     digest = await chain.aggregation_digest(1, 7, root, len(items), DEADLINE)
     agg = attestation.Aggregation(1, 7, root, len(items), DEADLINE)
     assert digest == attestation.aggregation_digest(agg, chain_id, chain_env.registry)
-    assert Account._recover_hash(digest, signature=d.signature) == Account.from_key(key).address
+    sig = keys.Signature(d.signature[:64] + bytes([d.signature[64] - 27]))  # eth_keys wants v in {0, 1}
+    assert sig.recover_public_key_from_msg_hash(digest).to_checksum_address() == Account.from_key(key).address
     # a tampered proof is named and refused
     bad = list(items)
     bad[1] = (

@@ -272,6 +272,24 @@ def anvil_with_registry() -> Iterator[ChainEnv]:
         yield ChainEnv(node, deploy_registry(node.rpc_url, ops, 2, domains=(1, 2)), ops)
 
 
+def deploy_for_recursion(rpc_url: str, out: Path) -> tuple[Any, list[str]]:
+    """sheaf-deploy's SheafRegistry (manifest in `out`: recursive verifiers are deployed against it)
+    with the three test operators, 2-of-3, and domain 1 posted only by the aggregator's key (recursive
+    posts are accepted from the domain's submitter only). Returns (registry contract, operators)."""
+    from deploy.api import configure_registry, deploy_all, load_manifest, registry
+    from deploy.chain import connect
+
+    deploy_all(rpc_url, OWNER_KEY, out_dir=out)
+    w3 = connect(rpc_url)
+    reg = registry(w3, load_manifest(31337, out))
+    ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
+    submitter = Account.from_key(SUBMITTER_KEY).address
+    configure_registry(
+        w3, Account.from_key(OWNER_KEY), reg, domains=[(1, submitter)], operators=ops, threshold=2
+    )
+    return reg, ops
+
+
 @contextlib.asynccontextmanager
 async def running_app(env: ChainEnv, db: Path, **kw: Any) -> AsyncIterator[App]:
     """The in-process aggregator (App) on loopback over `env`, stopped on exit (`kw`: config)."""

@@ -46,6 +46,7 @@ from agg_helpers import (
     SUBMITTER_KEY,
     ChainEnv,
     Input,
+    deploy_for_recursion,
     fixture_inputs,
     make_config,
     start_operator,
@@ -84,7 +85,7 @@ from aggregator.recursion import (
 from aggregator.service import Service
 from aggregator.store import SqliteStore
 from deploy.anvil import Anvil
-from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
+from deploy.api import deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
 from deploy.recursive import RecursiveDeployment
 from normalizers.api import Normalizer, ProofInput
@@ -449,14 +450,7 @@ class RecEnv:
 def _deploy_env(factory: pytest.TempPathFactory, batch: int, npub: int, plonk: int = 0) -> Iterator[RecEnv]:
     with Anvil(block_time=0.5) as node:
         out = factory.mktemp("deployments")
-        deploy_all(node.rpc_url, OWNER_KEY, out_dir=out)
-        w3 = connect(node.rpc_url)
-        reg = registry(w3, load_manifest(31337, out))
-        ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
-        submitter = Account.from_key(SUBMITTER_KEY).address
-        owner = Account.from_key(OWNER_KEY)
-        # domain 1: only the aggregator's key may post recursive aggregations
-        configure_registry(w3, owner, reg, domains=[(1, submitter)], operators=ops, threshold=2)
+        reg, ops = deploy_for_recursion(node.rpc_url, out)
         t0 = time.monotonic()
         r = deploy_recursive_verifier(
             node.rpc_url, OWNER_KEY, batch=batch, npub=npub, plonk=plonk, out_dir=out, log=print

@@ -32,8 +32,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from agg_helpers import OPERATOR_KEYS, OWNER_KEY, SRS, SUBMITTER_KEY, ChainEnv, fixture_inputs, make_config
-from eth_account import Account
+from agg_helpers import (
+    OWNER_KEY,
+    SRS,
+    SUBMITTER_KEY,
+    ChainEnv,
+    deploy_for_recursion,
+    fixture_inputs,
+    make_config,
+)
 
 from aggregator import explorer
 from aggregator.admission import ProofVerifier
@@ -65,7 +72,7 @@ from aggregator.store import SqliteStore
 from aggregator.tree_prover import TreeProver, select_tree_batch
 from aggregator.tree_standin import circuit_hashes, fold, make_keys, write_binary
 from deploy.anvil import Anvil
-from deploy.api import configure_registry, deploy_all, load_manifest, registry
+from deploy.api import load_manifest, registry
 from deploy.chain import connect
 from deploy.tree import deploy_tree_verifier, export_tree_verifiers
 from normalizers.api import Normalizer, ProofInput
@@ -500,13 +507,7 @@ def tree_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TreeEnv]:
     gen = REPO_ROOT / "build" / "recursion" / f"test-agg-{os.getpid()}" / PLAN.name
     with Anvil(block_time=0.5) as node:
         out = tmp_path_factory.mktemp("deployments")
-        deploy_all(node.rpc_url, OWNER_KEY, out_dir=out)
-        w3 = connect(node.rpc_url)
-        reg = registry(w3, load_manifest(31337, out))
-        ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
-        submitter = Account.from_key(SUBMITTER_KEY).address
-        owner = Account.from_key(OWNER_KEY)
-        configure_registry(w3, owner, reg, domains=[(1, submitter)], operators=ops, threshold=2)
+        reg, ops = deploy_for_recursion(node.rpc_url, out)
         try:
             t0 = time.monotonic()
             ex = export_tree_verifiers(PLAN, out=gen, log=print)  # compiles every level, vks from the cache

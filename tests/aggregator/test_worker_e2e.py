@@ -34,24 +34,23 @@ import pytest
 from agg_helpers import (
     OPERATOR_KEYS,
     OWNER_KEY,
-    SUBMITTER_KEY,
     AggregatorProc,
     ChainEnv,
     check_exactly_once,
+    deploy_for_recursion,
     fixture_inputs,
     start_operator,
     stop_process,
     wait_all_finalized,
     write_config,
 )
-from eth_account import Account
 
 from aggregator.client import AsyncClient
 from aggregator.config import RecursionConfig
 from aggregator.pg_local import LocalPostgres
 from aggregator.recursion import cache_root
 from deploy.anvil import Anvil, free_port
-from deploy.api import configure_registry, deploy_all, deploy_recursive_verifier, load_manifest, registry
+from deploy.api import deploy_recursive_verifier, load_manifest, registry
 from deploy.chain import connect
 from sheaf.v1 import aggregator_pb2 as pb
 
@@ -79,14 +78,7 @@ class Deployed:
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     with Anvil(block_time=0.5) as node:
         out = tmp_path_factory.mktemp("deployments")
-        deploy_all(node.rpc_url, OWNER_KEY, out_dir=out)
-        w3 = connect(node.rpc_url)
-        reg = registry(w3, load_manifest(31337, out))
-        ops = [Account.from_key(k).address for k in OPERATOR_KEYS]
-        submitter = Account.from_key(SUBMITTER_KEY).address
-        configure_registry(
-            w3, Account.from_key(OWNER_KEY), reg, domains=[(1, submitter)], operators=ops, threshold=2
-        )
+        reg, ops = deploy_for_recursion(node.rpc_url, out)
         deploy_recursive_verifier(node.rpc_url, OWNER_KEY, batch=1, npub=1, out_dir=out, log=print)
         man = load_manifest(31337, out).recursive
         yield Deployed(node, out, str(reg.address), ops, man)

@@ -79,6 +79,20 @@ TREE_MANIFEST_INVALID = "TREE_MANIFEST_INVALID"  # the manifest's tree section c
 TREE_QUEUE_UNSUPPORTED = "TREE_QUEUE_UNSUPPORTED"  # recursion.queue = postgres with a tree deployment
 
 
+def describe_recursive_metrics(m: Metrics) -> None:
+    """Help texts of the `sheaf_recursive_*` metrics a BatchProver exports: the same names for the flat
+    prover (RecursiveProver) and the tree (aggregator.tree_prover.TreeProver), so described once."""
+    m.describe(
+        "sheaf_recursive_prove_seconds",
+        "Outer proof time per batch (flat: the worker round trip; tree: all its jobs)",
+    )
+    m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
+    m.describe("sheaf_recursive_worker_restarts_total", "Recursive worker (re)starts after an exit")
+    m.describe("sheaf_recursive_worker_ready", "1 while a recursive worker has its keys loaded")
+    m.describe("sheaf_recursive_worker_peak_rss_bytes", "Peak RSS of the recursive workers (VmHWM)")
+    m.describe("sheaf_recursive_proving", "Outer proofs (tree: tree jobs) being computed by the worker now")
+
+
 class ProverWorker(GnarkProcess):
     """The prover process, `sheaf-gnark aggregate serve --batch N --npub P [--plonk K]`, on the one
     process protocol (sheaf.gnark_process; docs/sidecar.md): it loads (or, on an empty cache, dev-
@@ -170,12 +184,7 @@ class RecursiveProver:
         self._inflight = 0
         self._attempt_of: dict[int, int] = {}  # batch id -> attempt now with the local worker
         m = self.metrics
-        m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (worker round trip)")
-        m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
-        m.describe("sheaf_recursive_worker_restarts_total", "Recursive worker (re)starts after an exit")
-        m.describe("sheaf_recursive_worker_ready", "1 while the recursive worker has its keys loaded")
-        m.describe("sheaf_recursive_worker_peak_rss_bytes", "Peak RSS of the recursive worker (VmHWM)")
-        m.describe("sheaf_recursive_proving", "Outer proofs being computed by the worker now")
+        describe_recursive_metrics(m)
         m.gauge("sheaf_recursive_worker_ready", lambda: {(): 1.0 if self._ready.is_set() else 0.0})
         m.gauge("sheaf_recursive_worker_peak_rss_bytes", lambda: {(): float(self.peak_rss_bytes)})
         m.gauge("sheaf_recursive_proving", lambda: {(): float(self._inflight)})

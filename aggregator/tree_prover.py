@@ -50,7 +50,7 @@ from aggregator.jobs import (
 from aggregator.leaves import leaf_statement_hash
 from aggregator.metrics import Metrics
 from aggregator.proving import ProveJob, ProvingFailed
-from aggregator.recursion import PROVE_BUCKETS, worker_leaves
+from aggregator.recursion import PROVE_BUCKETS, describe_recursive_metrics, worker_leaves
 from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
 from sheaf.paths import BinaryNotFound, gnark_binary
 from sheaf.recursion_tree import TreePlan, pinned_keys_problem, tree_cache_root
@@ -226,12 +226,7 @@ class TreeProver:
         self._last_peak: dict[int, int] = {}  # level -> the last job's peak RSS (bytes)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         m = self.metrics
-        m.describe("sheaf_recursive_prove_seconds", "Outer proof time per batch (all its tree jobs)")
-        m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
-        m.describe("sheaf_recursive_worker_restarts_total", "Recursive worker (re)starts after an exit")
-        m.describe("sheaf_recursive_worker_ready", "1 while a tree worker has its keys loaded")
-        m.describe("sheaf_recursive_worker_peak_rss_bytes", "Peak RSS of the tree workers (VmHWM)")
-        m.describe("sheaf_recursive_proving", "Tree jobs being computed by the worker now")
+        describe_recursive_metrics(m)
         m.describe("sheaf_tree_jobs_total", "Tree jobs by level and outcome (proved, crashed, timeout, ...)")
         m.describe("sheaf_tree_job_seconds", "Tree job time by level (worker round trip)")
         m.describe("sheaf_tree_job_peak_rss_bytes", "Peak RSS of the last tree job of each level")

@@ -65,6 +65,7 @@ from aggregator.recursion import (
     TREE_MANIFEST_INVALID,
     TREE_QUEUE_UNSUPPORTED,
     RecursionPlanError,
+    RecursiveProver,
     plan_recursion,
 )
 from aggregator.service import Service
@@ -201,6 +202,18 @@ def test_select_groups_chunks_of_one_vk() -> None:
     assert names(2, 8, rows[1:]) == ["a1", "a2", "b1", "b2", "a3"]
     assert names(2, 1) == ["c1"] and names(2, 1, rows[1:]) == ["a1"]  # a batch cap below K: one leaf job
     assert select_tree_batch([], 2, 4) == []
+
+
+def test_tree_and_flat_provers_describe_the_recursive_metrics_alike() -> None:
+    # one dashboard reads sheaf_recursive_* whichever prover runs: one help text per name
+    def described(m: Metrics) -> dict[str, str]:
+        return {k: v for k, v in m.help.items() if k.startswith("sheaf_recursive_")}
+
+    tree, flat = Metrics(), Metrics()
+    TreeProver(PLAN, metrics=tree)
+    RecursiveProver(batch=2, npub=1, normalizer=None, metrics=flat)
+    assert described(tree) == described(flat)
+    assert "sheaf_recursive_prove_seconds" in described(tree) and "sheaf_recursive_proving" in described(tree)
 
 
 # -- TreeProver against the stand-in worker ----------------------------------------------------------

@@ -16,7 +16,7 @@ submissions (lost, posted twice, time to fail over).
   job (a real b1_p1 unit: the snarkjs fixture's leaf) is enqueued the way the leader does
   (PgJobQueue.run); the worker that takes it is killed with SIGKILL (with its prover) a third of
   the way into the proof; measured: kill -> the job running on the other worker -> its result.
-  The prover is the protocol stand-in (aggregator/jobs_standin.py, 20 s per proof): recovery is
+  The prover is the protocol stand-in (bench/standins/jobs.py, 20 s per proof): recovery is
   the queue's, not the prover's. SHEAF_BENCH_WORKERS_REAL=1 runs it once more with the real
   `sheaf-gnark aggregate serve` on the cached b1_p1 keys (about a minute per proof, ~2x that for
   key loading; both workers preload).
@@ -46,7 +46,6 @@ from aggregator.client import AsyncClient
 from aggregator.config import Config, RecursionConfig
 from aggregator.jobs import ProofJob
 from aggregator.jobs_pg import PgJobQueue
-from aggregator.jobs_standin import make_keys, proof_of, write_binary
 from aggregator.leaves import leaf_statement_hash, snarkjs_leaf
 from aggregator.pg_local import LocalPostgres
 from aggregator.records import ChainInfo
@@ -54,6 +53,9 @@ from aggregator.recursion import cache_root
 from aggregator.server import GrpcServer
 from aggregator.service import Service
 from aggregator.worker import scan_keys
+from bench.standins import jobs as jobs_standin
+from bench.standins import write_binary
+from bench.standins.jobs import make_keys, proof_of
 from deploy.anvil import Anvil, free_port
 from normalizers.api import Normalizer
 from sheaf.paths import REPO_ROOT as ROOT
@@ -310,7 +312,7 @@ async def worker_kill(
     else:
         cache = str(tmp / "standin-keys")
         chash = make_keys(Path(cache), 1, 1)
-        binary = write_binary(tmp / "standin-gnark")
+        binary = write_binary(tmp / "standin-gnark", jobs_standin)
     schema = "bench_q_" + uuid.uuid4().hex[:8]
     url = pg.url()
     unit = ProofJob.for_batch(

@@ -3,7 +3,7 @@
 Fast (default, a few seconds): plan_recursion on a tree manifest (kind, plan, per-level circuit hashes
 pinned, conflicts refused with their codes); the tree's node ranges against Merkle.sol's composition for
 every leaf count; the batcher's selection (chunks of K of one vk, one partial chunk, last); TreeProver
-against a stand-in `tree serve` process (aggregator/tree_standin.py: the real protocol, real pipes, real
+against a stand-in `tree serve` process (bench/standins/tree.py: the real protocol, real pipes, real
 Merkle nodes, a fake proof): levels in order with one worker process at a time, progress, a worker
 SIGKILLed mid-job restarted and the job re-sent, attempts bounded (ProvingFailed), answers whose node is
 not the batch's refused, keys pinned (missing keys, a binary compiling another circuit, a worker naming
@@ -71,7 +71,9 @@ from aggregator.recursion import (
 from aggregator.service import Service
 from aggregator.store import SqliteStore
 from aggregator.tree_prover import TreeProver, select_tree_batch
-from aggregator.tree_standin import circuit_hashes, fold, make_keys, write_binary
+from bench.standins import tree as tree_standin
+from bench.standins import write_binary
+from bench.standins.tree import circuit_hashes, fold, make_keys
 from deploy.anvil import Anvil
 from deploy.api import load_manifest, registry
 from deploy.chain import connect
@@ -237,7 +239,7 @@ def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Standin:
     for v in ("PROVE_S", "EXIT_ON", "BAD_ROOT", "SALT"):
         monkeypatch.delenv(f"SHEAF_TREE_STANDIN_{v}", raising=False)
     cache = tmp_path / "tree"
-    return Standin(write_binary(tmp_path / "tree-standin"), cache, make_keys(cache, PLAN))
+    return Standin(write_binary(tmp_path / "tree-standin", tree_standin), cache, make_keys(cache, PLAN))
 
 
 def _gauge(p: TreeProver, name: str) -> float:

@@ -4,7 +4,7 @@ processes (aggregator/jobs.py, jobs_pg.py, worker.py).
 The workers are real `aggregator worker` processes on the session's PostgreSQL (aggregator/pg_local.py)
 running the production path (ProofJob -> PgJobQueue -> ProvingWorker -> RecursiveProver.run_unit ->
 a prover process -> verify -> result row). Only the prover process is the protocol stand-in
-(aggregator/jobs_standin.py: a digest instead of a minute-long outer proof); the real outer proof
+(bench/standins/jobs.py: a digest instead of a minute-long outer proof); the real outer proof
 through 2 workers and 2 aggregator instances is test_worker_e2e.py (SHEAF_TEST_WORKERS=1).
 
 Checked: a unit's id is the batch's and survives serialization; enqueue, a worker takes the job,
@@ -40,11 +40,13 @@ from aggregator.jobs import (
     ProofJob,
 )
 from aggregator.jobs_pg import PgJobQueue
-from aggregator.jobs_standin import circuit_hash, make_keys, proof_of, write_binary
 from aggregator.leaves import leaf_statement_hash
 from aggregator.pg_local import LocalPostgres
 from aggregator.proving import ProvingFailed
 from aggregator.recursion import RecursiveProver, worker_leaf
+from bench.standins import jobs as jobs_standin
+from bench.standins import write_binary
+from bench.standins.jobs import circuit_hash, make_keys, proof_of
 from normalizers.api import ProofInput
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +95,7 @@ def env(pg_server: LocalPostgres, tmp_path: Path) -> Env:
         url=pg_server.url(),
         schema="q_" + uuid.uuid4().hex[:12],
         cache=cache,
-        binary=write_binary(tmp_path / "sheaf-gnark"),
+        binary=write_binary(tmp_path / "sheaf-gnark", jobs_standin),
         chash=chash,
         tmp=tmp_path,
     )

@@ -14,7 +14,7 @@ Settings (environment): SHEAF_TREE_STANDIN_PROVE_S (seconds per job, default 0.0
 SHEAF_TREE_STANDIN_EXIT_ON (op name: the process exits when it receives one); SHEAF_TREE_STANDIN_BAD_ROOT
 (=1: leaf jobs answer a wrong root); SHEAF_TREE_STANDIN_SALT (another salt: another compiled circuit).
 
-    python -m aggregator.tree_standin tree serve --k 2 --npub 1 --fanin 2 --levels 1 --level 0 [--cache DIR]
+    python -m bench.standins.tree tree serve --k 2 --npub 1 --fanin 2 --levels 1 --level 0 [--cache DIR]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from aggregator.leaves import leaf_statement_hash
 from aggregator.merkle import merkle_root
+from bench.standins import write_key_entry
 from normalizers.statement import keccak256
 from sheaf.recursion_tree import TreePlan
 
@@ -61,19 +62,8 @@ def make_keys(cache: Path, plan: TreePlan) -> list[str]:
     """Fake key cache entries of every level (meta.json, vk.bin, pk.dump); their circuit hashes."""
     hashes = circuit_hashes(plan)
     for lv, h in enumerate(hashes):
-        d = cache / h[:32]
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "meta.json").write_text(json.dumps({"level": lv, "circuit_hash": h, "nb_constraints": 7}))
-        (d / "vk.bin").write_bytes(b"stand-in")
-        (d / "pk.dump").write_bytes(b"stand-in")
+        write_key_entry(cache, h, {"level": lv, "circuit_hash": h, "nb_constraints": 7})
     return hashes
-
-
-def write_binary(path: Path) -> str:
-    """An executable that runs this stand-in with this interpreter (a `worker_bin`)."""
-    path.write_text(f'#!/bin/sh\nexec {sys.executable} -m aggregator.tree_standin "$@"\n')
-    path.chmod(0o755)
-    return str(path)
 
 
 def proof_of(chash: str, root: bytes, count: int, top: bool) -> str:

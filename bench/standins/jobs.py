@@ -14,7 +14,7 @@ the queue. Settings (environment): SHEAF_STANDIN_PROVE_S (seconds per proof, def
 SHEAF_STANDIN_ERROR (answer this error code to every prove, e.g. INTERNAL), SHEAF_STANDIN_CIRCUIT
 (the circuit hash; default derived from the shape).
 
-    python -m aggregator.jobs_standin aggregate serve --batch 2 --npub 1 [--plonk K] [--cache DIR]
+    python -m bench.standins.jobs aggregate serve --batch 2 --npub 1 [--plonk K] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.leaves import leaf_statement_hash
+from bench.standins import write_key_entry
 
 
 def circuit_hash(batch: int, npub: int, plonk: int = 0) -> str:
@@ -44,20 +45,9 @@ def proof_of(chash: str, leaves: list[bytes]) -> bytes:
 def make_keys(cache: Path, batch: int, npub: int, plonk: int = 0) -> str:
     """A fake key cache entry for the stand-in's circuit; returns its hash."""
     h = circuit_hash(batch, npub, plonk)
-    d = cache / h[:32]
-    d.mkdir(parents=True, exist_ok=True)
     meta = {"shape": {"batch": batch, "npub": npub, "plonk": plonk}, "circuit_hash": h, "nb_constraints": 7}
-    (d / "meta.json").write_text(json.dumps(meta))
-    (d / "pk.dump").write_bytes(b"stand-in")
-    (d / "vk.bin").write_bytes(b"stand-in")
+    write_key_entry(cache, h, meta)
     return h
-
-
-def write_binary(path: Path) -> str:
-    """An executable that runs this stand-in with this interpreter (a `worker_bin`)."""
-    path.write_text(f'#!/bin/sh\nexec {sys.executable} -m aggregator.jobs_standin "$@"\n')
-    path.chmod(0o755)
-    return str(path)
 
 
 def _out(m: dict[str, Any]) -> None:

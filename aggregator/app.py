@@ -6,20 +6,23 @@ import asyncio
 import json
 import logging
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from aggregator import crashpoints
 from aggregator.admission import ProofVerifier
 from aggregator.chain import Chain
-from aggregator.config import Config, load_key
+from aggregator.config import Config, RecursionConfig, load_key
 from aggregator.http import HttpApi
 from aggregator.leader import Leadership, PgLease, SoleLeader
 from aggregator.metrics import Metrics
 from aggregator.proving import BatchProver
 from aggregator.records import ChainInfo
 from aggregator.recursion import (
+    KIND_FLAT,
     KIND_TREE,
+    RecursionPlan,
     RecursiveProver,
     cache_root,
     manifest_recursive,
@@ -55,6 +58,61 @@ def make_normalizer(cfg: Config) -> Any:
     return Normalizer(
         srs=cfg.srs_path or None, sidecar_bin=cfg.sidecar_bin or None, groth16_backend=cfg.groth16_backend
     )
+
+
+class _OwnedProver(BatchProver, Protocol):
+    def start(self) -> None:
+        """Spawn the worker(s) in the background; returns at once."""
+        ...
+
+
+class _BuiltProver(NamedTuple):
+    prover: _OwnedProver
+    summary: str  # the startup line's description of the circuit
+    keys: str  # where its keys are
+
+
+def _tree_prover(plan: RecursionPlan, rc: RecursionConfig, normalizer: Any, metrics: Metrics) -> _BuiltProver:
+    assert plan.tree is not None
+    p = TreeProver(
+        plan.tree,
+        circuit_hashes=plan.circuit_hashes,
+        normalizer=normalizer,
+        metrics=metrics,
+        binary=rc.worker_bin,
+        cache_dir=tree_cache_dir(rc),
+        batch=plan.batch,
+        max_attempts=rc.max_attempts,
+        job_timeout_s=rc.prove_timeout_s,
+        ready_timeout_s=rc.ready_timeout_s,
+    )
+    levels = ", ".join(f"{lv}: {h[:16]}" for lv, h in enumerate(plan.circuit_hashes))
+    summary = f"tree {plan.tree.name}, batches of up to {plan.batch} leaves, levels {levels}"
+    return _BuiltProver(p, summary, str(tree_cache_root(p.cache_dir or None)))
+
+
+def _flat_prover(plan: RecursionPlan, rc: RecursionConfig, normalizer: Any, metrics: Metrics) -> _BuiltProver:
+    p = RecursiveProver.from_config(
+        rc,
+        batch=plan.batch,
+        npub=plan.npub,
+        plonk=plan.plonk,
+        normalizer=normalizer,
+        metrics=metrics,
+        expected_circuit_hash=plan.circuit_hash,
+    )
+    summary = (
+        f"batch {plan.batch} ({plan.plonk} PLONK slots), npub {plan.npub}, "
+        f"circuit {plan.circuit_hash[:16] or 'not pinned'}"
+    )
+    return _BuiltProver(p, summary, cache_root(rc))
+
+
+# One factory per RecursionPlan.kind, so both kinds are built, logged and started the same way
+_PROVERS: dict[str, Callable[[RecursionPlan, RecursionConfig, Any, Metrics], _BuiltProver]] = {
+    KIND_FLAT: _flat_prover,
+    KIND_TREE: _tree_prover,
+}
 
 
 class App:
@@ -163,8 +221,9 @@ class App:
         await self.service.stop_leading()
 
     async def _make_prover(self, chain_id: int) -> BatchProver | None:
-        """The RecursiveProver the configuration asks for (docs/operations.md, "Recursion"); its
-        worker starts now and loads its keys in the background."""
+        """The prover the configuration and the deployed verifier ask for (docs/operations.md,
+        "Recursion"): RecursiveProver (flat) or TreeProver (tree), built by the kind's factory in
+        _PROVERS; its worker starts now and loads its keys in the background."""
         rc = self.cfg.recursion
         if rc.enabled is False:
             log.info("recursion: disabled in the configuration; every batch is attested")
@@ -177,52 +236,11 @@ class App:
         if not plan.enabled:
             log.info("recursion: off (%s); every batch is attested", plan.reason)
             return None
-        if plan.kind == KIND_TREE:
-            assert plan.tree is not None
-            tree = TreeProver(
-                plan.tree,
-                circuit_hashes=plan.circuit_hashes,
-                normalizer=self.normalizer,
-                metrics=self.metrics,
-                binary=rc.worker_bin,
-                cache_dir=tree_cache_dir(rc),
-                batch=plan.batch,
-                max_attempts=rc.max_attempts,
-                job_timeout_s=rc.prove_timeout_s,
-                ready_timeout_s=rc.ready_timeout_s,
-            )
-            log.info(
-                "recursion: on (%s): tree %s, batches of up to %d leaves, levels %s, keys under %s",
-                plan.reason,
-                plan.tree.name,
-                plan.batch,
-                ", ".join(f"{lv}: {h[:16]}" for lv, h in enumerate(plan.circuit_hashes)),
-                tree_cache_root(tree.cache_dir or None),
-            )
-            tree.start()
-            self._owned_prover = tree
-            return tree
-        p = RecursiveProver.from_config(
-            rc,
-            batch=plan.batch,
-            npub=plan.npub,
-            plonk=plan.plonk,
-            normalizer=self.normalizer,
-            metrics=self.metrics,
-            expected_circuit_hash=plan.circuit_hash,
-        )
-        log.info(
-            "recursion: on (%s): batch %d (%d PLONK slots), npub %d, circuit %s, keys under %s",
-            plan.reason,
-            plan.batch,
-            plan.plonk,
-            plan.npub,
-            plan.circuit_hash[:16] or "not pinned",
-            cache_root(rc),
-        )
-        p.start()
-        self._owned_prover = p
-        return p
+        built = _PROVERS[plan.kind](plan, rc, self.normalizer, self.metrics)
+        log.info("recursion: on (%s): %s, keys under %s", plan.reason, built.summary, built.keys)
+        built.prover.start()
+        self._owned_prover = built.prover
+        return built.prover
 
     def _details(self) -> dict[str, Any]:
         """/readyz extras: the lease and, while a tree batch proves, its progress by batch id."""

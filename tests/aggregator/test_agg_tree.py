@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -216,6 +216,54 @@ def test_tree_and_flat_provers_describe_the_recursive_metrics_alike() -> None:
     RecursiveProver(batch=2, npub=1, normalizer=None, metrics=flat)
     assert described(tree) == described(flat)
     assert "sheaf_recursive_prove_seconds" in described(tree) and "sheaf_recursive_proving" in described(tree)
+
+
+class _VerifierChain:
+    """What App._make_prover asks the chain: the registry and its aggregation verifier."""
+
+    registry = REG
+
+    def __init__(self, verifier: str) -> None:
+        self.verifier = verifier
+
+    async def aggregation_verifier(self) -> str:
+        return self.verifier
+
+
+async def test_app_builds_logs_and_starts_either_kind_alike(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the tree when the registry's verifier is the manifest's tree adapter, else the flat circuit;
+    # one startup line format and one start path for both (no binary: the workers never start)
+    (tmp_path / "31337.json").write_text(json.dumps({"recursive": tree_manifest()}))
+    rc = {"worker_bin": str(tmp_path / "no-binary"), "cache_dir": str(tmp_path / "recursion")}
+    cases = (
+        (
+            RecursionConfig(**rc),
+            ADAPTER,
+            TreeProver,
+            f"tree {PLAN.name}, batches of up to 4 leaves, levels 0: {H0[:16]}, 1: {H1[:16]}, "
+            f"keys under {tmp_path / 'tree'}",
+        ),
+        (
+            RecursionConfig(enabled=True, batch=2, npub=1, **rc),
+            "0x" + "cd" * 20,
+            RecursiveProver,
+            f"batch 2 (0 PLONK slots), npub 1, circuit not pinned, keys under {tmp_path / 'recursion'}",
+        ),
+    )
+    for cfg, verifier, kind, line in cases:
+        app = App(Config(deployments_dir=str(tmp_path), recursion=cfg))
+        app.chain, app.metrics = cast(Chain, _VerifierChain(verifier)), Metrics()
+        caplog.clear()
+        with caplog.at_level("INFO", logger="sheaf.app"):
+            p = await app._make_prover(31337)
+        try:
+            assert isinstance(p, kind) and app._owned_prover is p
+            starts = [r.getMessage() for r in caplog.records if r.getMessage().startswith("recursion: on")]
+            assert len(starts) == 1 and starts[0].endswith("): " + line), starts
+        finally:
+            await p.close()
 
 
 # -- TreeProver against the stand-in worker ----------------------------------------------------------

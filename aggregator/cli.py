@@ -358,7 +358,11 @@ async def _status(a: argparse.Namespace) -> int:
             "domain_id": st.domain_id,
             "aggregation_id": st.aggregation_id,
             "tx_hash": _hex(st.tx_hash) if st.tx_hash else None,
+            "batch_id": st.batch_id or None,
         }
+        if st.HasField("progress"):  # its batch is being proved recursively (an older server: never)
+            out["stage"] = "proving"
+            out["progress"] = st.progress
         if st.status == pb.FINALIZED:
             out["receipt"] = _receipt_json(await c.inclusion(st.proof_id))
         print(json.dumps(out, indent=1))
@@ -508,7 +512,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--rpc-url", help="check the receipt on-chain with verifyProofAggregation")
     s.set_defaults(fn=cmd_submit)
 
-    st = sub.add_parser("status", help="print a proof's status (and receipt when FINALIZED)")
+    st = sub.add_parser(
+        "status",
+        help="print a proof's status as JSON (receipt when FINALIZED; while its batch is proved "
+        "recursively, the prover's progress)",
+        description="Print a proof's status as JSON: status, batch_id, aggregation id, transaction;\n"
+        "the receipt when FINALIZED; while its batch is being proved recursively here,\n"
+        '"stage": "proving" and "progress": the tree prover\'s "level L of T, j of n jobs done",\n'
+        'the flat prover\'s "attempt a of m" (the text /readyz and the explorer show).',
+    )
     st.add_argument(
         "proof_id", help="<domain>-<statement hash>, as printed (0x, upper case or a URL ending in it work)"
     )

@@ -69,7 +69,8 @@ def path_id(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
+def proof_json(row: ProofRow, b: BatchRow | None, progress: str | None = None) -> dict[str, Any]:
+    """GET /v1/proofs/{id}; `progress`: Reads.batch_progress of its batch (null unless proving)."""
     return {
         "proof_id": row.proof_id,
         "status": row.status.name,
@@ -82,6 +83,8 @@ def proof_json(row: ProofRow, b: BatchRow | None) -> dict[str, Any]:
         "aggregation_id": b.aggregation_id if b else None,
         "tx_hash": _hex(b.tx_hash) if b and row.status >= Status.SUBMITTED else None,
         "updated_unix_ms": row.updated_ms,
+        "batch_id": b.batch_id if b else None,
+        "progress": progress,
     }
 
 
@@ -184,7 +187,8 @@ class HttpApi:
 
     async def proof(self, request: web.Request) -> web.Response:
         row = await self.reads.proof(request.match_info["proof_id"])
-        return web.json_response(proof_json(row, await self.reads.batch_for(row)))
+        b = await self.reads.batch_for(row)
+        return web.json_response(proof_json(row, b, self.reads.batch_progress(b)))
 
     async def inclusion(self, request: web.Request) -> web.Response:
         inc = await self.reads.inclusion(request.match_info["proof_id"])

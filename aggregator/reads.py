@@ -105,6 +105,13 @@ class Reads:
             return None
         return await self.db.run(self.db.store.get_batch, row.batch_id)
 
+    def batch_progress(self, b: BatchRow | None) -> str | None:
+        """How far the prover is with `b` while it is being proved recursively here (a pending
+        recursive batch: the explorer's "proving" stage); None otherwise or when not reported."""
+        if b is None or b.kind != KIND_RECURSIVE or b.state != BatchState.PENDING:
+            return None
+        return self.progress(b.batch_id)
+
     async def watch(self, proof_id: str) -> AsyncIterator[Event]:
         """The proof's status events from the first, until REJECTED/FAILED or shutdown."""
         await self.proof(proof_id)

@@ -106,7 +106,8 @@ def _scheme(name: str) -> Any:
     return SCHEME_ENUM.get(name, 0)
 
 
-def status_msg(row: ProofRow, batch: BatchRow | None) -> pb.ProofStatusUpdate:
+def status_msg(row: ProofRow, batch: BatchRow | None, progress: str | None = None) -> pb.ProofStatusUpdate:
+    """`progress`: Reads.batch_progress of the batch (GetProofStatus; unset when None)."""
     return pb.ProofStatusUpdate(
         proof_id=row.proof_id,
         status=_st(row.status),
@@ -118,6 +119,8 @@ def status_msg(row: ProofRow, batch: BatchRow | None) -> pb.ProofStatusUpdate:
         updated_unix_ms=row.updated_ms,
         scheme=_scheme(row.scheme),
         vk_hash=row.vk_hash,
+        batch_id=batch.batch_id if batch else 0,
+        progress=progress,
     )
 
 
@@ -383,7 +386,8 @@ class AggregatorService(pbg.AggregatorServicer):
     async def GetProofStatus(self, request: Any, context: Any) -> pb.ProofStatusUpdate:
         async def go() -> pb.ProofStatusUpdate:
             row = await self.reads.proof(request.proof_id)
-            return status_msg(row, await self.reads.batch_for(row))
+            b = await self.reads.batch_for(row)
+            return status_msg(row, b, self.reads.batch_progress(b))
 
         return await _guard(context, go)
 
@@ -399,6 +403,7 @@ class AggregatorService(pbg.AggregatorServicer):
                 cur = await self.reads.proof(request.proof_id)
                 b = await self.reads.batch_for(cur)
                 if b is not None:
+                    msg.batch_id = b.batch_id
                     msg.aggregation_id = b.aggregation_id or 0
                     if ev.status >= Status.SUBMITTED:
                         msg.tx_hash = b.tx_hash or b""

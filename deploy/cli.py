@@ -17,10 +17,20 @@
                         (SheafInference, deployed by `deploy`: register a model, idempotent; with
                         --consumer-domain also deploy ExampleInferenceConsumer for it, into the manifest)
 
+    sheaf-deploy recursive-tree --rpc-url URL [--plan tree_k2_p1_f2_d1 | --k K --npub P --fanin F
+                        --levels D] [--keystore F | env SHEAF_DEPLOYER_KEY] [--cache DIR] [--out DIR]
+                        [--no-configure] [--force] [--expect-chain-id N]
+                        (recursion-tree verifiers, see below)
+
 --recursive-batch N also exports the gnark/aggregation outer verifier for batch size N (sheaf-gnark
 aggregate setup: a cold INSECURE dev setup takes minutes), compiles and deploys it with
 Groth16AggregationAdapter and makes the registry use it (deploy/recursive.py). --recursive-plonk K
 makes K of the N slots gnark PLONK slots (recursion transcript; docs/recursion.md).
+
+recursive-tree (after `deploy`) exports the per-level verifiers of a recursion-tree plan from the
+cached tree keys (sheaf-gnark tree export-solidity: compiles every level, never runs a setup; the
+keys come from `sheaf-gnark tree setup`), deploys them behind TreeAggregationAdapter and makes the
+registry use it (deploy/tree.py); `aggregator run` then proves batches with the tree. Idempotent.
 
 Errors print `error: <CODE>: <message>` on stderr and exit 2 (codes in deploy/errors.py).
 """
@@ -51,7 +61,7 @@ from deploy.errors import CONFIG_INVALID, NOT_OWNER, DeployError
 from deploy.inference import deploy_consumer, inference_contract, load_model, register_model
 from deploy.manifest import Manifest
 from deploy.recursive import deploy_recursive_verifier
-from deploy.registry import queued_changes
+from deploy.registry import owned_registry, queued_changes
 from deploy.source_verify import (
     FULL,
     PARTIAL,
@@ -60,6 +70,7 @@ from deploy.source_verify import (
     ReferenceJob,
     verify_manifest,
 )
+from deploy.tree import deploy_tree_verifier, export_tree_verifiers, plan_from_name, tree_plan
 from deploy.verify_api import API_TIMEOUT_S, EtherscanJob, submit_etherscan, submit_sourcify
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_keys import verifier_key
@@ -206,6 +217,47 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="VAR",
         help="environment variable holding the Etherscan API key (--submit etherscan)",
     )
+    t = sub.add_parser(
+        "recursive-tree",
+        help="export the recursion tree's per-level verifiers from the cached keys, deploy them behind "
+        "TreeAggregationAdapter and plug it into the registry (idempotent)",
+        description="Export the per-level verifiers of a recursion-tree plan from the cached tree keys\n"
+        "(sheaf-gnark tree export-solidity: compiles every level, never a setup), deploy them behind\n"
+        "TreeAggregationAdapter and make the registry use it (owner key). Run after `deploy`.\n"
+        "Errors print `error: <CODE>: <message>` on stderr and exit 2 (codes in deploy/errors.py).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    t.add_argument("--rpc-url", default=DEFAULT_RPC, help=f"JSON-RPC node (default {DEFAULT_RPC})")
+    t.add_argument(
+        "--keystore", type=Path, default=None, help="owner keystore (password: $SHEAF_KEYSTORE_PASSWORD)"
+    )
+    t.add_argument("--expect-chain-id", type=int, default=None)
+    t.add_argument(
+        "--plan",
+        default=None,
+        metavar="NAME",
+        help="the plan by name, e.g. tree_k2_p1_f2_d1 (instead of --k/--npub/--fanin/--levels)",
+    )
+    t.add_argument(
+        "--k", type=int, default=None, help="proofs of one vk per leaf job, a power of two (default 2)"
+    )
+    t.add_argument("--npub", type=int, default=None, help="public inputs per inner proof (default 1)")
+    t.add_argument("--fanin", type=int, default=None, help="children per merge, a power of two (default 2)")
+    t.add_argument("--levels", type=int, default=None, help="merge levels above the leaf level (default 1)")
+    t.add_argument("--cache", type=Path, default=None, help="tree key cache (default $SHEAF_CACHE/tree)")
+    t.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write Verifier_l<L>.sol: inside the repo, relative to its root "
+        "(default build/recursion/<plan>)",
+    )
+    t.add_argument("--force", action="store_true", help="redeploy even identical code at a live address")
+    t.add_argument(
+        "--no-configure",
+        action="store_true",
+        help="deploy the verifiers and adapter but do not call setAggregationVerifier",
+    )
     rm = sub.add_parser("register-model", help="register a model with SheafInference (idempotent)")
     rm.add_argument("--model", type=Path, required=True, help='model spec JSON: {"slices": [...]}')
     rm.add_argument("--rpc-url", default=DEFAULT_RPC)
@@ -260,6 +312,44 @@ def _submit(
     for es in submit_etherscan(api, chain_id, ejobs, api_key, timeout_s):
         ref = f"guid {es.guid}" if es.guid else "verified before"
         print(f"{by_address[es.address]:32s} {es.address} etherscan: {es.result} ({ref})")
+
+
+def _recursive_tree(a: argparse.Namespace, out_dir: Path | None) -> int:
+    dims = (a.k, a.npub, a.fanin, a.levels)
+    if a.plan is not None and any(d is not None for d in dims):
+        raise DeployError(CONFIG_INVALID, "give --plan or --k/--npub/--fanin/--levels, not both", "plan")
+    if a.plan is not None:
+        plan = plan_from_name(a.plan)
+    else:
+        k, npub, fanin, levels = (d if d is not None else v for d, v in zip(dims, (2, 1, 2, 1), strict=True))
+        plan = tree_plan(k, npub, fanin, levels)
+    # fail fast, before the minutes of compiling every level: the node, the key, the manifest, the owner
+    w3 = connect(a.rpc_url, a.expect_chain_id)
+    acct = load_account(keystore=a.keystore)
+    m = load_manifest(int(w3.eth.chain_id), out_dir)
+    if not a.no_configure:
+        owned_registry(w3, m, acct, "use the registry owner's key or pass --no-configure")
+    ex = export_tree_verifiers(plan, cache=a.cache, out=a.out, log=print)
+    d = deploy_tree_verifier(
+        a.rpc_url,
+        exported=ex,
+        account=acct,
+        configure=not a.no_configure,
+        force=a.force,
+        expect_chain_id=a.expect_chain_id,
+        out_dir=out_dir,
+        log=print,
+    )
+    for lv, addr in zip(ex.levels, d.verifiers, strict=True):
+        print(f"level {lv.level}: verifier {addr} circuit {lv.circuit_hash} source {lv.source_path}")
+    configured = (
+        f"registry set (tx {d.configured_tx})"
+        if d.configured_tx
+        else ("registry not configured (--no-configure)" if a.no_configure else "registry already set")
+    )
+    print(f"recursive tree {plan.name} (capacity {plan.capacity}): adapter {d.adapter}; {configured}")
+    print(f"manifest: {manifest_path(d.manifest.chain_id, out_dir)}")
+    return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -353,6 +443,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             f"threshold {int(reg.functions.threshold().call())}; " + ", ".join(domains)
         )
         return 0
+    if a.cmd == "recursive-tree":
+        return _recursive_tree(a, out_dir)
     if a.cmd == "register-model":
         w3 = connect(a.rpc_url, a.expect_chain_id)
         acct = load_account(keystore=a.keystore)

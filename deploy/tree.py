@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from eth_typing import HexStr
 from deploy.chain import check_balance, connect, load_account
 from deploy.compile import compile_contracts, compile_files
 from deploy.errors import (
+    CONFIG_INVALID,
     RECURSION_SETUP_FAILED,
     DeployError,
 )
@@ -51,6 +53,30 @@ ADAPTER = "TreeAggregationAdapter"
 # per level: the gnark verifier (~1.2M gas to deploy) + the adapter + one registry call, with margin
 TREE_GAS_BUDGET_PER_LEVEL = 2_000_000
 PUBLIC_INPUTS = "[root >> 128, root & (2^128-1), leafCount]"
+
+
+_PLAN_NAME = re.compile(r"(?:tree_)?k([0-9]{1,4})_p([0-9]{1,4})_f([0-9]{1,4})_d([0-9]{1,2})")
+
+
+def tree_plan(k: int, npub: int, fanin: int, levels: int) -> TreePlan:
+    """The plan, CONFIG_INVALID when gnark/tree has no such plan (K, F powers of two, D in 0..8)."""
+    try:
+        return TreePlan(k=k, npub=npub, fanin=fanin, levels=levels)
+    except ValueError as e:
+        raise DeployError(CONFIG_INVALID, str(e), "plan") from e
+
+
+def plan_from_name(name: str) -> TreePlan:
+    """A plan from its name as TreePlan.name writes it (`tree_k2_p1_f2_d1`; the `tree_` is optional)."""
+    m = _PLAN_NAME.fullmatch(name.strip())
+    if m is None:
+        raise DeployError(
+            CONFIG_INVALID,
+            f"plan {name!r} is not a tree plan name such as tree_k2_p1_f2_d1 (K, npub, F, D)",
+            "plan",
+        )
+    k, npub, fanin, levels = (int(g) for g in m.groups())
+    return tree_plan(k, npub, fanin, levels)
 
 
 @dataclass(frozen=True)

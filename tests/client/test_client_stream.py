@@ -141,3 +141,19 @@ async def test_sync_watch_closed_early_cancels_the_stream() -> None:
             assert (await asyncio.to_thread(c.status, PID)).status is ProofStatus.QUEUED
     finally:
         await server.stop(None)
+
+
+def test_status_update_carries_the_batch_and_the_provers_progress() -> None:
+    """batch_id and progress (proto fields 11, 12) reach the typed StatusUpdate; an unset optional
+    progress is None, not "" (a batch not being proved says nothing)."""
+    from sheaf_client import StatusUpdate
+
+    m = pb.ProofStatusUpdate(
+        proof_id=PID, status=pb.AGGREGATING, batch_id=7, progress="level 1 of 2, 3 of 4 jobs done"
+    )
+    u = StatusUpdate.from_pb(m)
+    assert (u.batch_id, u.progress) == (7, "level 1 of 2, 3 of 4 jobs done")
+    quiet = StatusUpdate.from_pb(pb.ProofStatusUpdate(proof_id=PID, status=pb.QUEUED))
+    assert (quiet.batch_id, quiet.progress) == (0, None)
+    empty = StatusUpdate.from_pb(pb.ProofStatusUpdate(proof_id=PID, status=pb.AGGREGATING, progress=""))
+    assert empty.progress == ""  # set but empty stays distinguishable from unset

@@ -108,6 +108,10 @@ class StatusUpdate:
     updated_unix_ms: int
     scheme: Scheme
     vk_hash: str | None
+    batch_id: int = 0  # the aggregator's batch holding the proof (0 before it is batched)
+    # while the batch is proved recursively: the prover's progress, e.g. "level 1 of 2, 3 of 4 jobs
+    # done" (recursion tree) or "attempt 1 of 3" (flat circuit); None otherwise (GetProofStatus only)
+    progress: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -126,6 +130,8 @@ class StatusUpdate:
             updated_unix_ms=int(m.updated_unix_ms),
             scheme=_enum(Scheme, m.scheme),
             vk_hash=_opt_hex(m.vk_hash),
+            batch_id=int(m.batch_id),
+            progress=m.progress if m.HasField("progress") else None,
         )
 
 

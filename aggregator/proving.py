@@ -104,6 +104,9 @@ class Proving:
         self.changes = changes
         self.metrics = metrics
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        use_store = getattr(prover, "use_store", None)
+        if callable(use_store):  # the tree prover keeps finished jobs there: a restart resumes the tree
+            use_store(db)
         if prover is not None:
             m = metrics
             m.describe(

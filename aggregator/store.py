@@ -32,7 +32,16 @@ from aggregator.records import (
 )
 
 # BatchState and Status are also read from here by tests/demo/test_demo.py.
-__all__ = ["KIND_ATTESTED", "BatchState", "ListedProof", "SqliteStore", "Status", "Store", "StoreThread"]
+__all__ = [
+    "KIND_ATTESTED",
+    "BatchState",
+    "ListedProof",
+    "SqliteStore",
+    "Status",
+    "Store",
+    "StoreThread",
+    "TreeNode",
+]
 
 T = TypeVar("T")
 
@@ -64,6 +73,22 @@ class ListedInference:
     @property
     def cursor(self) -> tuple[int, str]:
         return (self.created_ms, self.inference_id)
+
+
+@dataclass(frozen=True)
+class TreeNode:
+    """A recursion-tree job's checked output kept for its PENDING batch (aggregator/tree_prover.py):
+    after a restart the tree resumes from these instead of proving every job again. `inputs` is the
+    digest of what the job took (its leaves' statement hashes, or its children's nodes) and `output`
+    the worker's Output as JSON; both, with the level's circuit hash, must still match to be reused."""
+
+    batch_id: int
+    level: int
+    job_index: int
+    circuit_hash: str
+    inputs: bytes
+    output: str
+    created_ms: int = 0
 
 
 class Store(Protocol):
@@ -297,6 +322,19 @@ class Store(Protocol):
 
     # -- end of whole inferences ---------------------------------------------------------------------
 
+    # -- recursion-tree nodes (issue 14; aggregator/tree_prover.py resumes a batch's tree from them) --
+    def put_tree_node(self, node: TreeNode) -> bool:
+        """Keep a tree job's checked output for its batch, replacing the one kept at its (level, job
+        index); False (nothing kept) unless the batch is PENDING. finish_proving and fail_batch
+        delete a batch's nodes in their transaction, so they never outlive its proving."""
+        ...
+
+    def tree_nodes(self, batch_id: int) -> list[TreeNode]:
+        """The batch's kept tree nodes, by level and job index."""
+        ...
+
+    # -- end of recursion-tree nodes ----------------------------------------------------------------
+
 
 class StoreThread:
     """Runs every call of one Store on one worker thread, awaitable from the event loop (SQLite:
@@ -394,6 +432,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX batches_root ON batches (root);
     CREATE INDEX inferences_created ON inferences (created_ms, inference_id);
     """,
+    # v5: recursion-tree nodes kept while a batch proves (issue 14; Store.put_tree_node)
+    """
+    CREATE TABLE tree_nodes (
+        batch_id INTEGER NOT NULL, level INTEGER NOT NULL, job_index INTEGER NOT NULL,
+        circuit_hash TEXT NOT NULL, inputs BLOB NOT NULL, output TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, level, job_index)
+    );
+    """,
 )
 
 
@@ -424,6 +471,13 @@ _INFERENCE_COLS = "inference_id, domain_id, model_id, inference_hash, required_k
 
 def _inference(r: Sequence[Any]) -> ListedInference:
     return ListedInference(str(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]), str(r[5]), int(r[6]))
+
+
+_TREE_NODE_COLS = "batch_id, level, job_index, circuit_hash, inputs, output, created_ms"
+
+
+def _tree_node(r: Sequence[Any]) -> TreeNode:
+    return TreeNode(int(r[0]), int(r[1]), int(r[2]), str(r[3]), bytes(r[4]), str(r[5]), int(r[6]))
 
 
 class SqliteStore:
@@ -722,6 +776,7 @@ class SqliteStore:
                 "UPDATE batches SET agg_proof=?, aggregation_id=?, state=?, updated_ms=? WHERE batch_id=?",
                 (proof, agg_id, BatchState.SIGNED, ts, batch_id),
             )
+            cur.execute("DELETE FROM tree_nodes WHERE batch_id=?", (batch_id,))  # the top proof is kept
             cur.execute("COMMIT")
         except BaseException:
             cur.execute("ROLLBACK")
@@ -1031,6 +1086,7 @@ class SqliteStore:
                     "SELECT proof_id, statement_hash FROM proofs WHERE batch_id=?", (b,)
                 ).fetchall()
                 cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=?", (b,))
+                cur.execute("DELETE FROM tree_nodes WHERE batch_id=?", (b,))
                 self._set_status(cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, message)
                 if b == batch_id and moved:
                     rerouted = [x[0] for x in rows if x[1] in moved and x[1] not in bad]
@@ -1191,3 +1247,35 @@ class SqliteStore:
         return None if r is None else (int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3]), str(r[4]))
 
     # -- end of whole inferences --------------------------------------------------------------------
+
+    # -- recursion-tree nodes (the Store protocol's block of the same name) --------------------------
+
+    def put_tree_node(self, node: TreeNode) -> bool:
+        return (
+            self.conn.execute(
+                "INSERT OR REPLACE INTO tree_nodes (batch_id, level, job_index, circuit_hash, inputs, "
+                "output, created_ms) SELECT ?,?,?,?,?,?,? WHERE EXISTS "
+                "(SELECT 1 FROM batches WHERE batch_id=? AND state=?)",
+                (
+                    node.batch_id,
+                    node.level,
+                    node.job_index,
+                    node.circuit_hash,
+                    node.inputs,
+                    node.output,
+                    now_ms(),
+                    node.batch_id,
+                    BatchState.PENDING,
+                ),
+            ).rowcount
+            == 1
+        )
+
+    def tree_nodes(self, batch_id: int) -> list[TreeNode]:
+        rows = self.conn.execute(
+            f"SELECT {_TREE_NODE_COLS} FROM tree_nodes WHERE batch_id=? ORDER BY level, job_index",
+            (batch_id,),
+        ).fetchall()
+        return [_tree_node(r) for r in rows]
+
+    # -- end of recursion-tree nodes ----------------------------------------------------------------

@@ -45,12 +45,15 @@ from aggregator.store import (
     _BATCH_COLS,
     _INFERENCE_COLS,
     _PROOF_COLS,
+    _TREE_NODE_COLS,
     ListedInference,
     ListedProof,
     Store,
+    TreeNode,
     _batch,
     _inference,
     _proof,
+    _tree_node,
     now_ms,
 )
 from sheaf.errors import Unavailable
@@ -146,6 +149,15 @@ PG_MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX batches_tx ON batches (tx_hash);
     CREATE INDEX batches_root ON batches (root);
     CREATE INDEX inferences_created ON inferences (created_ms, inference_id);
+    """,
+    # v5: recursion-tree nodes kept while a batch proves (issue 14), as SqliteStore's v5
+    """
+    CREATE TABLE tree_nodes (
+        batch_id BIGINT NOT NULL, level INTEGER NOT NULL, job_index INTEGER NOT NULL,
+        circuit_hash TEXT NOT NULL, inputs BYTEA NOT NULL, output TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (batch_id, level, job_index)
+    );
     """,
 )
 
@@ -489,6 +501,7 @@ class PostgresStore:
                 "WHERE batch_id=%s",
                 (proof, agg_id, BatchState.SIGNED, ts, batch_id),
             )
+            cur.execute("DELETE FROM tree_nodes WHERE batch_id=%s", (batch_id,))  # the top proof is kept
         return self.get_batch(batch_id)
 
     def get_batch(self, batch_id: int) -> BatchRow | None:
@@ -760,6 +773,7 @@ class PostgresStore:
                     ).fetchall()
                 ]
                 cur.execute("UPDATE proofs SET batch_id=NULL, leaf_index=NULL WHERE batch_id=%s", (b,))
+                cur.execute("DELETE FROM tree_nodes WHERE batch_id=%s", (b,))
                 self._set_status(cur, [x[0] for x in rows if x[1] in bad], Status.FAILED, ts, reason, message)
                 if b == batch_id and moved:
                     rerouted = [x[0] for x in rows if x[1] in moved and x[1] not in bad]
@@ -904,6 +918,43 @@ class PostgresStore:
             (*args, limit),
         ).fetchall()
         return [_inference(r) for r in rows]
+
+    # -- recursion-tree nodes (the Store protocol's block of the same name) --------------------------
+
+    def put_tree_node(self, node: TreeNode) -> bool:
+        c = self.c
+        with c.transaction(), c.cursor() as cur:
+            # FOR SHARE waits for a concurrent fail_batch/finish_proving of the batch (row lock) and
+            # re-reads its state: a node is never kept after they deleted the batch's nodes
+            pending = cur.execute(
+                "SELECT 1 FROM batches WHERE batch_id=%s AND state=%s FOR SHARE",
+                (node.batch_id, BatchState.PENDING),
+            ).fetchone()
+            if pending is None:
+                return False
+            cur.execute(
+                "INSERT INTO tree_nodes (batch_id, level, job_index, circuit_hash, inputs, output, "
+                "created_ms) VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (batch_id, level, job_index) DO "
+                "UPDATE SET circuit_hash=EXCLUDED.circuit_hash, inputs=EXCLUDED.inputs, "
+                "output=EXCLUDED.output, created_ms=EXCLUDED.created_ms",
+                (
+                    node.batch_id,
+                    node.level,
+                    node.job_index,
+                    node.circuit_hash,
+                    node.inputs,
+                    node.output,
+                    now_ms(),
+                ),
+            )
+        return True
+
+    def tree_nodes(self, batch_id: int) -> list[TreeNode]:
+        rows = self.c.execute(
+            f"SELECT {_TREE_NODE_COLS} FROM tree_nodes WHERE batch_id=%s ORDER BY level, job_index",
+            (batch_id,),
+        ).fetchall()
+        return [_tree_node(r) for r in rows]
 
 
 # every Store method (the protocol's names), not the constructor: a failed connect at startup stays

@@ -19,6 +19,12 @@ never runs a setup (`--level` mode). Every job's answer is checked: its node mus
 exactly the batch's statement hashes under it (and the top node the root the aggregator persisted), on
 the pinned circuit of its level.
 
+Every checked job output of a stored batch is kept in the aggregator's store (Store.put_tree_node,
+once Proving hands the store over with use_store) before the next job starts, so a restarted
+aggregator resumes the batch's tree: a kept output is reused only if it was made on the same
+pinned circuit from the same inputs and passes the same check again; only the other jobs are proved.
+The store deletes a batch's nodes when it is proved or fails.
+
 The event loop only awaits the workers' pipes (sheaf.gnark_process.GnarkProcess); deploy/tree.py's
 SyncTreeProver drives the same code for scripts (fixture regeneration, bench, deploy tests).
 """
@@ -27,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
+import json
 import logging
 import re
 import time
@@ -51,6 +59,7 @@ from aggregator.leaves import leaf_statement_hash
 from aggregator.metrics import Metrics
 from aggregator.proving import ProveJob, ProvingFailed
 from aggregator.recursion import PROVE_BUCKETS, describe_recursive_metrics, worker_leaves
+from aggregator.store import StoreThread, TreeNode
 from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
 from sheaf.paths import BinaryNotFound, gnark_binary
 from sheaf.recursion_tree import TreePlan, pinned_keys_problem, tree_cache_root
@@ -102,7 +111,7 @@ class TreeRun:
 
     plan: TreePlan
     top: dict[str, Any]  # the top job's Output (proof = Solidity calldata bytes)
-    jobs: list[dict[str, Any]]  # per job: level, count, top, prove_ms, base_rss_mib, peak_rss_mib, wall_s
+    jobs: list[dict[str, Any]]  # per job proved (not reused): level, count, top, prove_ms, rss, wall_s
     workers: list[dict[str, Any]]  # per exited worker process: level, startup_s, process_max_rss_mib, wall_s
 
     @property
@@ -169,6 +178,21 @@ def select_tree_batch(rows: Sequence[_R], k: int, max_leaves: int) -> list[_R]:
     return [rows[i] for i in full + partial]
 
 
+def _node_key(out: dict[str, Any]) -> bytes:
+    """A child's node as a merge's input: its root and count (checked by _check_output already)."""
+    node = out["node"]
+    return bytes.fromhex(str(node["root"]).removeprefix("0x")) + int(node["count"]).to_bytes(8, "big")
+
+
+def _inputs_digest(level: int, parts: Sequence[bytes]) -> bytes:
+    """What a job takes, as the digest a kept output is matched by: a leaf job's statement hashes, a
+    merge's children's (root, count), in order, with the level."""
+    h = hashlib.sha256(b"sheaf-tree-inputs" + level.to_bytes(4, "big"))
+    for x in parts:
+        h.update(len(x).to_bytes(4, "big") + x)
+    return h.digest()
+
+
 class TreeProver:
     """BatchProver (aggregator.proving) over `sheaf-gnark tree serve --level L` workers, one at a time.
 
@@ -225,6 +249,7 @@ class TreeProver:
         self._job_level = -1  # the level of the job with a worker now (-1: none)
         self._last_peak: dict[int, int] = {}  # level -> the last job's peak RSS (bytes)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._db: StoreThread | None = None  # where finished jobs' outputs are kept (use_store)
         m = self.metrics
         describe_recursive_metrics(m)
         m.describe("sheaf_tree_jobs_total", "Tree jobs by level and outcome (proved, crashed, timeout, ...)")
@@ -271,6 +296,11 @@ class TreeProver:
         """The current worker process (starting or ready), if it runs."""
         w = self._starting or self._w
         return w.pid if w is not None and w.alive else None
+
+    def use_store(self, db: StoreThread) -> None:
+        """Keep every finished job's checked output of a stored batch in `db` (Proving calls this), so a
+        restart resumes the batch's tree instead of proving it again; needs pinned circuit hashes."""
+        self._db = db
 
     async def prove(self, job: ProveJob) -> bytes:
         n = len(job.leaves)
@@ -466,38 +496,42 @@ class TreeProver:
         jobs: list[dict[str, Any]] = []
         async with self._lock:
             t0 = time.monotonic()
+            kept = await self._kept_nodes(batch_id)  # read before the progress shows: it counts them
             prog = TreeProgress(batch_id, top, 0, 0, len(ranges[0]))
             self._progress[batch_id] = prog
             try:
                 nodes: list[dict[str, Any]] = []
-                for r in ranges[0]:
-                    out, took = await self._job(
-                        prog, r, hashes, "leaf", leaves=[leaves[i] for i in r], top=top == 0
-                    )
-                    nodes.append(out)
-                    jobs.append(self._job_row(0, out, took))
-                for level in range(1, top + 1):
-                    prog.level, prog.done, prog.total = level, 0, len(ranges[level])
-                    parents = []
-                    for j, r in enumerate(ranges[level]):
-                        kids = nodes[j * plan.fanin : (j + 1) * plan.fanin]
-                        out, took = await self._job(
-                            prog, r, hashes, "merge", level=level, children=kids, top=level == top
-                        )
-                        parents.append(out)
-                        jobs.append(self._job_row(level, out, took))
-                    nodes = parents
+                for level, level_ranges in enumerate(ranges):
+                    prog.level, prog.done, prog.total = level, 0, len(level_ranges)
+                    below, nodes = nodes, []
+                    for j, r in enumerate(level_ranges):
+                        fields: dict[str, Any]
+                        if level == 0:
+                            op, fields = "leaf", {"leaves": [leaves[i] for i in r]}
+                            inputs = _inputs_digest(level, [hashes[i] for i in r])
+                        else:
+                            kids = below[j * plan.fanin : (j + 1) * plan.fanin]
+                            op, fields = "merge", {"level": level, "children": kids}
+                            inputs = _inputs_digest(level, [_node_key(k) for k in kids])
+                        out = self._restore(prog, kept.get((level, j)), inputs, r, hashes, level == top)
+                        if out is None:
+                            out, took = await self._job(prog, r, hashes, op, **fields, top=level == top)
+                            jobs.append(self._job_row(level, out, took))
+                            await self._keep(prog, j, inputs, out)
+                        nodes.append(out)
             finally:
                 self._progress.pop(batch_id, None)
             wall = time.monotonic() - t0
         self.metrics.observe("sheaf_recursive_prove_seconds", wall, PROVE_BUCKETS, shape=self.shape)
         log.info(
-            "batch %d: tree top level %d over %d leaves in %.1f s (%d jobs), worker peak RSS %d MiB",
+            "batch %d: tree top level %d over %d leaves in %.1f s (%d jobs proved, %d kept ones reused), "
+            "worker peak RSS %d MiB",
             batch_id,
             top,
             len(leaves),
             wall,
             len(jobs),
+            sum(len(x) for x in ranges) - len(jobs),
             self.peak_rss_bytes >> 20,
         )
         return TreeRun(plan=plan, top=nodes[0], jobs=jobs, workers=list(self.workers))
@@ -515,6 +549,99 @@ class TreeProver:
     def _failed(self, e: ProvingFailed) -> ProvingFailed:
         self.metrics.inc("sheaf_recursive_failures_total", code=e.code)
         return e
+
+    # -- kept nodes (a restart resumes the batch's tree) ---------------------------------------------
+
+    def _keeper(self, batch_id: int) -> StoreThread | None:
+        """The store this batch's job outputs are kept in: none without one, for a batch that is not
+        stored (scripts), or without pinned circuits (a kept output is reused only on its circuit)."""
+        return self._db if batch_id > 0 and self.circuit_hashes else None
+
+    async def _kept_nodes(self, batch_id: int) -> dict[tuple[int, int], TreeNode]:
+        """The batch's kept nodes by (level, job index); none when the store cannot be read (the
+        jobs are then proved again: slower, never wrong)."""
+        db = self._keeper(batch_id)
+        if db is None:
+            return {}
+        try:
+            rows = await db.run(db.store.tree_nodes, batch_id)
+        except Exception as e:  # a shortcut only: proving from the leaves is always right
+            log.warning("batch %d: kept tree nodes not read (%s); every job is proved", batch_id, e)
+            return {}
+        if rows:
+            log.info("batch %d: %d kept tree nodes found, resuming the tree from them", batch_id, len(rows))
+        return {(n.level, n.job_index): n for n in rows}
+
+    def _restore(
+        self,
+        prog: TreeProgress,
+        node: TreeNode | None,
+        inputs: bytes,
+        r: range,
+        hashes: Sequence[bytes],
+        top: bool,
+    ) -> dict[str, Any] | None:
+        """The kept output of this job if it still holds: the level's pinned circuit, the same inputs,
+        and it passes _check_output again; else None (the job is proved again and its node replaced)."""
+        if node is None:
+            return None
+        level, lv = prog.level, str(prog.level)
+        why = ""
+        if node.circuit_hash != self.circuit_hashes[level]:
+            why = f"made on circuit {node.circuit_hash[:16]}, not {self.circuit_hashes[level][:16]}"
+        elif node.inputs != inputs:
+            why = "made from other inputs"
+        else:
+            try:
+                out: dict[str, Any] = json.loads(node.output)
+                if not isinstance(out, dict):
+                    raise ValueError("not an object")
+                self._check_output(level, out, r, hashes, top)
+            except (ValueError, ProvingFailed) as e:
+                why = str(e)
+        if why:
+            self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="stale")
+            log.warning(
+                "batch %d: the kept level %d node %d is not reused (%s); its job is proved again",
+                prog.batch_id,
+                level,
+                node.job_index,
+                why,
+            )
+            return None
+        prog.done += 1
+        self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="restored")
+        log.info(
+            "batch %d: level %d job %d restored from the store; %s",
+            prog.batch_id,
+            level,
+            node.job_index,
+            prog.text(),
+        )
+        return out
+
+    async def _keep(self, prog: TreeProgress, job_index: int, inputs: bytes, out: dict[str, Any]) -> None:
+        """Keep a checked job output for a restart (before the next job starts)."""
+        db = self._keeper(prog.batch_id)
+        if db is None:
+            return
+        node = TreeNode(
+            prog.batch_id,
+            prog.level,
+            job_index,
+            self.circuit_hashes[prog.level],
+            inputs,
+            json.dumps(out, separators=(",", ":"), sort_keys=True),
+        )
+        try:
+            kept = await db.run(db.store.put_tree_node, node)
+        except Exception as e:  # a shortcut only: the batch goes on, a restart proves this job again
+            log.warning("batch %d: level %d node %d not kept (%s)", prog.batch_id, prog.level, job_index, e)
+            return
+        if not kept:
+            log.info(
+                "batch %d is no longer pending: its level %d node is not kept", prog.batch_id, prog.level
+            )
 
     async def _job(
         self, prog: TreeProgress, r: range, hashes: Sequence[bytes], op: str, **fields: Any

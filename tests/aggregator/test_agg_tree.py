@@ -481,8 +481,9 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
     standin: Standin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The batcher groups the queued proofs for the tree (one vk per leaf job); the aggregator stops
-    while the merge job proves (the batch stays PENDING); the next process proves the persisted batch
-    again from its leaves and stores the top proof: SIGNED, ready to post, leaves in tree order."""
+    while the merge job proves (the batch stays PENDING, its leaf jobs' outputs kept in the store);
+    the next process resumes the tree from them (proves only the merge) and stores the top proof:
+    SIGNED, ready to post, leaves in tree order, no tree node left behind."""
     monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.2")
     inputs = {i.name: i for i in fixture_inputs()}
     names = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
@@ -542,7 +543,11 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
         assert proof is not None and len(proof) == 384
         assert b.root == merkle_root([r.statement_hash for r in rows])
         assert second.metrics.counter_value("sheaf_recursive_batches_total", result="proved") == 1
-        assert p2.metrics.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 2
+        m2 = p2.metrics
+        assert m2.counter_value("sheaf_tree_jobs_total", level="0", outcome="restored") == 2
+        assert m2.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 0
+        assert m2.counter_value("sheaf_tree_jobs_total", level="1", outcome="proved") == 1
+        assert await second.db.run(store.tree_nodes, b.batch_id) == []
         assert second.proving.progress(b.batch_id) is None
     finally:
         for s in (first, second):

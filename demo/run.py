@@ -4,6 +4,10 @@ Stages (each prints what it did and its time; any failure stops what was started
   0. prepare: read the slice config, make sure the INSECURE dev SRS exists, compile contracts/src
   1. anvil on loopback; deploy SheafRegistry, give it domain 1, three operators, threshold 2;
      source-verify it (Sourcify rules, full match required)
+  1b. the recursive route (`--recursion on`, the default): the flat outer circuit b1_p2's keys (made
+     once per machine, INSECURE dev setup, then cached; elapsed time and an estimate shown meanwhile),
+     its gnark verifier + adapter deployed and set in the registry, both source-verified. The gnark
+     Groth16 slice is then proved recursively (RECURSIVE); the ezkl and gnark PLONK slices are attested
   2. `aggregator run` (config and SQLite file in the workdir) and two of the three operators as
      separate `aggregator operator` processes (2-of-3 attestation; the third stays offline)
   3. the reference prover on the sample model (provers/examples/slices.toml: gnark-groth16 ->
@@ -41,7 +45,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -66,7 +70,7 @@ from deploy.chain import (
 )
 from deploy.compile import Artifact, compile_contracts, compile_files, compiler_version
 from deploy.inference import CONSUMER, deploy_consumer, inference_contract, register_model
-from deploy.recursive import gnark_binary
+from deploy.recursive import RecursiveDeployment, deploy_recursive_verifier, gnark_binary
 from deploy.source_verify import FULL, verify_contract, verify_manifest
 from normalizers.api import Envelope, Normalizer, ProofInput
 from normalizers.statement import BN254_R
@@ -86,15 +90,25 @@ from provers.slicer import load_config
 from provers.srs import cut_verifier_srs, ensure_dev_srs
 from sheaf.errors import SheafError
 from sheaf.hashing import keccak256
-from sheaf.paths import REPO_BIN, REPO_ROOT, dev_srs_path
+from sheaf.paths import REPO_BIN, REPO_ROOT, dev_srs_path, recursion_cache_dir
+from sheaf.recursion_keys import verifier_key
 from sheaf.schemes import Scheme
 
 DEFAULT_WORKDIR = REPO_ROOT / "build" / "demo"
 DEFAULT_CONFIG = REPO_ROOT / "provers" / "examples" / "slices.toml"
 DOMAIN = 1
 THRESHOLD = 2
-ATTESTED = 2  # registry kind (1 RECURSIVE, 2 ATTESTED)
-KIND_NAMES = {1: "RECURSIVE", 2: "ATTESTED"}
+KIND_ANY, RECURSIVE, ATTESTED = 0, 1, 2  # registry kinds (a consumer's 0 takes either)
+KIND_NAMES = {RECURSIVE: "RECURSIVE", ATTESTED: "ATTESTED"}
+KIND_CODES = {v: k for k, v in KIND_NAMES.items()}
+# The recursive route (issue 14): the flat outer circuit verifying ONE gnark Groth16 slice proof per
+# batch. Slice circuits have two public inputs (InCommit, OutCommit: gnark/slice/circuit.go), so the
+# shape is b1_p2. Its cold INSECURE dev setup (2.7M R1CS) is the demo's longest step on a new machine;
+# measured on this 2-core box (docs/performance.md, "Demo"). The PLONK slice uses the keccak transcript
+# its own Solidity verifier needs, and the flat circuit's PLONK slot would make a ~7.5M-R1CS circuit
+# (~35 min of cold setup), so it is attested like the ezkl Halo2 slice (ezkl has no aggregation).
+RECURSION_BATCH, RECURSION_NPUB = 1, 2
+COLD_SETUP_ESTIMATE = "~10 min on 2 idle cores, ~20 min when the machine is busy"
 OWNER_KEY, SUBMITTER_KEY, OPERATOR_KEYS = ANVIL_DEV_KEYS[0], ANVIL_DEV_KEYS[1], ANVIL_DEV_KEYS[2:5]
 REVERTED = (ContractCustomError, ContractLogicError, Web3RPCError)
 
@@ -298,10 +312,14 @@ def deploy_and_verify(
         address=Web3.to_checksum_address(manifest.address("SheafRegistry")), abi=arts["SheafRegistry"].abi
     )
     ops = [_addr(k) for k in OPERATOR_KEYS]
-    sent = configure_registry(w3, owner, reg, domains=[(DOMAIN, "")], operators=ops, threshold=THRESHOLD)
+    # the domain is posted by the aggregator's key: the registry takes recursive roots only from it
+    submitter = _addr(SUBMITTER_KEY)
+    sent = configure_registry(
+        w3, owner, reg, domains=[(DOMAIN, submitter)], operators=ops, threshold=THRESHOLD
+    )
     say(
-        f"   registry: domain {DOMAIN}, operators {', '.join(o[:10] + '…' for o in ops)}, "
-        f"threshold {THRESHOLD} ({len(sent)} txs)"
+        f"   registry: domain {DOMAIN} (submitter {submitter[:10]}…), operators "
+        f"{', '.join(o[:10] + '…' for o in ops)}, threshold {THRESHOLD} ({len(sent)} txs)"
     )
     results = verify_manifest(w3, manifest, out_dir=deployments, artifacts=arts)
     for r in results:
@@ -311,6 +329,92 @@ def deploy_and_verify(
     if bad:
         raise DemoError(f"source verification is not a full match for {bad}")
     return Deployment(w3, manifest, arts, reg, owner)
+
+
+def cached_outer_keys(batch: int, npub: int, cache: Path) -> Path | None:
+    """A key-cache entry of `sheaf-gnark aggregate setup` for this shape (its meta.json names the
+    shape), i.e. whether the setup will load keys rather than make them; None on a new machine."""
+    for meta in sorted(cache.glob("*/meta.json")):
+        try:
+            shape = json.loads(meta.read_text()).get("shape", {})
+        except (OSError, ValueError):
+            continue
+        if shape.get("batch") == batch and shape.get("npub") == npub and not shape.get("plonk"):
+            if (meta.parent / "pk.dump").exists():
+                return meta.parent
+    return None
+
+
+@contextmanager
+def elapsed_ticker(what: str, estimate: str | None, every_s: float = 60.0) -> Iterator[None]:
+    """A line every `every_s` while a long step runs (gnark's setup reports no progress of its own):
+    the elapsed time, and the estimate when there is one."""
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def tick() -> None:
+        while not stop.wait(every_s):
+            m, sec = divmod(int(time.monotonic() - t0), 60)
+            say(f"   … {what}: {m}m{sec:02d}s elapsed" + (f" (estimate {estimate})" if estimate else ""))
+
+    t = threading.Thread(target=tick, name="demo-ticker", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()
+
+
+def deploy_recursion(d: Deployment, rpc_url: str, deployments: Path, summary: dict[str, Any]) -> None:
+    """The recursive route: the outer circuit's keys (loaded, or made once on a new machine), its
+    gnark Solidity verifier and adapter deployed, the registry told to use them, both source-verified.
+    The aggregator finds the shape in the manifest (`deployments_dir`) and proves with it."""
+    batch, npub = RECURSION_BATCH, RECURSION_NPUB
+    name = verifier_key(batch, npub)
+    cache = recursion_cache_dir()
+    entry = cached_outer_keys(batch, npub, cache)
+    say(
+        f"   outer circuit {name}: one gnark Groth16 slice proof (2 public inputs) per recursive batch, "
+        "verified inside a BN254 Groth16 proof the registry checks on chain"
+    )
+    if entry is not None:
+        say(f"   keys cached in {entry} (compile ~10 s, load ~10 s)")
+        estimate = None
+    else:
+        say(
+            f"   no keys for {name} in {cache}: making INSECURE dev keys once for this machine "
+            f"(2.7M R1CS, Groth16 setup; {COLD_SETUP_ESTIMATE}; cached afterwards, so the next run "
+            "loads them). Production keys come from a ceremony: docs/recursion.md"
+        )
+        estimate = COLD_SETUP_ESTIMATE
+    with elapsed_ticker(f"{name} keys", estimate):
+        r: RecursiveDeployment = deploy_recursive_verifier(
+            rpc_url, OWNER_KEY, batch=batch, npub=npub, out_dir=deployments, log=lambda m: say(f"   {m}")
+        )
+    ev = r.exported
+    new = [k for k in r.manifest.contracts if k not in d.manifest.contracts or k.endswith(f"_{name}")]
+    d.manifest = r.manifest
+    only = replace(r.manifest, contracts={k: r.manifest.contracts[k] for k in new})
+    results = verify_manifest(d.w3, only, out_dir=deployments)
+    for v in results:
+        say(f"   verify {v.name:36s} {v.status}")
+    summary["source_verification"].update({v.name: v.status for v in results})
+    bad = [v.name for v in results if v.status != FULL]
+    if bad:
+        raise DemoError(f"source verification is not a full match for {bad}")
+    summary["recursion"] = {
+        "shape": name,
+        "circuit_hash": ev.circuit_hash,
+        "nb_constraints": ev.nb_constraints,
+        "keys_created": ev.keys_created,
+        "insecure_setup": ev.insecure_setup,
+        "setup_s": ev.setup_s,
+        "compile_s": ev.compile_s,
+        "wall_s": ev.wall_s,
+        "verifier": r.verifier,
+        "adapter": r.adapter,
+    }
 
 
 def _wait_ready(svc: Service, ready: Path, timeout_s: float) -> dict[str, int]:
@@ -356,6 +460,7 @@ def start_services(
     n_operators: int,
     srs: Path,
     summary: dict[str, Any],
+    recursion: bool = False,
 ) -> str:
     logs = workdir / "logs"
     cfg = {
@@ -373,9 +478,15 @@ def start_services(
         "confirmations": 2,
         "poll_ms": 200,
         "srs_path": str(srs),
+        "deployments_dir": str(workdir / "deployments"),  # the recursive shape is in its manifest
     }
     conf = workdir / "aggregator.toml"
-    conf.write_text("[aggregator]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in cfg.items()))
+    # recursion on: a startup that cannot prove fails loudly instead of attesting everything
+    conf.write_text(
+        "[aggregator]\n"
+        + "".join(f"{k} = {_toml(v)}\n" for k, v in cfg.items())
+        + f"[aggregator.recursion]\nenabled = {_toml(recursion)}\n"
+    )
     ready = workdir / "aggregator.ready"
     env = _child_env()
     agg = Service.start(
@@ -385,7 +496,8 @@ def start_services(
         dict(env, SHEAF_SUBMITTER_KEY=SUBMITTER_KEY),
     )
     services.append(agg)
-    ports = _wait_ready(agg, ready, 120)
+    # with recursion its worker compiles the outer circuit and loads ~1.3 GB of keys first
+    ports = _wait_ready(agg, ready, 600 if recursion else 120)
     target = f"127.0.0.1:{ports['grpc_port']}"
     say(
         f"   aggregator    pid {agg.pid:<7d} grpc {target}, http 127.0.0.1:{ports['http_port']}, "
@@ -570,7 +682,9 @@ def consumers(
     for it in items:
         env, inc = it.envelope, it.inclusion
         scheme = int(Scheme.parse(env.scheme))
-        args = [d.registry.address, DOMAIN, ATTESTED, scheme, env.vk_hash]
+        # the consumer pins the kind its slice was aggregated with: RECURSIVE or ATTESTED
+        kind_in = KIND_CODES[str(it.result.kind)]
+        args = [d.registry.address, DOMAIN, kind_in, scheme, env.vk_hash]
         dc, c = _record(w3, acct, art, args, f"ExampleConsumer_{it.proof.name}")
         recorded[dc.name] = dc
         pubs = [int.from_bytes(x, "big") for x in env.public_inputs]
@@ -760,9 +874,16 @@ def gas(
         )
     say(
         "   direct: one verify transaction per proof to its own verifier (receipt gasUsed);\n"
-        "   aggregated: the attested submission's receipt gas shared by its leaves, plus the inclusion\n"
-        "   check's execution gas (receipt - 21000 - calldata), which is what an app pays inside its own tx"
+        "   aggregated: the slice's aggregation submission (receipt gas) shared by its leaves, plus the\n"
+        "   inclusion check's execution gas (receipt - 21000 - calldata), what an app pays inside its own tx"
     )
+    if any(it.result.kind == "RECURSIVE" and int(it.inclusion.leaf_count) < 3 for it in items):
+        say(
+            "   a RECURSIVE batch of one or two leaves costs more than verifying directly: its outer\n"
+            "   proof costs ~420k gas whatever the batch size, so it pays from 3 leaves a proof and is\n"
+            '   ~15k per proof at 64 (docs/performance.md, "Recursive aggregation"); the demo\'s model has\n'
+            "   one Groth16 slice, so its recursive batch has one leaf"
+        )
     aggs: dict[int, list[SliceOnChain]] = {}
     for it in items:
         aggs.setdefault(int(it.inclusion.aggregation_id), []).append(it)
@@ -824,8 +945,12 @@ def whole_inference(
     reg = register_model(w3, acct, inf, r.model)
     say(f"   SheafInference.registerModel 0x{reg.model_id.hex()[:16]}…: gas {reg.gas_used:,}")
     fully = all(s.proven for s in r.model)
+    # one kind for every slice, or any kind when the slices went different routes (recursive + attested)
+    kinds = {KIND_CODES[str(it.result.kind)] for it in items}
+    required = kinds.pop() if len(kinds) == 1 else KIND_ANY
+    say(f"   required kind: {KIND_NAMES.get(required, 'any (RECURSIVE or ATTESTED per slice)')}")
     m = deploy_consumer(
-        w3, acct, d.manifest, reg.model_id, domain_id=DOMAIN, required_kind=ATTESTED,
+        w3, acct, d.manifest, reg.model_id, domain_id=DOMAIN, required_kind=required,
         require_fully_proven=fully, out_dir=deployments, artifacts=d.arts,
     )  # fmt: skip
     d.manifest = m
@@ -843,7 +968,7 @@ def whole_inference(
         c.functions.acceptInference(receipt.input_commitment, wrong, proofs_abi), acct.address, art.abi,
         "OutputMismatch", "ExampleInferenceConsumer with a wrong output",
     )  # fmt: skip
-    view = inf.functions.verifyInference(reg.model_id, DOMAIN, ATTESTED, proofs_abi)
+    view = inf.functions.verifyInference(reg.model_id, DOMAIN, required, proofs_abi)
     view_data = bytes.fromhex(view._encode_transaction_data()[2:])
     view_tx = call_tx_gas(w3, acct, inf.address, view_data, "verifyInference")
     sent = transact(
@@ -899,6 +1024,7 @@ def whole_inference(
         "slices": len(r.model),
         "proven": sum(s.proven for s in r.model),
         "fully_proven": res.fully_proven,
+        "required_kind": required,
         "output": [hex(x) for x in out],
         "input_commitment": hex(receipt.input_commitment),
         "register_gas": reg.gas_used,
@@ -942,6 +1068,7 @@ def run(
     timeout_s: float = 900.0,
     summary_path: Path | None = None,
     keep_running: bool = False,
+    recursion: bool = True,
 ) -> int:
     t_start = time.monotonic()
     workdir = workdir.resolve()
@@ -968,6 +1095,11 @@ def run(
                 say(f"   ezkl SRS {srs} ({'cached' if had_srs else 'generated'}; INSECURE dev SRS)")
                 arts = compile_contracts()
                 say(f"   contracts/src compiled ({compiler_version()}, {len(arts)} artifacts)")
+                groth16 = [s.name for s in cfg.slices if s.proven and s.backend == "gnark-groth16"]
+                if recursion and not groth16:
+                    say("   recursive route: off (no gnark-groth16 slice to prove recursively)")
+                recursion = recursion and bool(groth16)
+                summary["recursive_route"] = recursion
             with timings.stage("anvil on loopback"):
                 node.start()
                 pid = node.process.pid if node.process else 0
@@ -975,10 +1107,14 @@ def run(
                 summary["anvil"] = {"rpc": node.rpc_url, "port": node.port, "pid": pid}
             with timings.stage("deploy + configure the registry, verify sources (Sourcify rules)"):
                 d = deploy_and_verify(node.rpc_url, deployments, arts, summary)
+            if recursion:
+                with timings.stage("recursive route: outer circuit keys, verifier + adapter, verify sources"):
+                    deploy_recursion(d, node.rpc_url, deployments, summary)
             with timings.stage(f"aggregator + {n_operators} of {len(OPERATOR_KEYS)} operators"):
                 target = start_services(
-                    services, workdir, node.rpc_url, d.registry.address, n_proven, n_operators, srs, summary
-                )
+                    services, workdir, node.rpc_url, d.registry.address, n_proven, n_operators, srs,
+                    summary, recursion,
+                )  # fmt: skip
             with timings.stage(f"prove {n_proven} slices of the sample model ({config.name})"):
                 proofs = prove(workdir, config, only, timeout_s, summary)
             with timings.stage("submit over gRPC, follow to FINALIZED, check inclusion on-chain"):
@@ -1019,8 +1155,10 @@ def run(
             print(f"--- {s.name} log tail ({s.log}):\n{s.tail()}", file=sys.stderr, flush=True)
         return 1
     g, n = summary["gas"], len(summary["slices"])
+    kinds = ", ".join(f"{x['name']} {x['kind']}" for x in summary["slices"])
     say(
-        f"\n== demo finished in {total:.0f}s: {n} slices FINALIZED and included on-chain; ExampleConsumer "
+        f"\n== demo finished in {total:.0f}s: {n} slices FINALIZED and included on-chain ({kinds}); "
+        "ExampleConsumer "
         f"accepted {len(summary['consumers'])}/{n} and refused the wrong outputs; verification gas "
         f"{g['direct_total']:,} direct vs {g['aggregated_total']:,} aggregated ({g['ratio']:.1f}x less); "
         f"the whole model accepted by ExampleInferenceConsumer in one call: "
@@ -1100,14 +1238,28 @@ def main(argv: list[str] | None = None) -> int:
         help="keep anvil, the aggregator and the operators up after the run and print the explorer's "
         "URL; Ctrl-C stops everything (default from $KEEP_RUNNING: `make demo KEEP_RUNNING=1`)",
     )
+    parser.add_argument(
+        "--recursion",
+        choices=["on", "off"],
+        default=os.environ.get("SHEAF_DEMO_RECURSION", "on"),
+        help="on: the gnark Groth16 slice is proved recursively (RECURSIVE; on a new machine this first "
+        f"makes the outer circuit's INSECURE dev keys, {COLD_SETUP_ESTIMATE}); off: every slice is "
+        "attested (default from $SHEAF_DEMO_RECURSION: `make demo SHEAF_DEMO_RECURSION=off`)",
+    )
     a = parser.parse_args(argv)
+    if a.recursion not in ("on", "off"):  # argparse does not check a default against `choices`
+        print(f"demo: SHEAF_DEMO_RECURSION must be on or off, got {a.recursion!r}", file=sys.stderr)
+        return 2
     only = [s for s in a.slices.split(",") if s] if a.slices else None
     try:  # bad input is refused before anything is started or written
         restrict_slices(load_config(a.config), only)
     except ProverError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    return run(a.workdir, a.config.resolve(), only, a.operators, a.timeout, a.summary, a.keep_running)
+    return run(
+        a.workdir, a.config.resolve(), only, a.operators, a.timeout, a.summary, a.keep_running,
+        a.recursion == "on",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

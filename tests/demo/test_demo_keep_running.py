@@ -87,7 +87,7 @@ def test_flag_and_make_variable_reach_the_run(
     monkeypatch.setattr(demo_run, "run", lambda *a: got.append(a) or 0)
     monkeypatch.setenv("KEEP_RUNNING", env)
     assert demo_run.main(argv) == 0
-    assert got[0][-1] is want
+    assert got[0][6] is want  # run(..., keep_running, recursion)
 
 
 def _get(url: str) -> Any:
@@ -108,6 +108,8 @@ def test_demo_keep_running_serves_the_explorer(tmp_path: Path) -> None:
             "demo",
             "--slices",
             "layer0,head",
+            "--recursion",
+            "off",
             "--workdir",
             str(tmp_path / "demo"),
             "--summary",

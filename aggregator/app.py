@@ -27,6 +27,7 @@ from aggregator.recursion import (
     cache_root,
     manifest_recursive,
     plan_recursion,
+    queue_from_config,
     tree_cache_dir,
 )
 from aggregator.server import GrpcServer
@@ -85,6 +86,9 @@ def _tree_prover(plan: RecursionPlan, rc: RecursionConfig, normalizer: Any, metr
         max_attempts=rc.max_attempts,
         job_timeout_s=rc.prove_timeout_s,
         ready_timeout_s=rc.ready_timeout_s,
+        queue=queue_from_config(rc) if rc.queue == "postgres" else None,
+        queue_pickup_timeout_s=rc.queue_pickup_timeout_s,
+        queue_max_inflight=rc.queue_max_inflight,
     )
     levels = ", ".join(f"{lv}: {h[:16]}" for lv, h in enumerate(plan.circuit_hashes))
     summary = f"tree {plan.tree.name}, batches of up to {plan.batch} leaves, levels {levels}"

@@ -178,6 +178,7 @@ def cmd_worker(a: argparse.Namespace) -> int:
                 drain_s=a.drain_s,
                 ready_timeout_s=rc.ready_timeout_s,
                 preload=a.preload,
+                tree_cache_dir=a.tree_cache or str(Path(cache).parent / "tree"),
             )
         )
     except (psycopg.OperationalError, pexc.ConnectorException) as e:
@@ -434,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--concurrency", type=int, default=1, help="jobs at once (one prover process each)")
     w.add_argument("--schema", help="the queue's schema (default recursion.queue_schema: sheaf_queue)")
     w.add_argument("--cache", help="recursion key cache (default $SHEAF_CACHE/recursion)")
+    w.add_argument(
+        "--tree-cache",
+        help="recursion-tree key cache (default: the tree/ next to --cache, i.e. $SHEAF_CACHE/tree)",
+    )
     w.add_argument("--worker-bin", help="sheaf-gnark (default $SHEAF_GNARK_BIN, build/bin, PATH)")
     w.add_argument(
         "--circuit",

@@ -58,6 +58,7 @@ RETRYABLE = frozenset(
 )
 
 KIND_OUTER = "outer"  # the recursive outer proof (sheaf-gnark aggregate serve, op prove)
+KIND_TREE = "tree"  # one recursion-tree job (sheaf-gnark tree serve --level L, op leaf or merge)
 UNIT_VERSION = 1
 
 
@@ -195,6 +196,123 @@ class ProofJob:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ProvingFailed(JOB_MALFORMED, f"not a proving job: {e}") from None
+
+
+@dataclass(frozen=True)
+class TreeJob:
+    """One recursion-tree job (aggregator.tree_prover): a leaf job over K proofs of one vk or a merge
+        over F children's outputs, at one level of a deployed plan. It carries what a `tree serve --level L`
+        process needs (the plan, the request fields) and the circuit hashes of levels 0..L that pin the
+        keys a worker may prove it with (level L's proving key, the vks below that its circuit embeds; the
+    deployment's hashes of every level are carried, as TreeProver takes them).
+        Its id is derived from the batch, the level's circuit and the job's inputs (digest of the
+        statement hashes / children's nodes), so the same job enqueued again (a resumed or second leader)
+        names the same row. Its result is the worker's Output, in JobResult.extra["output"]."""
+
+    job_id: str
+    plan: dict[str, int]  # k, npub, fanin, levels (sheaf.recursion_tree.TreePlan)
+    level: int
+    op: str  # "leaf" or "merge"
+    fields: dict[str, Any]  # the request: {"leaves": [...]} or {"level": L, "children": [...]}, "top"
+    circuit_hashes: list[str]  # every level's (index L: level L's), full hex, no 0x
+    batch_id: int = 0
+    domain_id: int = 0
+    index: int = 0  # the job's index in its level
+    prove_timeout_s: float = 3600.0
+    kind: str = KIND_TREE
+
+    @property
+    def circuit_hash(self) -> str:
+        """The circuit that proves this job: its level's (the job's queue, the keys it needs)."""
+        return self.circuit_hashes[self.level]
+
+    @property
+    def shape(self) -> str:
+        p = self.plan
+        return f"tree_k{p['k']}_p{p['npub']}_f{p['fanin']}_d{p['levels']} level {self.level} {self.op}"
+
+    @classmethod
+    def for_node(
+        cls,
+        *,
+        plan: dict[str, int],
+        level: int,
+        index: int,
+        fields: dict[str, Any],
+        circuit_hashes: Sequence[str],
+        inputs: bytes,
+        batch_id: int,
+        domain_id: int,
+        prove_timeout_s: float = 3600.0,
+    ) -> TreeJob:
+        hashes = [str(h).lower().removeprefix("0x") for h in circuit_hashes]
+        h = hashlib.sha256(
+            json.dumps(
+                [KIND_TREE, plan, level, index, bool(fields.get("top")), hashes, domain_id, batch_id],
+                sort_keys=True,
+                separators=(",", ":"),
+            ).encode()
+            + bytes(inputs)
+        )
+        jid = f"{KIND_TREE}-{domain_id}-{batch_id}-l{level}-{index}-{h.hexdigest()[:24]}"
+        op = "leaf" if level == 0 else "merge"
+        return cls(
+            jid, dict(plan), level, op, dict(fields), hashes, batch_id, domain_id, index, prove_timeout_s
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": UNIT_VERSION,
+            "kind": self.kind,
+            "job_id": self.job_id,
+            "plan": self.plan,
+            "level": self.level,
+            "op": self.op,
+            "fields": self.fields,
+            "circuit_hashes": self.circuit_hashes,
+            "batch_id": self.batch_id,
+            "domain_id": self.domain_id,
+            "index": self.index,
+            "prove_timeout_s": self.prove_timeout_s,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TreeJob:
+        """The job back from to_json(); ProvingFailed(JOB_MALFORMED) if it is not one."""
+        try:
+            if d.get("v") != UNIT_VERSION or d.get("kind") != KIND_TREE:
+                raise ValueError(f"unit version {d.get('v')!r} kind {d.get('kind')!r}")
+            plan = {k: int(d["plan"][k]) for k in ("k", "npub", "fanin", "levels")}
+            level, op, fields = int(d["level"]), str(d["op"]), d["fields"]
+            hashes = [str(h).lower().removeprefix("0x") for h in d["circuit_hashes"]]
+            if op != ("leaf" if level == 0 else "merge") or not isinstance(fields, dict):
+                raise ValueError(f"op {op!r} at level {level}")
+            if len(hashes) != plan["levels"] + 1 or not 0 <= level <= plan["levels"]:
+                raise ValueError(f"{len(hashes)} circuit hashes, level {level} of {plan['levels']}")
+            return cls(
+                str(d["job_id"]),
+                plan,
+                level,
+                op,
+                fields,
+                hashes,
+                int(d.get("batch_id", 0)),
+                int(d.get("domain_id", 0)),
+                int(d.get("index", 0)),
+                float(d.get("prove_timeout_s", 3600.0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ProvingFailed(JOB_MALFORMED, f"not a tree job: {e}") from None
+
+
+Unit = ProofJob | TreeJob  # what the job queue carries
+
+
+def unit_from_json(d: dict[str, Any]) -> Unit:
+    """A stored unit of either kind; ProvingFailed(JOB_MALFORMED) if it is neither."""
+    if isinstance(d, dict) and d.get("kind") == KIND_TREE:
+        return TreeJob.from_json(d)
+    return ProofJob.from_json(d)
 
 
 @dataclass(frozen=True)

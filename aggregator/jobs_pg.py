@@ -16,10 +16,11 @@ Everything lives in one schema of its own (`recursion.queue_schema`, default `sh
 connection of this module puts it alone on its search path): procrastinate's tables, types and
 functions (its schema.sql, applied once under an advisory lock) and two of ours:
 
-- `sheaf_jobs`: one row per unit (job_id = aggregator.jobs.ProofJob.derive_id of the batch): the
-  unit itself (input), its state (queued, running, done, failed), attempts, the worker that has it,
-  the result (proof, leaves) or the failure code. Inputs and results live here, not in the
-  procrastinate job, whose only arguments are the job id and the attempt bound.
+- `sheaf_jobs`: one row per unit (job_id = aggregator.jobs.ProofJob.derive_id of the batch, or a
+  tree job's TreeJob.for_node): the unit itself (input), its state (queued, running, done, failed),
+  attempts, the worker that has it, the result (proof, leaves; a tree job's Output) or the failure
+  code. Inputs and results live here, not in the procrastinate job, whose only arguments are the job
+  id and the attempt bound.
 - `sheaf_job_runs`: one row per attempt (worker, start, end, outcome): what happened to a job.
 
 Idempotency: a unit is inserted once (ON CONFLICT DO NOTHING); a procrastinate job is deferred only
@@ -34,9 +35,10 @@ another worker runs it; after `max_attempts` runs the job fails (PROVER_LOST) an
 the batch. Refusals and errors follow the same bound (aggregator.jobs.RETRYABLE codes are retried,
 the others fail at once).
 
-Routing: a job goes to the queue of its circuit (`sheaf-outer-<hash[:16]>`); a worker listens only
-to the queues of circuits whose keys it holds, so a job waits for a worker that can prove it; none
-within `pickup_timeout_s`: PROVER_UNAVAILABLE (the batch is attested).
+Routing: a job goes to the queue of its circuit (`sheaf-outer-<hash[:16]>` for a flat outer proof,
+`sheaf-tree-<hash[:16]>` for a recursion-tree job of the level with that circuit: aggregator.jobs
+.TreeJob); a worker listens only to the queues of circuits whose keys it holds, so a job waits for a
+worker that can prove it; none within `pickup_timeout_s`: PROVER_UNAVAILABLE (the batch is attested).
 """
 
 from __future__ import annotations
@@ -64,14 +66,17 @@ from procrastinate.worker import Worker
 
 from aggregator.jobs import (
     JOB_MALFORMED,
+    KIND_OUTER,
+    KIND_TREE,
     PROVER_LOST,
     PROVER_TIMEOUT,
     PROVER_UNAVAILABLE,
     PROVER_WORKER_ERROR,
     RETRYABLE,
     JobResult,
-    ProofJob,
+    Unit,
     failure_json,
+    unit_from_json,
 )
 from aggregator.proving import ProvingFailed
 
@@ -79,16 +84,18 @@ log = logging.getLogger("sheaf.jobs")
 
 TASK = "sheaf.prove"
 QUEUE_PREFIX = "sheaf-outer-"
+TREE_QUEUE_PREFIX = "sheaf-tree-"
 RETRY_DELAY_S = 1  # a failed attempt is offered again after this
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _LOCK_KEY = 0x5E4F_0B5E  # pg_advisory_xact_lock key of the schema setup
 
-Execute = Callable[[ProofJob], Awaitable[JobResult]]
+Execute = Callable[[Unit], Awaitable[JobResult]]
 
 
-def queue_for(circuit_hash: str) -> str:
-    """The procrastinate queue of one outer circuit."""
-    return QUEUE_PREFIX + circuit_hash.lower().removeprefix("0x")[:16]
+def queue_for(circuit_hash: str, kind: str = KIND_OUTER) -> str:
+    """The procrastinate queue of one circuit: a flat outer circuit's or a tree level's."""
+    prefix = TREE_QUEUE_PREFIX if kind == KIND_TREE else QUEUE_PREFIX
+    return prefix + circuit_hash.lower().removeprefix("0x")[:16]
 
 
 _TABLES = """
@@ -228,8 +235,8 @@ class PgJobQueue:
         self._last_sweep = 0.0
         self._unsettled: dict[str, float] = {}  # job id -> when its queue job was seen ended
 
-    def queue_for(self, circuit_hash: str) -> str:
-        return queue_for(circuit_hash)
+    def queue_for(self, circuit_hash: str, kind: str = KIND_OUTER) -> str:
+        return queue_for(circuit_hash, kind)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -266,7 +273,7 @@ class PgJobQueue:
 
     # -- the leader's side -------------------------------------------------------------------------
 
-    async def submit(self, unit: ProofJob, *, max_attempts: int) -> dict[str, Any]:
+    async def submit(self, unit: Unit, *, max_attempts: int) -> dict[str, Any]:
         """Enqueue `unit` unless it is already there: a unit is stored once, and a queue job is
         deferred only while none waits or runs for it. Returns the unit's row state."""
         args = {
@@ -292,7 +299,10 @@ class PgJobQueue:
         qid: int | None
         try:
             qid = await self.app.configure_task(
-                TASK, queue=queue_for(unit.circuit_hash), lock=unit.job_id, queueing_lock=unit.job_id
+                TASK,
+                queue=queue_for(unit.circuit_hash, unit.kind),
+                lock=unit.job_id,
+                queueing_lock=unit.job_id,
             ).defer_async(job_id=unit.job_id, max_attempts=max_attempts)
         except pexc.AlreadyEnqueued:
             qid = await self._waiting_job(unit.job_id)
@@ -303,7 +313,7 @@ class PgJobQueue:
                 unit.job_id,
                 unit.batch_id,
                 qid,
-                queue_for(unit.circuit_hash),
+                queue_for(unit.circuit_hash, unit.kind),
             )
         return await self.state(unit.job_id)
 
@@ -329,7 +339,7 @@ class PgJobQueue:
 
     async def run(
         self,
-        unit: ProofJob,
+        unit: Unit,
         *,
         max_attempts: int,
         pickup_timeout_s: float = 600.0,
@@ -365,7 +375,7 @@ class PgJobQueue:
 
     async def _settle(
         self,
-        unit: ProofJob,
+        unit: Unit,
         st: dict[str, Any],
         t0: float,
         bound: float,
@@ -402,7 +412,7 @@ class PgJobQueue:
             if qid is None or await jm.cancel_job_by_id_async(int(qid)):
                 why = (
                     f"no worker took the job in {pickup_timeout_s:g} s (is a worker serving circuit "
-                    f"{unit.circuit_hash[:16]}, queue {queue_for(unit.circuit_hash)}?)"
+                    f"{unit.circuit_hash[:16]}, queue {queue_for(unit.circuit_hash, unit.kind)}?)"
                 )
                 log.error("job %s: %s", unit.job_id, why)
                 await self._fail(unit.job_id, PROVER_UNAVAILABLE, why, final=True)
@@ -496,7 +506,7 @@ class PgJobQueue:
         t0 = time.monotonic()
         try:
             try:
-                unit = ProofJob.from_json(row["input"])
+                unit = unit_from_json(row["input"])
                 if unit.job_id != job_id:
                     raise ProvingFailed(JOB_MALFORMED, f"the stored unit is {unit.job_id}")
                 log.info(

@@ -76,7 +76,6 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 KIND_FLAT, KIND_TREE = "flat", "tree"  # RecursionPlan.kind (the manifest's `recursive.kind`; absent: flat)
 # startup refusals (RecursionPlanError codes; CIRCUIT_MISMATCH too)
 TREE_MANIFEST_INVALID = "TREE_MANIFEST_INVALID"  # the manifest's tree section cannot be read
-TREE_QUEUE_UNSUPPORTED = "TREE_QUEUE_UNSUPPORTED"  # recursion.queue = postgres with a tree deployment
 
 
 def describe_recursive_metrics(m: Metrics) -> None:
@@ -832,12 +831,6 @@ def _tree_plan(rc: RecursionConfig, manifest: dict[str, Any], why: str) -> Recur
             CIRCUIT_MISMATCH,
             "recursion",
             f"{'; '.join(conflicts)} (deployed: {plan.name}); fix [aggregator.recursion] or redeploy",
-        )
-    if rc.queue != "local":
-        raise RecursionPlanError(
-            TREE_QUEUE_UNSUPPORTED,
-            "recursion.queue",
-            'the recursion tree is proved by this aggregator\'s own workers: set recursion.queue = "local"',
         )
     return RecursionPlan(
         True,

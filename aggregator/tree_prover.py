@@ -25,6 +25,14 @@ aggregator resumes the batch's tree: a kept output is reused only if it was made
 pinned circuit from the same inputs and passes the same check again; only the other jobs are proved.
 The store deletes a batch's nodes when it is proved or fails.
 
+With a job queue (`recursion.queue = "postgres"`, aggregator.jobs_pg.PgJobQueue) no local worker runs:
+each level's jobs (aggregator.jobs.TreeJob: plan, level, request, pinned circuit hashes) are enqueued
+together on the queue of the level's circuit, `aggregator worker` processes (possibly on other machines,
+aggregator/worker.py: run_job below) prove them in parallel, and every output is checked and kept here
+exactly as a local one before the next level's jobs are enqueued. Retries and the re-run of a killed
+worker's job are the queue's; a job's id names the batch, level, circuit and inputs, so a resumed
+leader finds the jobs (and results) already there.
+
 The event loop only awaits the workers' pipes (sheaf.gnark_process.GnarkProcess); deploy/tree.py's
 SyncTreeProver drives the same code for scripts (fixture regeneration, bench, deploy tests).
 """
@@ -33,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -47,6 +56,7 @@ from aggregator import crypto
 from aggregator.jobs import (
     CIRCUIT_MISMATCH,
     KEYS_MISSING,
+    KIND_TREE,
     PROVER_BAD_LEAF,
     PROVER_CRASHED,
     PROVER_LEAF_MISMATCH,
@@ -54,6 +64,8 @@ from aggregator.jobs import (
     PROVER_TIMEOUT,
     PROVER_UNAVAILABLE,
     PROVER_WORKER_ERROR,
+    JobResult,
+    TreeJob,
 )
 from aggregator.leaves import leaf_statement_hash
 from aggregator.metrics import Metrics
@@ -193,6 +205,19 @@ def _inputs_digest(level: int, parts: Sequence[bytes]) -> bytes:
     return h.digest()
 
 
+def _remote_failure(e: RemoteError, op: str, level: int, r: range) -> ProvingFailed:
+    """A worker's error answer as a failure: BAD_LEAF (the leaves of `r` it names) and the refusals no
+    retry changes keep their meaning; anything else is PROVER_WORKER_ERROR (another attempt may do)."""
+    code, fld, msg = str(e.code), e.field, e.message
+    if code == "BAD_LEAF" and op == "leaf":
+        m = _LEAF_FIELD.match(fld)
+        bad = [r.start + int(m.group(1))] if m else list(r)
+        return ProvingFailed(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad)
+    if code in _REJECTED:
+        return ProvingFailed(PROVER_REJECTED, f"level {level}: {code} {fld}: {msg}")
+    return ProvingFailed(PROVER_WORKER_ERROR, f"level {level}: {code} {fld}: {msg}")
+
+
 class TreeProver:
     """BatchProver (aggregator.proving) over `sheaf-gnark tree serve --level L` workers, one at a time.
 
@@ -215,6 +240,9 @@ class TreeProver:
         ready_timeout_s: float = 7200.0,
         restart_backoff_s: float = 1.0,
         on_job: Callable[[str], None] | None = None,
+        queue: Any = None,
+        queue_pickup_timeout_s: float = 600.0,
+        queue_max_inflight: int = 4,
     ) -> None:
         if not 0 <= batch <= plan.capacity:
             raise ValueError(f"tree batch {batch} is outside 1..{plan.capacity} (plan {plan.name})")
@@ -233,9 +261,17 @@ class TreeProver:
         self.ready_timeout_s = ready_timeout_s
         self.restart_backoff_s = restart_backoff_s
         self.on_job = on_job  # a line per job and worker (scripts print it)
-        self.max_inflight = 1  # batches proved at once (aggregator.proving.Proving.busy)
+        self.queue = queue  # aggregator.jobs_pg.PgJobQueue (recursion.queue = "postgres") or None
+        self.queue_pickup_timeout_s = queue_pickup_timeout_s
+        # batches proved at once (aggregator.proving.Proving.busy): the local worker proves one
+        self.max_inflight = queue_max_inflight if queue is not None else 1
         self.disabled = ""  # set when no worker can ever serve this deployment (wrong circuit, no keys)
         self.disabled_code = ""
+        if queue is not None and not hashes:
+            self.disabled = (
+                "a queued recursion tree needs the deployed circuit hashes (workers pin keys by them)"
+            )
+            self.disabled_code = CIRCUIT_MISMATCH
         self.info: dict[str, Any] = {}  # the last worker's ready line
         self.restarts = 0  # workers started again after one died or was killed
         self.peak_rss_bytes = 0
@@ -312,7 +348,9 @@ class TreeProver:
         leaves = await worker_leaves(
             job.items, job.leaves, normalizer=self.normalizer, npub=self.plan.npub, metrics=self.metrics
         )
-        run = await self.prove_tree(leaves, job.leaves, batch_id=job.batch_id, root=job.root or None)
+        run = await self.prove_tree(
+            leaves, job.leaves, batch_id=job.batch_id, domain_id=job.domain_id, root=job.root or None
+        )
         return run.proof
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -321,7 +359,25 @@ class TreeProver:
         """Start the level-0 worker in the background (compile + key load take a while; the first
         batch then starts at once). Returns at once."""
         if self._warm is None:
-            self._warm = asyncio.create_task(self._start_level0(), name="tree-worker-warm")
+            run = self._open_queue() if self.queue is not None else self._start_level0()
+            self._warm = asyncio.create_task(run, name="tree-worker-warm")
+
+    async def _open_queue(self) -> None:
+        """Queue mode: open the queue now (its schema is created on first use); a failure is logged,
+        the first job opens it again."""
+        assert self.queue is not None
+        try:
+            await self.queue.open()
+        except Exception as e:  # PostgreSQL not up yet: queue.run retries
+            log.warning("tree: the recursion queue cannot be opened yet (%s)", e)
+            return
+        self.info = {"queue": "postgres", "schema": self.queue.schema, "circuit_hashes": self.circuit_hashes}
+        log.info(
+            "tree: %s jobs go to the PostgreSQL queue (schema %s, queues %s)",
+            self.plan.name,
+            self.queue.schema,
+            ", ".join(self.queue.queue_for(h, KIND_TREE) for h in self.circuit_hashes),
+        )
 
     async def _start_level0(self) -> None:
         async with self._lock:
@@ -349,6 +405,8 @@ class TreeProver:
             self._warm.cancel()
             await asyncio.gather(self._warm, return_exceptions=True)
         await self._stop_worker()
+        if self.queue is not None:
+            await self.queue.close()
 
     def _disable(self, code: str, why: str) -> ProvingFailed:
         self.disabled, self.disabled_code = why, code
@@ -464,6 +522,7 @@ class TreeProver:
         statement_hashes: Sequence[bytes] | None = None,
         *,
         batch_id: int = 0,
+        domain_id: int = 0,
         root: bytes | None = None,
     ) -> TreeRun:
         """The shallowest tree over `leaves` (worker leaves in tree order; every leaf job's chunk of K
@@ -494,7 +553,8 @@ class TreeProver:
             )
         top = len(ranges) - 1
         jobs: list[dict[str, Any]] = []
-        async with self._lock:
+        # the local worker proves one batch at a time; queued batches share the workers
+        async with self._lock if self.queue is None else contextlib.nullcontext():
             t0 = time.monotonic()
             kept = await self._kept_nodes(batch_id)  # read before the progress shows: it counts them
             prog = TreeProgress(batch_id, top, 0, 0, len(ranges[0]))
@@ -504,6 +564,7 @@ class TreeProver:
                 for level, level_ranges in enumerate(ranges):
                     prog.level, prog.done, prog.total = level, 0, len(level_ranges)
                     below, nodes = nodes, []
+                    queued: list[tuple[range, TreeJob, bytes]] = []
                     for j, r in enumerate(level_ranges):
                         fields: dict[str, Any]
                         if level == 0:
@@ -514,11 +575,19 @@ class TreeProver:
                             op, fields = "merge", {"level": level, "children": kids}
                             inputs = _inputs_digest(level, [_node_key(k) for k in kids])
                         out = self._restore(prog, kept.get((level, j)), inputs, r, hashes, level == top)
-                        if out is None:
+                        if out is None and self.queue is not None:
+                            job = self._tree_job(prog, j, {**fields, "top": level == top}, inputs, domain_id)
+                            queued.append((r, job, inputs))
+                            out = {}  # filled in once the level's queued jobs are done
+                        elif out is None:
                             out, took = await self._job(prog, r, hashes, op, **fields, top=level == top)
                             jobs.append(self._job_row(level, out, took))
                             await self._keep(prog, j, inputs, out)
                         nodes.append(out)
+                    if queued:
+                        for j, out, took in await self._queued_level(prog, queued, hashes, level == top):
+                            nodes[j] = out
+                            jobs.append(self._job_row(level, out, took))
             finally:
                 self._progress.pop(batch_id, None)
             wall = time.monotonic() - t0
@@ -701,20 +770,12 @@ class TreeProver:
                 log.error("batch %d: %s; the job is sent to a new worker", prog.batch_id, last.message)
                 continue
             except RemoteError as e:
-                code, fld, msg = str(e.code), e.field, e.message
-                if code == "BAD_LEAF" and op == "leaf":
-                    m = _LEAF_FIELD.match(fld)
-                    bad = [r.start + int(m.group(1))] if m else list(r)
-                    self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="bad_leaf")
-                    raise self._failed(
-                        ProvingFailed(PROVER_BAD_LEAF, f"{fld}: {msg}", bad_leaves=bad)
-                    ) from None
-                if code in _REJECTED:
-                    self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="rejected")
-                    raise self._failed(
-                        ProvingFailed(PROVER_REJECTED, f"level {level}: {code} {fld}: {msg}")
-                    ) from None
-                last = ProvingFailed(PROVER_WORKER_ERROR, f"level {level}: {code} {fld}: {msg}")
+                failed = _remote_failure(e, op, level, r)
+                if failed.code != PROVER_WORKER_ERROR:  # the job itself is wrong: no retry helps
+                    outcome = "bad_leaf" if failed.code == PROVER_BAD_LEAF else "rejected"
+                    self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome=outcome)
+                    raise self._failed(failed) from None
+                last = failed
                 self.metrics.inc("sheaf_recursive_failures_total", code=PROVER_WORKER_ERROR)
                 self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="error")
                 log.error("batch %d: worker error %s", prog.batch_id, last.message)
@@ -746,6 +807,131 @@ class TreeProver:
                 f"level {level} {op} job: gave up after {self.max_attempts} attempts: {last.message}",
             )
         )
+
+    # -- queued jobs (recursion.queue = "postgres") ---------------------------------------------------
+
+    def _tree_job(
+        self, prog: TreeProgress, index: int, fields: dict[str, Any], inputs: bytes, domain_id: int
+    ) -> TreeJob:
+        p = self.plan
+        return TreeJob.for_node(
+            plan={"k": p.k, "npub": p.npub, "fanin": p.fanin, "levels": p.levels},
+            level=prog.level,
+            index=index,
+            fields=fields,
+            circuit_hashes=self.circuit_hashes,
+            inputs=inputs,
+            batch_id=prog.batch_id,
+            domain_id=domain_id,
+            prove_timeout_s=self.job_timeout_s,
+        )
+
+    async def _queued_level(
+        self,
+        prog: TreeProgress,
+        queued: Sequence[tuple[range, TreeJob, bytes]],
+        hashes: Sequence[bytes],
+        top: bool,
+    ) -> list[tuple[int, dict[str, Any], float]]:
+        """A level's jobs, enqueued together so that several workers prove them at once; each output
+        checked and kept as it comes. The first failure (after the queue's retries) fails the batch."""
+        assert self.queue is not None
+        log.info(
+            "batch %d: level %d: %d jobs on queue %s; %s",
+            prog.batch_id,
+            prog.level,
+            len(queued),
+            self.queue.queue_for(self.circuit_hashes[prog.level], KIND_TREE),
+            prog.text(),
+        )
+        tasks = [asyncio.create_task(self._queued_job(prog, r, job, x, hashes, top)) for r, job, x in queued]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failure or our cancellation: the level's other waits end (their jobs may run on)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            exc = None if t.cancelled() else t.exception()
+            if exc is not None:
+                raise exc
+        return [t.result() for t in tasks]
+
+    async def _queued_job(
+        self, prog: TreeProgress, r: range, job: TreeJob, inputs: bytes, hashes: Sequence[bytes], top: bool
+    ) -> tuple[int, dict[str, Any], float]:
+        assert self.queue is not None
+        lv = str(job.level)
+        t0 = time.monotonic()
+        try:
+            res: JobResult = await self.queue.run(
+                job, max_attempts=self.max_attempts, pickup_timeout_s=self.queue_pickup_timeout_s
+            )
+            out = res.extra.get("output")
+            if not isinstance(out, dict):
+                raise ProvingFailed(PROVER_WORKER_ERROR, f"level {job.level}: the job's result has no output")
+            self._check_output(job.level, out, r, hashes, top)
+        except ProvingFailed as e:
+            self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="failed")
+            if e.bad_leaves:  # the worker names them within the job: the batch's are r's
+                e = ProvingFailed(e.code, e.message, bad_leaves=[r[i] for i in e.bad_leaves if i < len(r)])
+            raise self._failed(e) from None
+        wall = time.monotonic() - t0
+        prog.done += 1
+        self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="proved")
+        self.metrics.observe("sheaf_tree_job_seconds", wall, JOB_BUCKETS, level=lv)
+        line = f"level {job.level} {job.op} job {job.index} over {len(r)} proofs by worker {res.worker}"
+        log.info("batch %d: %s in %.1f s; %s", prog.batch_id, line, wall, prog.text())
+        self._note(f"{self.plan.name}: {line}")
+        await self._keep(prog, job.index, inputs, out)
+        return job.index, out, wall
+
+    async def run_job(self, job: TreeJob) -> JobResult:
+        """`aggregator worker`'s side of a queued job: one attempt (the queue retries, possibly
+        elsewhere) on this process's worker of the job's level, started on demand with the pinned keys
+        checked (the same _worker_for as local proving), one job at a time. The worker's Output is in
+        extra["output"]; the leader checks it (_check_output) as it checks a local one."""
+        p = self.plan
+        if job.plan != {"k": p.k, "npub": p.npub, "fanin": p.fanin, "levels": p.levels} or tuple(
+            job.circuit_hashes
+        ) != tuple(self.circuit_hashes):
+            raise ProvingFailed(CIRCUIT_MISMATCH, f"job {job.job_id} is not for {p.name} on these circuits")
+        leaves = job.fields.get("leaves") or []
+        async with self._lock:
+            try:
+                w = await self._worker_for(job.level)
+            except ProcessError as e:  # did not start or get ready: the queue retries
+                self._lost = True
+                raise ProvingFailed(PROVER_UNAVAILABLE, f"level-{job.level} worker: {e.message}") from None
+            self._job_level = job.level
+            try:
+                out = await w.request(job.op, timeout=job.prove_timeout_s, **job.fields)
+            except ProcessError as e:
+                self._w, self._lost = None, True
+                self.workers.append(w.summary())
+                if e.code == ProcessError.TIMEOUT:
+                    await w.kill()
+                    raise ProvingFailed(
+                        PROVER_TIMEOUT, f"no answer after {job.prove_timeout_s:.0f} s"
+                    ) from None
+                rc = await w.wait()
+                raise ProvingFailed(
+                    PROVER_CRASHED, f"level-{job.level} worker pid {w.pid} exited with {rc}"
+                ) from None
+            except RemoteError as e:
+                raise _remote_failure(e, job.op, job.level, range(len(leaves))) from None
+            finally:
+                self._job_level = -1
+                self._sample(w)
+        try:
+            proof = bytes.fromhex(str(out["proof"]).removeprefix("0x"))
+            chash = str(out["circuit_hash"]).lower()
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProvingFailed(
+                PROVER_WORKER_ERROR, f"level {job.level}: unreadable job answer ({e})"
+            ) from None
+        self.metrics.inc("sheaf_tree_jobs_total", level=str(job.level), outcome="proved")
+        return JobResult(proof, [], chash, int(out.get("prove_ms") or 0), extra={"output": out})
 
     def _check_output(
         self, level: int, out: dict[str, Any], r: range, hashes: Sequence[bytes], top: bool

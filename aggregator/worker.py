@@ -13,6 +13,16 @@ then verifies the proof with the circuit's verifying key before storing it. A wo
 `concurrency` prover processes per circuit once used (each holds the proving key in memory; a proof
 uses every core, so more than one per machine rarely pays).
 
+A worker also proves recursion-tree jobs (aggregator.jobs.TreeJob, one leaf or merge job of a level)
+for the tree levels whose keys it finds under `--tree-cache` (default: the `tree/` next to --cache;
+`<hash[:32]>/` entries as `sheaf-gnark tree setup` writes them): it listens to those levels' queues
+and runs each job with aggregator.tree_prover.TreeProver.run_job, i.e. a `sheaf-gnark tree serve
+--level L` process started on demand for the job's level with the keys pinned by the job's circuit
+hashes (level L's proving key, the vks below; its ready line must name the same circuits), kept for
+the next job of that level and replaced by a job of another level. One tree process at a time per
+worker: a tree job takes ~5-6 GB and every core, and starting a level costs a key load, so keeping
+one warm process for the level in demand is the simplest thing that works.
+
 Heartbeats, retries and the recovery of a killed worker's job are the queue's (aggregator.jobs_pg).
 """
 
@@ -25,11 +35,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from aggregator.jobs import CIRCUIT_MISMATCH, KEYS_MISSING, PROVER_WORKER_ERROR, JobResult, ProofJob
+from aggregator.jobs import (
+    CIRCUIT_MISMATCH,
+    KEYS_MISSING,
+    KIND_TREE,
+    PROVER_WORKER_ERROR,
+    JobResult,
+    TreeJob,
+    Unit,
+)
 from aggregator.jobs_pg import PgJobQueue, queue_for
 from aggregator.metrics import Metrics
 from aggregator.proving import ProvingFailed
 from aggregator.recursion import RecursiveProver
+from aggregator.tree_prover import TreeProver
+from sheaf.recursion_tree import TreePlan
 
 log = logging.getLogger("sheaf.worker")
 
@@ -65,6 +85,24 @@ def scan_keys(cache_dir: Path) -> dict[str, Keys]:
     return out
 
 
+def scan_tree_keys(cache_dir: Path) -> dict[str, int]:
+    """The complete tree key entries under cache_dir (meta.json naming its level and circuit, pk.dump,
+    vk.bin): circuit hash -> level."""
+    out: dict[str, int] = {}
+    if not cache_dir.is_dir():
+        return out
+    for meta_path in sorted(cache_dir.glob("*/meta.json")):
+        d = meta_path.parent
+        try:
+            meta = json.loads(meta_path.read_text())
+            h, level = str(meta["circuit_hash"]).lower(), int(meta["level"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if d.name == h[:32] and (d / "pk.dump").is_file() and (d / "vk.bin").is_file():
+            out[h] = level
+    return out
+
+
 class ProvingWorker:
     """The executor of one `aggregator worker` process (see the module docstring)."""
 
@@ -78,6 +116,7 @@ class ProvingWorker:
         circuits: list[str] | None = None,
         ready_timeout_s: float = 7200.0,
         verify: bool = True,
+        tree_cache_dir: str = "",
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -92,6 +131,8 @@ class ProvingWorker:
         self.keys: dict[str, Keys] = {}
         self._pools: dict[str, asyncio.Queue[RecursiveProver]] = {}
         self._provers: list[RecursiveProver] = []
+        self.tree_cache_dir = Path(tree_cache_dir) if tree_cache_dir else self.cache_dir.parent / "tree"
+        self._trees: dict[tuple[str, ...], TreeProver] = {}  # by the deployment's circuit hashes
         self.jobs_done = 0
 
     def served(self) -> dict[str, Keys]:
@@ -100,6 +141,11 @@ class ProvingWorker:
         if not self.only:
             return dict(self.keys)
         return {h: k for h, k in self.keys.items() if any(h.startswith(p) for p in self.only)}
+
+    def served_tree(self) -> dict[str, int]:
+        """The tree levels this worker proves: circuit hash -> level, narrowed to --circuit."""
+        keys = scan_tree_keys(self.tree_cache_dir)
+        return {h: lv for h, lv in keys.items() if not self.only or any(h.startswith(p) for p in self.only)}
 
     def _pool(self, k: Keys) -> asyncio.Queue[RecursiveProver]:
         pool = self._pools.get(k.circuit_hash)
@@ -131,7 +177,9 @@ class ProvingWorker:
         for k in self.served().values():
             self._pool(k)
 
-    async def execute(self, unit: ProofJob) -> JobResult:
+    async def execute(self, unit: Unit) -> JobResult:
+        if isinstance(unit, TreeJob):
+            return await self._execute_tree(unit)
         k = self.keys.get(unit.circuit_hash) or self.served().get(unit.circuit_hash)
         if k is None:
             raise ProvingFailed(
@@ -158,8 +206,36 @@ class ProvingWorker:
             res.proof, res.leaves, res.circuit_hash or k.circuit_hash, res.prove_ms, self.queue.name
         )
 
+    async def _execute_tree(self, job: TreeJob) -> JobResult:
+        """One tree job on this worker's TreeProver of the job's deployment (run_job: its level's
+        `tree serve` process, pinned keys); the leader checks the output."""
+        if job.circuit_hash not in self.served_tree():
+            raise ProvingFailed(
+                KEYS_MISSING,
+                f"worker {self.queue.name} has no keys for tree level {job.level} (circuit "
+                f"{job.circuit_hash[:16]}) under {self.tree_cache_dir}",
+            )
+        key = tuple(job.circuit_hashes)
+        tp = self._trees.get(key)
+        if tp is None:
+            p = job.plan
+            tp = TreeProver(
+                TreePlan(k=p["k"], npub=p["npub"], fanin=p["fanin"], levels=p["levels"]),
+                circuit_hashes=job.circuit_hashes,
+                metrics=Metrics(),
+                binary=self.binary,
+                cache_dir=self.tree_cache_dir,
+                max_attempts=1,  # the queue retries (possibly on another worker)
+                ready_timeout_s=self.ready_timeout_s,
+            )
+            self._trees[key] = tp
+        res = await tp.run_job(job)
+        self.jobs_done += 1
+        return JobResult(res.proof, [], res.circuit_hash, res.prove_ms, self.queue.name, res.extra)
+
     async def close(self) -> None:
         await asyncio.gather(*(p.close() for p in self._provers), return_exceptions=True)
+        await asyncio.gather(*(t.close() for t in self._trees.values()), return_exceptions=True)
 
 
 async def run_worker(
@@ -176,6 +252,7 @@ async def run_worker(
     drain_s: float = 30.0,
     ready_timeout_s: float = 7200.0,
     preload: bool = False,
+    tree_cache_dir: str = "",
 ) -> int:
     """Serve until SIGTERM/SIGINT. Returns 0, or 2 when there is no circuit to serve."""
     q = PgJobQueue(url, schema=schema, stalled_after_s=stalled_after_s, name=name, pool_max=concurrency + 3)
@@ -186,17 +263,28 @@ async def run_worker(
         concurrency=concurrency,
         circuits=circuits,
         ready_timeout_s=ready_timeout_s,
+        tree_cache_dir=tree_cache_dir,
     )
-    served = w.served()
-    if not served:
+    served, tree = w.served(), w.served_tree()
+    if not served and not tree:
         what = f" matching {', '.join(w.only)}" if w.only else ""
         print(
-            f"{KEYS_MISSING}: no recursion keys{what} under {w.cache_dir} (copy the deployment's key "
-            "cache entries <hash[:32]>/ here, or point --cache at them)",
+            f"{KEYS_MISSING}: no recursion keys{what} under {w.cache_dir} nor tree keys under "
+            f"{w.tree_cache_dir} (copy the deployment's key cache entries <hash[:32]>/ there, or point "
+            "--cache / --tree-cache at them)",
             file=sys.stderr,
         )
         return 2
-    queues = sorted({queue_for(h) for h in served})
+    queues = sorted({queue_for(h) for h in served} | {queue_for(h, KIND_TREE) for h in tree})
+    for h, lv in sorted(tree.items(), key=lambda x: x[1]):
+        log.info(
+            "worker %s: serves tree level %d circuit %s (keys %s) on queue %s",
+            q.name,
+            lv,
+            h[:16],
+            w.tree_cache_dir / h[:32],
+            queue_for(h, KIND_TREE),
+        )
     for h, k in sorted(served.items()):
         log.info(
             "worker %s: serves circuit %s (b%d p%d k%d, keys %s) on queue %s",

@@ -63,7 +63,6 @@ from aggregator.records import KIND_RECURSIVE, BatchState, ChainInfo, Submission
 from aggregator.recursion import (
     KIND_TREE,
     TREE_MANIFEST_INVALID,
-    TREE_QUEUE_UNSUPPORTED,
     RecursionPlanError,
     RecursiveProver,
     plan_recursion,
@@ -136,9 +135,9 @@ def test_plan_recursion_tree() -> None:
         with pytest.raises(RecursionPlanError) as e:
             plan_recursion(rc, registry_verifier=ADAPTER, manifest=man)
         assert e.value.code == CIRCUIT_MISMATCH and words in e.value.message, e.value.message
-    with pytest.raises(RecursionPlanError) as e:
-        plan_recursion(RecursionConfig(queue="postgres"), registry_verifier=ADAPTER, manifest=man)
-    assert e.value.code == TREE_QUEUE_UNSUPPORTED
+    # the tree's jobs may go to the PostgreSQL queue (aggregator worker processes prove them)
+    pq = plan_recursion(RecursionConfig(queue="postgres"), registry_verifier=ADAPTER, manifest=man)
+    assert (pq.kind, pq.circuit_hashes) == (KIND_TREE, (H0, H1))
     for bad in (
         tree_manifest(circuit_hashes=[H0]),  # one hash for two levels
         tree_manifest(circuit_hashes=[H0, "xyz"]),

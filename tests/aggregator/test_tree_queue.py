@@ -18,6 +18,7 @@ The leader is a TreeProver with the queue, as `aggregator run` builds it.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -265,3 +266,81 @@ async def test_a_worker_serves_only_the_levels_it_has_keys_for(env: Env) -> None
     assert rc == 0
     log = (env.tmp / "worker-a.log").read_text()
     assert "serves tree level 0" in log and "serves tree level 1" not in log
+
+
+@pytest.mark.skipif(
+    os.environ.get("SHEAF_TREE_PROVE") != "1",
+    reason="set SHEAF_TREE_PROVE=1 (real tree proving on the queue: cached K=2/F=2 tree keys in "
+    "$SHEAF_CACHE/tree, two ~5.6 GB leaf jobs at once, minutes)",
+)
+async def test_real_tree_batch_split_across_two_workers(pg_server: LocalPostgres, tmp_path: Path) -> None:
+    """Real proofs, real `sheaf-gnark tree serve`: 3 proofs (2 snarkjs of one vk + 1 gnark: leaf jobs
+    [2] + [1]) through the queue, the two leaf jobs proved by two `aggregator worker` processes at
+    once, the merge after; the top's root is the flat batch's. Prints each run's worker and time."""
+    from agg_helpers import SRS, fixture_inputs
+
+    from aggregator.leaves import leaf_statement_hash
+    from aggregator.merkle import merkle_root
+    from aggregator.recursion import worker_leaf
+    from normalizers.api import Normalizer, ProofInput
+    from sheaf.recursion_tree import tree_cache_root
+
+    cache = tree_cache_root(None)
+    metas = [json.loads(m.read_text()) for m in cache.glob("*/meta.json")]
+    by_level = {int(m["level"]): str(m["circuit_hash"]) for m in metas}
+    hashes = [by_level[lv] for lv in range(PLAN.levels + 1)]
+    inputs = {i.name: i for i in fixture_inputs()}
+    names = ["snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1", "gnark/groth16_n1"]
+    with Normalizer(srs=SRS, groth16_backend="groth16py") as n:
+        leaves = [
+            await worker_leaf(
+                ProofInput(i.scheme, i.format, i.proof, i.vk, public=i.public), normalizer=n, npub=1
+            )
+            for i in (inputs[x] for x in names)
+        ]
+    url, schema = pg_server.url(), "q_" + uuid.uuid4().hex[:12]
+    binary = str(ROOT / "build" / "bin" / "sheaf-gnark")
+
+    def worker(name: str) -> subprocess.Popen[bytes]:
+        cmd = [
+            *(sys.executable, "-m", "aggregator.cli", "worker", "--db-url", url, "--schema", schema),
+            *("--name", name, "--worker-bin", binary, "--tree-cache", str(cache)),
+            *("--cache", str(tmp_path / "no-flat-keys"), "--drain-s", "0"),
+        ]
+        log = open(tmp_path / f"{name}.log", "wb")
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    q = PgJobQueue(url, schema=schema, name="leader")
+    workers = [worker(x) for x in ("worker-a", "worker-b")]
+    prover = TreeProver(
+        PLAN, circuit_hashes=hashes, binary=binary, cache_dir=cache, metrics=Metrics(), queue=q
+    )
+    try:
+        await listening(q, 2)
+        prover.start()
+        t0 = time.monotonic()
+        run = await prover.prove_tree(leaves, batch_id=1, domain_id=1)
+        wall = time.monotonic() - t0
+        assert run.count == 3 and run.root == merkle_root([leaf_statement_hash(x) for x in leaves])
+        assert len(run.proof) > 0
+        jobs = await rows(q, "SELECT job_id, worker, state FROM sheaf_jobs ORDER BY job_id")
+        leafs = [r for r in jobs if "-l0-" in r["job_id"]]
+        assert len(leafs) == 2 and {r["worker"] for r in leafs} == {"worker-a", "worker-b"}, jobs
+        runs = await rows(
+            q,
+            "SELECT job_id, worker, outcome, EXTRACT(EPOCH FROM finished_at - started_at) AS s, "
+            "started_at FROM sheaf_job_runs ORDER BY started_at",
+        )
+    finally:
+        await prover.close()
+        for w in workers:
+            stop(w)
+        await q.close()
+    print(
+        f"\n[tree queue, real] 3 proofs, 2 workers: {wall:.1f}s from enqueue to top; runs "
+        + "; ".join(
+            f"{r['job_id'].split('-')[-3:]} on {r['worker']} {float(r['s']):.1f}s {r['outcome']}"
+            for r in runs
+        ),
+        file=sys.stderr,
+    )

@@ -31,7 +31,7 @@ from aggregator.client import AggregatorError, AsyncClient
 from aggregator.config import Config, load_key
 from aggregator.operator import OperatorProcess
 from aggregator.recursion import cache_root
-from aggregator.worker import run_worker
+from aggregator.worker import parse_listen, run_worker
 from normalizers import cli as ncli
 from normalizers.api import Normalizer
 from sheaf.errors import SheafError, status_of
@@ -161,6 +161,11 @@ def cmd_worker(a: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be >= 1")
     if a.heartbeat_s <= 0 or a.stalled_after_s < 2 * a.heartbeat_s:
         raise ConfigError("--stalled-after-s must be at least twice --heartbeat-s (> 0)")
+    if a.http_listen:
+        try:
+            parse_listen(a.http_listen)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
     cache = a.cache or cache_root(rc)
     setup_logging(a.log_level, _log_format(a))
     try:
@@ -179,6 +184,8 @@ def cmd_worker(a: argparse.Namespace) -> int:
                 ready_timeout_s=rc.ready_timeout_s,
                 preload=a.preload,
                 tree_cache_dir=a.tree_cache or str(Path(cache).parent / "tree"),
+                http_listen=a.http_listen or "",
+                ready_file=a.ready_file or "",
             )
         )
     except (psycopg.OperationalError, pexc.ConnectorException) as e:
@@ -457,6 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--drain-s", type=float, default=30.0, help="on SIGTERM, let a running job finish this long"
     )
+    w.add_argument(
+        "--http-listen",
+        help="serve /healthz, /readyz and /metrics on HOST:PORT (port 0: a free one); default: none",
+    )
+    w.add_argument("--ready-file", help="write the bound HTTP port here as JSON once serving")
     w.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     add_log_format_argument(w, "json", sub=True)
     w.set_defaults(fn=cmd_worker)

@@ -530,3 +530,37 @@ async def check_exactly_once(target: str, env: ChainEnv, acked: dict[str, bytes]
     ]
     assert sorted(ids) == list(range(1, last + 1)), ids
     return last
+
+
+# The tree tests' batch: a gnark proof (the oldest) and two snarkjs proofs of one vk, i.e. leaf jobs
+# [snarkjs, snarkjs] + [gnark] under K=2, then one merge.
+TREE_BATCH = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
+
+
+def tree_services(db: Path) -> tuple[Normalizer, Any]:
+    """(normalizer, service(prover)): a started Service on the SQLite file `db` with its batcher and
+    Proving running the given tree prover, as `aggregator run` builds it (no chain: ChainInfo zero)."""
+    from aggregator.admission import ProofVerifier
+    from aggregator.config import RecursionConfig
+    from aggregator.metrics import Metrics
+    from aggregator.records import ChainInfo
+    from aggregator.service import Service
+    from aggregator.store import SqliteStore
+
+    n = Normalizer(srs=SRS, groth16_backend="groth16py")
+    cfg = Config(
+        db_path=str(db),
+        max_wait_ms=3_600_000,
+        recursion=RecursionConfig(max_wait_ms=200),
+        groth16_backend="groth16py",
+        srs_path=str(SRS),
+    )
+
+    def service(p: Any) -> Service:
+        s = Service(
+            cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, "0x" + "00" * 20), Metrics(), p
+        )
+        s.start()
+        return s
+
+    return n, service

@@ -34,16 +34,16 @@ import aiohttp
 import pytest
 from agg_helpers import (
     OWNER_KEY,
-    SRS,
     SUBMITTER_KEY,
+    TREE_BATCH,
     ChainEnv,
     deploy_for_recursion,
     fixture_inputs,
     make_config,
+    tree_services,
 )
 
 from aggregator import explorer
-from aggregator.admission import ProofVerifier
 from aggregator.app import App
 from aggregator.chain import Chain
 from aggregator.client import AsyncClient
@@ -67,8 +67,6 @@ from aggregator.recursion import (
     RecursiveProver,
     plan_recursion,
 )
-from aggregator.service import Service
-from aggregator.store import SqliteStore
 from aggregator.tree_prover import TreeProver, select_tree_batch
 from bench.standins import tree as tree_standin
 from bench.standins import write_binary
@@ -77,7 +75,7 @@ from deploy.anvil import Anvil
 from deploy.api import load_manifest, registry
 from deploy.chain import connect
 from deploy.tree import deploy_tree_verifier, export_tree_verifiers
-from normalizers.api import Normalizer, ProofInput
+from normalizers.api import ProofInput
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_tree import TreePlan
 from sheaf.v1 import aggregator_pb2 as pb
@@ -485,20 +483,8 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
     SIGNED, ready to post, leaves in tree order, no tree node left behind."""
     monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.2")
     inputs = {i.name: i for i in fixture_inputs()}
-    names = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
-    n = Normalizer(srs=SRS, groth16_backend="groth16py")
-    cfg = Config(
-        db_path=str(tmp_path / "agg.db"),
-        max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=200),
-        groth16_backend="groth16py",
-        srs_path=str(SRS),
-    )
-
-    def service(p: TreeProver) -> Service:
-        s = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), p)
-        s.start()
-        return s
+    names = TREE_BATCH
+    n, service = tree_services(tmp_path / "agg.db")
 
     p1, p2 = standin.prover(normalizer=n), standin.prover(normalizer=n)
     first, second = service(p1), None

@@ -29,23 +29,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agg_helpers import SRS, fixture_inputs
+from agg_helpers import TREE_BATCH, fixture_inputs, tree_services
 from test_agg_store import BACKENDS
 
 from aggregator import store as store_mod
 from aggregator import store_pg as store_pg_mod
-from aggregator.admission import ProofVerifier
-from aggregator.config import Config, RecursionConfig
 from aggregator.leaves import leaf_statement_hash
 from aggregator.merkle import merkle_root
 from aggregator.metrics import Metrics
-from aggregator.records import KIND_RECURSIVE, BatchState, ChainInfo, NewProof, Submission
+from aggregator.records import KIND_RECURSIVE, BatchState, NewProof, Submission
 from aggregator.service import Service
 from aggregator.store import MIGRATIONS, SqliteStore, Store, StoreThread, TreeNode
 from aggregator.store_pg import PG_MIGRATIONS
 from aggregator.tree_prover import TreeProver
 from bench.standins.tree import make_keys, proof_of
-from normalizers.api import Normalizer
 from sheaf.hashing import keccak256
 from sheaf.paths import REPO_ROOT
 from sheaf.recursion_tree import TreePlan
@@ -135,20 +132,8 @@ async def test_a_restart_sends_only_the_unfinished_jobs(
 ) -> None:
     monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.8")  # room to stop mid-level
     inputs = {i.name: i for i in fixture_inputs()}
-    names = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
-    n = Normalizer(srs=SRS, groth16_backend="groth16py")
-    cfg = Config(
-        db_path=str(tmp_path / "agg.db"),
-        max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=200),
-        groth16_backend="groth16py",
-        srs_path=str(SRS),
-    )
-
-    def service(p: TreeProver) -> Service:
-        s = Service(cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, ZERO), Metrics(), p)
-        s.start()
-        return s
+    names = TREE_BATCH
+    n, service = tree_services(tmp_path / "agg.db")
 
     p1, p2 = standin.prover(normalizer=n), standin.prover(normalizer=n)
     first: Service | None = service(p1)

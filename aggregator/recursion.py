@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aggregator.config import RecursionConfig
 from aggregator.jobs import (
@@ -62,7 +61,6 @@ from normalizers.api import ProofInput
 from sheaf.errors import FAILED_PRECONDITION, SheafError
 from sheaf.gnark_process import GnarkProcess, ProcessError, RemoteError
 from sheaf.paths import BinaryNotFound, gnark_binary
-from sheaf.recursion_keys import setup_lock_path
 from sheaf.recursion_tree import TreePlan
 
 log = logging.getLogger("sheaf.recursion")
@@ -342,42 +340,16 @@ class RecursiveProver:
             raise
         if not self.allow_setup:
             self._check_pinned_keys()
-            w = await ProverWorker.spawn(argv, name="recursive worker", on_stderr=self._on_stderr)
-            self._proc = w
-            log.info("recursive worker pid %d starting (pinned keys only): %s", w.pid, " ".join(argv))
-            await w.wait_ready(self.ready_timeout_s)
-            return w
-        # until the keys are loaded, no other Sheaf process may run a dev setup of this shape into
-        # the same cache (sheaf-deploy takes the same lock): the worker may be the one creating them
-        lock = await self._setup_lock()
-        try:
-            w = await ProverWorker.spawn(argv, name="recursive worker", on_stderr=self._on_stderr)
-            self._proc = w
-            log.info("recursive worker pid %d starting: %s", w.pid, " ".join(argv))
-            await w.wait_ready(self.ready_timeout_s)  # kills it on failure, timeout or cancellation
-        finally:
-            lock.close()  # releases the flock
+        # On a cold cache the worker may run the dev setup itself: sheaf-gnark locks the key cache
+        # entry (gnark/aggregation/keylock.go) for every `aggregate` command, so a second process
+        # (sheaf-deploy, another worker) waits for the first one's keys; that wait counts toward
+        # ready_timeout_s, which has to cover a setup anyway.
+        w = await ProverWorker.spawn(argv, name="recursive worker", on_stderr=self._on_stderr)
+        self._proc = w
+        pinned = "" if self.allow_setup else " (pinned keys only)"
+        log.info("recursive worker pid %d starting%s: %s", w.pid, pinned, " ".join(argv))
+        await w.wait_ready(self.ready_timeout_s)  # kills it on failure, timeout or cancellation
         return w
-
-    async def _setup_lock(self) -> IO[str]:
-        cache = Path(self.cache_dir) if self.cache_dir else None
-        path = setup_lock_path(self.batch, self.npub, cache, self.plonk)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a")  # held across awaits: closed by the caller (or below on failure)
-        waited = False
-        try:
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    return f
-                except BlockingIOError:
-                    if not waited:
-                        log.info("waiting for another process's setup of %s (%s)", self.shape, path)
-                        waited = True
-                    await asyncio.sleep(0.5)
-        except BaseException:
-            f.close()
-            raise
 
     async def _supervise(self) -> None:
         backoff = self.restart_backoff_s
@@ -460,7 +432,8 @@ class RecursiveProver:
             if pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)
-        (log.info if line.startswith("aggregate:") else log.debug)("worker %d: %s", pid, line)
+        # "keys: another process is setting up ...; waiting for it" (keylock.go) is worth seeing too
+        (log.info if line.startswith(("aggregate:", "keys:")) else log.debug)("worker %d: %s", pid, line)
 
     def _sample_rss(self, w: ProverWorker) -> None:
         self.peak_rss_bytes = max(self.peak_rss_bytes, w.peak_rss_bytes())

@@ -50,7 +50,7 @@ from deploy.registry import owned_registry, use_aggregation_verifier
 from sheaf.hashing import keccak256
 from sheaf.paths import REPO_ROOT, BinaryNotFound
 from sheaf.paths import gnark_binary as find_gnark_binary
-from sheaf.recursion_keys import setup_lock, verifier_key
+from sheaf.recursion_keys import verifier_key
 
 ADAPTER = "Groth16AggregationAdapter"
 GENERATED_DIR = Path("build") / "recursion"  # relative to the repo root (= the source names' root)
@@ -131,8 +131,7 @@ def export_aggregation_verifier(
     name = verifier_key(batch, npub, plonk)
     log(f"recursion {name}: sheaf-gnark aggregate setup (a cold dev setup takes minutes)")
     t0 = time.monotonic()
-    with setup_lock(batch, npub, cache, plonk):
-        raw = _run_gnark(["aggregate", "setup", *shape], binary, env, "aggregate setup")
+    raw = _run_gnark(["aggregate", "setup", *shape], binary, env, "aggregate setup")
     try:
         info: dict[str, Any] = json.loads(raw)
         circuit_hash = str(info["circuit_hash"])
@@ -362,7 +361,7 @@ def prove_outer(
         cmd += ["--cache", str(cache)]
     cmd += ["--in", str(wd / "batch.json"), "--out", str(wd / "proof.json")]
     t0 = time.monotonic()
-    with setup_lock(batch, npub, cache, plonk), open(wd / "prove.log", "w") as errf:
+    with open(wd / "prove.log", "w") as errf:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -113,7 +113,7 @@ class Proving:
                 "sheaf_recursive_inflight", "Recursive batches being proved (or waiting for the worker)"
             )
             m.gauge("sheaf_recursive_inflight", lambda: {(): float(len(self._inflight))})
-            m.describe("sheaf_recursive_failures_total", "Recursive proving failures by code")
+            # sheaf_recursive_failures_total: described with the prover's (describe_recursive_metrics)
             m.describe(
                 "sheaf_recursive_batches_total",
                 "Recursive batches by outcome (proved; failed: leaves re-queued, unfit ones attest-only)",

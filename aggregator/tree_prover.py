@@ -283,6 +283,8 @@ class TreeProver:
         self._warm: asyncio.Task[None] | None = None
         self._progress: dict[int, TreeProgress] = {}
         self._job_level = -1  # the level of the job with a worker now (-1: none)
+        # queue mode: jobs waiting on the queue's workers, by level (several batches and jobs at once)
+        self._queued: collections.Counter[int] = collections.Counter()
         self._last_peak: dict[int, int] = {}  # level -> the last job's peak RSS (bytes)
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._db: StoreThread | None = None  # where finished jobs' outputs are kept (use_store)
@@ -296,8 +298,8 @@ class TreeProver:
         m.describe("sheaf_tree_worker_level", "Level of the running tree worker (-1: none)")
         m.gauge("sheaf_recursive_worker_ready", lambda: {(): 1.0 if self._w is not None else 0.0})
         m.gauge("sheaf_recursive_worker_peak_rss_bytes", lambda: {(): float(self.peak_rss_bytes)})
-        m.gauge("sheaf_recursive_proving", lambda: {(): 1.0 if self._job_level >= 0 else 0.0})
-        m.gauge("sheaf_tree_proving_level", lambda: {(): float(self._job_level)})
+        m.gauge("sheaf_recursive_proving", lambda: {(): float(self._proving_now())})
+        m.gauge("sheaf_tree_proving_level", lambda: {(): float(self._proving_level())})
         m.gauge("sheaf_tree_worker_level", lambda: {(): float(self._w.level if self._w else -1)})
         m.gauge(
             "sheaf_tree_job_peak_rss_bytes",
@@ -332,6 +334,14 @@ class TreeProver:
         """The current worker process (starting or ready), if it runs."""
         w = self._starting or self._w
         return w.pid if w is not None and w.alive else None
+
+    def _proving_now(self) -> int:
+        """Tree jobs being proved now: the local worker's, or those out on the queue."""
+        return (self._job_level >= 0) + sum(self._queued.values())
+
+    def _proving_level(self) -> int:
+        """The highest level with a job being proved now (-1: none)."""
+        return max([self._job_level, *(lv for lv, n in self._queued.items() if n > 0)])
 
     def use_store(self, db: StoreThread) -> None:
         """Keep every finished job's checked output of a stored batch in `db` (Proving calls this), so a
@@ -863,6 +873,7 @@ class TreeProver:
         assert self.queue is not None
         lv = str(job.level)
         t0 = time.monotonic()
+        self._queued[job.level] += 1
         try:
             res: JobResult = await self.queue.run(
                 job, max_attempts=self.max_attempts, pickup_timeout_s=self.queue_pickup_timeout_s
@@ -876,6 +887,8 @@ class TreeProver:
             if e.bad_leaves:  # the worker names them within the job: the batch's are r's
                 e = ProvingFailed(e.code, e.message, bad_leaves=[r[i] for i in e.bad_leaves if i < len(r)])
             raise self._failed(e) from None
+        finally:
+            self._queued[job.level] -= 1
         wall = time.monotonic() - t0
         prog.done += 1
         self.metrics.inc("sheaf_tree_jobs_total", level=lv, outcome="proved")

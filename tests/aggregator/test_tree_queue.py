@@ -186,13 +186,19 @@ async def test_two_workers_share_a_batchs_leaf_jobs(env: Env) -> None:
         prover.start()
         run = asyncio.create_task(prover.prove_tree(LEAVES, batch_id=5, domain_id=1))
         seen: set[str] = set()
+        gauges = prover.metrics.gauges
+        busy: set[tuple[float, float]] = set()  # (jobs being proved, their highest level)
         while not run.done():
             seen.add(prover.progress(5) or "")
+            busy.add((gauges["sheaf_recursive_proving"]()[()], gauges["sheaf_tree_proving_level"]()[()]))
             await asyncio.sleep(0.05)
         got = await run
         assert got.top == want.top and got.proof == want.proof and got.count == 4
         assert got.root == want.root
         assert {"level 0 of 1, 0 of 2 jobs done", "level 1 of 1, 0 of 1 jobs done"} <= seen, seen
+        # the metrics show the jobs out on the queue: both leaf jobs at once, then the merge; none after
+        assert {(2.0, 0.0), (1.0, 1.0)} <= busy, busy
+        assert gauges["sheaf_recursive_proving"]()[()] == 0 and gauges["sheaf_tree_proving_level"]()[()] == -1
         jobs = await rows(q, "SELECT job_id, worker, state FROM sheaf_jobs ORDER BY job_id")
         leafs = [r for r in jobs if "-l0-" in r["job_id"]]
         assert len(jobs) == 3 and all(r["state"] == "done" for r in jobs)

@@ -14,6 +14,7 @@ import (
 // Usage of `sheaf-gnark tree`.
 const Usage = `usage: sheaf-gnark tree <setup|serve|export-solidity> --k K --npub P --fanin F --levels D [--cache DIR]
   setup            compile every level (leaf, merges), load or INSECURELY generate its keys; JSON summary
+                   --level L: only level L's keys, one process per level (lower levels' keys must exist)
   serve            the tree prover process: ops info, leaf, merge (one process protocol, docs/recursion.md)
                    --level L: a worker for level L's jobs only (keys must exist; lower levels keep their vk only)
   export-solidity  --out-dir DIR: gnark's Solidity verifier of every level's vk, DIR/Verifier_l<L>.sol
@@ -34,14 +35,20 @@ func Run(args []string) error {
 	fs.IntVar(&p.FanIn, "fanin", 4, "children per merge (power of two)")
 	fs.IntVar(&p.Levels, "levels", 1, "merge levels above the leaves")
 	cache := fs.String("cache", CacheRoot(), "key cache directory")
-	level := fs.Int("level", -1, "serve: prove only this level's jobs (-1: every level, setting up missing keys)")
+	level := fs.Int("level", -1, "serve: prove only this level's jobs; setup: set up only this level (-1: every level)")
 	outDir := fs.String("out-dir", "", "export-solidity: directory for Verifier_l<L>.sol")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch sub {
 	case "setup":
-		keys, err := SetupLevels(p, *cache, os.Stderr)
+		var keys []*Keys
+		var err error
+		if *level >= 0 {
+			keys, err = SetupLevel(p, *cache, *level, os.Stderr)
+		} else {
+			keys, err = SetupLevels(p, *cache, os.Stderr)
+		}
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,22 @@ func SetupLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
 	return loadLevels(p, cacheRoot, log, p.Levels, func(int) loadMode { return loadOrSetup })
 }
 
+// SetupLevel loads or INSECURELY generates the keys of ONE level: levels below keep only their vk
+// (which must be on disk: set them up first), so a process holds one level's constraint system and
+// proving key at a time (a 64-leaf K=4/F=4 plan's three setups would not fit one 24 GiB process).
+// It is also how a production ceremony proceeds: level by level, each embedding the vk below.
+func SetupLevel(p Plan, cacheRoot string, only int, log io.Writer) ([]*Keys, error) {
+	if only < 0 || only > p.Levels {
+		return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "level", Message: fmt.Sprintf("level must be in [0, %d]", p.Levels)}
+	}
+	return loadLevels(p, cacheRoot, log, only, func(l int) loadMode {
+		if l == only {
+			return loadOrSetup
+		}
+		return vkOnly
+	})
+}
+
 // WorkerLevels is the key set of a worker that proves ONE level's jobs: levels 0..only-1 are
 // compiled for their circuit hash and keep only their vk (what a merge embeds and checks its
 // children against), level `only` keeps its constraint system and proving key; levels above are

@@ -156,3 +156,14 @@ func TestMeasuredJobPeak(t *testing.T) {
 	}
 	_ = sink
 }
+
+// A per-level setup names a level of the plan; the levels below are loaded vk-only (their keys
+// must exist, as for a worker: TestUnitsPinning's vkOnly cases).
+func TestSetupLevelBounds(t *testing.T) {
+	p := Plan{Leaf: LeafShape{K: 2, NPub: 1}, FanIn: 2, Levels: 1}
+	for _, l := range []int{-1, 2} {
+		if _, err := SetupLevel(p, t.TempDir(), l, nil); code(err) != aggregation.CodeBadShape {
+			t.Fatalf("level %d: want %s, got %v", l, aggregation.CodeBadShape, err)
+		}
+	}
+}

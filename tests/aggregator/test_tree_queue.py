@@ -10,6 +10,9 @@ The leader is a TreeProver with the queue, as `aggregator run` builds it.
   after them, and the top Output is exactly the local prover's; the progress text walks the levels;
 - a worker killed (-9, with its tree process) mid-job: its job runs again on the other worker after
   the stalled bound (its runs: lost, then done) and the top is the same;
+- a leader stopped after one leaf job's output was kept in the store (`tree_nodes`, PostgreSQL): the
+  next leader on the same store and queue restores that job (outcome "restored") and enqueues only the
+  other leaf job and the merge; the top is the uninterrupted run's;
 - a worker serves only the levels whose proving key it holds: without the top level's, the leaf jobs
   are proved and the merge waits on its own queue until it is given up (PROVER_UNAVAILABLE);
 - a tree job is self-contained and named by batch, level, circuit and inputs.
@@ -29,12 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_tree_resume import _new_proof
 
 from aggregator.jobs import KIND_TREE, PROVER_UNAVAILABLE, TreeJob, unit_from_json
 from aggregator.jobs_pg import PgJobQueue, queue_for
+from aggregator.leaves import leaf_statement_hash
+from aggregator.merkle import merkle_root
 from aggregator.metrics import Metrics
 from aggregator.pg_local import LocalPostgres
 from aggregator.proving import ProvingFailed
+from aggregator.records import KIND_RECURSIVE
+from aggregator.store import StoreThread
+from aggregator.store_pg import PostgresStore
 from aggregator.tree_prover import TreeProver, TreeRun
 from bench.standins import tree as tree_standin
 from bench.standins import write_binary
@@ -246,6 +255,95 @@ async def test_a_killed_workers_job_runs_again_on_the_other(env: Env) -> None:
         rc = stop(b) if b is not None else 0
         await q.close()
     assert rc == 0, (env.tmp / "worker-b.log").read_text()[-3000:]
+
+
+async def test_a_new_leader_enqueues_only_the_jobs_not_kept(
+    env: Env, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept tree nodes with the queue: the first leader (one worker, so the leaf jobs run one after the
+    other) is stopped once one leaf job's output is kept in the PostgreSQL store; the next leader on
+    the same store and queue restores it and puts only the other leaf job and the merge on the queue."""
+    want = await local_run(env)
+    hashes = [leaf_statement_hash(x) for x in LEAVES]
+    db1: StoreThread | None = StoreThread(PostgresStore(pg_url))
+    assert db1 is not None
+    s = db1.store
+    await db1.run(s.insert_proofs, [_new_proof(h, i) for i, h in enumerate(hashes)])
+    ids = [r.proof_id for r in await db1.run(s.take_queued, 1, KIND_RECURSIVE, 4)]
+    b = await db1.run(s.create_batch, 1, KIND_RECURSIVE, ids, merkle_root(hashes), defer_id=True)
+    q1, q2 = env.queue(), env.queue()
+    w = env.start_worker("worker-a", prove_s=1.5)
+    first, second = env.prover(q1), env.prover(q2)
+    first.use_store(db1)
+    db2: StoreThread | None = None
+    try:
+        await listening(q1, 1)
+        run = asyncio.create_task(
+            first.prove_tree(LEAVES, hashes, batch_id=b.batch_id, domain_id=1, root=b.root)
+        )
+
+        async def one_kept() -> list[Any]:
+            assert not run.done(), run
+            assert db1 is not None
+            return list(await db1.run(s.tree_nodes, b.batch_id))
+
+        await wait_for("a leaf job's node kept", one_kept, 30)
+        assert first.progress(b.batch_id) == "level 0 of 1, 1 of 2 jobs done"
+        run.cancel()  # the leader stops; the other leaf job runs on with the worker
+        await asyncio.gather(run, return_exceptions=True)
+        await first.close()
+        [kept] = await db1.run(s.tree_nodes, b.batch_id)
+        assert (kept.level, kept.circuit_hash) == (0, env.hashes[0])
+        db1.close()
+        db1 = None
+
+        # the next leader: same store, same queue; what it puts on the queue is recorded
+        db2 = StoreThread(PostgresStore(pg_url))
+        second.use_store(db2)
+        sent: list[tuple[int, int]] = []
+        put = q2.run
+
+        async def recorded(unit: TreeJob, **kw: Any) -> Any:
+            sent.append((unit.level, unit.index))
+            return await put(unit, **kw)
+
+        monkeypatch.setattr(q2, "run", recorded)
+        seen: list[str] = []
+        run = asyncio.create_task(
+            second.prove_tree(LEAVES, hashes, batch_id=b.batch_id, domain_id=1, root=b.root)
+        )
+        while not run.done():
+            text = second.progress(b.batch_id)
+            if text and (not seen or seen[-1] != text):
+                seen.append(text)
+            await asyncio.sleep(0.02)
+        got = await run
+        assert got.top == want.top and got.proof == want.proof and got.root == b.root == want.root
+        # only the job without a kept node, then the merge over both leaf nodes
+        assert sent == [(0, 1 - kept.job_index), (1, 0)], sent
+        assert seen[0] == "level 0 of 1, 1 of 2 jobs done" and "level 0 of 1, 0 of 2 jobs done" not in seen
+        m = second.metrics
+        assert m.counter_value("sheaf_tree_jobs_total", level="0", outcome="restored") == 1
+        assert m.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 1
+        assert m.counter_value("sheaf_tree_jobs_total", level="1", outcome="proved") == 1
+        # each job went on the queue once, and the kept one's ran once
+        jobs = await rows(q2, "SELECT job_id, state FROM sheaf_jobs ORDER BY job_id")
+        assert len(jobs) == 3 and all(r["state"] == "done" for r in jobs), jobs
+        assert len(await rows(q2, "SELECT id FROM procrastinate_jobs")) == 3
+        runs = await rows(q2, "SELECT job_id FROM sheaf_job_runs")
+        assert sorted(r["job_id"].split("-")[3:5] for r in runs) == [["l0", "0"], ["l0", "1"], ["l1", "0"]]
+        # the new leader kept what it proved beside the restored node
+        nodes = await db2.run(db2.store.tree_nodes, b.batch_id)
+        assert [(x.level, x.job_index) for x in nodes] == [(0, 0), (0, 1), (1, 0)]
+        assert [x for x in nodes if (x.level, x.job_index) == (0, kept.job_index)] == [kept]
+    finally:
+        await first.close()
+        await second.close()
+        rc = stop(w)
+        for db in (db1, db2):
+            if db is not None:
+                db.close()
+    assert rc == 0, (env.tmp / "worker-a.log").read_text()[-3000:]
 
 
 async def test_a_worker_serves_only_the_levels_it_has_keys_for(env: Env) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from eth_account import Account
@@ -38,6 +38,9 @@ from deploy.anvil import Anvil
 from deploy.compile import compile_contracts
 from normalizers.api import Normalizer, ProofInput
 from sheaf.v1 import aggregator_pb2 as pb
+
+if TYPE_CHECKING:
+    from aggregator.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = ROOT / "tests" / "fixtures"
@@ -537,30 +540,71 @@ async def check_exactly_once(target: str, env: ChainEnv, acked: dict[str, bytes]
 TREE_BATCH = ["gnark/groth16_n1", "snarkjs/mul1_groth16/0", "snarkjs/mul1_groth16/1"]
 
 
-def tree_services(db: Path) -> tuple[Normalizer, Any]:
-    """(normalizer, service(prover)): a started Service on the SQLite file `db` with its batcher and
-    Proving running the given tree prover, as `aggregator run` builds it (no chain: ChainInfo zero)."""
-    from aggregator.admission import ProofVerifier
-    from aggregator.config import RecursionConfig
-    from aggregator.metrics import Metrics
-    from aggregator.records import ChainInfo
-    from aggregator.service import Service
-    from aggregator.store import SqliteStore
+class TreeServices:
+    """Services on one SQLite file, each running a tree prover (see tree_services): `service(p)`
+    starts one; `stop(s)` stops it and closes its prover (an aggregator stopping); the rest are torn
+    down when the `async with` ends."""
 
-    n = Normalizer(srs=SRS, groth16_backend="groth16py")
-    cfg = Config(
-        db_path=str(db),
-        max_wait_ms=3_600_000,
-        recursion=RecursionConfig(max_wait_ms=200),
-        groth16_backend="groth16py",
-        srs_path=str(SRS),
-    )
+    def __init__(self, db: Path) -> None:
+        from aggregator.config import RecursionConfig
 
-    def service(p: Any) -> Service:
+        self.normalizer = Normalizer(srs=SRS, groth16_backend="groth16py")
+        self.cfg = Config(
+            db_path=str(db),
+            max_wait_ms=3_600_000,
+            recursion=RecursionConfig(max_wait_ms=200),
+            groth16_backend="groth16py",
+            srs_path=str(SRS),
+        )
+        self._running: list[tuple[Service, Any]] = []  # (service, its prover), not stopped yet
+
+    def service(self, p: Any) -> Service:
+        """A started Service with its batcher and Proving running the tree prover `p`, as `aggregator
+        run` builds it (no chain: ChainInfo zero)."""
+        from aggregator.admission import ProofVerifier
+        from aggregator.metrics import Metrics
+        from aggregator.records import ChainInfo
+        from aggregator.service import Service
+        from aggregator.store import SqliteStore
+
+        cfg = self.cfg
         s = Service(
-            cfg, SqliteStore(cfg.db_path), ProofVerifier(n), ChainInfo(31337, "0x" + "00" * 20), Metrics(), p
+            cfg,
+            SqliteStore(cfg.db_path),
+            ProofVerifier(self.normalizer),
+            ChainInfo(31337, "0x" + "00" * 20),
+            Metrics(),
+            p,
         )
         s.start()
+        self._running.append((s, p))
         return s
 
-    return n, service
+    async def stop(self, s: Service) -> None:
+        """Stop `s` and close its prover (the tree worker exits)."""
+        [(_, p)] = [x for x in self._running if x[0] is s]
+        self._running = [x for x in self._running if x[0] is not s]
+        await s.stop()
+        await p.close()
+
+    async def close(self) -> None:
+        running, self._running = self._running, []
+        try:
+            for s, _ in running:
+                await s.stop()
+            for _, p in running:
+                await p.close()
+        finally:
+            self.normalizer.close()
+
+
+@contextlib.asynccontextmanager
+async def tree_services(db: Path) -> AsyncIterator[TreeServices]:
+    """`async with tree_services(db) as ts`: ts.normalizer for the tree provers, ts.service(prover)
+    starts a Service on the SQLite file `db` running it, `await ts.stop(s)` stops one mid-test; on
+    exit every Service still running is stopped, then their provers closed and the normalizer."""
+    ts = TreeServices(db)
+    try:
+        yield ts
+    finally:
+        await ts.close()

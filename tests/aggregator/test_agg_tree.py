@@ -484,11 +484,9 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
     monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.2")
     inputs = {i.name: i for i in fixture_inputs()}
     names = TREE_BATCH
-    n, service = tree_services(tmp_path / "agg.db")
-
-    p1, p2 = standin.prover(normalizer=n), standin.prover(normalizer=n)
-    first, second = service(p1), None
-    try:
+    async with tree_services(tmp_path / "agg.db") as ts:
+        p1, p2 = standin.prover(normalizer=ts.normalizer), standin.prover(normalizer=ts.normalizer)
+        first = ts.service(p1)
         ids = {}
         for name in names:  # the gnark proof is the oldest
             i = inputs[name]
@@ -510,11 +508,9 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
         assert [(x["batch_id"], x["stage"], x["progress"]) for x in ov["in_flight"]] == [
             (b.batch_id, "proving", "level 1 of 1, 0 of 1 jobs done")
         ]
-        await first.stop()  # mid-merge: the batch stays PENDING
-        await p1.close()
-        first = None
+        await ts.stop(first)  # mid-merge: the batch stays PENDING
 
-        second = service(p2)
+        second = ts.service(p2)
         store = second.db.store
         while not (signed := await second.db.run(store.batches_in, BatchState.SIGNED)):
             assert time.monotonic() < deadline, "the resumed batch was not proved"
@@ -534,13 +530,6 @@ async def test_service_batches_proves_and_resumes_with_the_tree(
         assert m2.counter_value("sheaf_tree_jobs_total", level="1", outcome="proved") == 1
         assert await second.db.run(store.tree_nodes, b.batch_id) == []
         assert second.proving.progress(b.batch_id) is None
-    finally:
-        for s in (first, second):
-            if s is not None:
-                await s.stop()
-        await p1.close()
-        await p2.close()
-        n.close()
 
 
 # -- opt-in: real tree proving on anvil --------------------------------------------------------------

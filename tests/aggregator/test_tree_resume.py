@@ -38,7 +38,6 @@ from aggregator.leaves import leaf_statement_hash
 from aggregator.merkle import merkle_root
 from aggregator.metrics import Metrics
 from aggregator.records import KIND_RECURSIVE, BatchState, NewProof, Submission
-from aggregator.service import Service
 from aggregator.store import MIGRATIONS, SqliteStore, Store, StoreThread, TreeNode
 from aggregator.store_pg import PG_MIGRATIONS
 from aggregator.tree_prover import TreeProver
@@ -133,13 +132,9 @@ async def test_a_restart_sends_only_the_unfinished_jobs(
     monkeypatch.setenv("SHEAF_TREE_STANDIN_PROVE_S", "0.8")  # room to stop mid-level
     inputs = {i.name: i for i in fixture_inputs()}
     names = TREE_BATCH
-    n, service = tree_services(tmp_path / "agg.db")
-
-    p1, p2 = standin.prover(normalizer=n), standin.prover(normalizer=n)
-    first: Service | None = service(p1)
-    second: Service | None = None
-    try:
-        assert first is not None
+    async with tree_services(tmp_path / "agg.db") as ts:
+        p1, p2 = standin.prover(normalizer=ts.normalizer), standin.prover(normalizer=ts.normalizer)
+        first = ts.service(p1)
         for name in names:
             i = inputs[name]
             await first.ingest.submit(
@@ -157,13 +152,11 @@ async def test_a_restart_sends_only_the_unfinished_jobs(
         assert first.proving.progress(b.batch_id) == "level 0 of 1, 1 of 2 jobs done"
         rows = [r.statement_hash for r in await first.db.run(store.batch_proofs, b.batch_id)]
         chunk0, chunk1 = rows[:2], rows[2:]
-        await first.stop()  # the second leaf job is with its worker: the batch stays PENDING
-        await p1.close()
-        first = None
+        await ts.stop(first)  # the second leaf job is with its worker: the batch stays PENDING
         assert standin.requests()[0] == _leaf(chunk0)
         sent_before = len(standin.requests())
 
-        second = service(p2)
+        second = ts.service(p2)
         store = second.db.store
         seen: list[str] = []
         while not (signed := await second.db.run(store.batches_in, BatchState.SIGNED)):
@@ -187,13 +180,6 @@ async def test_a_restart_sends_only_the_unfinished_jobs(
         assert m.counter_value("sheaf_tree_jobs_total", level="0", outcome="proved") == 1
         assert m.counter_value("sheaf_tree_jobs_total", level="1", outcome="proved") == 1
         assert second.metrics.counter_value("sheaf_recursive_batches_total", result="proved") == 1
-    finally:
-        for s in (first, second):
-            if s is not None:
-                await s.stop()
-        await p1.close()
-        await p2.close()
-        n.close()
 
 
 # -- stale kept nodes are proved again ----------------------------------------------------------------

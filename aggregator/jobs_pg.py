@@ -234,6 +234,7 @@ class PgJobQueue:
         self._opening = asyncio.Lock()
         self._last_sweep = 0.0
         self._unsettled: dict[str, float] = {}  # job id -> when its queue job was seen ended
+        self._attempts = 0  # attempts this worker runs now (serve's stop bound)
 
     def queue_for(self, circuit_hash: str, kind: str = KIND_OUTER) -> str:
         return queue_for(circuit_hash, kind)
@@ -487,7 +488,11 @@ class PgJobQueue:
         failure) in sheaf_jobs."""
 
         async def prove(context: JobContext, job_id: str, max_attempts: int) -> str:
-            return await self._run_attempt(context, job_id, max_attempts, execute)
+            self._attempts += 1
+            try:
+                return await self._run_attempt(context, job_id, max_attempts, execute)
+            finally:
+                self._attempts -= 1
 
         self.app.task(name=TASK, pass_context=True, retry=_Retry())(prove)
 
@@ -560,8 +565,19 @@ class PgJobQueue:
         return "done"
 
     async def _interrupted(self, job_id: str, run_id: int, final: bool) -> None:
-        await self._fail(job_id, PROVER_LOST, f"worker {self.name} stopped during the attempt", final=final)
-        await self.connector.execute_query_async(_END_RUN, outcome="interrupted", id=run_id)
+        try:
+            await self._fail(
+                job_id, PROVER_LOST, f"worker {self.name} stopped during the attempt", final=final
+            )
+            await self.connector.execute_query_async(_END_RUN, outcome="interrupted", id=run_id)
+        except (pexc.ConnectorException, psycopg.Error, OSError) as e:  # the database is gone
+            log.warning(
+                "job %s: not handed back (%s): it runs again elsewhere once this worker's "
+                "heartbeat is %g s old",
+                job_id,
+                str(e).strip() or type(e).__name__,
+                self.stalled_after_s,
+            )
 
     async def serve(
         self,
@@ -572,11 +588,19 @@ class PgJobQueue:
         heartbeat_s: float = 10.0,
         drain_s: float = 30.0,
         install_signal_handlers: bool = True,
+        stop_grace_s: float = 5.0,
     ) -> None:
         """Run jobs of `queues` until stopped (SIGTERM/SIGINT with the signal handlers: running
         jobs get `drain_s` to finish, then are interrupted and offered again). Sweeps stalled jobs
         meanwhile. procrastinate's worker stops when it loses the database (its heartbeat fails):
-        it is started again after a pause, until a signal stops this one."""
+        it is started again after a pause, until a signal stops this one.
+
+        The stop is bounded: once stopped, procrastinate's worker gets `stop_grace_s` (plus
+        `drain_s` while a job runs) to hand its jobs back and unregister. Its database calls wait
+        up to 30 s for a pool connection each, so while PostgreSQL is down it would take minutes:
+        past the bound it is abandoned (logged) and serve returns. A job it had stays `running` in
+        the queue with this worker's heartbeat stopped: the stalled-job recovery (sweep_stalled)
+        runs it again elsewhere, as after a kill -9."""
         await self.open()
         self.register(execute)
         stopping = asyncio.Event()
@@ -608,7 +632,8 @@ class PgJobQueue:
                 )
                 current[:] = [w]
                 try:
-                    await w.run()  # type: ignore[no-untyped-call]
+                    if not await self._run_bounded(w, stopping, drain_s, stop_grace_s):
+                        return  # abandoned: the database did not answer the stop path in time
                 except (pexc.ConnectorException, psycopg.Error, OSError) as e:
                     log.warning("worker %s: the queue is unreachable (%s)", self.name, e)
                 if not stopping.is_set():
@@ -624,6 +649,40 @@ class PgJobQueue:
                 loop = asyncio.get_running_loop()
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+
+    async def _run_bounded(self, w: Worker, stopping: asyncio.Event, drain_s: float, grace_s: float) -> bool:
+        """Run procrastinate's worker `w` until it returns (True); once `stopping` is set, give it
+        grace_s (+ drain_s while a job runs) more, then cancel it (False: abandoned)."""
+        run = asyncio.create_task(w.run(), name="queue-worker")  # type: ignore[no-untyped-call]
+        stop_wait = asyncio.create_task(stopping.wait(), name="queue-worker-stop")
+        try:
+            await asyncio.wait({run, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            if not run.done():
+                # run() has started (it clears a stop requested before): ask it again
+                w.stop()  # type: ignore[no-untyped-call]
+                bound = grace_s + (drain_s if self._attempts else 0.0)
+                await asyncio.wait({run}, timeout=bound)
+                if not run.done():
+                    log.warning(
+                        "worker %s: stopping: the queue's PostgreSQL did not answer within %g s; "
+                        "exiting without unregistering (a job it was running is re-run elsewhere "
+                        "once its heartbeat is %g s old)",
+                        self.name,
+                        bound,
+                        self.stalled_after_s,
+                    )
+                    for _ in range(10):  # run() awaits its loop again once cancelled: twice
+                        run.cancel()
+                        await asyncio.wait({run}, timeout=0.2)
+                        if run.done():
+                            break
+                    return False
+        finally:
+            stop_wait.cancel()
+            if not run.done():  # serve itself was cancelled
+                run.cancel()
+        await run  # its exception, if any
+        return True
 
     async def _sweep_loop(self) -> None:
         while True:

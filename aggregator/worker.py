@@ -66,6 +66,12 @@ from sheaf.recursion_tree import TreePlan
 
 log = logging.getLogger("sheaf.worker")
 
+# On SIGTERM, procrastinate's stop path (hand the running job back, unregister) gets this long, plus
+# --drain-s while a job runs; past it (the queue's PostgreSQL is down: every call waits 30 s for a
+# pool connection) the worker exits 0 without unregistering and the stalled-job recovery re-runs
+# the job it had (aggregator.jobs_pg.PgJobQueue.serve).
+STOP_GRACE_S = 5.0
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -568,7 +574,12 @@ async def run_worker(
         w.preload()
     try:
         await q.serve(
-            w.execute, queues=queues, concurrency=concurrency, heartbeat_s=heartbeat_s, drain_s=drain_s
+            w.execute,
+            queues=queues,
+            concurrency=concurrency,
+            heartbeat_s=heartbeat_s,
+            drain_s=drain_s,
+            stop_grace_s=STOP_GRACE_S,
         )
     finally:
         prober.cancel()

@@ -212,7 +212,7 @@ async def test_readyz_503_once_postgres_stops(tmp_path: Path) -> None:
             assert (await w.metrics())[m("sheaf_worker_heartbeat_age_seconds")] > STALLED
             assert (await w.get("/healthz"))[0] == 200  # the process itself is alive
         finally:
-            w.stop(signal.SIGKILL)  # its shutdown would wait for the lost database (pool timeouts)
+            w.stop(signal.SIGKILL)  # (SIGTERM: it would wait worker.STOP_GRACE_S for the lost database)
 
 
 def test_bad_http_listen_is_a_config_error(pg_server: LocalPostgres, tmp_path: Path) -> None:

@@ -463,3 +463,68 @@ def test_queue_configuration(tmp_path: Path) -> None:
     # queue mode without a pinned circuit: recursion is off (workers prove only with pinned keys)
     p2 = RecursiveProver(batch=2, npub=1, normalizer=None, queue=PgJobQueue(url))
     assert p2.disabled_code == CIRCUIT_MISMATCH and not p2.accepts("groth16", 1)
+
+
+async def test_sigterm_during_a_database_outage_exits_within_the_bound(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while the queue's PostgreSQL is down (a worker mid-job): procrastinate's stop path
+    waits for pool connections (30 s each); the worker exits within its stop bound (--drain-s 0 +
+    worker.STOP_GRACE_S) with exit 0 and a log line naming the outage. The job it had is not lost:
+    once PostgreSQL is back, the stalled-job recovery runs it on another worker, and the leader's
+    waiting run gets that result. A server of its own: stopping the session's would disturb the
+    other tests."""
+    from aggregator import pg_local
+    from aggregator.worker import STOP_GRACE_S
+
+    with pg_local.local_postgres() as pg:
+        e = Env(**{**vars(env), "url": pg.url()})
+        q = PgJobQueue(e.url, schema=e.schema, stalled_after_s=STALLED, name="leader")
+        a = start_worker(e, "worker-o", prove_s=60.0)
+        b: subprocess.Popen[bytes] | None = None
+        u = unit_of(13)
+        run = asyncio.create_task(q.run(u, max_attempts=3, pickup_timeout_s=60))
+        try:
+
+            async def running() -> bool:
+                try:
+                    return (await q.state(u.job_id))["state"] == "running"
+                except KeyError:
+                    return False
+
+            await wait_for("worker-o to take the job", running, 30)
+            port = pg.port
+            await asyncio.to_thread(pg.stop, remove=False)
+            await asyncio.sleep(0.5)  # (a heartbeat missed) the worker's database calls now wait
+            t0 = time.monotonic()
+            a.send_signal(signal.SIGTERM)
+            try:
+                rc = await asyncio.to_thread(a.wait, STOP_GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the worker did not exit within {STOP_GRACE_S + 5} s of SIGTERM")
+            took = time.monotonic() - t0
+            log = (e.tmp / "worker-o.log").read_text()
+            assert rc == 0, log[-3000:]
+            assert "did not answer" in log, log[-3000:]
+            assert "unhandled exception" not in log and '"logger": "asyncio"' not in log, log[-3000:]
+
+            # the job is recovered once PostgreSQL is back (on its port: the leader still waits)
+            monkeypatch.setattr(pg_local, "_free_port", lambda: port)
+            await asyncio.to_thread(pg.start)
+            t1 = time.monotonic()
+            b = start_worker(e, "worker-p", prove_s=0.2)
+            res = await asyncio.wait_for(run, 30)
+            assert res.worker == "worker-p" and res.proof == proof_of(e.chash, list(u.statement_hashes))
+            st = await q.state(u.job_id)
+            assert st["state"] == "done" and st["attempts"] == 2, st
+            print(
+                f"\nSIGTERM during a database outage: exited in {took:.2f} s (rc {rc}); the job "
+                f"re-run by another worker {time.monotonic() - t1:.2f} s after PostgreSQL was back"
+            )
+        finally:
+            run.cancel()  # (a failure above: the leader would retry for minutes)
+            await asyncio.gather(run, return_exceptions=True)
+            stop(a, signal.SIGKILL)
+            rc_b = stop(b) if b is not None else 0
+            await q.close()
+        assert rc_b == 0, (e.tmp / "worker-p.log").read_text()[-3000:]

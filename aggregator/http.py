@@ -61,6 +61,36 @@ def _allow(e: web.HTTPException) -> dict[str, str]:
     return {"Allow": allow} if allow else {}
 
 
+class Listener:
+    """An aiohttp application served on HOST:PORT (port 0: a free one, `port` is the one bound):
+    the start and stop of the aggregator's HttpApi and of a worker's /healthz, /readyz and /metrics
+    (aggregator.worker.WorkerHttp). A failed bind raises OSError with nothing left open."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        runner = web.AppRunner(self.app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:  # in use, not an address of this host
+            await runner.cleanup()
+            raise
+        self.runner = runner
+        socks = getattr(site._server, "sockets", None) or []
+        self.port = int(socks[0].getsockname()[1]) if socks else port
+        return self.port
+
+    async def stop(self) -> None:
+        runner, self.runner = self.runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
 def path_id(request: web.Request, name: str) -> int:
     """A non-negative integer path segment; larger than any stored id -> NOT_FOUND by the caller."""
     raw = request.match_info[name]
@@ -131,22 +161,19 @@ class HttpApi:
             chain,
             max_message_bytes,
         )
-        self.runner: web.AppRunner | None = None
-        self.port = 0
+        self.listener = Listener(self.app)
+
+    @property
+    def port(self) -> int:
+        """The bound port (0 before start)."""
+        return self.listener.port
 
     async def start(self, listen: str) -> None:
         host, _, port = listen.rpartition(":")
-        self.runner = web.AppRunner(self.app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host or "127.0.0.1", int(port))
-        await site.start()
-        server = site._server
-        socks = getattr(server, "sockets", None) or []
-        self.port = int(socks[0].getsockname()[1]) if socks else int(port)
+        await self.listener.start(host or "127.0.0.1", int(port))
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.listener.stop()
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

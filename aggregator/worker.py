@@ -46,7 +46,7 @@ from typing import Any
 import psycopg
 from aiohttp import web
 
-from aggregator.http import errors
+from aggregator.http import Listener, errors
 from aggregator.jobs import (
     CIRCUIT_MISMATCH,
     KEYS_MISSING,
@@ -465,25 +465,22 @@ class WorkerHttp:
                 web.get("/metrics", self.metrics),
             ]
         )
-        self.runner: web.AppRunner | None = None
-        self.port = 0
+        self.listener = Listener(self.app)
+
+    @property
+    def port(self) -> int:
+        """The bound port (0 before start)."""
+        return self.listener.port
 
     async def start(self, listen: str) -> None:
         host, port = parse_listen(listen)
-        self.runner = web.AppRunner(self.app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port)
         try:
-            await site.start()
+            await self.listener.start(host, port)
         except OSError as e:  # in use, not an address of this host
-            await self.runner.cleanup()
             raise ValueError(f"--http-listen {listen}: cannot listen: {e.strerror or e}") from None
-        socks = getattr(site._server, "sockets", None) or []
-        self.port = int(socks[0].getsockname()[1]) if socks else port
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await self.listener.stop()
 
     async def healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

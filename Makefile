@@ -16,11 +16,12 @@ GNARK_SRC   := $(shell find gnark -name '*.go' 2>/dev/null) gnark/go.mod gnark/g
 PROTO_SRC   := $(shell find proto -name '*.proto' 2>/dev/null)
 STAMP       := build/stamps
 
-.PHONY: help setup test demo bench lint fmt clean check-tools postgres lock-python
+.PHONY: help setup test demo bench bench-tree64 lint fmt clean check-tools postgres lock-python
 help:
 	@echo "make demo   set up everything, then run the end-to-end job on local defaults"
 	@echo "make test   set up everything, then run the whole test suite"
 	@echo "make bench  set up, then run the benchmarks (tables + bench/results/*.json)"
+	@echo "make bench-tree64  a real 64-leaf recursion-tree batch on anvil (K=4/F=4 keys: ~1.5 h cold setup, then ~40 min)"
 	@echo "make lint   ruff, mypy, go vet, forge fmt --check"
 	@echo "make setup  only install/build (idempotent)"
 
@@ -88,6 +89,9 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench
+
+bench-tree64: setup
+	$(PY) -m bench.recursion_tree_64 --setup
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -71,6 +71,10 @@ log = logging.getLogger("sheaf.worker")
 # pool connection) the worker exits 0 without unregistering and the stalled-job recovery re-runs
 # the job it had (aggregator.jobs_pg.PgJobQueue.serve).
 STOP_GRACE_S = 5.0
+# A tree deployment refused for missing keys (a level's vks below it, checked when its process
+# starts) is refused again at once for this long, then its keys are looked for again (copied in
+# since: proved, without a restart).
+TREE_KEYS_RECHECK_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ class ProvingWorker:
         ready_timeout_s: float = 7200.0,
         verify: bool = True,
         tree_cache_dir: str = "",
+        tree_keys_recheck_s: float = TREE_KEYS_RECHECK_S,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -248,6 +253,8 @@ class ProvingWorker:
         self._provers: list[RecursiveProver] = []
         self.tree_cache_dir = Path(tree_cache_dir) if tree_cache_dir else self.cache_dir.parent / "tree"
         self._trees: dict[tuple[str, ...], TreeProver] = {}  # by the deployment's circuit hashes
+        self.tree_keys_recheck_s = tree_keys_recheck_s
+        self._keys_missing_at: dict[tuple[str, ...], float] = {}  # deployments refused: KEYS_MISSING
         self.jobs_done = 0
         self._describe_metrics()
 
@@ -420,6 +427,23 @@ class ProvingWorker:
             )
         key = tuple(job.circuit_hashes)
         tp = self._trees.get(key)
+        if tp is not None and tp.disabled and tp.disabled_code == KEYS_MISSING:
+            age = time.monotonic() - self._keys_missing_at.setdefault(key, time.monotonic())
+            if age < self.tree_keys_recheck_s:
+                raise ProvingFailed(
+                    KEYS_MISSING,
+                    f"{tp.disabled} (found {age:.1f} s ago; looked for again after "
+                    f"{self.tree_keys_recheck_s:g} s)",
+                )
+            log.info(
+                "worker %s: tree level %d: looking for the keys found missing %.1f s ago again",
+                self.queue.name,
+                job.level,
+                age,
+            )
+            del self._trees[key], self._keys_missing_at[key]
+            await tp.close()
+            tp = None
         if tp is None:
             p = job.plan
             tp = TreeProver(
@@ -432,7 +456,12 @@ class ProvingWorker:
                 ready_timeout_s=self.ready_timeout_s,
             )
             self._trees[key] = tp
-        res = await tp.run_job(job)
+        try:
+            res = await tp.run_job(job)
+        except ProvingFailed:
+            if tp.disabled and tp.disabled_code == KEYS_MISSING:  # (re-checked after the back-off)
+                self._keys_missing_at.setdefault(key, time.monotonic())
+            raise
         self.jobs_done += 1
         return JobResult(res.proof, [], res.circuit_hash, res.prove_ms, self.queue.name, res.extra)
 

@@ -13,7 +13,9 @@ result is the expected one, stored once, in one queue job; a re-enqueue returns 
 RecursiveProver in queue mode (the aggregator's side, with real snarkjs leaves); a retried error
 ends after max_attempts with its code; a job no worker serves ends PROVER_UNAVAILABLE; a worker
 without the job's keys refuses it (KEYS_MISSING) and one whose binary would set up another circuit
-is stopped (CIRCUIT_MISMATCH); `aggregator worker` exit statuses."""
+is stopped (CIRCUIT_MISMATCH); `aggregator worker` exit statuses; a SIGTERM while the worker's
+PostgreSQL is down exits within the stop bound and its job is re-run elsewhere; tree keys copied in
+after a KEYS_MISSING refusal are found without a restart."""
 
 from __future__ import annotations
 
@@ -528,3 +530,74 @@ async def test_sigterm_during_a_database_outage_exits_within_the_bound(
             rc_b = stop(b) if b is not None else 0
             await q.close()
         assert rc_b == 0, (e.tmp / "worker-p.log").read_text()[-3000:]
+
+
+async def test_tree_keys_copied_in_later_are_found_without_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process (no queue: ProvingWorker.execute) with the tree stand-in (bench/standins/tree.py):
+    level 1's keys are there but level 0's vk (which `tree serve --level 1` needs) is not, so a merge
+    job is refused (KEYS_MISSING) and refused again at once within the back-off; once the vk is copied
+    in and the back-off has passed, the next merge job is proved by the same worker."""
+    from aggregator.jobs import TreeJob
+    from aggregator.worker import ProvingWorker
+    from bench.standins import tree as tree_standin
+    from sheaf.recursion_tree import TreePlan
+
+    for v in ("PROVE_S", "EXIT_ON", "BAD_ROOT", "SALT"):
+        monkeypatch.delenv(f"SHEAF_TREE_STANDIN_{v}", raising=False)
+    plan = TreePlan(k=2, npub=1, fanin=2, levels=1)
+    cache = tmp_path / "tree"
+    hashes = tree_standin.make_keys(cache, plan)
+    vk0 = cache / hashes[0][:32] / "vk.bin"
+    kept = vk0.read_bytes()
+    vk0.unlink()
+    recheck = 1.0
+    w = ProvingWorker(
+        PgJobQueue("postgresql://unused@127.0.0.1:1/x", name="w-tree"),
+        cache_dir=str(tmp_path / "flat"),
+        binary=write_binary(tmp_path / "sheaf-gnark", tree_standin),
+        tree_cache_dir=str(cache),
+        tree_keys_recheck_s=recheck,
+    )
+    leaves = [{**wire_leaf(i), "vk": wire_leaf(1 + i // 2)["vk"]} for i in range(4)]  # one vk a job
+    kids = [
+        {
+            k: v
+            for k, v in tree_standin.leaf_job(plan, hashes, {"leaves": leaves[i : i + 2]}).items()
+            if k in tree_standin.OUTPUT_FIELDS
+        }
+        for i in (0, 2)
+    ]
+
+    def merge(batch_id: int) -> TreeJob:
+        return TreeJob.for_node(
+            plan={"k": 2, "npub": 1, "fanin": 2, "levels": 1},
+            level=1,
+            index=0,
+            fields={"level": 1, "children": kids, "top": True},
+            circuit_hashes=hashes,
+            inputs=b"merge",
+            batch_id=batch_id,
+            domain_id=1,
+            prove_timeout_s=30.0,
+        )
+
+    try:
+        assert set(w.served_tree().values()) == {1}  # level 0 lacks its vk
+        with pytest.raises(ProvingFailed) as ei:
+            await w.execute(merge(1))
+        assert ei.value.code == KEYS_MISSING and "vk.bin" in ei.value.message
+        vk0.write_bytes(kept)  # the operator copies the missing key in
+        t0 = time.monotonic()
+        with pytest.raises(ProvingFailed) as ei:  # within the back-off: refused again at once
+            await w.execute(merge(2))
+        assert ei.value.code == KEYS_MISSING and "looked for again" in ei.value.message
+        assert time.monotonic() - t0 < recheck
+        await asyncio.sleep(recheck)
+        res = await asyncio.wait_for(w.execute(merge(3)), 30)
+        out = res.extra["output"]
+        assert out["level"] == 1 and out["top"] is True and out["node"]["count"] == 4
+        assert res.circuit_hash == hashes[1] and w.jobs_done == 1
+    finally:
+        await w.close()

@@ -188,6 +188,7 @@ class App:
             on_chain_view=svc.attesting.observe_chain,
             attest_ttl_s=cfg.attest_ttl_s,
             bump_after_s=cfg.bump_after_s,
+            publish_leaves=cfg.recursion.publish_leaves,
         )
         self.http = HttpApi(
             svc.ingest,

@@ -21,6 +21,7 @@ from tenacity.wait import wait_base
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
+from aggregator.merkle import merkle_root
 from sheaf.registry_abi import REGISTRY_ABI, REGISTRY_ERRORS
 
 log = logging.getLogger("sheaf.chain")
@@ -325,8 +326,19 @@ class Chain:
         leaves: Sequence[bytes],
         proof: bytes,
         replace: bytes | None = None,
+        *,
+        publish_leaves: bool = False,
     ) -> bytes:
-        fn = self.contract.functions.submitRecursiveAggregation(
-            domain_id, aggregation_id, list(leaves), proof
-        )
-        return await self._send(fn, f"submitRecursiveAggregation({domain_id},{aggregation_id})", replace)
+        """Post a proven batch: the root variant (root, count; the proof binds both), or with
+        `publish_leaves` every leaf in calldata (the registry recomputes the root)."""
+        if publish_leaves:
+            fn = self.contract.functions.submitRecursiveAggregation(
+                domain_id, aggregation_id, list(leaves), proof
+            )
+            what = "submitRecursiveAggregation"
+        else:
+            fn = self.contract.functions.submitRecursiveAggregationRoot(
+                domain_id, aggregation_id, merkle_root(list(leaves)), len(leaves), proof
+            )
+            what = "submitRecursiveAggregationRoot"
+        return await self._send(fn, f"{what}({domain_id},{aggregation_id})", replace)

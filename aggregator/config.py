@@ -63,6 +63,12 @@ class RecursionConfig(BaseModel):
     cache_dir: str = ""  # key cache root; empty: $SHEAF_CACHE/recursion (shared with sheaf-deploy)
     circuit_hash: str = ""  # expected outer circuit; empty: from the manifest (if it names one)
     max_wait_ms: int = 10_000  # a partial recursive batch closes after this (a proof costs the same)
+    # How a proven batch is posted. false (default): submitRecursiveAggregationRoot(root, count, proof):
+    # the proof binds root and count, the leaves are served by this aggregator (inclusion proofs, the
+    # explorer), as for attested batches. true: submitRecursiveAggregation(leaves, proof): every leaf
+    # also goes in calldata and the registry recomputes the root (leaves recoverable from the chain
+    # alone; ~0.8k gas more per leaf: +55k at 64 leaves, +100k at 128, bench/results/gas.json).
+    publish_leaves: bool = False
     # worker crashes/timeouts/internal errors per batch before it is attested
     max_attempts: int = Field(default=3, ge=1)
     prove_timeout_s: float = Field(default=3600.0, gt=0)

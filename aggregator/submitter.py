@@ -248,8 +248,10 @@ class Submitter:
         attest_ttl_s: int = 600,
         clock: Callable[[], float] = time.time,
         bump_after_s: float = 0.0,
+        publish_leaves: bool = False,
     ) -> None:
         self.ledger = ledger
+        self.publish_leaves = publish_leaves  # recursive batches: leaves in calldata, or the root
         self.ids = ids
         self.changes = changes
         self.metrics = metrics
@@ -524,7 +526,9 @@ class Submitter:
             leaves, proof = await self.ledger.recursive_payload(b.batch_id)
             assert proof is not None
             try:
-                tx = await self.chain.send_recursive(b.domain_id, b.aggregation_id, leaves, proof, replace)
+                tx = await self.chain.send_recursive(
+                    b.domain_id, b.aggregation_id, leaves, proof, replace, publish_leaves=self.publish_leaves
+                )
             except ContractLogicError as e:
                 why = proof_rejection(e)
                 if why is None:

@@ -236,3 +236,53 @@ def test_real_tree_proved_now_on_the_registry(node: Anvil, owner: LocalAccount, 
         check_tree_tops(node, owner, reg, tmp_path, ex, doc["leaves"], [top], domain=2)
     finally:
         shutil.rmtree(gen.parent, ignore_errors=True)
+
+
+async def test_the_aggregator_posts_the_root_variant_or_the_leaves(
+    node: Anvil, owner: LocalAccount, tmp_path: Path
+) -> None:
+    """aggregator.chain.Chain.send_recursive, as the Submitter calls it, with the fixture's real level-1
+    top over 3 leaves: by default `submitRecursiveAggregationRoot(root, count, proof)` (what
+    `recursion.publish_leaves = false` posts: no leaf in calldata), with `publish_leaves`
+    `submitRecursiveAggregation(leaves, proof)`; both RECURSIVE with the flat batch's root, every
+    leaf included; the root variant costs less gas. A proof for other leaves is refused either way."""
+    from aggregator.chain import Chain
+
+    doc = fixture_doc()
+    top = next(t for t in doc["tops"] if int(t["level"]) == 1)
+    hashes = [leaf_statement_hash(x) for x in doc["leaves"]][: int(top["count"])]
+    proof = bytes.fromhex(str(top["proof"])[2:])
+    reg = fresh_registry(node, owner, tmp_path, domain=3)
+    deploy_tree_verifier(node.rpc_url, ANVIL_DEV_KEYS[0], exported=fixture_exported(doc), out_dir=tmp_path)
+    w3 = connect(node.rpc_url)
+    chain = Chain(node.rpc_url, reg.address, ANVIL_DEV_KEYS[0])
+    try:
+        with pytest.raises(ContractLogicError):  # the proof does not prove these leaves
+            await chain.send_recursive(3, 1, hashes[::-1], proof)
+        used: dict[bool, tuple[str, int]] = {}
+        for agg_id, publish in ((1, False), (2, True)):
+            tx_hash = await chain.send_recursive(3, agg_id, hashes, proof, publish_leaves=publish)
+            rc = w3.eth.wait_for_transaction_receipt(tx_hash)
+            assert rc["status"] == 1
+            fn, args = reg.decode_function_input(w3.eth.get_transaction(tx_hash)["input"])
+            used[publish] = (fn.fn_name, int(rc["gasUsed"]))
+            if publish:
+                assert [bytes(x) for x in args["leaves"]] == hashes
+            else:
+                assert (bytes(args["root"]), int(args["leafCount"])) == (merkle_root(hashes), len(hashes))
+            ev = reg.events.AggregationSubmitted().process_receipt(rc)[0].args
+            assert (ev.aggregationId, bytes(ev.root), ev.leafCount, ev.kind) == (
+                agg_id,
+                merkle_root(hashes),
+                len(hashes),
+                RECURSIVE,
+            )
+            kind = reg.functions.verifyProofAggregationKind
+            for i, h in enumerate(hashes):
+                path = list(merkle_path(hashes, i).path)
+                assert tuple(kind(3, agg_id, h, path, len(hashes), i).call()) == (True, RECURSIVE)
+        assert used[False][0] == "submitRecursiveAggregationRoot"
+        assert used[True][0] == "submitRecursiveAggregation"
+        assert used[False][1] < used[True][1], used
+    finally:
+        await chain.close()

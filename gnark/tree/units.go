@@ -103,15 +103,7 @@ func SetupLevels(p Plan, cacheRoot string, log io.Writer) ([]*Keys, error) {
 // proving key at a time (a 64-leaf K=4/F=4 plan's three setups would not fit one 24 GiB process).
 // It is also how a production ceremony proceeds: level by level, each embedding the vk below.
 func SetupLevel(p Plan, cacheRoot string, only int, log io.Writer) ([]*Keys, error) {
-	if only < 0 || only > p.Levels {
-		return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "level", Message: fmt.Sprintf("level must be in [0, %d]", p.Levels)}
-	}
-	return loadLevels(p, cacheRoot, log, only, func(l int) loadMode {
-		if l == only {
-			return loadOrSetup
-		}
-		return vkOnly
-	})
+	return oneLevel(p, cacheRoot, only, loadOrSetup, log)
 }
 
 // WorkerLevels is the key set of a worker that proves ONE level's jobs: levels 0..only-1 are
@@ -119,12 +111,17 @@ func SetupLevel(p Plan, cacheRoot string, only int, log io.Writer) ([]*Keys, err
 // children against), level `only` keeps its constraint system and proving key; levels above are
 // not loaded. Keys must be on disk (KEYS_MISSING otherwise): a worker never runs a setup.
 func WorkerLevels(p Plan, cacheRoot string, only int, log io.Writer) ([]*Keys, error) {
+	return oneLevel(p, cacheRoot, only, loadOnly, log)
+}
+
+// oneLevel loads level `only` in `mode` and the levels below vk-only.
+func oneLevel(p Plan, cacheRoot string, only int, mode loadMode, log io.Writer) ([]*Keys, error) {
 	if only < 0 || only > p.Levels {
 		return nil, &aggregation.Error{Code: aggregation.CodeBadShape, Field: "level", Message: fmt.Sprintf("level must be in [0, %d]", p.Levels)}
 	}
 	return loadLevels(p, cacheRoot, log, only, func(l int) loadMode {
 		if l == only {
-			return loadOnly
+			return mode
 		}
 		return vkOnly
 	})

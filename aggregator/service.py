@@ -71,6 +71,7 @@ class Service:
         # domain -> age in seconds of its oldest unposted batch / oldest QUEUED proof
         self.unposted_age: dict[int, float] = {}
         self.queued_age: dict[int, float] = {}
+        self._stall_logged: dict[int, float] = {}  # domain -> when (ms) its stall was last logged
         m.describe("sheaf_proofs", "Proofs by status")
         m.gauge("sheaf_proofs", lambda: dict(self._status_counts))
         m.describe(
@@ -149,8 +150,12 @@ class Service:
             queued[d] = max(queued.get(d, 0.0), (now - oldest) / 1000)
         self.queued_age = queued
         for d, a in sorted(self.unposted_age.items()):
-            if a > self.cfg.stall_after_s > 0:
+            # once when the domain crosses the bound, then at most once a minute (refreshed every second)
+            if a > self.cfg.stall_after_s > 0 and now - self._stall_logged.get(d, 0.0) >= 60_000:
+                self._stall_logged[d] = now
                 log.warning("domain %d: its oldest unposted batch is %.0f s old (stalled?)", d, a)
+            elif a <= self.cfg.stall_after_s:
+                self._stall_logged.pop(d, None)
 
     async def _gauges(self) -> None:
         while not self.changes.closed:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from aggregator.records import (
     KIND_ATTESTED,
+    KIND_RECURSIVE,
     BatchRow,
     BatchState,
     Event,
@@ -138,8 +139,12 @@ class Store(Protocol):
         ...
 
     def oldest_unposted(self) -> dict[int, int]:
-        """domain -> created_ms of its oldest batch not yet mined on chain (PENDING, SIGNED, or
-        SUBMITTED without a block), for the domains that have one."""
+        """domain -> since when (ms) its oldest batch not yet mined on chain has been waiting to be
+        posted (attested PENDING: collecting signatures; SIGNED; SUBMITTED without a block), for the
+        domains that have one. A recursive batch is not waiting while it proves (PENDING without an
+        aggregation id: a 64-leaf tree proves for ~30 min, shown by /readyz `proving`, bounded by
+        recursion.prove_timeout_s and max_attempts) and counts from when its proof was stored
+        (updated_ms at SIGNED), so a long proof does not read as a stalled domain."""
         ...
 
     def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:
@@ -656,9 +661,10 @@ class SqliteStore:
 
     def oldest_unposted(self) -> dict[int, int]:
         rows = self.conn.execute(
-            "SELECT domain_id, MIN(created_ms) FROM batches WHERE state IN (?,?) "
+            "SELECT domain_id, MIN(CASE WHEN kind=? THEN updated_ms ELSE created_ms END) FROM batches "
+            "WHERE (state=? AND aggregation_id IS NOT NULL) OR state=? "
             "OR (state=? AND block_number IS NULL) GROUP BY domain_id",
-            (BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
+            (KIND_RECURSIVE, BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
         ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
 

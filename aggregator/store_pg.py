@@ -33,6 +33,7 @@ import psycopg
 
 from aggregator.records import (
     KIND_ATTESTED,
+    KIND_RECURSIVE,
     BatchRow,
     BatchState,
     Event,
@@ -373,10 +374,11 @@ class PostgresStore:
         return int(r[0]) if r else 0
 
     def oldest_unposted(self) -> dict[int, int]:
-        rows = self.c.execute(
-            "SELECT domain_id, MIN(created_ms) FROM batches WHERE state IN (%s,%s) "
+        rows = self.c.execute(  # see SqliteStore.oldest_unposted
+            "SELECT domain_id, MIN(CASE WHEN kind=%s THEN updated_ms ELSE created_ms END) FROM batches "
+            "WHERE (state=%s AND aggregation_id IS NOT NULL) OR state=%s "
             "OR (state=%s AND block_number IS NULL) GROUP BY domain_id",
-            (BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
+            (KIND_RECURSIVE, BatchState.PENDING, BatchState.SIGNED, BatchState.SUBMITTED),
         ).fetchall()
         return {int(r[0]): int(r[1]) for r in rows}
 

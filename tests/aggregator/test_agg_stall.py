@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from agg_helpers import (
     OPERATOR_KEYS,
     SUBMITTER_KEY,
@@ -49,7 +50,9 @@ def _gauge(text: str, name: str, domain: int) -> float:
     return float(m.group(1))
 
 
-async def test_readyz_names_a_stalled_domain(chain_env: ChainEnv, tmp_path: Path) -> None:
+async def test_readyz_names_a_stalled_domain(
+    chain_env: ChainEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     ops = chain_env.operators[:2]
     env = ChainEnv(chain_env.node, deploy_registry(chain_env.node.rpc_url, ops, 2), ops)
     # batches close only when forced (max_wait 10 min), no operator runs yet
@@ -73,6 +76,10 @@ async def test_readyz_names_a_stalled_domain(chain_env: ChainEnv, tmp_path: Path
         assert checks["posting"] is False and checks["batching"] is True, checks
         _, text = await _get(port, "/metrics")
         assert _gauge(text, "sheaf_oldest_unposted_batch_age_seconds", 1) > 2.0
+        # the stall is logged once when it starts, not at every refresh (every second)
+        await asyncio.sleep(2.5)
+        logged = [r for r in caplog.records if "its oldest unposted batch" in r.getMessage()]
+        assert len(logged) == 1, [r.getMessage() for r in logged]
 
         workers = [
             start_operator(target, k, tmp_path / f"op{i}.log") for i, k in enumerate(OPERATOR_KEYS[:2])

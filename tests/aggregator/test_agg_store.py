@@ -10,6 +10,7 @@ import functools
 import inspect
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -272,6 +273,28 @@ def test_recursive_batch_takes_its_id_when_proved(open_store: OpenStore) -> None
     assert s.get_batch(att.batch_id).state == BatchState.PENDING  # type: ignore[union-attr]
     s.set_batch_state(att.batch_id, [BatchState.PENDING], BatchState.FINALIZED)
     assert s.max_aggregation(1, BatchState.FINALIZED) == 1
+    s.close()
+
+
+def test_a_proving_batch_is_not_waiting_to_be_posted(open_store: OpenStore) -> None:
+    """oldest_unposted (the /readyz `posting` stall check): a recursive batch that is still proving
+    (PENDING, no id) is not waiting to be posted; once proved it counts from when its proof was
+    stored, not from its creation (a 64-leaf tree proves for ~30 min: that is not a stalled
+    domain); an attested PENDING batch counts from its creation."""
+    s = open_store()
+    s.insert_proofs([_p(i) for i in range(2)])
+    rows = s.take_queued(1, KIND_ATTESTED, 2)
+    rec = s.create_batch(2, "recursive", [rows[0].proof_id], b"\x01" * 32, defer_id=True)
+    assert s.oldest_unposted() == {}  # proving
+    att = s.create_batch(1, KIND_ATTESTED, [rows[1].proof_id], b"\x02" * 32)
+    assert s.oldest_unposted() == {1: att.created_ms}
+    time.sleep(0.05)
+    done = s.finish_proving(rec.batch_id, b"outer")
+    assert done is not None and done.state == BatchState.SIGNED
+    since = s.oldest_unposted()[2]
+    assert since >= rec.created_ms + 40  # from the proof's storage, not the batch's creation
+    s.set_batch_state(rec.batch_id, [BatchState.SIGNED], BatchState.FINALIZED)
+    assert s.oldest_unposted() == {1: att.created_ms}
     s.close()
 
 

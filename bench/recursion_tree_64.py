@@ -429,6 +429,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res: dict[str, Any] = {
         "plan": PLAN.name,
         "leaves": a.leaves,
+        "workers": a.workers if a.workers >= 2 else "local (one tree worker process at a time)",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     if a.setup:

@@ -143,8 +143,9 @@ class Store(Protocol):
         posted (attested PENDING: collecting signatures; SIGNED; SUBMITTED without a block), for the
         domains that have one. A recursive batch is not waiting while it proves (PENDING without an
         aggregation id: a 64-leaf tree proves for ~30 min, shown by /readyz `proving`, bounded by
-        recursion.prove_timeout_s and max_attempts) and counts from when its proof was stored
-        (updated_ms at SIGNED), so a long proof does not read as a stalled domain."""
+        recursion.prove_timeout_s and max_attempts) and counts from its updated_ms: when its proof was
+        stored, or its last state change since (a re-send after a dropped transaction), so a long
+        proof does not read as a stalled domain."""
         ...
 
     def take_queued(self, domain_id: int, kind: str, limit: int) -> list[ProofRow]:

@@ -56,7 +56,7 @@ from deploy.api import configure_registry, deploy_all, load_manifest, registry
 from deploy.chain import call_tx_gas, connect, exec_gas, transact
 from deploy.compile import compile_files
 from deploy.tree import deploy_tree_verifier, export_tree_verifiers
-from sheaf.paths import REPO_ROOT
+from sheaf.paths import REPO_ROOT, gnark_binary
 from sheaf.recursion_tree import TreePlan, tree_cache_root
 
 PLAN = TreePlan(k=4, npub=1, fanin=4, levels=2)
@@ -75,12 +75,6 @@ class Proof:
     proof: bytes
     vk: bytes
     public: bytes
-
-
-def gnark_bin() -> str:
-    out = REPO_ROOT / "build" / "bin" / "sheaf-gnark"
-    subprocess.run(["go", "build", "-o", str(out), "./cmd/sheaf-gnark"], cwd=REPO_ROOT / "gnark", check=True)
-    return str(out)
 
 
 def setup_keys(binary: str) -> list[dict[str, Any]]:
@@ -424,7 +418,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a.leaves = a.leaves or PLAN.capacity
     if not PLAN.k <= a.leaves <= PLAN.capacity:
         ap.error(f"--leaves must be in [{PLAN.k}, {PLAN.capacity}]")
-    binary = gnark_bin()
+    binary = str(gnark_binary())  # built by `make setup` (make bench-tree64 runs it first)
     os.environ.setdefault("SHEAF_GNARK_BIN", binary)
     res: dict[str, Any] = {
         "plan": PLAN.name,
